@@ -1,0 +1,54 @@
+// The few Linux headers Swift's Glibc module does not export, plus tiny helpers
+// for things Swift cannot express directly (packed epoll_event, variadic fcntl).
+#ifndef C_CHORUS_LINUX_H
+#define C_CHORUS_LINUX_H
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/resource.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <limits.h>
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+
+// epoll_event is packed on x86_64; read and write its fields through C.
+static inline uint64_t chorus_epoll_event_data(const struct epoll_event *ev) { return ev->data.u64; }
+static inline uint32_t chorus_epoll_event_events(const struct epoll_event *ev) { return ev->events; }
+
+static inline int chorus_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event ev;
+    ev.events = events;
+    ev.data.u64 = data;
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+
+static inline int chorus_errno(void) { return errno; }
+static inline int chorus_iov_max(void) { return IOV_MAX; }
+
+// Constants Swift imports awkwardly (enum-valued macros).
+static const uint32_t CHORUS_EPOLLIN = EPOLLIN;
+static const uint32_t CHORUS_EPOLLOUT = EPOLLOUT;
+static const uint32_t CHORUS_EPOLLERR = EPOLLERR;
+static const uint32_t CHORUS_EPOLLHUP = EPOLLHUP;
+static const uint32_t CHORUS_EPOLLRDHUP = EPOLLRDHUP;
+static const uint32_t CHORUS_EPOLLET = EPOLLET;
+static const int CHORUS_SOCK_NONBLOCK = SOCK_NONBLOCK;
+static const int CHORUS_SOCK_CLOEXEC = SOCK_CLOEXEC;
+static const int CHORUS_SOCK_STREAM = SOCK_STREAM;
+static const int CHORUS_EFD_NONBLOCK = EFD_NONBLOCK;
+static const int CHORUS_EFD_CLOEXEC = EFD_CLOEXEC;
+static const int CHORUS_TFD_NONBLOCK = TFD_NONBLOCK;
+static const int CHORUS_TFD_CLOEXEC = TFD_CLOEXEC;
+static const int CHORUS_EPOLL_CLOEXEC = EPOLL_CLOEXEC;
+
+#endif
