@@ -32,6 +32,11 @@ static inline int chorus_epoll_ctl(int epfd, int op, int fd, uint32_t events, ui
     return epoll_ctl(epfd, op, fd, &ev);
 }
 
+// accept4 needs _GNU_SOURCE, which Swift's Glibc module is not built with.
+int chorus_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+// pthread_setname_np is also _GNU_SOURCE-only.
+void chorus_set_thread_name(const char *name);
+
 static inline int chorus_errno(void) { return errno; }
 static inline int chorus_iov_max(void) { return IOV_MAX; }
 
