@@ -1,18 +1,26 @@
 /// An immutable, reference-counted byte buffer: one allocation holds the count and the bytes.
 /// A broadcast frame is built into one of these once and every recipient's queue points to it.
-public final class SharedBytes: ManagedBuffer<Int, UInt8>, @unchecked Sendable {
+/// (A struct around the storage class: ManagedBuffer subclasses cannot be Sendable themselves.)
+public struct SharedBytes: @unchecked Sendable {
+    @usableFromInline
+    final class Storage: ManagedBuffer<Int, UInt8> {}
+
+    @usableFromInline let storage: Storage
+
+    @inlinable
+    init(storage: Storage) { self.storage = storage }
+
     /// Allocates `count` bytes and lets `initialize` fill them; the bytes are immutable afterwards.
     @inlinable
     public static func make(count: Int, _ initialize: (UnsafeMutableRawBufferPointer) -> Void) -> SharedBytes {
-        let buffer = unsafeDowncast(
-            SharedBytes.create(minimumCapacity: max(count, 1)) { _ in count }, to: SharedBytes.self)
-        buffer.withUnsafeMutablePointerToElements { initialize(UnsafeMutableRawBufferPointer(start: $0, count: count)) }
-        return buffer
+        let storage = unsafeDowncast(Storage.create(minimumCapacity: max(count, 1)) { _ in count }, to: Storage.self)
+        storage.withUnsafeMutablePointerToElements { initialize(UnsafeMutableRawBufferPointer(start: $0, count: count)) }
+        return SharedBytes(storage: storage)
     }
 
     @inlinable
     public static func copying(_ bytes: UnsafeRawBufferPointer) -> SharedBytes {
-        make(count: bytes.count) { $0.copyMemory(from: bytes) }
+        make(count: bytes.count) { if bytes.count > 0 { $0.copyMemory(from: bytes) } }
     }
 
     @inlinable
@@ -21,12 +29,12 @@ public final class SharedBytes: ManagedBuffer<Int, UInt8>, @unchecked Sendable {
     }
 
     @inlinable
-    public var count: Int { header }
+    public var count: Int { storage.header }
 
-    /// The bytes. Valid as long as this object is alive.
+    /// The bytes. Valid as long as any copy of this value is alive.
     @inlinable
     public var baseAddress: UnsafeRawPointer {
-        UnsafeRawPointer(withUnsafeMutablePointerToElements { $0 })
+        UnsafeRawPointer(storage.withUnsafeMutablePointerToElements { $0 })
     }
 
     @inlinable
@@ -35,4 +43,7 @@ public final class SharedBytes: ManagedBuffer<Int, UInt8>, @unchecked Sendable {
     }
 
     public var array: [UInt8] { withUnsafeBytes { Array($0) } }
+
+    /// Whether two values share the same bytes (the same allocation).
+    public func isSameBuffer(as other: SharedBytes) -> Bool { storage === other.storage }
 }

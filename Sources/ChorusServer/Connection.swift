@@ -1,0 +1,158 @@
+import ChorusLoop
+import ChorusWebSocket
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One client. Owned by exactly one loop and touched only on that loop's thread.
+public final class Connection {
+    enum State {
+        /// Reading the HTTP request head.
+        case http
+        /// Reading a request body of `remaining` bytes (non-upgrade routes only).
+        case httpBody(HTTPRequestHead, remaining: Int)
+        /// Answered a plain HTTP request; closing once the response is written.
+        case httpDone
+        case open
+        /// Our close frame is queued or sent; waiting for the peer's close or FIN.
+        case closing
+        case closed
+    }
+
+    unowned let loop: ServerLoop
+    public let id: ConnectionID
+    let fd: Int32
+    public let remoteAddress: SocketAddress
+    public private(set) var subprotocol: String?
+    /// Whatever the application wants to keep per connection (for example the authenticated user).
+    public var userData: AnyObject?
+
+    var state = State.http
+    var httpParser: HTTPRequestParser
+    var reader: WebSocketMessageReader?
+    var inbound = InboundBuffer()
+    var outbound = OutboundQueue()
+
+    /// In the loop's flush list this iteration.
+    var isDirty = false
+    /// EPOLLOUT registered because the socket buffer was full.
+    var awaitingWritable = false
+    var closeReceived = false
+    var closeSent = false
+    var writeShutDown = false
+    /// After a protocol error: read and discard until the peer's FIN.
+    var discardInput = false
+    var pingOutstanding = false
+    var opened = false
+    var peerCloseCode: WebSocketCloseCode?
+
+    var lastActivity: UInt64
+    var deadline: UInt64 = 0
+
+    /// Rooms this connection is in, with its index in each room's member array.
+    var memberships: [Membership] = []
+    /// Position in the loop's list of open connections.
+    var openIndex = -1
+    /// Emit epoch stamp: dedupes recipients across several rooms of one emit.
+    var emitMark: UInt64 = 0
+
+    /// Compression agreed with this client, if any.
+    var deflateAgreement: PerMessageDeflateAgreement?
+    /// Whether shared (compress-once) frames suit this client's window.
+    var acceptsSharedCompression = false
+    /// Per-connection compressor in `dedicated` mode.
+    var dedicatedDeflater: PerMessageDeflater?
+    /// A shared frame went into this client's inflate stream: the dedicated compressor's history no
+    /// longer matches the client's window, so it must start afresh before its next message.
+    var dedicatedDeflaterNeedsReset = false
+
+    init(loop: ServerLoop, id: ConnectionID, fd: Int32, remoteAddress: SocketAddress, now: UInt64) {
+        self.loop = loop
+        self.id = id
+        self.fd = fd
+        self.remoteAddress = remoteAddress
+        self.httpParser = HTTPRequestParser(maxHeaderSize: loop.configuration.maxHeaderSize)
+        self.lastActivity = now
+    }
+
+    deinit {
+        inbound.release()
+    }
+
+    public var server: WebSocketServer { loop.server }
+
+    public var isOpen: Bool {
+        if case .open = state { return true }
+        return false
+    }
+
+    // MARK: Application API (loop thread only)
+
+    /// Sends one message to this client (compressed if negotiated and worth it).
+    public func send(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) {
+        guard isOpen else { return }
+        loop.sendDirect(self, opcode, payload)
+    }
+
+    public func send(text: String) {
+        var text = text
+        text.withUTF8 { send(.text, UnsafeRawBufferPointer($0)) }
+    }
+
+    public func send(binary: [UInt8]) {
+        binary.withUnsafeBytes { send(.binary, $0) }
+    }
+
+    /// Queues an already-encoded frame (shared with other recipients).
+    public func send(_ frame: OutgoingFrame) {
+        guard isOpen else { return }
+        loop.enqueue(frame, to: self)
+    }
+
+    /// Starts the close handshake (RFC 6455 §7.1.2).
+    public func close(code: WebSocketCloseCode = .normalClosure, reason: String = "") {
+        loop.beginClose(self, code: code, reason: reason)
+    }
+
+    public func join(_ room: String) {
+        guard isOpen else { return }
+        loop.rooms.join(self, room)
+    }
+
+    public func leave(_ room: String) {
+        loop.rooms.leave(self, room)
+    }
+
+    public var rooms: [String] { memberships.map(\.room.name) }
+
+    public func isMember(of room: String) -> Bool { memberships.contains { $0.room.name == room } }
+
+    /// Bytes waiting in this connection's outbound queue.
+    public var bufferedAmount: Int { outbound.byteCount }
+
+    func updateMembershipIndex(room: LocalRoom, to index: Int) {
+        for i in memberships.indices where memberships[i].room === room {
+            memberships[i].index = index
+            return
+        }
+    }
+
+    func upgraded(subprotocol: String?, agreement: PerMessageDeflateAgreement?) {
+        self.subprotocol = subprotocol
+        self.deflateAgreement = agreement
+        let config = loop.configuration
+        reader = WebSocketMessageReader(
+            maxMessageSize: config.maxMessageSize,
+            inflater: agreement.map { PerMessageInflater(agreement: $0) })
+        if let agreement {
+            // A shared frame is compressed with the configured window: the client's must be as large.
+            acceptsSharedCompression = agreement.serverMaxWindowBits >= config.deflate.serverMaxWindowBits
+            if config.deflate.mode == .dedicated {
+                dedicatedDeflater = PerMessageDeflater(
+                    windowBits: agreement.serverMaxWindowBits, memLevel: config.deflate.memLevel,
+                    noContextTakeover: agreement.serverNoContextTakeover)
+            }
+        }
+        state = .open
+    }
+}

@@ -1,0 +1,69 @@
+import ChorusWebSocket
+import ChorusLoop
+
+/// A complete WebSocket message. The bytes are valid only during the callback.
+public enum WebSocketMessage {
+    case text(UnsafeRawBufferPointer)
+    case binary(UnsafeRawBufferPointer)
+}
+
+/// A plain HTTP request (not an upgrade) with its body.
+public struct HTTPRequest: Sendable {
+    public var head: HTTPRequestHead
+    public var body: [UInt8]
+    public var remoteAddress: SocketAddress
+}
+
+public enum UpgradeDecision: Sendable {
+    case accept
+    case reject(HTTPResponse)
+}
+
+/// What runs on top of the server. Every callback runs on the loop thread that owns the connection;
+/// a connection may be used only there. `WebSocketServer.emit` is the thread-safe way to reach others.
+public protocol ServerApplication: AnyObject, Sendable {
+    func serverDidStart(_ server: WebSocketServer)
+    /// Non-upgrade requests other than `GET /healthz`. Return nil for 404.
+    func handleHTTP(_ request: HTTPRequest, server: WebSocketServer) -> HTTPResponse?
+    /// Decides on a valid WebSocket upgrade (routing, authentication).
+    func shouldUpgrade(_ head: HTTPRequestHead, remoteAddress: SocketAddress) -> UpgradeDecision
+    func connectionOpened(_ connection: Connection, request: HTTPRequestHead)
+    func connection(_ connection: Connection, received message: WebSocketMessage)
+    /// Called once per opened connection. `code` is the peer's close code, or nil if it vanished.
+    func connectionClosed(_ connection: Connection, code: WebSocketCloseCode?)
+}
+
+extension ServerApplication {
+    public func serverDidStart(_ server: WebSocketServer) {}
+    public func handleHTTP(_ request: HTTPRequest, server: WebSocketServer) -> HTTPResponse? { nil }
+    public func shouldUpgrade(_ head: HTTPRequestHead, remoteAddress: SocketAddress) -> UpgradeDecision { .accept }
+    public func connectionOpened(_ connection: Connection, request: HTTPRequestHead) {}
+    public func connectionClosed(_ connection: Connection, code: WebSocketCloseCode?) {}
+}
+
+/// `--app echo`: every message goes back to its sender (the conformance suite's target).
+public final class EchoApplication: ServerApplication {
+    public init() {}
+    public func connection(_ connection: Connection, received message: WebSocketMessage) {
+        switch message {
+        case .text(let bytes): connection.send(.text, bytes)
+        case .binary(let bytes): connection.send(.binary, bytes)
+        }
+    }
+}
+
+/// `--app broadcast`: every connection is in one room; any message goes to all, sender included.
+public final class BroadcastApplication: ServerApplication {
+    public static let room = "all"
+    public init() {}
+    public func connectionOpened(_ connection: Connection, request: HTTPRequestHead) {
+        connection.join(Self.room)
+    }
+    public func connection(_ connection: Connection, received message: WebSocketMessage) {
+        let server = connection.server
+        switch message {
+        case .text(let bytes): server.emit(.text, bytes, to: .rooms([Self.room]))
+        case .binary(let bytes): server.emit(.binary, bytes, to: .rooms([Self.room]))
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import ChorusWebSocket
+
+/// What to do with a connection whose outbound queue passed `maxBackpressure`.
+public enum BackpressurePolicy: String, Sendable, CaseIterable {
+    /// Skip messages for that connection (counted in `ServerStats.dropped`).
+    case drop
+    /// Close it with 1008 (counted in `ServerStats.backpressureClosed`).
+    case close
+}
+
+/// Every limit the server enforces, in one place. Each field has a CLI flag in `chorus serve`.
+public struct ServerConfiguration: Sendable {
+    public var host = "0.0.0.0"
+    public var port = 3001
+    /// Event loops, each on its own thread with its own listener (SO_REUSEPORT).
+    public var threads = 1
+    public var backlog: Int32 = 1024
+    /// Largest message (after reassembly and inflation); beyond it the peer gets 1009.
+    public var maxMessageSize = 16 * 1024 * 1024
+    /// Largest HTTP request head; beyond it the peer gets 431.
+    public var maxHeaderSize = 8 * 1024
+    /// Largest HTTP request body for the non-WebSocket routes; beyond it the peer gets 413.
+    public var maxBodySize = 1024 * 1024
+    /// Seconds a client has to complete its HTTP request (0: no limit).
+    public var handshakeTimeout = 10.0
+    /// Seconds without any received byte before the server closes with 1001 (0: never).
+    public var idleTimeout = 120.0
+    /// Seconds of silence after which the server pings (0: never).
+    public var pingInterval = 30.0
+    /// Seconds to wait for the peer's close frame / FIN after the server's close frame.
+    public var closeTimeout = 5.0
+    /// Bytes a connection may have queued before `backpressurePolicy` applies.
+    public var maxBackpressure = 1024 * 1024
+    public var backpressurePolicy = BackpressurePolicy.drop
+    /// Open connections at most (0: only the fd limit); beyond, new ones get HTTP 503.
+    public var maxConnections = 0
+    /// Open connections per client IP at most (0: unlimited); beyond, HTTP 503.
+    public var maxConnectionsPerIP = 0
+    /// Sec-WebSocket-Protocol values the server accepts, in preference order of the client.
+    public var subprotocols: [String] = []
+    /// permessage-deflate (RFC 7692).
+    public var deflate = PerMessageDeflateConfig(mode: .off)
+    /// Seconds a graceful shutdown waits for clients to answer the 1001 close.
+    public var shutdownDrain = 5.0
+    /// Size of each loop's shared receive buffer.
+    public var readBufferSize = 256 * 1024
+
+    public init() {}
+
+    /// The coarse timer resolution: fine enough for the smallest configured timeout.
+    var tickNanoseconds: UInt64 {
+        let timeouts = [handshakeTimeout, idleTimeout, pingInterval, closeTimeout].filter { $0 > 0 }
+        let smallest = timeouts.min() ?? 1
+        let tick = min(1.0, max(0.01, smallest / 4))
+        return UInt64(tick * 1e9)
+    }
+}
+
+/// Counters, summed over all loops. Loops publish theirs once per iteration.
+public struct ServerStats: Sendable, Equatable {
+    public var connections = 0
+    public var accepted = 0
+    public var refused = 0
+    public var messagesIn = 0
+    public var deliveries = 0
+    public var dropped = 0
+    public var backpressureClosed = 0
+    public var protocolErrors = 0
+    public var bytesOut = 0
+
+    public init() {}
+}

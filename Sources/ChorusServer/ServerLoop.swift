@@ -1,0 +1,681 @@
+import ChorusLoop
+import ChorusWebSocket
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One event loop's share of the server: its listener, its connections, its rooms.
+///
+/// Readiness is level-triggered: a readable socket is read once per iteration (fairness without
+/// bookkeeping), and EPOLLOUT is registered only while a socket's send buffer is full, which
+/// happens only for slow consumers. Writes are corked: whatever is queued for a connection during
+/// an iteration goes out in one `writev` at the end of it.
+final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
+    unowned let server: WebSocketServer
+    let configuration: ServerConfiguration
+    let application: any ServerApplication
+    let loop: EventLoop
+    let index: Int
+    let logger: Logger
+    private(set) var listenerFD: Int32 = -1
+    private var threadID: pthread_t?
+
+    // Connections by slot; a token carries the slot and its generation so a stale event is ignored.
+    private var slots: [Connection?] = []
+    private var generations: [UInt32] = []
+    private var freeSlots: [Int32] = []
+    /// Open (upgraded) connections: the target of emits to everyone.
+    private var openConnections = ContiguousArray<Connection>()
+    var rooms = RoomRegistry()
+    private var dirty: [Connection] = []
+    private var emitEpoch: UInt64 = 0
+
+    private let readBuffer: UnsafeMutableRawPointer
+    private let readBufferSize: Int
+    private let iov: UnsafeMutablePointer<iovec>
+    private let iovCapacity: Int
+
+    /// This loop's compressor for shared frames (no context takeover, reset after every message).
+    private let sharedDeflater: PerMessageDeflater?
+    private var compressScratch: [UInt8] = []
+
+    private(set) var stats = ServerStats()
+    private var shuttingDown = false
+
+    static let listenerToken = UInt64.max - 2
+
+    init(server: WebSocketServer, index: Int, configuration: ServerConfiguration, application: any ServerApplication, logger: Logger) throws(IOError) {
+        self.server = server
+        self.index = index
+        self.configuration = configuration
+        self.application = application
+        self.logger = logger
+        loop = try EventLoop(index: index, tickNanoseconds: configuration.tickNanoseconds)
+        readBufferSize = configuration.readBufferSize
+        readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
+        iovCapacity = min(Socket.maxIOVecs, 1024)
+        iov = .allocate(capacity: iovCapacity)
+        if configuration.deflate.mode != .off {
+            sharedDeflater = PerMessageDeflater(
+                windowBits: configuration.deflate.serverMaxWindowBits,
+                memLevel: configuration.deflate.memLevel, noContextTakeover: true)
+        } else {
+            sharedDeflater = nil
+        }
+    }
+
+    deinit {
+        readBuffer.deallocate()
+        iov.deallocate()
+    }
+
+    func listen(address: SocketAddress) throws(IOError) {
+        listenerFD = try Socket.listen(address: address, backlog: configuration.backlog, reusePort: true)
+        try loop.epoll.add(listenerFD, events: .readable, token: Self.listenerToken)
+    }
+
+    func run() {
+        threadID = pthread_self()
+        do {
+            try loop.run(delegate: self)
+        } catch {
+            logger.critical("event loop \(index) failed: \(error)")
+        }
+        // Whatever is left (forced stop) is closed without ceremony.
+        for case let connection? in slots { finalize(connection) }
+        if listenerFD >= 0 { Socket.close(listenerFD) }
+    }
+
+    var isCurrentThread: Bool {
+        guard let threadID else { return false }
+        return pthread_equal(threadID, pthread_self()) != 0
+    }
+
+    // MARK: EventLoopDelegate
+
+    func eventLoop(_ loop: EventLoop, ready token: UInt64, events: Epoll.Events) {
+        if token == Self.listenerToken {
+            acceptConnections()
+            return
+        }
+        let slot = Int(UInt32(truncatingIfNeeded: token))
+        guard slot < slots.count, let connection = slots[slot], connection.id.token == token else { return }
+        if events.contains(.writable) && connection.awaitingWritable {
+            flush(connection)
+            if case .closed = connection.state { return }
+        }
+        if events.contains(.readable) || events.contains(.hangup) || events.contains(.error) {
+            readFrom(connection)
+        }
+    }
+
+    func eventLoopTick(_ loop: EventLoop, now: UInt64) {
+        sweepTimers(now: now)
+    }
+
+    func eventLoopDidFinishIteration(_ loop: EventLoop) {
+        if !dirty.isEmpty {
+            let batch = dirty
+            dirty.removeAll(keepingCapacity: true)
+            for connection in batch {
+                connection.isDirty = false
+                flush(connection)
+            }
+        }
+        server.publish(stats, loop: index)
+    }
+
+    // MARK: Accept
+
+    private func acceptConnections() {
+        for _ in 0..<128 {
+            let accepted: (fd: Int32, address: SocketAddress)
+            do {
+                switch try Socket.accept(listenerFD) {
+                case .wouldBlock: return
+                case .processed(let result): accepted = result
+                }
+            } catch {
+                // EMFILE/ENFILE and friends: log and try again on the next readiness.
+                logger.warning("accept failed: \(error)")
+                return
+            }
+            if let refusal = server.admit(accepted.address) {
+                stats.refused += 1
+                refuse(accepted.fd, refusal)
+                continue
+            }
+            register(fd: accepted.fd, address: accepted.address)
+        }
+    }
+
+    private func refuse(_ fd: Int32, _ reason: String) {
+        let response = HTTPResponse.text(503, reason + "\n").serialize()
+        response.withUnsafeBytes { _ = try? Socket.write(fd, $0.baseAddress!, count: $0.count) }
+        Socket.close(fd)
+    }
+
+    private func register(fd: Int32, address: SocketAddress) {
+        let slot: Int32
+        if let free = freeSlots.popLast() {
+            slot = free
+        } else {
+            slot = Int32(slots.count)
+            slots.append(nil)
+            generations.append(0)
+        }
+        generations[Int(slot)] &+= 1
+        let id = ConnectionID(loop: Int32(index), slot: slot, generation: generations[Int(slot)])
+        let connection = Connection(loop: self, id: id, fd: fd, remoteAddress: address, now: loop.now)
+        if configuration.handshakeTimeout > 0 {
+            connection.deadline = loop.now + UInt64(configuration.handshakeTimeout * 1e9)
+        }
+        _ = try? Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        do {
+            try loop.epoll.add(fd, events: [.readable, .readHangup], token: id.token)
+        } catch {
+            logger.warning("epoll add failed: \(error)")
+            Socket.close(fd)
+            server.release(address)
+            return
+        }
+        slots[Int(slot)] = connection
+        stats.accepted += 1
+        stats.connections += 1
+    }
+
+    func connection(_ id: ConnectionID) -> Connection? {
+        let slot = Int(id.slot)
+        guard slot < slots.count, let connection = slots[slot], connection.id == id else { return nil }
+        return connection
+    }
+
+    // MARK: Reading
+
+    private func readFrom(_ connection: Connection) {
+        switch connection.state {
+        case .closed: return
+        default: break
+        }
+        let needed = connection.reader?.bytesNeededForCurrentFrame ?? 0
+        let pending = connection.inbound.count
+        let result: IOResult<Int>
+        let base: UnsafeMutableRawPointer
+        do {
+            if pending + max(needed - pending, 0) <= readBufferSize - 4096 && !connection.discardInput {
+                // The common case: the shared buffer, with any leftover copied in front.
+                if pending > 0 { readBuffer.copyMemory(from: connection.inbound.base!, byteCount: pending) }
+                base = readBuffer
+                result = try Socket.read(connection.fd, into: readBuffer + pending, count: readBufferSize - pending)
+            } else if connection.discardInput {
+                base = readBuffer
+                result = try Socket.read(connection.fd, into: readBuffer, count: readBufferSize)
+                if case .processed(let n) = result, n > 0 { return }
+            } else {
+                // A frame larger than the shared buffer: assemble it in the connection's own buffer.
+                connection.inbound.reserve(max(needed, pending + 64 * 1024))
+                base = connection.inbound.base!
+                result = try Socket.read(connection.fd, into: base + pending, count: connection.inbound.capacity - pending)
+            }
+        } catch {
+            finalize(connection)
+            return
+        }
+        guard case .processed(let n) = result else { return }
+        if n == 0 {
+            // The peer's FIN. A closing connection is done; an open one vanished (1006).
+            finalize(connection)
+            return
+        }
+        connection.lastActivity = loop.now
+        let total = pending + n
+        let consumed = process(connection, UnsafeMutableRawBufferPointer(start: base, count: total))
+        if case .closed = connection.state { return }
+        let rest = UnsafeRawBufferPointer(start: base + consumed, count: total - consumed)
+        if connection.discardInput {
+            connection.inbound.replace(with: UnsafeRawBufferPointer(start: nil, count: 0))
+        } else {
+            connection.inbound.replace(with: rest)
+        }
+    }
+
+    /// Handles `bytes`; returns how many were consumed.
+    private func process(_ connection: Connection, _ bytes: UnsafeMutableRawBufferPointer) -> Int {
+        var offset = 0
+        while offset < bytes.count {
+            let slice = UnsafeMutableRawBufferPointer(rebasing: bytes[offset...])
+            switch connection.state {
+            case .http:
+                switch connection.httpParser.parse(UnsafeRawBufferPointer(slice)) {
+                case .needMoreData:
+                    return offset
+                case .failed(let error):
+                    respondAndClose(connection, HTTPResponse.text(error.status, error.message + "\n"))
+                    return bytes.count
+                case .complete(let head, let headerLength):
+                    offset += headerLength
+                    handleRequest(connection, head)
+                }
+            case .httpBody(let head, let remaining):
+                let take = min(remaining, slice.count)
+                if take < remaining {
+                    // Keep accumulating: the body is bounded by maxBodySize.
+                    return offset
+                }
+                let body = Array(UnsafeRawBufferPointer(rebasing: slice[..<take]))
+                offset += take
+                answerHTTP(connection, HTTPRequest(head: head, body: body, remoteAddress: connection.remoteAddress))
+            case .open, .closing:
+                guard !connection.discardInput, connection.reader != nil else { return bytes.count }
+                offset += readFrames(connection, slice)
+                return offset
+            case .httpDone, .closed:
+                return bytes.count
+            }
+        }
+        return offset
+    }
+
+    private func readFrames(_ connection: Connection, _ bytes: UnsafeMutableRawBufferPointer) -> Int {
+        var reader = connection.reader.take()!
+        defer { if connection.reader == nil { connection.reader = reader } }
+        do {
+            return try reader.read(bytes) { event in
+                switch event {
+                case .text(let payload):
+                    guard connection.isOpen else { return true }
+                    stats.messagesIn += 1
+                    application.connection(connection, received: .text(payload))
+                case .binary(let payload):
+                    guard connection.isOpen else { return true }
+                    stats.messagesIn += 1
+                    application.connection(connection, received: .binary(payload))
+                case .ping(let payload):
+                    if connection.isOpen { enqueueControl(connection, .pong, payload) }
+                case .pong:
+                    connection.pingOutstanding = false
+                case .close(let code, _):
+                    connection.closeReceived = true
+                    connection.peerCloseCode = code
+                    if connection.isOpen {
+                        // Echo the peer's code (RFC 6455 §5.5.1); an empty close is answered empty.
+                        if let code {
+                            queueClose(connection, code: code, reason: "")
+                        } else {
+                            queueRaw(connection, WebSocketFrameEncoder.frame(opcode: .close, payload: []))
+                            connection.closeSent = true
+                            enterClosing(connection)
+                        }
+                    } else if connection.closeSent && connection.outbound.isEmpty {
+                        finalize(connection)
+                    }
+                    return false
+                }
+                if case .closed = connection.state { return false }
+                return true
+            }
+        } catch {
+            stats.protocolErrors += 1
+            logger.debug("connection \(connection.id): \(error.reason) (\(error.closeCode.rawValue))")
+            failConnection(connection, code: error.closeCode, reason: error.reason)
+            return bytes.count
+        }
+    }
+
+    // MARK: HTTP
+
+    private func handleRequest(_ connection: Connection, _ head: HTTPRequestHead) {
+        if WebSocketHandshake.isUpgradeRequest(head) {
+            upgrade(connection, head)
+            return
+        }
+        if head.method == "GET" && head.path == "/healthz" {
+            respondAndClose(connection, HTTPResponse.text(200, "ok\n"))
+            return
+        }
+        if head.value(of: "transfer-encoding") != nil {
+            respondAndClose(connection, HTTPResponse.text(411, "chunked bodies are not accepted: send Content-Length\n"))
+            return
+        }
+        let length = head.value(of: "content-length").flatMap { Int($0.trimmingSpaces) } ?? 0
+        guard length >= 0 else {
+            respondAndClose(connection, HTTPResponse.text(400, "bad Content-Length\n"))
+            return
+        }
+        if length > configuration.maxBodySize {
+            respondAndClose(connection, HTTPResponse.text(413, "request body larger than \(configuration.maxBodySize) bytes\n"))
+            return
+        }
+        if length > 0 {
+            connection.state = .httpBody(head, remaining: length)
+        } else {
+            answerHTTP(connection, HTTPRequest(head: head, body: [], remoteAddress: connection.remoteAddress))
+        }
+    }
+
+    private func answerHTTP(_ connection: Connection, _ request: HTTPRequest) {
+        let response = application.handleHTTP(request, server: server)
+            ?? HTTPResponse.text(404, "not found: this is a WebSocket endpoint (send an Upgrade: websocket request)\n")
+        respondAndClose(connection, response)
+    }
+
+    private func upgrade(_ connection: Connection, _ head: HTTPRequestHead) {
+        let request: WebSocketUpgradeRequest
+        switch WebSocketHandshake.validate(head, subprotocols: configuration.subprotocols) {
+        case .failure(let rejection):
+            respondAndClose(connection, rejection.response)
+            return
+        case .success(let valid):
+            request = valid
+        }
+        if shuttingDown {
+            respondAndClose(connection, HTTPResponse.text(503, "server shutting down\n"))
+            return
+        }
+        if case .reject(let response) = application.shouldUpgrade(head, remoteAddress: connection.remoteAddress) {
+            respondAndClose(connection, response)
+            return
+        }
+        let agreement = request.extensionOffers.flatMap {
+            PerMessageDeflateNegotiation.negotiate(offers: $0, config: configuration.deflate)
+        }
+        queueRaw(connection, WebSocketHandshake.switchingProtocolsResponse(request, extensions: agreement?.responseHeaderValue))
+        connection.upgraded(subprotocol: request.subprotocol, agreement: agreement)
+        connection.deadline = 0
+        connection.openIndex = openConnections.count
+        openConnections.append(connection)
+        if agreement != nil { server.compressionClients.add(1, ordering: .relaxed) }
+        connection.opened = true
+        application.connectionOpened(connection, request: head)
+    }
+
+    private func respondAndClose(_ connection: Connection, _ response: HTTPResponse) {
+        queueRaw(connection, response.serialize())
+        connection.state = .httpDone
+        connection.closeSent = true
+        connection.deadline = loop.now + UInt64(configuration.closeTimeout * 1e9)
+    }
+
+    // MARK: Sending
+
+    /// A message for one connection: encoded (and compressed) for it alone.
+    func sendDirect(_ connection: Connection, _ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) {
+        var deflater: PerMessageDeflater?
+        if connection.deflateAgreement != nil && payload.count >= configuration.deflate.threshold {
+            if let dedicated = connection.dedicatedDeflater {
+                if connection.dedicatedDeflaterNeedsReset {
+                    dedicated.reset()
+                    connection.dedicatedDeflaterNeedsReset = false
+                }
+                deflater = dedicated
+            } else if connection.acceptsSharedCompression {
+                deflater = sharedDeflater
+            }
+        }
+        guard let deflater else {
+            enqueueBytes(connection, OutgoingFrame.encode(opcode, payload))
+            return
+        }
+        compressScratch.removeAll(keepingCapacity: true)
+        deflater.compressMessage(payload, into: &compressScratch)
+        let frame = compressScratch.withUnsafeBytes { OutgoingFrame.encode(opcode, $0, rsv1: true) }
+        enqueueBytes(connection, frame)
+    }
+
+    /// The per-recipient step of every emit: pick the variant, check backpressure, queue a reference.
+    @inline(__always)
+    func enqueue(_ frame: OutgoingFrame, to connection: Connection) {
+        if connection.acceptsSharedCompression, let compressed = frame.compressed {
+            if connection.dedicatedDeflater != nil && !(connection.deflateAgreement?.serverNoContextTakeover ?? true) {
+                connection.dedicatedDeflaterNeedsReset = true
+            }
+            enqueueBytes(connection, compressed)
+        } else {
+            enqueueBytes(connection, frame.plain)
+        }
+    }
+
+    @inline(__always)
+    private func enqueueBytes(_ connection: Connection, _ bytes: SharedBytes) {
+        if connection.outbound.byteCount + bytes.count > configuration.maxBackpressure && !connection.outbound.isEmpty {
+            switch configuration.backpressurePolicy {
+            case .drop:
+                stats.dropped += 1
+                return
+            case .close:
+                stats.backpressureClosed += 1
+                beginClose(connection, code: .policyViolation, reason: "backpressure limit exceeded")
+                return
+            }
+        }
+        connection.outbound.append(bytes)
+        stats.deliveries += 1
+        markDirty(connection)
+    }
+
+    private func enqueueControl(_ connection: Connection, _ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) {
+        connection.outbound.append(OutgoingFrame.encode(opcode, payload))
+        markDirty(connection)
+    }
+
+    private func queueRaw(_ connection: Connection, _ bytes: [UInt8]) {
+        connection.outbound.append(SharedBytes.copying(bytes))
+        markDirty(connection)
+    }
+
+    @inline(__always)
+    private func markDirty(_ connection: Connection) {
+        if !connection.isDirty {
+            connection.isDirty = true
+            dirty.append(connection)
+        }
+    }
+
+    private func flush(_ connection: Connection) {
+        if case .closed = connection.state { return }
+        let drained: Bool
+        do {
+            let before = connection.outbound.byteCount
+            drained = try connection.outbound.flush(fd: connection.fd, iov: iov, iovCapacity: iovCapacity)
+            stats.bytesOut += before - connection.outbound.byteCount
+        } catch {
+            // EPIPE/ECONNRESET: the peer is gone.
+            finalize(connection)
+            return
+        }
+        if drained {
+            if connection.awaitingWritable {
+                connection.awaitingWritable = false
+                try? loop.epoll.modify(connection.fd, events: [.readable, .readHangup], token: connection.id.token)
+            }
+            afterDrain(connection)
+        } else if !connection.awaitingWritable {
+            connection.awaitingWritable = true
+            try? loop.epoll.modify(connection.fd, events: [.readable, .readHangup, .writable], token: connection.id.token)
+        }
+    }
+
+    /// Everything queued is written: finish a close in progress.
+    private func afterDrain(_ connection: Connection) {
+        switch connection.state {
+        case .httpDone:
+            // Half-close so the response is read before the socket goes away.
+            Socket.shutdownWrite(connection.fd)
+            connection.writeShutDown = true
+            connection.discardInput = true
+        case .closing where connection.closeSent:
+            if connection.closeReceived {
+                // Handshake complete: the server closes the TCP connection first (RFC 6455 §7.1.1).
+                finalize(connection)
+            } else if !connection.writeShutDown {
+                Socket.shutdownWrite(connection.fd)
+                connection.writeShutDown = true
+            }
+        default:
+            break
+        }
+    }
+
+    // MARK: Closing
+
+    func beginClose(_ connection: Connection, code: WebSocketCloseCode, reason: String) {
+        switch connection.state {
+        case .open:
+            queueClose(connection, code: code, reason: reason)
+        case .http, .httpBody:
+            finalize(connection)
+        default:
+            break
+        }
+    }
+
+    private func queueClose(_ connection: Connection, code: WebSocketCloseCode, reason: String) {
+        connection.outbound.append(SharedBytes.copying(WebSocketFrameEncoder.closeFrame(code: code, reason: reason)))
+        connection.closeSent = true
+        markDirty(connection)
+        enterClosing(connection)
+    }
+
+    private func enterClosing(_ connection: Connection) {
+        leaveOpen(connection)
+        connection.state = .closing
+        connection.deadline = loop.now + UInt64(configuration.closeTimeout * 1e9)
+    }
+
+    /// Protocol violation: send the close code, then ignore whatever else the peer sends.
+    private func failConnection(_ connection: Connection, code: WebSocketCloseCode, reason: String) {
+        if connection.isOpen {
+            connection.outbound.append(SharedBytes.copying(WebSocketFrameEncoder.closeFrame(code: code, reason: reason)))
+            connection.closeSent = true
+            markDirty(connection)
+            enterClosing(connection)
+        }
+        connection.discardInput = true
+    }
+
+    /// Takes an open connection out of rooms and the emit list, and tells the application once.
+    private func leaveOpen(_ connection: Connection) {
+        guard connection.openIndex >= 0 else { return }
+        let index = connection.openIndex
+        let last = openConnections.count - 1
+        if index != last {
+            let moved = openConnections[last]
+            openConnections[index] = moved
+            moved.openIndex = index
+        }
+        openConnections.removeLast()
+        connection.openIndex = -1
+        rooms.leaveAll(connection)
+        if connection.deflateAgreement != nil { server.compressionClients.subtract(1, ordering: .relaxed) }
+        application.connectionClosed(connection, code: connection.peerCloseCode ?? (connection.closeReceived ? .noStatusReceived : nil))
+    }
+
+    /// Closes the socket and frees the slot. Idempotent.
+    func finalize(_ connection: Connection) {
+        if case .closed = connection.state { return }
+        leaveOpen(connection)
+        connection.state = .closed
+        connection.outbound.removeAll()
+        connection.inbound.release()
+        Socket.close(connection.fd)
+        let slot = Int(connection.id.slot)
+        if slot < slots.count, slots[slot] === connection {
+            slots[slot] = nil
+            freeSlots.append(connection.id.slot)
+        }
+        stats.connections -= 1
+        server.release(connection.remoteAddress)
+    }
+
+    // MARK: Timers
+
+    private func sweepTimers(now: UInt64) {
+        let idle = configuration.idleTimeout > 0 ? UInt64(configuration.idleTimeout * 1e9) : UInt64.max
+        let pingAfter = configuration.pingInterval > 0 ? UInt64(configuration.pingInterval * 1e9) : UInt64.max
+        for case let connection? in slots {
+            switch connection.state {
+            case .open:
+                let silent = now &- connection.lastActivity
+                if silent >= idle {
+                    queueClose(connection, code: .goingAway, reason: "idle timeout")
+                } else if silent >= pingAfter && !connection.pingOutstanding {
+                    connection.pingOutstanding = true
+                    enqueueControl(connection, .ping, UnsafeRawBufferPointer(start: nil, count: 0))
+                }
+            case .closed:
+                break
+            default:
+                if connection.deadline != 0 && now >= connection.deadline {
+                    if case .http = connection.state {
+                        respondAndClose(connection, HTTPResponse.text(408, "request timeout\n"))
+                        connection.deadline = now + UInt64(configuration.closeTimeout * 1e9)
+                    } else {
+                        finalize(connection)
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Emits and shutdown (on this loop's thread)
+
+    /// Delivers `frame` to this loop's share of `target`.
+    func deliver(_ frame: OutgoingFrame, to target: BroadcastTarget) {
+        emitEpoch &+= 1
+        let epoch = emitEpoch
+        for name in target.exceptRooms {
+            guard let room = rooms[name] else { continue }
+            for member in room.members { member.emitMark = epoch }
+        }
+        if let except = target.exceptConnection, Int(except.loop) == index {
+            let slot = Int(except.slot)
+            if slot < slots.count, let connection = slots[slot], connection.id == except { connection.emitMark = epoch }
+        }
+        if target.rooms.isEmpty {
+            for connection in openConnections where connection.emitMark != epoch {
+                enqueue(frame, to: connection)
+            }
+            return
+        }
+        let multiRoom = target.rooms.count > 1
+        for name in target.rooms {
+            guard let room = rooms[name] else { continue }
+            for member in room.members where member.emitMark != epoch {
+                if multiRoom { member.emitMark = epoch }
+                enqueue(frame, to: member)
+            }
+        }
+    }
+
+    /// Stops accepting and sends 1001 to every client.
+    func beginShutdown() {
+        shuttingDown = true
+        if listenerFD >= 0 {
+            loop.epoll.remove(listenerFD)
+            Socket.close(listenerFD)
+            listenerFD = -1
+        }
+        for case let connection? in slots {
+            switch connection.state {
+            case .open: queueClose(connection, code: .goingAway, reason: "server shutting down")
+            case .http, .httpBody: finalize(connection)
+            default: break
+            }
+        }
+    }
+
+    /// Compresses a broadcast once on this thread's compressor.
+    func makeFrame(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, compress: Bool) -> OutgoingFrame {
+        OutgoingFrame.make(opcode, payload, deflater: compress ? sharedDeflater : nil, scratch: &compressScratch)
+    }
+}
+
+extension String {
+    var trimmingSpaces: Substring {
+        var s = Substring(self)
+        while s.first == " " || s.first == "\t" { s.removeFirst() }
+        while s.last == " " || s.last == "\t" { s.removeLast() }
+        return s
+    }
+}

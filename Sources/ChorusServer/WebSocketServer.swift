@@ -1,0 +1,194 @@
+import ChorusLoop
+import ChorusWebSocket
+import Logging
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The server: N event loops, each with its own SO_REUSEPORT listener, its own connections and its
+/// own share of every room. An emit is encoded once and handed to every loop by one queue entry.
+public final class WebSocketServer: @unchecked Sendable {
+    public let configuration: ServerConfiguration
+    public let application: any ServerApplication
+    public let logger: Logger
+    private var loops: [ServerLoop] = []
+    private var threads: [LoopThread] = []
+    public private(set) var localAddress: SocketAddress?
+
+    private let connectionCount = Atomic<Int>(0)
+    private let perAddress = Mutex<[[UInt8]: Int]>([:])
+    /// Open connections that negotiated permessage-deflate: no compression work when there are none.
+    let compressionClients = Atomic<Int>(0)
+    private let loopStats: Mutex<[ServerStats]>
+    private let stopped = Atomic<Bool>(false)
+    /// A compressor for emits from threads that are not loops (embedders, tests).
+    private let foreignDeflater: ForeignDeflater
+
+    public init(configuration: ServerConfiguration, application: any ServerApplication, logger: Logger = Logger(label: "chorus")) {
+        self.configuration = configuration
+        self.application = application
+        self.logger = logger
+        loopStats = Mutex(Array(repeating: ServerStats(), count: max(configuration.threads, 1)))
+        foreignDeflater = ForeignDeflater(configuration.deflate.mode == .off ? nil : PerMessageDeflater(
+            windowBits: configuration.deflate.serverMaxWindowBits, memLevel: configuration.deflate.memLevel, noContextTakeover: true))
+    }
+
+    /// Binds every loop's listener and starts the loop threads. Returns once the server accepts.
+    public func start() throws(IOError) {
+        var address = try SocketAddress(host: configuration.host, port: configuration.port)
+        for index in 0..<max(configuration.threads, 1) {
+            let loop = try ServerLoop(server: self, index: index, configuration: configuration, application: application, logger: logger)
+            try loop.listen(address: address)
+            if index == 0 {
+                // With port 0 the first bind picks the port; the other loops share it.
+                address = try Socket.localAddress(loop.listenerFD)
+                localAddress = address
+            }
+            loops.append(loop)
+        }
+        for loop in loops {
+            threads.append(LoopThread(name: "chorus-loop-\(loop.index)") { loop.run() })
+        }
+        application.serverDidStart(self)
+    }
+
+    public var port: Int { localAddress?.port ?? 0 }
+
+    /// Graceful shutdown: stop accepting, send 1001 to every client, wait up to `shutdownDrain`
+    /// seconds for them to close, then stop the loops. Safe from any thread; returns when done.
+    public func shutdown() {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        for loop in loops { loop.loop.execute { loop.beginShutdown() } }
+        let deadline = monotonicNanoseconds() + UInt64(configuration.shutdownDrain * 1e9)
+        while connectionCount.load(ordering: .relaxed) > 0 && monotonicNanoseconds() < deadline {
+            usleep(5_000)
+        }
+        for loop in loops { loop.loop.stop() }
+        for thread in threads { thread.join() }
+        logger.info("stopped", metadata: ["connections-left": "\(connectionCount.load(ordering: .relaxed))"])
+    }
+
+    // MARK: Emitting
+
+    /// Sends one message to `target`. Encoded (and compressed) once; each loop gets one queue
+    /// entry; each recipient a reference. Safe from any thread.
+    public func emit(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, to target: BroadcastTarget) {
+        emit(makeFrame(opcode, payload), to: target)
+    }
+
+    public func emit(text: String, to target: BroadcastTarget) {
+        var text = text
+        text.withUTF8 { emit(.text, UnsafeRawBufferPointer($0), to: target) }
+    }
+
+    public func emit(binary: [UInt8], to target: BroadcastTarget) {
+        binary.withUnsafeBytes { emit(.binary, $0, to: target) }
+    }
+
+    /// Sends a pre-encoded frame to `target`. Safe from any thread.
+    public func emit(_ frame: OutgoingFrame, to target: BroadcastTarget) {
+        for loop in loops {
+            if loop.isCurrentThread {
+                loop.deliver(frame, to: target)
+            } else {
+                loop.loop.execute { loop.deliver(frame, to: target) }
+            }
+        }
+    }
+
+    /// Encodes a message once, compressed too if any client may use it.
+    public func makeFrame(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) -> OutgoingFrame {
+        let compress = configuration.deflate.mode != .off
+            && payload.count >= configuration.deflate.threshold
+            && compressionClients.load(ordering: .relaxed) > 0
+        if let loop = loops.first(where: { $0.isCurrentThread }) {
+            return loop.makeFrame(opcode, payload, compress: compress)
+        }
+        return foreignDeflater.make(opcode, payload, compress: compress)
+    }
+
+    /// Runs `body` on the loop that owns `connection`, if it is still there.
+    public func withConnection(_ id: ConnectionID, _ body: @escaping @Sendable (Connection) -> Void) {
+        guard Int(id.loop) < loops.count else { return }
+        let loop = loops[Int(id.loop)]
+        loop.loop.execute { loop.connection(id).map(body) }
+    }
+
+    // MARK: Admission and accounting
+
+    /// nil to admit, or the reason for refusing.
+    func admit(_ address: SocketAddress) -> String? {
+        let count = connectionCount.wrappingAdd(1, ordering: .relaxed).newValue
+        if configuration.maxConnections > 0 && count > configuration.maxConnections {
+            connectionCount.subtract(1, ordering: .relaxed)
+            return "connection limit reached"
+        }
+        if configuration.maxConnectionsPerIP > 0 {
+            let key = address.hostKey
+            let admitted = perAddress.withLock { table -> Bool in
+                let current = table[key, default: 0]
+                if current >= configuration.maxConnectionsPerIP { return false }
+                table[key] = current + 1
+                return true
+            }
+            if !admitted {
+                connectionCount.subtract(1, ordering: .relaxed)
+                return "per-address connection limit reached"
+            }
+        }
+        return nil
+    }
+
+    func release(_ address: SocketAddress) {
+        connectionCount.subtract(1, ordering: .relaxed)
+        if configuration.maxConnectionsPerIP > 0 {
+            let key = address.hostKey
+            perAddress.withLock { table in
+                let current = table[key, default: 1] - 1
+                table[key] = current > 0 ? current : nil
+            }
+        }
+    }
+
+    func publish(_ stats: ServerStats, loop: Int) {
+        loopStats.withLock { $0[loop] = stats }
+    }
+
+    /// Counters summed over all loops (each loop publishes once per iteration).
+    public var stats: ServerStats {
+        loopStats.withLock { all in
+            var total = ServerStats()
+            for s in all {
+                total.connections += s.connections
+                total.accepted += s.accepted
+                total.refused += s.refused
+                total.messagesIn += s.messagesIn
+                total.deliveries += s.deliveries
+                total.dropped += s.dropped
+                total.backpressureClosed += s.backpressureClosed
+                total.protocolErrors += s.protocolErrors
+                total.bytesOut += s.bytesOut
+            }
+            return total
+        }
+    }
+
+    public var openConnections: Int { connectionCount.load(ordering: .relaxed) }
+}
+
+
+/// The compressor for emits from threads that are not loops, behind a lock (never on a loop's path).
+private final class ForeignDeflater: @unchecked Sendable {
+    private let lock = Mutex<Void>(())
+    private let deflater: PerMessageDeflater?
+    private var scratch: [UInt8] = []
+
+    init(_ deflater: PerMessageDeflater?) { self.deflater = deflater }
+
+    func make(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, compress: Bool) -> OutgoingFrame {
+        lock.withLock { _ in
+            OutgoingFrame.make(opcode, payload, deflater: compress ? deflater : nil, scratch: &scratch)
+        }
+    }
+}
