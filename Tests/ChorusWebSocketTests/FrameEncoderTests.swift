@@ -77,6 +77,11 @@ import Testing
         #expect(WebSocketFrameEncoder.closeFrame(code: .policyViolation, reason: ascii).count == 127)
     }
 
+    @Test func maskedClientCloseRoundTripsThroughTheReader() throws {
+        let payload = WebSocketFrameEncoder.closePayload(code: .goingAway, reason: "later")
+        #expect(try readAll(cf(.close, payload)) == [.close(1001, Array("later".utf8))])
+    }
+
     @Test func maskedFrameRoundTripsThroughTheReaderAtEveryLengthClass() throws {
         for n in [0, 1, 125, 126, 65535, 65536] {
             let payload = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 31) }

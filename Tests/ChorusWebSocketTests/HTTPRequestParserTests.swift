@@ -76,6 +76,11 @@ let sampleRequest = "GET /chat?room=a%20b&name=x+y&flag HTTP/1.1\r\n"
         #expect(parseStatus("GET / HTTP/1.1\r\nHost: a\r\n\r\n", max: 20) == 431)
     }
 
+    @Test func malformedRequestLineIs400BeforeTheHeadIsComplete() {
+        #expect(parseStatus("\u{16}\u{03}\u{01} junk\r\n") == 400)
+        guard case .needMoreData = parse("GET /ok HTTP/1.1\r\n") else { Issue.record("expected needMoreData"); return }
+    }
+
     @Test func bareLFLineEndingsAreAccepted() {
         guard case .complete(let head, _) = parse("GET / HTTP/1.1\nHost: a\n\n") else { Issue.record("not complete"); return }
         #expect(head.value(of: "host") == "a")
