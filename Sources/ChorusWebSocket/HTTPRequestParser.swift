@@ -110,6 +110,7 @@ public struct HTTPRequestParser {
     public let maxHeaderSize: Int
     /// Bytes already searched for the blank line, so a resumed call does not rescan them.
     var scanned = 0
+    var requestLineChecked = false
 
     public init(maxHeaderSize: Int) {
         self.maxHeaderSize = maxHeaderSize
@@ -131,10 +132,12 @@ public struct HTTPRequestParser {
         }
         guard let end else {
             scanned = max(n, 1)
+            if let err = checkRequestLineEarly(bytes) { return .failed(err) }
             if n > maxHeaderSize { return .failed(HTTPParseError(status: 431, message: "Request header too large")) }
             return .needMoreData
         }
         scanned = 0
+        requestLineChecked = false
         if end > maxHeaderSize { return .failed(HTTPParseError(status: 431, message: "Request header too large")) }
         switch Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[..<end])) {
         case .success(let head): return .complete(head, headerLength: end)
@@ -175,22 +178,11 @@ public struct HTTPRequestParser {
         while idx < lines.count && lines[idx].isEmpty { idx += 1 }
         guard idx < lines.count, !lines[idx].isEmpty else { return bad("Empty request") }
 
-        // Request line (§3.1.1): method SP request-target SP HTTP-version.
-        let line = lines[idx]
-        guard let sp1 = line.firstIndex(of: 0x20) else { return bad("Malformed request line") }
-        let methodBytes = line[..<sp1]
-        guard !methodBytes.isEmpty, methodBytes.allSatisfy(isTokenChar) else { return bad("Malformed method") }
-        let afterMethod = line[(sp1 + 1)...]
-        guard let sp2 = afterMethod.firstIndex(of: 0x20) else { return bad("Malformed request line") }
-        let targetBytes = line[(sp1 + 1)..<sp2]
-        guard !targetBytes.isEmpty, targetBytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-            return bad("Malformed request target")
+        let requestLine: (method: String, target: String, minor: Int)
+        switch parseRequestLine(lines[idx]) {
+        case .success(let r): requestLine = r
+        case .failure(let e): return .failure(e)
         }
-        let versionBytes = line[(sp2 + 1)...]
-        let prefix = Array("HTTP/1.".utf8)
-        guard versionBytes.count == 8, versionBytes.prefix(7).elementsEqual(prefix),
-            let last = versionBytes.last, last >= UInt8(ascii: "0"), last <= UInt8(ascii: "9")
-        else { return bad("Unsupported HTTP version") }
 
         var headers: [(name: String, value: String)] = []
         for l in lines[(idx + 1)...] where !l.isEmpty {
@@ -213,9 +205,45 @@ public struct HTTPRequestParser {
                             String(decoding: UnsafeRawBufferPointer(rebasing: value), as: UTF8.self)))
         }
         return .success(HTTPRequestHead(
-            method: String(decoding: UnsafeRawBufferPointer(rebasing: methodBytes), as: UTF8.self),
-            target: String(decoding: UnsafeRawBufferPointer(rebasing: targetBytes), as: UTF8.self),
-            versionMinor: Int(last - UInt8(ascii: "0")),
-            headers: headers))
+            method: requestLine.method, target: requestLine.target, versionMinor: requestLine.minor, headers: headers))
+    }
+
+    /// Request line (§3.1.1): method SP request-target SP HTTP-version.
+    static func parseRequestLine(_ line: UnsafeRawBufferPointer) -> Result<(method: String, target: String, minor: Int), HTTPParseError> {
+        func bad(_ m: String) -> Result<(method: String, target: String, minor: Int), HTTPParseError> {
+            .failure(HTTPParseError(status: 400, message: m))
+        }
+        guard let sp1 = line.firstIndex(of: 0x20) else { return bad("Malformed request line") }
+        let methodBytes = line[..<sp1]
+        guard !methodBytes.isEmpty, methodBytes.allSatisfy(isTokenChar) else { return bad("Malformed method") }
+        let afterMethod = line[(sp1 + 1)...]
+        guard let sp2 = afterMethod.firstIndex(of: 0x20) else { return bad("Malformed request line") }
+        let targetBytes = line[(sp1 + 1)..<sp2]
+        guard !targetBytes.isEmpty, targetBytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            return bad("Malformed request target")
+        }
+        let versionBytes = line[(sp2 + 1)...]
+        let prefix = Array("HTTP/1.".utf8)
+        guard versionBytes.count == 8, versionBytes.prefix(7).elementsEqual(prefix),
+            let last = versionBytes.last, last >= UInt8(ascii: "0"), last <= UInt8(ascii: "9")
+        else { return bad("Unsupported HTTP version") }
+        return .success((
+            String(decoding: UnsafeRawBufferPointer(rebasing: methodBytes), as: UTF8.self),
+            String(decoding: UnsafeRawBufferPointer(rebasing: targetBytes), as: UTF8.self),
+            Int(last - UInt8(ascii: "0"))))
+    }
+
+    /// Once the first line is in, judge it without waiting for the rest of the head, so a
+    /// client that does not speak HTTP is turned away at once rather than at the size limit.
+    mutating func checkRequestLineEarly(_ bytes: UnsafeRawBufferPointer) -> HTTPParseError? {
+        guard !requestLineChecked else { return nil }
+        var start = 0
+        while start < bytes.count && (bytes[start] == 0x0D || bytes[start] == 0x0A) { start += 1 }
+        guard let nl = bytes[start...].firstIndex(of: 0x0A) else { return nil }
+        requestLineChecked = true
+        var e = nl
+        if e > start && bytes[e - 1] == 0x0D { e -= 1 }
+        if case .failure(let err) = Self.parseRequestLine(UnsafeRawBufferPointer(rebasing: bytes[start..<e])) { return err }
+        return nil
     }
 }

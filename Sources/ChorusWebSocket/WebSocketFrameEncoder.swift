@@ -65,6 +65,11 @@ public enum WebSocketFrameEncoder {
     /// §5.5: control payloads are at most 125 bytes; §5.5.1: the reason must be valid UTF-8,
     /// hence cutting between characters, never inside one.
     public static func closeFrame(code: WebSocketCloseCode, reason: String) -> [UInt8] {
+        frame(opcode: .close, payload: closePayload(code: code, reason: reason))
+    }
+
+    /// The payload of a close frame (code + reason cut to fit 125 bytes), e.g. for a masked client close.
+    public static func closePayload(code: WebSocketCloseCode, reason: String) -> [UInt8] {
         var payload: [UInt8] = [UInt8(truncatingIfNeeded: code.rawValue >> 8), UInt8(truncatingIfNeeded: code.rawValue)]
         payload.reserveCapacity(125)
         if reason.utf8.count <= 123 {
@@ -76,7 +81,7 @@ public enum WebSocketFrameEncoder {
                 payload.append(contentsOf: u)
             }
         }
-        return frame(opcode: .close, payload: payload)
+        return payload
     }
 
     /// Client-side (masked) frame, for test clients and the load generator.
