@@ -62,27 +62,22 @@ public final class PerMessageDeflater {
     let messageStart = output.count
     s.pointee.next_in = input.baseAddress.map { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: Bytef.self)) }
     s.pointee.avail_in = uInt(input.count)
-    // deflateBound is for a complete stream; a sync flush adds at most an empty stored block (5 B)
-    // and a partial byte, hence the margin. The loop handles anything larger anyway.
-    var chunk = Int(deflateBound(s, uLong(input.count))) + 16
-    while true {
-      let start = output.count
-      output.append(contentsOf: repeatElement(0, count: chunk))
-      let rc = output.withUnsafeMutableBufferPointer { buf in
-        s.pointee.next_out = buf.baseAddress! + start
+    // Deflate into a bounded stack chunk, then copy: no zero-filling, no per-stream buffer.
+    let chunk = min(Int(deflateBound(s, uLong(input.count))) + 16, 32 * 1024)
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: chunk) { buf in
+      while true {
+        s.pointee.next_out = buf.baseAddress!
         s.pointee.avail_out = uInt(chunk)
         let rc = deflate(s, Z_SYNC_FLUSH)
         s.pointee.next_out = nil
-        return rc
+        let produced = chunk - Int(s.pointee.avail_out)
+        if produced > 0 { output.append(contentsOf: UnsafeBufferPointer(rebasing: buf[..<produced])) }
+        // Z_BUF_ERROR: nothing left to do (a repeated call after everything was flushed).
+        precondition(rc == Z_OK || rc == Z_BUF_ERROR, "deflate failed: \(rc)")
+        // Done when zlib stopped with room to spare: then the flush is complete. (If avail_out hit 0
+        // exactly, zlib may add one more empty stored block on the next call: harmless.)
+        if s.pointee.avail_out > 0 && s.pointee.avail_in == 0 { break }
       }
-      let unused = Int(s.pointee.avail_out)
-      output.removeLast(unused)
-      // Z_BUF_ERROR: nothing left to do (a repeated call after everything was flushed).
-      precondition(rc == Z_OK || rc == Z_BUF_ERROR, "deflate failed: \(rc)")
-      // Done when zlib stopped with room to spare: then the flush is complete. (If avail_out hit 0
-      // exactly, zlib may add one more empty stored block on the next call: harmless.)
-      if unused > 0 && s.pointee.avail_in == 0 { break }
-      chunk = 4096
     }
     s.pointee.next_in = nil
     s.pointee.avail_in = 0
