@@ -107,6 +107,10 @@ private func referenceInflateByteAtATime(_ payload: [UInt8], windowBits: Int32) 
   }
 }
 
+extension Array {
+  func repeated(_ n: Int) -> [Element] { (0..<n).flatMap { _ in self } }
+}
+
 // MARK: - RFC 7692 §7.2.3 examples
 
 @Suite("permessage-deflate compression (RFC 7692 §7.2)")
@@ -163,6 +167,16 @@ struct DeflateTests {
     let inflater2 = PerMessageInflater(windowBits: 15, noContextTakeover: false)
     #expect(try inflateMessage(inflater2, [0xF3, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00, 0xF2, 0x00, 0x11, 0x00, 0x00])
             == hello + hello)
+  }
+
+  @Test("many BFINAL blocks in one message (window-copy amplification) → .corrupt")
+  func manyFinalBlocks() throws {
+    // 03 00: a fixed-Huffman block with BFINAL set holding only end-of-block.
+    let inflater = PerMessageInflater(windowBits: 15, noContextTakeover: false)
+    let few: [UInt8] = [0xF3, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00] + [0x03, 0x00, 0x03, 0x00, 0x00]
+    #expect(try inflateMessage(inflater, few) == hello)
+    let many = [UInt8]([0x03, 0x00]).repeated(1000)
+    #expect(inflateError(inflater, many) == .corrupt)
   }
 
   @Test("§7.2.3.6: empty message is 0x00 and inflates to nothing")

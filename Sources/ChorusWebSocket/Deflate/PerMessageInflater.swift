@@ -18,6 +18,11 @@ public final class PerMessageInflater: WebSocketInflater {
   private var streamEnded = false
   /// Some payload byte of the current message was fed to zlib.
   private var messageHasData = false
+  /// BFINAL restarts in the current message. Each one copies the window twice, so a stream of
+  /// 2-byte final blocks would cost ~64 KiB of memcpy per 2 input bytes: cap it.
+  private var restartsInMessage = 0
+  /// A well-behaved sender ends a message with at most one BFINAL block (RFC 7692 §7.2.3.4).
+  static let maxRestartsPerMessage = 4
 
   public convenience init(agreement: PerMessageDeflateAgreement) {
     self.init(windowBits: agreement.inflateWindowBits, noContextTakeover: agreement.clientNoContextTakeover)
@@ -77,11 +82,13 @@ public final class PerMessageInflater: WebSocketInflater {
     inflateReset(stream)
     streamEnded = false
     messageHasData = false
+    restartsInMessage = 0
     stream.pointee.next_in = nil
     stream.pointee.avail_in = 0
   }
 
   private func endMessage() {
+    restartsInMessage = 0
     if noContextTakeover {
       reset()
     } else if streamEnded {
@@ -116,6 +123,8 @@ public final class PerMessageInflater: WebSocketInflater {
         // Only the 00 00 ff ff tail may follow a final block without a new block header; it carries
         // no data, so it is dropped. Real payload bytes start a new stream on the same window.
         if isTail || s.pointee.avail_in == 0 { return }
+        restartsInMessage += 1
+        if restartsInMessage > Self.maxRestartsPerMessage { throw .corrupt }
         restartKeepingWindow()
       }
       let room = limit - output.count
