@@ -12,10 +12,17 @@ public final class PerMessageInflater: WebSocketInflater {
   public let windowBits: Int
   /// Reset after every message (client_no_context_takeover).
   public let noContextTakeover: Bool
-  /// Output grows by at most this many bytes per zlib call.
+  /// Output grows by at most this many bytes per zlib call (a stack buffer of this size is used).
   private static let chunkSize = 16 * 1024
   /// The current deflate stream hit a block with BFINAL=1 (RFC 7692 §7.2.3.4).
   private var streamEnded = false
+  /// Some payload byte of the current message was fed to zlib.
+  private var messageHasData = false
+  /// BFINAL restarts in the current message. Each one copies the window twice, so a stream of
+  /// 2-byte final blocks would cost ~64 KiB of memcpy per 2 input bytes: cap it.
+  private var restartsInMessage = 0
+  /// A well-behaved sender ends a message with at most one BFINAL block (RFC 7692 §7.2.3.4).
+  static let maxRestartsPerMessage = 4
 
   public convenience init(agreement: PerMessageDeflateAgreement) {
     self.init(windowBits: agreement.inflateWindowBits, noContextTakeover: agreement.clientNoContextTakeover)
@@ -45,8 +52,15 @@ public final class PerMessageInflater: WebSocketInflater {
 
   public func inflate(_ input: UnsafeRawBufferPointer, isFinal: Bool, into output: inout [UInt8], limit: Int) throws(WebSocketInflateError) {
     do throws(WebSocketInflateError) {
+      if input.count > 0 { messageHasData = true }
       try feed(input, isTail: false, into: &output, limit: limit)
+      if isFinal && !messageHasData {
+        // An empty payload (no bytes at all) is taken as an empty message. Strictly, "" + 00 00 ff ff
+        // is an incomplete stored block; senders should use 0x00 (§7.2.3.6), but tolerate it.
+        return
+      }
       if isFinal {
+        messageHasData = false
         // §7.2.2: append 0x00 0x00 0xff 0xff to the payload, then decompress.
         var tail: (UInt8, UInt8, UInt8, UInt8) = (0x00, 0x00, 0xFF, 0xFF)
         try withUnsafeBytes(of: &tail) { (t) throws(WebSocketInflateError) in
@@ -67,11 +81,14 @@ public final class PerMessageInflater: WebSocketInflater {
   public func reset() {
     inflateReset(stream)
     streamEnded = false
+    messageHasData = false
+    restartsInMessage = 0
     stream.pointee.next_in = nil
     stream.pointee.avail_in = 0
   }
 
   private func endMessage() {
+    restartsInMessage = 0
     if noContextTakeover {
       reset()
     } else if streamEnded {
@@ -106,10 +123,12 @@ public final class PerMessageInflater: WebSocketInflater {
         // Only the 00 00 ff ff tail may follow a final block without a new block header; it carries
         // no data, so it is dropped. Real payload bytes start a new stream on the same window.
         if isTail || s.pointee.avail_in == 0 { return }
+        restartsInMessage += 1
+        if restartsInMessage > Self.maxRestartsPerMessage { throw .corrupt }
         restartKeepingWindow()
       }
       let room = limit - output.count
-      var rc: Int32
+      var rc: Int32 = Z_OK
       if room <= 0 {
         // At the limit: probe whether the stream has even one more byte to give.
         var probe: UInt8 = 0
@@ -123,18 +142,16 @@ public final class PerMessageInflater: WebSocketInflater {
         if s.pointee.avail_out == 0 { throw .messageTooBig }
         outputFull = false
       } else {
+        // Inflate into a bounded stack chunk (no per-connection buffer, no zero-filling), then copy.
         let chunk = min(room, Self.chunkSize)
-        let start = output.count
-        output.append(contentsOf: repeatElement(0, count: chunk))
-        rc = output.withUnsafeMutableBufferPointer { buf in
-          s.pointee.next_out = buf.baseAddress! + start
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: chunk) { buf in
+          s.pointee.next_out = buf.baseAddress!
           s.pointee.avail_out = uInt(chunk)
-          let rc = CZlib.inflate(s, Z_SYNC_FLUSH)
+          rc = CZlib.inflate(s, Z_SYNC_FLUSH)
           s.pointee.next_out = nil
-          return rc
+          let produced = chunk - Int(s.pointee.avail_out)
+          if produced > 0 { output.append(contentsOf: UnsafeBufferPointer(rebasing: buf[..<produced])) }
         }
-        let produced = chunk - Int(s.pointee.avail_out)
-        output.removeLast(chunk - produced)
         outputFull = s.pointee.avail_out == 0
       }
       switch rc {
