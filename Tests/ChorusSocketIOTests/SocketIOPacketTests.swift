@@ -80,6 +80,7 @@ struct SocketIOEncodingTests {
         #expect(text(t) == #"53-["up",{"a":{"_placeholder":true,"num":0},"b":[{"_placeholder":true,"num":1}]},{"_placeholder":true,"num":2}]"#)
         #expect(atts == [[1], [2], [3]])
         #expect(p.attachments == atts)
+        #expect(p.data?.binaryCount == 3)
     }
 
     @Test func engineIOPrefixAndFrames() {

@@ -125,21 +125,23 @@ public struct SocketIOPacket: Sendable, Hashable {
     /// - Parameter engineIOPrefix: prepend the Engine.IO message type ("4") so `text` is the
     ///   complete WebSocket text frame.
     public func encode(engineIOPrefix: Bool = false) -> (text: [UInt8], attachments: [[UInt8]]) {
-        let hasBinary = data?.containsBinary ?? false
+        let binaryCount = data?.binaryCount ?? 0
+        let hasBinary = binaryCount > 0
         var t = type
         if hasBinary {
             if t == .event { t = .binaryEvent } else if t == .ack { t = .binaryAck }
         }
         var out: [UInt8] = []
         var attachments: [[UInt8]] = []
+        attachments.reserveCapacity(binaryCount)
         let dataCount =
             data.map { hasBinary ? $0.serializedCountWithPlaceholders() : $0.serializedCount } ?? 0
         out.reserveCapacity(24 + namespace.utf8.count + dataCount)
         if engineIOPrefix { out.append(EngineIOPacketType.message.wireByte) }
         out.append(t.wireByte)
-        var attachmentCountAt = -1
         if t.isBinary {
-            attachmentCountAt = out.count  // filled in after serialization
+            JSONWriter.appendInt(Int64(binaryCount), to: &out)
+            out.append(UInt8(ascii: "-"))
         }
         if namespace != "/" && !namespace.isEmpty {
             out.append(contentsOf: namespace.utf8)
@@ -152,12 +154,6 @@ public struct SocketIOPacket: Sendable, Hashable {
             } else {
                 data.serialize(into: &out)
             }
-        }
-        if attachmentCountAt >= 0 {
-            var count: [UInt8] = []
-            JSONWriter.appendInt(Int64(attachments.count), to: &count)
-            count.append(UInt8(ascii: "-"))
-            out.insert(contentsOf: count, at: attachmentCountAt)
         }
         return (out, attachments)
     }
@@ -404,6 +400,16 @@ public struct SocketIODecoder: Sendable {
 }
 
 extension JSONValue {
+    /// Number of `.binary` values in the tree (the attachment count).
+    public var binaryCount: Int {
+        switch self {
+        case .binary: return 1
+        case .array(let a): return a.reduce(0) { $0 + $1.binaryCount }
+        case .object(let o): return o.values.reduce(0) { $0 + $1.binaryCount }
+        default: return 0
+        }
+    }
+
     /// Replaces `{"_placeholder":true,"num":N}` objects by `.binary(attachments[N])`.
     public func replacingPlaceholders(with attachments: [[UInt8]]) throws(SocketIOProtocolError) -> JSONValue {
         switch self {
