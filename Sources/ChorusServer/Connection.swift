@@ -80,6 +80,8 @@ public final class Connection {
     }
 
     public var server: WebSocketServer { loop.server }
+    /// The loop that owns this connection (its callbacks and `tick` run on that loop's thread).
+    public var loopIndex: Int { loop.index }
 
     public var isOpen: Bool {
         if case .open = state { return true }

@@ -31,6 +31,9 @@ public protocol ServerApplication: AnyObject, Sendable {
     func connection(_ connection: Connection, received message: WebSocketMessage)
     /// Called once per opened connection. `code` is the peer's close code, or nil if it vanished.
     func connectionClosed(_ connection: Connection, code: WebSocketCloseCode?)
+    /// The loop's periodic timer tick (resolution from `ServerConfiguration.tickNanoseconds`), on loop
+    /// `loopIndex`'s thread: the place for the application's own timers (Engine.IO pings, ack timeouts).
+    func tick(loopIndex: Int, now: UInt64)
 }
 
 extension ServerApplication {
@@ -39,6 +42,7 @@ extension ServerApplication {
     public func shouldUpgrade(_ head: HTTPRequestHead, remoteAddress: SocketAddress) -> UpgradeDecision { .accept }
     public func connectionOpened(_ connection: Connection, request: HTTPRequestHead) {}
     public func connectionClosed(_ connection: Connection, code: WebSocketCloseCode?) {}
+    public func tick(loopIndex: Int, now: UInt64) {}
 }
 
 /// `--app echo`: every message goes back to its sender (the conformance suite's target).

@@ -45,11 +45,14 @@ public struct ServerConfiguration: Sendable {
     /// Size of each loop's shared receive buffer.
     public var readBufferSize = 256 * 1024
 
+    /// Extra timeouts of the application (e.g. Engine.IO's ping interval) the timer tick must resolve.
+    public var applicationTimeouts: [Double] = []
+
     public init() {}
 
     /// The coarse timer resolution: fine enough for the smallest configured timeout.
     var tickNanoseconds: UInt64 {
-        let timeouts = [handshakeTimeout, idleTimeout, pingInterval, closeTimeout].filter { $0 > 0 }
+        let timeouts = ([handshakeTimeout, idleTimeout, pingInterval, closeTimeout] + applicationTimeouts).filter { $0 > 0 }
         let smallest = timeouts.min() ?? 1
         let tick = min(1.0, max(0.01, smallest / 4))
         return UInt64(tick * 1e9)

@@ -112,6 +112,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
 
     func eventLoopTick(_ loop: EventLoop, now: UInt64) {
         sweepTimers(now: now)
+        application.tick(loopIndex: index, now: now)
     }
 
     func eventLoopDidFinishIteration(_ loop: EventLoop) {
