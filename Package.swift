@@ -11,6 +11,8 @@ let package = Package(
         .executable(name: "chorus-bench", targets: ["chorus-bench"]),
         .library(name: "ChorusServer", targets: ["ChorusServer"]),
         .library(name: "ChorusWebSocket", targets: ["ChorusWebSocket"]),
+        .library(name: "ChorusLoop", targets: ["ChorusLoop"]),
+        .library(name: "ChorusSocketIO", targets: ["ChorusSocketIO"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),

@@ -70,6 +70,8 @@ public struct ServerStats: Sendable, Equatable {
     public var backpressureClosed = 0
     public var protocolErrors = 0
     public var bytesOut = 0
+    /// Rooms with at least one member, counted per loop (a room spread over two loops counts twice).
+    public var rooms = 0
 
     public init() {}
 }

@@ -124,6 +124,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                 flush(connection)
             }
         }
+        stats.rooms = rooms.count
         server.publish(stats, loop: index)
     }
 

@@ -169,6 +169,7 @@ public final class WebSocketServer: @unchecked Sendable {
                 total.backpressureClosed += s.backpressureClosed
                 total.protocolErrors += s.protocolErrors
                 total.bytesOut += s.bytesOut
+                total.rooms += s.rooms
             }
             return total
         }
