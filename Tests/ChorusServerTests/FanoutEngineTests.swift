@@ -1,0 +1,291 @@
+import ChorusLoop
+import ChorusServer
+import ChorusWebSocket
+import Glibc
+import Synchronization
+import Testing
+
+/// A test application driven by text commands, so tests can steer rooms and emits from clients:
+/// `join R`, `leave R`, `id` (answers the connection id), and
+/// `emit <rooms|*> <exceptRooms|-> <self|all> <message>`.
+final class RoomCommandApp: ServerApplication {
+    let ids = Mutex<[String: ConnectionID]>([:])
+
+    func connection(_ connection: Connection, received message: WebSocketMessage) {
+        guard case .text(let bytes) = message else { return }
+        let words = String(decoding: bytes, as: UTF8.self).split(separator: " ").map(String.init)
+        switch words.first {
+        case "join":
+            for room in words.dropFirst() { connection.join(room) }
+            connection.send(text: "ok")
+        case "leave":
+            for room in words.dropFirst() { connection.leave(room) }
+            connection.send(text: "ok")
+        case "id":
+            ids.withLock { $0[connection.id.description] = connection.id }
+            connection.send(text: connection.id.description)
+        case "emit" where words.count == 5:
+            var target = BroadcastTarget(rooms: words[1] == "*" ? [] : words[1].split(separator: ",").map(String.init))
+            if words[2] != "-" { target = target.except(words[2].split(separator: ",").map(String.init)) }
+            if words[3] == "self" { target = target.except(connection.id) }
+            connection.server.emit(text: words[4], to: target)
+        default:
+            connection.send(text: "unknown")
+        }
+    }
+}
+
+/// Starts an in-process server on an ephemeral loopback port; shut down on `stop()`.
+func startServer(_ app: any ServerApplication = RoomCommandApp(), threads: Int = 2, configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> WebSocketServer {
+    var config = ServerConfiguration()
+    config.host = "127.0.0.1"
+    config.port = 0
+    config.threads = threads
+    config.shutdownDrain = 1
+    configure(&config)
+    let server = WebSocketServer(configuration: config, application: app)
+    try server.start()
+    return server
+}
+
+/// Polls `condition` until it holds or `seconds` pass.
+func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
+    let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
+    while monotonicNanoseconds() < deadline {
+        if condition() { return true }
+        usleep(5_000)
+    }
+    return condition()
+}
+
+@Suite("Rooms and emits", .serialized, .timeLimit(.minutes(1)))
+struct RoomTests {
+    @Test func anEmitToSeveralRoomsReachesEachMemberOnce() throws {
+        let server = try startServer()
+        defer { server.shutdown() }
+        let a = try BlockingWebSocketClient(port: server.port)
+        let b = try BlockingWebSocketClient(port: server.port)
+        let c = try BlockingWebSocketClient(port: server.port)
+        let sender = try BlockingWebSocketClient(port: server.port)
+        try a.send(text: "join r1 r2"); #expect(try a.receiveText() == "ok")
+        try b.send(text: "join r2"); #expect(try b.receiveText() == "ok")
+        try c.send(text: "join other"); #expect(try c.receiveText() == "ok")
+        try sender.send(text: "emit r1,r2 - all hello")
+        #expect(try a.receiveText() == "hello")
+        #expect(try b.receiveText() == "hello")
+        #expect(a.isQuiet(milliseconds: 200), "a member of both rooms must get the message once")
+        #expect(c.isQuiet(milliseconds: 50))
+        #expect(sender.isQuiet(milliseconds: 50), "the sender is in neither room")
+    }
+
+    @Test func exceptRoomsAndTheSenderAreSkipped() throws {
+        let server = try startServer()
+        defer { server.shutdown() }
+        let muted = try BlockingWebSocketClient(port: server.port)
+        let listener = try BlockingWebSocketClient(port: server.port)
+        let sender = try BlockingWebSocketClient(port: server.port)
+        try muted.send(text: "join room muted"); #expect(try muted.receiveText() == "ok")
+        try listener.send(text: "join room"); #expect(try listener.receiveText() == "ok")
+        try sender.send(text: "join room"); #expect(try sender.receiveText() == "ok")
+        try sender.send(text: "emit room muted self news")
+        #expect(try listener.receiveText() == "news")
+        #expect(muted.isQuiet(milliseconds: 200))
+        #expect(sender.isQuiet(milliseconds: 50))
+        // Without exceptions everyone in the room hears it, the sender included.
+        try sender.send(text: "emit room - all again")
+        #expect(try muted.receiveText() == "again")
+        #expect(try listener.receiveText() == "again")
+        #expect(try sender.receiveText() == "again")
+    }
+
+    @Test func anEmitToEveryoneReachesConnectionsInNoRoom() throws {
+        let server = try startServer()
+        defer { server.shutdown() }
+        let clients = try (0..<6).map { _ in try BlockingWebSocketClient(port: server.port) }
+        try clients[0].send(text: "emit * - all hi")
+        for client in clients { #expect(try client.receiveText() == "hi") }
+    }
+
+    @Test func leavingAndDisconnectingFreeTheRooms() throws {
+        let server = try startServer()
+        defer { server.shutdown() }
+        var clients = try (0..<8).map { _ in try BlockingWebSocketClient(port: server.port) }
+        for (i, client) in clients.enumerated() {
+            try client.send(text: "join shared own\(i)")
+            #expect(try client.receiveText() == "ok")
+        }
+        #expect(eventually { server.stats.rooms >= 9 })
+        try clients[0].send(text: "leave own0")
+        #expect(try clients[0].receiveText() == "ok")
+        #expect(eventually { server.stats.rooms == server.stats.rooms }) // settle one iteration
+        clients.removeAll()  // closes every socket abruptly
+        #expect(eventually { server.stats.rooms == 0 && server.stats.connections == 0 })
+    }
+}
+
+@Suite("Every core", .serialized, .timeLimit(.minutes(2)))
+struct CrossThreadTests {
+    /// Stable members must get every emit exactly once and in order while others join, leave and
+    /// disconnect on both loops, and emits come from a thread that is not a loop.
+    @Test func broadcastsStayExactUnderChurn() throws {
+        let server = try startServer(threads: 2)
+        defer { server.shutdown() }
+        let stable = try (0..<16).map { _ in try BlockingWebSocketClient(port: server.port) }
+        for client in stable {
+            try client.send(text: "join room")
+            #expect(try client.receiveText() == "ok")
+        }
+        let port = server.port
+        let churnDone = Atomic<Bool>(false)
+        let churnRounds = Atomic<Int>(0)
+        let churn = LoopThread(name: "churn") {
+            while !churnDone.load(ordering: .relaxed) {
+                guard let c = try? BlockingWebSocketClient(port: port) else { continue }
+                try? c.send(text: "join room side")
+                if Bool.random() { try? c.send(text: "leave room") }
+                churnRounds.add(1, ordering: .relaxed)
+            }
+        }
+        let messages = 400
+        for i in 0..<messages {
+            server.emit(text: "m\(i)", to: .rooms(["room"]))
+            if i % 50 == 0 { usleep(2_000) }
+        }
+        for client in stable {
+            for i in 0..<messages {
+                var text = try client.receiveText()
+                while text == "ok" { text = try client.receiveText() }
+                #expect(text == "m\(i)")
+                if text != "m\(i)" { break }
+            }
+            #expect(client.isQuiet(milliseconds: 10))
+        }
+        churnDone.store(true, ordering: .relaxed)
+        churn.join()
+        #expect(churnRounds.load(ordering: .relaxed) > 10)
+        // Churned connections are gone; only the stable ones hold the room (one entry per loop).
+        #expect(eventually { server.stats.connections == stable.count })
+        #expect(eventually { server.stats.rooms <= 2 })
+    }
+}
+
+@Suite("Slow consumers", .serialized, .timeLimit(.minutes(1)))
+struct BackpressureTests {
+    static let payload = String(repeating: "x", count: 8 * 1024)
+
+    func slowClient(port: Int) throws -> BlockingWebSocketClient {
+        let client = try BlockingWebSocketClient(port: port, receiveBuffer: 4096)
+        try client.send(text: "join room")
+        #expect(try client.receiveText() == "ok")
+        return client  // and never reads again
+    }
+
+    @Test func dropPolicySkipsMessagesForTheSlowClientOnly() throws {
+        let app = RoomCommandApp()
+        let server = try startServer(app, threads: 1) { $0.maxBackpressure = 64 * 1024; $0.backpressurePolicy = .drop }
+        defer { server.shutdown() }
+        let slow = try slowClient(port: server.port)
+        try slow.send(text: "id")
+        let slowName = try slow.receiveText()
+        let slowID = try #require(app.ids.withLock { $0[slowName] })
+        let fast = try BlockingWebSocketClient(port: server.port)
+        try fast.send(text: "join room"); #expect(try fast.receiveText() == "ok")
+        // ~4.8 MiB: far more than the slow client's socket and queue can hold. The fast client
+        // reads each message before the next emit, so it never reaches the limit itself.
+        for i in 0..<600 {
+            server.emit(text: "\(i) " + Self.payload, to: .rooms(["room"]))
+            #expect(try fast.receiveText().hasPrefix("\(i) "))
+        }
+        #expect(eventually { server.stats.dropped > 0 })
+        // The slow client is still connected; its queue is bounded by the limit plus one message.
+        #expect(server.stats.connections == 2)
+        #expect(server.stats.backpressureClosed == 0)
+        let buffered = Atomic<Int>(-1)
+        server.withConnection(slowID) { buffered.store($0.bufferedAmount, ordering: .relaxed) }
+        #expect(eventually { buffered.load(ordering: .relaxed) >= 0 })
+        #expect(buffered.load(ordering: .relaxed) <= 64 * 1024 + 8 * 1024 + 16, "memory per slow client is bounded")
+    }
+
+    @Test func closePolicyClosesTheSlowClientAndNobodyElse() throws {
+        let server = try startServer(threads: 1) { $0.maxBackpressure = 64 * 1024; $0.backpressurePolicy = .close; $0.closeTimeout = 0.3 }
+        defer { server.shutdown() }
+        let slow = try slowClient(port: server.port)
+        let fast = try BlockingWebSocketClient(port: server.port)
+        try fast.send(text: "join room"); #expect(try fast.receiveText() == "ok")
+        for i in 0..<600 {
+            server.emit(text: "\(i) " + Self.payload, to: .rooms(["room"]))
+            #expect(try fast.receiveText().hasPrefix("\(i) "))
+        }
+        #expect(eventually { server.stats.backpressureClosed == 1 })
+        #expect(eventually { server.stats.connections == 1 })
+        _ = slow
+    }
+}
+
+@Suite("Heartbeats and limits", .serialized, .timeLimit(.minutes(1)))
+struct HeartbeatAndLimitTests {
+    @Test func silentConnectionsArePinged() throws {
+        let server = try startServer(threads: 1) { $0.pingInterval = 0.2; $0.idleTimeout = 0 }
+        defer { server.shutdown() }
+        let client = try BlockingWebSocketClient(port: server.port)
+        let frame = try client.receive()
+        #expect(frame.opcode == 0x9)
+    }
+
+    @Test func idleConnectionsAreClosedWith1001() throws {
+        let server = try startServer(threads: 1) { $0.pingInterval = 0; $0.idleTimeout = 0.4 }
+        defer { server.shutdown() }
+        let silent = try BlockingWebSocketClient(port: server.port)
+        let chatty = try BlockingWebSocketClient(port: server.port)
+        let start = monotonicNanoseconds()
+        for _ in 0..<8 {
+            try chatty.send(text: "join x")
+            #expect(try chatty.receiveText() == "ok")
+            usleep(100_000)
+        }
+        #expect(try silent.receiveClose() == 1001)
+        #expect(monotonicNanoseconds() - start < 3_000_000_000)
+        try chatty.send(text: "join y")
+        #expect(try chatty.receiveText() == "ok", "a connection with traffic stays open")
+    }
+
+    @Test func pongsKeepAConnectionAlive() throws {
+        let server = try startServer(threads: 1) { $0.pingInterval = 0.1; $0.idleTimeout = 0.5 }
+        defer { server.shutdown() }
+        let client = try BlockingWebSocketClient(port: server.port)
+        let start = monotonicNanoseconds()
+        while monotonicNanoseconds() - start < 1_200_000_000 {
+            let frame = try client.receive()
+            #expect(frame.opcode == 0x9, "only pings expected, got \(frame.opcode)")
+            try client.send(opcode: .pong, frame.payload)
+        }
+    }
+
+    @Test func connectionsBeyondTheLimitGet503() throws {
+        let server = try startServer(threads: 2) { $0.maxConnections = 3 }
+        defer { server.shutdown() }
+        var clients = try (0..<3).map { _ in try BlockingWebSocketClient(port: server.port) }
+        #expect {
+            _ = try BlockingWebSocketClient(port: server.port)
+        } throws: { error in
+            if case BlockingWebSocketClient.Failure.handshake(let head) = error { return head.hasPrefix("HTTP/1.1 503") }
+            return false
+        }
+        #expect(eventually { server.stats.refused == 1 })
+        clients.removeLast()
+        #expect(eventually { server.openConnections == 2 })
+        clients.append(try BlockingWebSocketClient(port: server.port))
+        #expect(clients.count == 3)
+    }
+
+    @Test func connectionsBeyondThePerAddressLimitGet503() throws {
+        let server = try startServer(threads: 1) { $0.maxConnectionsPerIP = 2 }
+        defer { server.shutdown() }
+        let first = try BlockingWebSocketClient(port: server.port)
+        let second = try BlockingWebSocketClient(port: server.port)
+        #expect(throws: BlockingWebSocketClient.Failure.self) { _ = try BlockingWebSocketClient(port: server.port) }
+        // Another source address has its own allowance.
+        let other = try BlockingWebSocketClient(port: server.port, host: "127.0.0.1", bindAddress: "127.0.0.2")
+        _ = (first, second, other)
+    }
+}
