@@ -29,6 +29,9 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     private var openConnections = ContiguousArray<Connection>()
     var rooms = RoomRegistry()
     private var dirty: [Connection] = []
+    private var flushing: [Connection] = []
+    /// The listener is out of epoll after EMFILE/ENFILE until the next tick (no busy loop).
+    private var acceptPaused = false
     private var emitEpoch: UInt64 = 0
 
     private let readBuffer: UnsafeMutableRawPointer
@@ -111,18 +114,23 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     }
 
     func eventLoopTick(_ loop: EventLoop, now: UInt64) {
+        if acceptPaused && listenerFD >= 0 {
+            acceptPaused = false
+            try? loop.epoll.add(listenerFD, events: .readable, token: Self.listenerToken)
+        }
         sweepTimers(now: now)
         application.tick(loopIndex: index, now: now)
     }
 
     func eventLoopDidFinishIteration(_ loop: EventLoop) {
-        if !dirty.isEmpty {
-            let batch = dirty
-            dirty.removeAll(keepingCapacity: true)
-            for connection in batch {
+        // Flushing can queue more (a close tells the application, which may send): repeat until quiet.
+        while !dirty.isEmpty {
+            swap(&dirty, &flushing)
+            for connection in flushing {
                 connection.isDirty = false
                 flush(connection)
             }
+            flushing.removeAll(keepingCapacity: true)
         }
         stats.rooms = rooms.count
         server.publish(stats, loop: index)
@@ -139,8 +147,11 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                 case .processed(let result): accepted = result
                 }
             } catch {
-                // EMFILE/ENFILE and friends: log and try again on the next readiness.
-                logger.warning("accept failed: \(error)")
+                // Out of descriptors (EMFILE/ENFILE) or memory: a level-triggered listener would spin,
+                // so take it out of epoll until the next tick.
+                logger.warning("accept failed, pausing accepts until the next tick: \(error)")
+                loop.epoll.remove(listenerFD)
+                acceptPaused = true
                 return
             }
             if let refusal = server.admit(accepted.address) {
