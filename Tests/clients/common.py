@@ -99,7 +99,7 @@ class Raw:
         if payload is None:
             return None
         if key:
-            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+            payload = mask_bytes(payload, key)
         return bool(fin), opcode, payload
 
     def read_until_eof(self, limit=5.0):
@@ -147,7 +147,16 @@ def frame(opcode, payload, fin=True, mask=True, rsv=0, declared_length=None):
     if not mask:
         return head + payload
     key = os.urandom(4)
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return head + key + mask_bytes(payload, key)
+
+
+def mask_bytes(payload, key):
+    """XOR with the 4-byte key (RFC 6455 §5.3), on big integers so a few MiB stay fast."""
+    if not payload:
+        return b""
+    n = len(payload)
+    stream = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(n, "big")
 
 
 def close_code(payload):
