@@ -7,6 +7,9 @@
 #   CHORUS_AUTOBAHN_CASES='1.*,2.*' scripts/test.sh   # chosen Autobahn cases
 #   CHORUS_TEST_FILTER=EndToEnd scripts/test.sh       # passed to `swift test --filter`
 #
+# CHORUS_BIN (end-to-end tests) and CHORUS_AUTOBAHN_BIN (conformance; skips the release build)
+# point the suite at another server binary, e.g. a stand-in while checking the harness itself.
+#
 # The end-to-end tests find the server and the Python clients through CHORUS_BIN and
 # CHORUS_PYTHON, exported here. Exits non-zero if any step failed; every step runs regardless,
 # so one report shows everything that is broken.
@@ -37,7 +40,7 @@ step "setup"
 chorus_setup_system || { echo "test: system packages could not be installed" >&2; exit 1; }
 chorus_setup_venv || { echo "test: the Python test venv could not be created" >&2; exit 1; }
 export CHORUS_PYTHON=$CHORUS_VENV/bin/python
-export CHORUS_BIN=$CHORUS_ROOT/.build/debug/chorus
+export CHORUS_BIN=${CHORUS_BIN:-$CHORUS_ROOT/.build/debug/chorus}
 
 # --- unit and end-to-end tests -----------------------------------------------------------
 step "swift build --build-tests"
@@ -79,12 +82,16 @@ run_autobahn() {
     echo "$autobahn_summary"; return 0
   fi
 
-  step "swift build -c release --product chorus"
-  chorus_swift_build -c release --product chorus || { failed+=("release build"); return 1; }
+  local bin=${CHORUS_AUTOBAHN_BIN:-}
+  if [[ -z $bin ]]; then
+    step "swift build -c release --product chorus"
+    chorus_swift_build -c release --product chorus || { failed+=("release build"); return 1; }
+    bin=.build/release/chorus
+  fi
 
   step "autobahn (profile ${AUTOBAHN_PROFILE:-quick})"
   local out=$work/server.out err=$work/server.err port= i
-  .build/release/chorus serve --app echo --host 127.0.0.1 --port 0 \
+  "$bin" serve --app echo --host 127.0.0.1 --port 0 \
     --max-message-size 67108864 --deflate shared >"$out" 2>"$err" &
   server_pid=$!
   for ((i = 0; i < 300; i++)); do
