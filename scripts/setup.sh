@@ -34,7 +34,12 @@ chorus_setup_venv() {
   echo "setup: creating Python test venv in $CHORUS_VENV" >&2
   if [[ ! -x $CHORUS_VENV/bin/python ]]; then
     rm -rf "$CHORUS_VENV"
-    python3 -m venv "$CHORUS_VENV" || return 1
+    if ! python3 -m venv "$CHORUS_VENV" >/dev/null 2>&1; then
+      # Debian's own python3 keeps ensurepip in a separate package.
+      rm -rf "$CHORUS_VENV"
+      CHORUS_SYSTEM_PACKAGES=(python3-venv) chorus_setup_system || return 1
+      python3 -m venv "$CHORUS_VENV" || return 1
+    fi
   fi
   "$CHORUS_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req" >&2 || return 1
   "$CHORUS_VENV/bin/python" -c 'import websockets.asyncio.client, socketio, websocket' || return 1

@@ -22,12 +22,19 @@ swift_summary="swift test: did not run"
 autobahn_summary="autobahn: did not run"
 work=$(mktemp -d "${TMPDIR:-/tmp}/chorus-test.XXXXXX")
 server_pid=
+runner_pid=
+
+# Ends a process we started and everything it started, children first, by PID.
+kill_tree() {
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
+  kill -KILL "$1" 2>/dev/null
+}
 
 cleanup() {
-  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -KILL "$server_pid" 2>/dev/null
-    wait "$server_pid" 2>/dev/null
-  fi
+  [[ -n $runner_pid ]] && kill_tree "$runner_pid"
+  [[ -n $server_pid ]] && kill_tree "$server_pid"
+  wait 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -59,16 +66,20 @@ else
 fi
 
 # --- Autobahn conformance -------------------------------------------------------------------
-# Waits up to $2 seconds for process $1 to exit; prints its exit status (or "timeout").
+# Waits up to $2 seconds for our child $1 to exit and sets exit_status to its status, or to
+# "timeout". Not for use in $(...): only this shell can reap its own child.
 wait_exit() {
   local pid=$1 limit=$2 i
   for ((i = 0; i < limit * 10; i++)); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  if kill -0 "$pid" 2>/dev/null; then echo timeout; return; fi
-  wait "$pid"
-  echo $?
+  if kill -0 "$pid" 2>/dev/null; then
+    exit_status=timeout
+  else
+    exit_status=0
+    wait "$pid" || exit_status=$?
+  fi
 }
 
 run_autobahn() {
@@ -111,20 +122,29 @@ run_autobahn() {
 
   local profile=${AUTOBAHN_PROFILE:-quick} limit rc=0
   limit=${AUTOBAHN_TIMEOUT:-$([[ $profile == quick ]] && echo 900 || echo 3000)}
+  # In the background (not a pipeline) so that its PID is known and an interrupted run can
+  # end it along with the server; tail streams its output meanwhile.
+  : >"$work/autobahn.log"
   AUTOBAHN_PROFILE=$profile AUTOBAHN_TIMEOUT=$limit \
-    bash "$runner" "ws://127.0.0.1:$port" "${CHORUS_AUTOBAHN_CASES:-*}" 2>&1 | tee "$work/autobahn.log"
-  rc=${PIPESTATUS[0]}
+    bash "$runner" "ws://127.0.0.1:$port" "${CHORUS_AUTOBAHN_CASES:-*}" >"$work/autobahn.log" 2>&1 &
+  runner_pid=$!
+  tail -n +1 -f --pid="$runner_pid" "$work/autobahn.log" &
+  local tail_pid=$!
+  wait "$runner_pid" || rc=$?
+  runner_pid=
+  wait "$tail_pid"
   autobahn_summary="autobahn: $(grep -E '^[0-9]+ passed, [0-9]+ failed' "$work/autobahn.log" | tail -n 1)"
   ((rc == 0)) || failed+=("autobahn (exit $rc)")
 
   # Graceful shutdown is part of the contract: SIGTERM, close 1001 to clients, drain, exit 0.
-  local status
   kill -TERM "$server_pid" 2>/dev/null
-  status=$(wait_exit "$server_pid" 30)
-  if [[ $status != 0 ]]; then
-    echo "autobahn: chorus did not exit 0 after SIGTERM (status: $status); its stderr ends:" >&2
+  wait_exit "$server_pid" 30
+  if [[ $exit_status != 0 ]]; then
+    echo "autobahn: chorus did not exit 0 after SIGTERM (status: $exit_status); its stderr ends:" >&2
     tail -n 40 "$err" >&2
-    failed+=("chorus shutdown after autobahn (status $status)")
+    failed+=("chorus shutdown after autobahn (status $exit_status)")
+  else
+    echo "autobahn: chorus exited 0 after SIGTERM"
   fi
   server_pid=
 }
