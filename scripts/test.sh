@@ -112,7 +112,12 @@ run_autobahn() {
     sleep 0.1
   done
   if [[ -z $port ]]; then
-    echo "autobahn: chorus did not print its ready line within 30 s; stdout/stderr:" >&2
+    if kill -0 "$server_pid" 2>/dev/null; then
+      echo "autobahn: chorus printed no ready line within 30 s; stdout/stderr:" >&2
+    else
+      wait_exit "$server_pid" 1
+      echo "autobahn: chorus exited ($exit_status) without printing its ready line; stdout/stderr:" >&2
+    fi
     cat "$out" "$err" >&2
     failed+=("autobahn (server did not start)")
     autobahn_summary="autobahn: server did not start"
