@@ -1,0 +1,165 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failure of the end-to-end harness itself (missing binary, no ready line, time-out).
+/// Its description is what the failing test shows, so it says what to do about it.
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Where the repository is: the working directory when it holds Package.swift (as under
+/// `swift test`), otherwise derived from this file's path (Tests/ChorusServerTests/Support/).
+enum Repository {
+    static let root: URL = {
+        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        if FileManager.default.fileExists(atPath: cwd.appendingPathComponent("Package.swift").path) {
+            return cwd
+        }
+        return URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+    }()
+}
+
+/// Output collected from one pipe by a dedicated thread (blocking read until EOF), so
+/// nothing depends on run-loop callbacks and a chatty child never blocks on a full pipe.
+final class OutputCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    private var finished = false
+
+    init(fileDescriptor fd: Int32) {
+        let thread = Thread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    lock.withLock { data.append(contentsOf: buffer[0..<n]) }
+                } else if n < 0 && errno == EINTR {
+                    continue
+                } else {
+                    break
+                }
+            }
+            lock.withLock { finished = true }
+        }
+        thread.start()
+    }
+
+    var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+    var isFinished: Bool { lock.withLock { finished } }
+    var lines: [String] { text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) }
+}
+
+/// A child process with captured stdout and stderr, waited on without blocking the test's
+/// thread for long. Killed (SIGKILL) when released while still running, so a failing test
+/// never leaves a server behind.
+final class ChildProcess: @unchecked Sendable {
+    let name: String
+    private let process: Process
+    let stdout: OutputCollector
+    let stderr: OutputCollector
+
+    init(executable: URL, arguments: [String], environment: [String: String]? = nil) throws {
+        name = executable.lastPathComponent
+        process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.currentDirectoryURL = Repository.root
+        if let environment { process.environment = environment }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        // The test's threads (libdispatch workers) block most signals, and a spawned child
+        // inherits the spawning thread's mask: chorus would then never see SIGTERM/SIGINT.
+        // Spawn with nothing blocked, as from a shell, and restore the thread's mask after.
+        var empty = sigset_t(), saved = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, &saved)
+        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+        do {
+            try process.run()
+        } catch {
+            throw HarnessError("could not start \(executable.path): \(error)")
+        }
+        // The parent must not hold the write ends, or the readers never see EOF.
+        try? out.fileHandleForWriting.close()
+        try? err.fileHandleForWriting.close()
+        stdout = OutputCollector(fileDescriptor: out.fileHandleForReading.fileDescriptor)
+        stderr = OutputCollector(fileDescriptor: err.fileHandleForReading.fileDescriptor)
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var isRunning: Bool { process.isRunning }
+
+    func send(signal: Int32) {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+    }
+
+    /// The first stdout line satisfying `matches`, waiting up to `timeout`.
+    func waitForLine(timeout: Duration, where matches: (String) -> Bool) async throws -> String {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while true {
+            if let line = stdout.lines.first(where: matches) { return line }
+            if !process.isRunning {
+                // One more look: the line may have arrived together with the exit.
+                try await Task.sleep(for: .milliseconds(50))
+                if let line = stdout.lines.first(where: matches) { return line }
+                throw HarnessError("\(name) exited (\(exitStatus)) before printing the expected line\n\(diagnostics)")
+            }
+            if clock.now >= deadline {
+                throw HarnessError("\(name) printed no expected line within \(timeout)\n\(diagnostics)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Waits for the process to exit; its exit code, or 128 + signal if a signal ended it.
+    /// Throws if it is still running after `timeout` (the process is left running).
+    func waitForExit(timeout: Duration) async throws -> Int32 {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while process.isRunning {
+            if clock.now >= deadline {
+                throw HarnessError("\(name) (pid \(pid)) still running after \(timeout)\n\(diagnostics)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        // Let the readers drain what the child wrote just before exiting.
+        let drainDeadline = clock.now + .seconds(2)
+        while !(stdout.isFinished && stderr.isFinished) && clock.now < drainDeadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return exitStatus
+    }
+
+    private var exitStatus: Int32 {
+        guard !process.isRunning else { return -1 }
+        switch process.terminationReason {
+        case .exit: return process.terminationStatus
+        case .uncaughtSignal: return 128 + process.terminationStatus
+        @unknown default: return process.terminationStatus
+        }
+    }
+
+    /// The captured output, for failure messages.
+    var diagnostics: String {
+        func tail(_ s: String) -> String {
+            let lines = s.split(separator: "\n", omittingEmptySubsequences: false)
+            return lines.suffix(40).joined(separator: "\n")
+        }
+        return "--- \(name) stdout ---\n\(tail(stdout.text))\n--- \(name) stderr ---\n\(tail(stderr.text))"
+    }
+}

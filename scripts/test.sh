@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Run the whole test suite: unit and end-to-end tests (swift test), then Autobahn conformance.
+#
+#   scripts/test.sh
+#   CHORUS_SKIP_AUTOBAHN=1 scripts/test.sh            # skip conformance (quick local runs)
+#   AUTOBAHN_PROFILE=full scripts/test.sh             # every Autobahn case (20-30 min)
+#   CHORUS_AUTOBAHN_CASES='1.*,2.*' scripts/test.sh   # chosen Autobahn cases
+#   CHORUS_TEST_FILTER=EndToEnd scripts/test.sh       # passed to `swift test --filter`
+#
+# CHORUS_BIN (end-to-end tests) and CHORUS_AUTOBAHN_BIN (conformance; skips the release build)
+# point the suite at another server binary, e.g. a stand-in while checking the harness itself.
+#
+# The end-to-end tests find the server and the Python clients through CHORUS_BIN and
+# CHORUS_PYTHON, exported here. Exits non-zero if any step failed; every step runs regardless,
+# so one report shows everything that is broken.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+cd "$CHORUS_ROOT"
+
+failed=()
+swift_summary="swift test: did not run"
+autobahn_summary="autobahn: did not run"
+work=$(mktemp -d "${TMPDIR:-/tmp}/chorus-test.XXXXXX")
+server_pid=
+runner_pid=
+
+# Ends a process we started and everything it started, children first, by PID.
+kill_tree() {
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
+  kill -KILL "$1" 2>/dev/null
+}
+
+cleanup() {
+  [[ -n $runner_pid ]] && kill_tree "$runner_pid"
+  [[ -n $server_pid ]] && kill_tree "$server_pid"
+  wait 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "setup"
+chorus_setup_system || { echo "test: system packages could not be installed" >&2; exit 1; }
+chorus_setup_venv || { echo "test: the Python test venv could not be created" >&2; exit 1; }
+export CHORUS_PYTHON=$CHORUS_VENV/bin/python
+export CHORUS_BIN=${CHORUS_BIN:-$CHORUS_ROOT/.build/debug/chorus}
+
+# --- unit and end-to-end tests -----------------------------------------------------------
+step "swift build --build-tests"
+if chorus_swift_build --build-tests; then
+  step "swift test"
+  filter=()
+  [[ -n ${CHORUS_TEST_FILTER:-} ]] && filter=(--filter "$CHORUS_TEST_FILTER")
+  swift test --skip-build "${filter[@]}" 2>&1 | tee "$work/swift-test.log"
+  rc=${PIPESTATUS[0]}
+  # Swift Testing's closing line, e.g. "✔ Test run with 42 tests in 9 suites passed after 3.1 seconds."
+  swift_summary=$(grep -E 'Test run with [0-9]+ tests?' "$work/swift-test.log" | tail -n 1)
+  [[ -n $swift_summary ]] || swift_summary="swift test: no Swift Testing summary line (exit $rc)"
+  ((rc == 0)) || failed+=("swift test (exit $rc)")
+else
+  failed+=("swift build --build-tests")
+fi
+
+# --- Autobahn conformance -------------------------------------------------------------------
+# Waits up to $2 seconds for our child $1 to exit and sets exit_status to its status, or to
+# "timeout". Not for use in $(...): only this shell can reap its own child.
+wait_exit() {
+  local pid=$1 limit=$2 i
+  for ((i = 0; i < limit * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    exit_status=timeout
+  else
+    exit_status=0
+    wait "$pid" || exit_status=$?
+  fi
+}
+
+run_autobahn() {
+  local runner=$CHORUS_ROOT/../shared/autobahn/run.sh
+  if [[ ${CHORUS_SKIP_AUTOBAHN:-0} == 1 ]]; then
+    autobahn_summary="autobahn: SKIPPED (CHORUS_SKIP_AUTOBAHN=1)"
+    echo "$autobahn_summary"; return 0
+  fi
+  if [[ ! -f $runner ]]; then
+    autobahn_summary="autobahn: SKIPPED: conformance runner not found at ../shared/autobahn/run.sh"
+    echo "$autobahn_summary"; return 0
+  fi
+
+  local bin=${CHORUS_AUTOBAHN_BIN:-}
+  if [[ -z $bin ]]; then
+    step "swift build -c release --product chorus"
+    chorus_swift_build -c release --product chorus || { failed+=("release build"); return 1; }
+    bin=.build/release/chorus
+  fi
+
+  step "autobahn (profile ${AUTOBAHN_PROFILE:-quick})"
+  local out=$work/server.out err=$work/server.err port= i
+  "$bin" serve --app echo --host 127.0.0.1 --port 0 \
+    --max-message-size 67108864 --deflate shared >"$out" 2>"$err" &
+  server_pid=$!
+  for ((i = 0; i < 300; i++)); do
+    port=$(sed -nE 's/^chorus: listening on .*:([0-9]+)$/\1/p' "$out" | head -n 1)
+    [[ -n $port ]] && break
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -z $port ]]; then
+    if kill -0 "$server_pid" 2>/dev/null; then
+      echo "autobahn: chorus printed no ready line within 30 s; stdout/stderr:" >&2
+    else
+      wait_exit "$server_pid" 1
+      echo "autobahn: chorus exited ($exit_status) without printing its ready line; stdout/stderr:" >&2
+    fi
+    cat "$out" "$err" >&2
+    failed+=("autobahn (server did not start)")
+    autobahn_summary="autobahn: server did not start"
+    return 1
+  fi
+  echo "autobahn: chorus (pid $server_pid) listening on 127.0.0.1:$port"
+
+  local profile=${AUTOBAHN_PROFILE:-quick} limit rc=0
+  limit=${AUTOBAHN_TIMEOUT:-$([[ $profile == quick ]] && echo 900 || echo 3000)}
+  # In the background (not a pipeline) so that its PID is known and an interrupted run can
+  # end it along with the server; tail streams its output meanwhile.
+  : >"$work/autobahn.log"
+  AUTOBAHN_PROFILE=$profile AUTOBAHN_TIMEOUT=$limit \
+    bash "$runner" "ws://127.0.0.1:$port" "${CHORUS_AUTOBAHN_CASES:-*}" >"$work/autobahn.log" 2>&1 &
+  runner_pid=$!
+  tail -n +1 -f --pid="$runner_pid" "$work/autobahn.log" &
+  local tail_pid=$!
+  wait "$runner_pid" || rc=$?
+  runner_pid=
+  wait "$tail_pid"
+  autobahn_summary="autobahn: $(grep -E '^[0-9]+ passed, [0-9]+ failed' "$work/autobahn.log" | tail -n 1)"
+  ((rc == 0)) || failed+=("autobahn (exit $rc)")
+
+  # Graceful shutdown is part of the contract: SIGTERM, close 1001 to clients, drain, exit 0.
+  kill -TERM "$server_pid" 2>/dev/null
+  wait_exit "$server_pid" 30
+  if [[ $exit_status != 0 ]]; then
+    echo "autobahn: chorus did not exit 0 after SIGTERM (status: $exit_status); its stderr ends:" >&2
+    tail -n 40 "$err" >&2
+    failed+=("chorus shutdown after autobahn (status $exit_status)")
+  else
+    echo "autobahn: chorus exited 0 after SIGTERM"
+  fi
+  server_pid=
+}
+run_autobahn
+
+# --- summary --------------------------------------------------------------------------------
+step "summary"
+echo "$swift_summary"
+echo "$autobahn_summary"
+if ((${#failed[@]} > 0)); then
+  printf 'FAILED: %s\n' "${failed[@]}"
+  exit 1
+fi
+echo "all passed"
