@@ -5,6 +5,16 @@
 /// so the steady state allocates nothing. Every rule that can be judged from a
 /// frame header (RFC 6455 §5.2-§5.5) is judged as soon as the header bytes are
 /// there, before the payload arrives.
+///
+/// Text is also judged before its frame is complete (§8.1 "fail fast", Autobahn
+/// 6.4.x): when a text frame's payload is only partly there, the bytes that are
+/// there are unmasked in place and fed to the message's UTF-8 validator, so a
+/// bad byte fails the connection (1007) as soon as it arrives. That relies on
+/// the caller's contract: the unconsumed tail of one `read` buffer (a partial
+/// frame) comes back, byte for byte as the reader left it, at the start of the
+/// next buffer. The reader remembers how far into that frame's payload it got
+/// (an offset, never a pointer: the next buffer may be elsewhere) and neither
+/// unmasks nor validates those bytes again.
 public struct WebSocketMessageReader {
     public enum Event {
         /// A complete message, UTF-8 validated, inflated if it was compressed.
@@ -27,6 +37,9 @@ public struct WebSocketMessageReader {
     @usableFromInline var assembly: [UInt8] = []
     @usableFromInline var utf8 = UTF8Validator()
     @usableFromInline var pendingFrameSize: Int? = nil
+    /// Payload bytes of the partial text frame at the start of the next buffer that are
+    /// already unmasked in place and fed to `utf8` (the mask phase is this & 3); 0 otherwise.
+    @usableFromInline var partialPayloadDone = 0
 
     /// Past this, the assembly buffer is released after a message so one huge
     /// message does not pin memory for the life of the connection.
@@ -47,7 +60,9 @@ public struct WebSocketMessageReader {
 
     /// Parses every complete frame in `buffer` (client frames: must be masked, else 1002), unmasking in place.
     /// Calls `onEvent` per event; if it returns false, parsing stops right after that frame.
-    /// Returns the number of bytes consumed; a trailing partial frame is left for the next call.
+    /// Returns the number of bytes consumed; a trailing partial frame is left for the next call,
+    /// which must get it back first in its buffer, as this call left it: the available payload of a
+    /// partial uncompressed text frame is already unmasked in place and UTF-8 checked (1007 at once).
     @inlinable
     public mutating func read(
         _ buffer: UnsafeMutableRawBufferPointer, onEvent: (Event) -> Bool
@@ -97,13 +112,29 @@ public struct WebSocketMessageReader {
             let headerLength = 2 &+ extra &+ 4
             if available < headerLength { break }
             let frameLength = headerLength &+ payloadLength
+            let key = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 2 &+ extra, as: UInt32.self))
+            // Payload bytes already unmasked and validated by an earlier call: only ever for
+            // the frame at the start of the buffer, the one a previous call left partial.
+            let done = offset == 0 ? partialPayloadDone : 0
             if available < frameLength {
                 pendingFrameSize = frameLength
+                if isPartialText(opcode: opcode, rsv1: rsv1) {
+                    let have = available &- headerLength
+                    if have > done {
+                        if done == 0 && opcode == .text { utf8.reset() }  // a new message's first bytes
+                        let chunk = UnsafeMutableRawBufferPointer(start: p + (headerLength &+ done), count: have &- done)
+                        _ = WebSocketMasking.unmask(chunk, key: key, phase: done)
+                        partialPayloadDone = have
+                        if !utf8.feed(UnsafeRawBufferPointer(chunk)) {
+                            throw Self.fail(.invalidPayloadData, "invalid UTF-8 in text message")
+                        }
+                    }
+                }
                 break
             }
-            let key = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 2 &+ extra, as: UInt32.self))
+            partialPayloadDone = 0
             let payload = UnsafeMutableRawBufferPointer(start: p + headerLength, count: payloadLength)
-            _ = WebSocketMasking.unmask(payload, key: key)
+            _ = WebSocketMasking.unmask(UnsafeMutableRawBufferPointer(rebasing: payload[done...]), key: key, phase: done)
             offset &+= frameLength
             let proceed: Bool
             switch opcode {
@@ -111,7 +142,9 @@ public struct WebSocketMessageReader {
             case .pong: proceed = onEvent(.pong(UnsafeRawBufferPointer(payload)))
             case .close: proceed = try closeFrame(UnsafeRawBufferPointer(payload), onEvent: onEvent)
             case .text, .binary, .continuation:
-                proceed = try dataFrame(opcode: opcode, fin: fin, rsv1: rsv1, payload: UnsafeRawBufferPointer(payload), onEvent: onEvent)
+                proceed = try dataFrame(
+                    opcode: opcode, fin: fin, rsv1: rsv1, payload: UnsafeRawBufferPointer(payload), validated: done,
+                    onEvent: onEvent)
             }
             if !proceed { break }
         }
@@ -121,6 +154,17 @@ public struct WebSocketMessageReader {
     @usableFromInline
     static func fail(_ code: WebSocketCloseCode, _ reason: String) -> WebSocketProtocolError {
         WebSocketProtocolError(closeCode: code, reason: reason)
+    }
+
+    /// Whether a data frame is (part of) an uncompressed text message, whose payload
+    /// is validated as it arrives. Compressed payload is only judged once inflated.
+    @inlinable
+    func isPartialText(opcode: WebSocketOpcode, rsv1: Bool) -> Bool {
+        switch opcode {
+        case .text: return !rsv1
+        case .continuation: return messageOpcode == .text && !messageCompressed
+        default: return false
+        }
     }
 
     /// §5.4: fragments of one message are not interleaved with another message's.
@@ -167,23 +211,29 @@ public struct WebSocketMessageReader {
         return onEvent(.close(code: code, reason: reason))
     }
 
+    /// `validated`: the leading payload bytes already fed to `utf8` while the frame was partial
+    /// (only ever non-zero for uncompressed text).
     @inlinable
     mutating func dataFrame(
-        opcode: WebSocketOpcode, fin: Bool, rsv1: Bool, payload: UnsafeRawBufferPointer, onEvent: (Event) -> Bool
+        opcode: WebSocketOpcode, fin: Bool, rsv1: Bool, payload: UnsafeRawBufferPointer, validated: Int,
+        onEvent: (Event) -> Bool
     ) throws(WebSocketProtocolError) -> Bool {
+        let unvalidated = UnsafeRawBufferPointer(rebasing: payload[validated...])
         if opcode != .continuation {
+            if validated == 0 { utf8.reset() }
             if fin && !rsv1 {
                 // The common case: a whole message in one frame, delivered from the read buffer.
                 // §8.1: text must be valid UTF-8, else fail with 1007.
                 if opcode == .text {
-                    if !UTF8Validator.validate(payload) { throw Self.fail(.invalidPayloadData, "invalid UTF-8 in text message") }
+                    if !utf8.feed(unvalidated) || !utf8.isComplete {
+                        throw Self.fail(.invalidPayloadData, "invalid UTF-8 in text message")
+                    }
                     return onEvent(.text(payload))
                 }
                 return onEvent(.binary(payload))
             }
             messageOpcode = opcode
             messageCompressed = rsv1
-            utf8.reset()
         }
         let isText = messageOpcode == .text
         if messageCompressed {
@@ -205,7 +255,7 @@ public struct WebSocketMessageReader {
             }
         } else {
             // Fail fast (§8.1, Autobahn 6.x): judge each fragment as it arrives.
-            if isText && !utf8.feed(payload) { throw Self.fail(.invalidPayloadData, "invalid UTF-8 in text message") }
+            if isText && !utf8.feed(unvalidated) { throw Self.fail(.invalidPayloadData, "invalid UTF-8 in text message") }
             if payload.count > 0 {
                 assembly.append(contentsOf: UnsafeBufferPointer(start: payload.baseAddress!.assumingMemoryBound(to: UInt8.self), count: payload.count))
             }

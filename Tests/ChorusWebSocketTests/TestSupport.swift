@@ -61,22 +61,75 @@ func readOnce(
     return (events, n)
 }
 
+/// A connection's read buffer, as the server keeps it: the unconsumed tail of one `read`
+/// (a partial frame, byte for byte as the reader left it, so including bytes it unmasked in
+/// place) comes first in the next buffer, then the new bytes. Each buffer is a fresh copy at a
+/// shifted offset, so nothing can depend on the previous buffer's address or alignment.
+struct ConnectionBuffer {
+    var reader: WebSocketMessageReader
+    var pending: [UInt8] = []
+    var events: [Ev] = []
+    var reads = 0
+
+    init(_ reader: WebSocketMessageReader) { self.reader = reader }
+    init(maxMessageSize: Int = 1 << 20, inflater: (any WebSocketInflater)? = nil) {
+        reader = WebSocketMessageReader(maxMessageSize: maxMessageSize, inflater: inflater)
+    }
+
+    /// One `read` over the pending bytes plus `bytes`; `proceed` is what `onEvent` returns.
+    mutating func feed(_ bytes: some Collection<UInt8>, proceed: (Ev) -> Bool = { _ in true })
+        throws(WebSocketProtocolError)
+    {
+        reads += 1
+        let shift = reads % 7
+        var buf = [UInt8](repeating: 0xEE, count: shift) + pending + Array(bytes)
+        var got: [Ev] = []
+        var failure: WebSocketProtocolError?
+        let consumed = buf.withUnsafeMutableBytes { raw -> Int in
+            let p = UnsafeMutableRawBufferPointer(rebasing: raw[shift...])
+            do throws(WebSocketProtocolError) {
+                return try reader.read(p) { e in
+                    let ev = Ev(e)
+                    got.append(ev)
+                    return proceed(ev)
+                }
+            } catch {
+                failure = error
+                return 0
+            }
+        }
+        events += got
+        if let failure { throw failure }
+        pending = Array(buf[(shift + consumed)...])
+    }
+}
+
 /// Feeds `bytes` `chunk` bytes at a time, keeping unconsumed bytes like a connection's read buffer.
 func readIncrementally(
     _ r: inout WebSocketMessageReader, _ bytes: [UInt8], chunk: Int = 1
 ) throws(WebSocketProtocolError) -> (events: [Ev], leftover: Int) {
-    var pending: [UInt8] = []
-    var events: [Ev] = []
+    var c = ConnectionBuffer(r)
     var i = 0
     while i < bytes.count {
         let end = min(i + chunk, bytes.count)
-        pending.append(contentsOf: bytes[i..<end])
+        try c.feed(bytes[i..<end])
         i = end
-        let (e, n) = try readOnce(&r, pending)
-        events += e
-        pending.removeFirst(n)
     }
-    return (events, pending.count)
+    r = c.reader
+    return (c.events, c.pending.count)
+}
+
+/// Feeds `bytes` in pieces cut at `cuts` (ascending offsets), one `read` per piece.
+func readSplit(_ bytes: [UInt8], at cuts: [Int], maxMessageSize: Int = 1 << 20, inflater: (any WebSocketInflater)? = nil)
+    throws(WebSocketProtocolError) -> (events: [Ev], leftover: Int)
+{
+    var c = ConnectionBuffer(maxMessageSize: maxMessageSize, inflater: inflater)
+    var start = 0
+    for end in cuts + [bytes.count] {
+        try c.feed(bytes[start..<end])
+        start = end
+    }
+    return (c.events, c.pending.count)
 }
 
 func readAll(_ bytes: [UInt8], maxMessageSize: Int = 1 << 20, inflater: (any WebSocketInflater)? = nil)
