@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "ChorusServerTests", dependencies: ["ChorusServer", "ChorusWebSocket", "ChorusLoop"]),
         .testTarget(name: "ChorusSocketIOTests", dependencies: ["ChorusSocketIO"]),
         .testTarget(name: "ChorusAppTests", dependencies: ["ChorusApp"]),
-        .testTarget(name: "ChorusBenchTests", dependencies: ["ChorusBenchCore", "ChorusLoop"]),
+        .testTarget(name: "ChorusBenchTests", dependencies: ["ChorusBenchCore", "ChorusLoop", "CZlib"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -24,17 +24,21 @@ public struct LoadPlan: Sendable {
     public var connectTimeout: Double
     /// Closed loop: a window that makes no progress this long is abandoned (lost messages).
     public var stallTimeout: Double
+    /// Messages per publisher at most (0: no limit, the duration decides).
+    public var messages: Int
 
     public init(
         url: WebSocketURL, receivers: Int, publishers: Int, size: Int, rate: Double = 0, window: Int = 0,
         duration: Double, warmup: Double, drain: Double = 3, threads: Int = 1, deflate: Bool = false, binary: Bool = false,
-        sourceAddresses: [String] = [], connectRate: Double = 5000, connectTimeout: Double = 60, stallTimeout: Double = 2
+        sourceAddresses: [String] = [], connectRate: Double = 5000, connectTimeout: Double = 60, stallTimeout: Double = 2,
+        messages: Int = 0
     ) {
         self.url = url; self.receivers = receivers; self.publishers = publishers; self.size = size
         self.rate = rate; self.window = window; self.duration = duration; self.warmup = warmup; self.drain = drain
         self.threads = max(1, threads); self.deflate = deflate; self.binary = binary
         self.sourceAddresses = sourceAddresses; self.connectRate = connectRate; self.connectTimeout = connectTimeout
         self.stallTimeout = stallTimeout
+        self.messages = messages
     }
 }
 
@@ -323,6 +327,7 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
 
     @inline(__always)
     func delivery(_ m: Message, now: UInt64) {
+        checkStarted()
         guard let f = Payload.decode(m.payload) else {
             stats.protocolErrors += 1
             fail("unexpected payload of \(m.payload.count) bytes")
@@ -367,7 +372,9 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
     }
 
     func pump(_ c: Connection, now: UInt64) {
-        guard case .publisher(let id) = c.role, c.state == .open, started, now < measure.end else { return }
+        guard case .publisher(let id) = c.role, c.state == .open, started, now >= control.sendStart, now < measure.end else { return }
+        let limit = plan.messages > 0 ? UInt64(plan.messages) : UInt64.max
+        guard c.sent < limit else { return }
         if plan.window > 0, let tracker {
             var inFlight = tracker.inFlight(publisher: id, sent: c.sent)
             let done = tracker.completedCount(publisher: id)
@@ -382,7 +389,7 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
             }
             guard inFlight < plan.window else { return }
             let t = monotonicNanoseconds()
-            while inFlight < plan.window {
+            while inFlight < plan.window && c.sent < limit {
                 encode(c, publisher: id, now: t)
                 inFlight += 1
             }
@@ -392,7 +399,7 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
             let due = UInt64(Double(now &- control.sendStart) / 1e9 * perPublisher) + 1
             guard due > c.sent else { return }
             if c.out.byteCount > 8 << 20 { stats.backlogSkips += due - c.sent; c.sent = due; return }
-            var n = min(due - c.sent, 10_000)
+            var n = min(due - c.sent, 10_000, limit - c.sent)
             let t = monotonicNanoseconds()
             while n > 0 { encode(c, publisher: id, now: t); n -= 1 }
             markDirty(c)
@@ -462,13 +469,19 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
         }
     }
 
-    func eventLoopTick(_ loop: EventLoop, now: UInt64) {
-        if connectsStarted < conns.count && control.connectStart != 0 { startConnects(now: now) }
+    /// Picks up the run timing once the coordinator says go (before any message can arrive).
+    @inline(__always)
+    func checkStarted() {
         if !started && control.go.load(ordering: .acquiring) {
             started = true
             measure = control.window
             tracker = control.tracker
         }
+    }
+
+    func eventLoopTick(_ loop: EventLoop, now: UInt64) {
+        if connectsStarted < conns.count && control.connectStart != 0 { startConnects(now: now) }
+        checkStarted()
         if started {
             for p in publishers { pump(p, now: now) }
         }

@@ -46,6 +46,7 @@ struct Fanout: ParsableCommand {
     @Option(help: "New connections per second while connecting.") var connectRate: Double = 5000
     @Option(help: "Seconds allowed for connecting everyone.") var connectTimeout: Double = 120
     @Option(help: "PID of the server, to read its CPU time from /proc.") var serverPid: Int32?
+    @Option(help: "Messages per publisher at most (0: no limit; rates are still per --duration).") var messages: Int = 0
     @Option(help: "Exit non-zero when more than this fraction of deliveries is missed.") var maxMissed: Double = 0.001
     @Option(help: "Exit non-zero when errors (protocol, connect, handshake, closes) exceed this.") var maxErrors: Int = 0
 
@@ -66,7 +67,7 @@ struct Fanout: ParsableCommand {
             url: try parseURL(url), receivers: receivers, publishers: publishers, size: size, rate: rate ?? 0,
             window: window ?? 0, duration: duration, warmup: warmup, drain: drain, threads: threads, deflate: deflate,
             binary: binary, sourceAddresses: parseSources(sourceAddresses), connectRate: connectRate,
-            connectTimeout: connectTimeout)
+            connectTimeout: connectTimeout, messages: messages)
         let result = try FanoutRunner.run(plan, serverPID: serverPid, quiet: json)
         print(result.table())
         if json { print(result.json()) }

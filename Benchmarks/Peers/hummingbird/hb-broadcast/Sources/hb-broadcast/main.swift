@@ -55,6 +55,8 @@ final class Hub: Sendable {
 }
 
 let hub = Hub()
+let listenHost = host
+let listenPort = port
 var logger = Logger(label: "hb-broadcast")
 logger.logLevel = .error
 
@@ -90,11 +92,11 @@ let app = Application(
             }
         }
     },
-    configuration: .init(address: .hostname(host, port: port), serverName: nil, backlog: 4096),
+    configuration: .init(address: .hostname(listenHost, port: listenPort), serverName: nil, backlog: 4096),
     onServerRunning: { channel in
-        let p = channel.localAddress?.port ?? port
-        print("chorus: listening on \(host):\(p)")
-        fflush(stdout)
+        let p = channel.localAddress?.port ?? listenPort
+        let line = "chorus: listening on \(listenHost):\(p)\n"
+        _ = line.utf8CString.withUnsafeBufferPointer { write(1, $0.baseAddress, $0.count - 1) }
     },
     logger: logger
 )
