@@ -242,12 +242,19 @@ public enum FanoutRunner {
         let server1 = serverPID.flatMap { ProcessStats.cpuSeconds(pid: $0) }
 
         // Drain: let in-flight messages of the measured window arrive.
-        let drainEnd = monotonicNanoseconds() + UInt64(plan.drain * 1e9)
+        // Ends when everything arrived, or nothing arrived for `drain` seconds (then the rest is
+        // missed), or after 60 s at most: late messages are not counted as missed while they flow.
+        let hardEnd = monotonicNanoseconds() + 60_000_000_000
+        var lastGot: UInt64 = 0
+        var lastProgress = monotonicNanoseconds()
         sleepSeconds(0.02)
-        while monotonicNanoseconds() < drainEnd {
+        while monotonicNanoseconds() < hardEnd {
             let sent = fleet.workers.reduce(UInt64(0)) { $0 + $1.progress.sentInWindow.load(ordering: .relaxed) }
             let got = fleet.workers.reduce(UInt64(0)) { $0 + $1.progress.receivedInWindow.load(ordering: .relaxed) }
             if got >= sent * UInt64(openReceivers) { break }
+            let now = monotonicNanoseconds()
+            if got != lastGot { lastGot = got; lastProgress = now }
+            if now - lastProgress > UInt64(plan.drain * 1e9) { break }
             sleepSeconds(0.02)
         }
         let closedDuring = fleet.closed - closed0

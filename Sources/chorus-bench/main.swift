@@ -37,7 +37,7 @@ struct Fanout: ParsableCommand {
     @Option(help: "Closed loop: messages in flight per publisher (a message leaves flight when every receiver got it).") var window: Int?
     @Option(help: "Measured seconds.") var duration: Double = 10
     @Option(help: "Seconds of load before measuring.") var warmup: Double = 2
-    @Option(help: "Seconds at most to wait for in-flight messages after the measured window.") var drain: Double = 3
+    @Option(help: "After the measured window, stop waiting for in-flight messages once none arrived for this long (60 s cap).") var drain: Double = 3
     @Option(help: "Event-loop threads in the generator.") var threads: Int = 1
     @Flag(help: "Offer permessage-deflate (no context takeover).") var deflate = false
     @Flag(help: "Send binary frames instead of text.") var binary = false
