@@ -48,10 +48,14 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .executableTarget(name: "chorus-bench", dependencies: [
-            "ChorusLoop", "ChorusWebSocket",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        // The load generator's engine (client handshake, frames, accounting); testable.
+        .target(name: "ChorusBenchCore", dependencies: [
+            "ChorusLoop", "CZlib",
             .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ]),
+        .executableTarget(name: "chorus-bench", dependencies: [
+            "ChorusBenchCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "ChorusLoopTests", dependencies: ["ChorusLoop"]),
@@ -59,6 +63,7 @@ let package = Package(
         .testTarget(name: "ChorusServerTests", dependencies: ["ChorusServer", "ChorusWebSocket", "ChorusLoop"]),
         .testTarget(name: "ChorusSocketIOTests", dependencies: ["ChorusSocketIO"]),
         .testTarget(name: "ChorusAppTests", dependencies: ["ChorusApp"]),
+        .testTarget(name: "ChorusBenchTests", dependencies: ["ChorusBenchCore", "ChorusLoop", "CZlib"]),
     ],
     swiftLanguageModes: [.v6]
 )

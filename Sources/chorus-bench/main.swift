@@ -1,1 +1,111 @@
-print("chorus-bench")
+// chorus-bench: a WebSocket load generator for fan-out (broadcast) servers, built on ChorusLoop.
+import ArgumentParser
+import ChorusBenchCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct ChorusBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chorus-bench",
+        abstract: "Load generator for WebSocket broadcast servers (loopback only).",
+        subcommands: [Fanout.self, Connect.self])
+}
+
+func parseURL(_ s: String) throws -> WebSocketURL {
+    guard let u = WebSocketURL(s) else { throw ValidationError("--url must look like ws://127.0.0.1:PORT/") }
+    return u
+}
+
+func parseSources(_ s: String?) -> [String] {
+    (s ?? "").split(separator: ",").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
+}
+
+extension String {
+    var trimmingSpaces: String { String(self.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }
+}
+
+struct Fanout: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "N receivers and P publishers; every message a publisher sends must reach every receiver.")
+
+    @Option(help: "Server URL, ws://HOST:PORT/PATH") var url: String
+    @Option(help: "Receiver connections (only these count as deliveries).") var receivers: Int = 1000
+    @Option(help: "Publisher connections (they also receive, uncounted).") var publishers: Int = 1
+    @Option(help: "Payload bytes per message.") var size: Int = 64
+    @Option(help: "Open loop: messages per second, all publishers together.") var rate: Double?
+    @Option(help: "Closed loop: messages in flight per publisher (a message leaves flight when every receiver got it).") var window: Int?
+    @Option(help: "Measured seconds.") var duration: Double = 10
+    @Option(help: "Seconds of load before measuring.") var warmup: Double = 2
+    @Option(help: "After the measured window, stop waiting for in-flight messages once none arrived for this long (60 s cap).") var drain: Double = 3
+    @Option(help: "Event-loop threads in the generator.") var threads: Int = 1
+    @Flag(help: "Offer permessage-deflate (no context takeover).") var deflate = false
+    @Flag(help: "Send binary frames instead of text.") var binary = false
+    @Flag(help: "Print one JSON object line after the table.") var json = false
+    @Option(help: "Comma-separated local source addresses (127.0.0.1,127.0.0.2,...) to spread connections over.") var sourceAddresses: String?
+    @Option(help: "New connections per second while connecting.") var connectRate: Double = 5000
+    @Option(help: "Seconds allowed for connecting everyone.") var connectTimeout: Double = 120
+    @Option(help: "PID of the server, to read its CPU time from /proc.") var serverPid: Int32?
+    @Option(help: "Messages per publisher at most (0: no limit; rates are still per --duration).") var messages: Int = 0
+    @Option(help: "Exit non-zero when more than this fraction of deliveries is missed.") var maxMissed: Double = 0.001
+    @Option(help: "Exit non-zero when errors (protocol, connect, handshake, closes) exceed this.") var maxErrors: Int = 0
+
+    func validate() throws {
+        _ = try parseURL(url)
+        if (rate == nil) == (window == nil) { throw ValidationError("give exactly one of --rate or --window") }
+        if let w = window, w < 1 { throw ValidationError("--window must be at least 1") }
+        if let r = rate, r <= 0 { throw ValidationError("--rate must be positive") }
+        if size < Payload.minimumSupportedSize { throw ValidationError("--size must be at least \(Payload.minimumSupportedSize)") }
+        if receivers < 1 || publishers < 1 { throw ValidationError("need at least one receiver and one publisher") }
+        if publishers > 99_999 { throw ValidationError("at most 99999 publishers") }
+        if duration <= 0 || duration > 3600 || warmup < 0 || warmup > 600 { throw ValidationError("duration in (0, 3600], warmup in [0, 600]") }
+        if threads < 1 || threads > 64 { throw ValidationError("--threads in 1...64") }
+    }
+
+    func run() throws {
+        let plan = LoadPlan(
+            url: try parseURL(url), receivers: receivers, publishers: publishers, size: size, rate: rate ?? 0,
+            window: window ?? 0, duration: duration, warmup: warmup, drain: drain, threads: threads, deflate: deflate,
+            binary: binary, sourceAddresses: parseSources(sourceAddresses), connectRate: connectRate,
+            connectTimeout: connectTimeout, messages: messages)
+        let result = try FanoutRunner.run(plan, serverPID: serverPid, quiet: json)
+        print(result.table())
+        if json { print(result.json()) }
+        if result.errors > maxErrors || result.missedRatio > maxMissed || result.stats.receivedInWindow == 0 {
+            throw ExitCode(2)
+        }
+    }
+}
+
+struct Connect: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Open and hold N idle WebSocket connections.")
+
+    @Option(help: "Server URL, ws://HOST:PORT/PATH") var url: String
+    @Option(help: "Connections to open.") var connections: Int = 1000
+    @Option(help: "New connections per second.") var rate: Double = 2000
+    @Option(help: "Seconds to hold them open once all are up.") var hold: Double = 5
+    @Option(help: "Event-loop threads in the generator.") var threads: Int = 1
+    @Flag(help: "Offer permessage-deflate.") var deflate = false
+    @Flag(help: "Print one JSON object line after the table.") var json = false
+    @Option(help: "Comma-separated local source addresses to spread connections over (about 28k per address).") var sourceAddresses: String?
+    @Option(help: "Seconds allowed for connecting everyone.") var timeout: Double = 120
+    @Option(help: "PID of the server, to read its RSS from /proc.") var serverPid: Int32?
+    @Option(help: "Exit non-zero when more connections than this fail.") var maxFailures: Int = 0
+
+    func validate() throws {
+        _ = try parseURL(url)
+        if connections < 1 || rate <= 0 || hold < 0 || hold > 3600 { throw ValidationError("bad --connections/--rate/--hold") }
+    }
+
+    func run() throws {
+        let result = try ConnectRunner.run(
+            url: try parseURL(url), connections: connections, rate: rate, hold: hold, threads: threads,
+            sourceAddresses: parseSources(sourceAddresses), deflate: deflate, timeout: timeout, serverPID: serverPid,
+            quiet: json)
+        print(result.table())
+        if json { print(result.json()) }
+        if result.failures > maxFailures || result.closedDuringHold > maxFailures { throw ExitCode(2) }
+    }
+}
+
+ChorusBench.main()

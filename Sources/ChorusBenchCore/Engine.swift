@@ -1,0 +1,507 @@
+import CChorusLinux
+import ChorusLoop
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the load is. `window` > 0: closed loop; else open loop at `rate` messages/s in total.
+public struct LoadPlan: Sendable {
+    public var url: WebSocketURL
+    public var receivers: Int
+    public var publishers: Int
+    public var size: Int
+    public var rate: Double
+    public var window: Int
+    public var duration: Double
+    public var warmup: Double
+    public var drain: Double
+    public var threads: Int
+    public var deflate: Bool
+    public var binary: Bool
+    public var sourceAddresses: [String]
+    public var connectRate: Double
+    public var connectTimeout: Double
+    /// Closed loop: a window that makes no progress this long is abandoned (lost messages).
+    public var stallTimeout: Double
+    /// Messages per publisher at most (0: no limit, the duration decides).
+    public var messages: Int
+
+    public init(
+        url: WebSocketURL, receivers: Int, publishers: Int, size: Int, rate: Double = 0, window: Int = 0,
+        duration: Double, warmup: Double, drain: Double = 3, threads: Int = 1, deflate: Bool = false, binary: Bool = false,
+        sourceAddresses: [String] = [], connectRate: Double = 5000, connectTimeout: Double = 60, stallTimeout: Double = 2,
+        messages: Int = 0
+    ) {
+        self.url = url; self.receivers = receivers; self.publishers = publishers; self.size = size
+        self.rate = rate; self.window = window; self.duration = duration; self.warmup = warmup; self.drain = drain
+        self.threads = max(1, threads); self.deflate = deflate; self.binary = binary
+        self.sourceAddresses = sourceAddresses; self.connectRate = connectRate; self.connectTimeout = connectTimeout
+        self.stallTimeout = stallTimeout
+        self.messages = messages
+    }
+}
+
+/// Shared, set-once-then-read run timing. Workers read it after `go` (acquire).
+final class RunControl: @unchecked Sendable {
+    let go = Atomic<Bool>(false)
+    var sendStart: UInt64 = 0
+    var window = MeasureWindow(start: 0, end: 0)
+    var tracker: WindowTracker?
+    var publisherHomes: [(Worker, Connection)] = []
+    var connectStart: UInt64 = 0
+}
+
+/// Counters a worker publishes for the coordinating thread while it runs.
+final class Progress: Sendable {
+    let opened = Atomic<Int>(0)
+    let openedPublishers = Atomic<Int>(0)
+    let failed = Atomic<Int>(0)
+    let receivedInWindow = Atomic<UInt64>(0)
+    let sentInWindow = Atomic<UInt64>(0)
+    let closed = Atomic<Int>(0)
+}
+
+enum Role { case receiver, publisher(Int) }
+
+final class Connection: @unchecked Sendable {
+    enum State { case idle, connecting, handshaking, open, closed }
+    let index: Int
+    let role: Role
+    var fd: Int32 = -1
+    var state = State.idle
+    var head: [UInt8] = []
+    var reader = MessageReader()
+    var out = OutboundQueue()
+    var staging: [UInt8] = []
+    var dirty = false
+    var writable = false
+    var sent: UInt64 = 0
+    var sentInWindow: UInt64 = 0
+    var lastCompleted: UInt64 = 0
+    var lastProgress: UInt64 = 0
+    var needsPump = false
+    let wake = Atomic<Bool>(false)
+    var connectStartedAt: UInt64 = 0
+    var deflate = false
+
+    init(index: Int, role: Role) {
+        self.index = index
+        self.role = role
+    }
+
+    var isPublisher: Bool { if case .publisher = role { true } else { false } }
+}
+
+/// Per-worker results, merged after the loops stop.
+public struct WorkerStats: Sendable {
+    public var latency = LatencyRecorder()
+    public var receivedInWindow: UInt64 = 0
+    public var payloadBytes: UInt64 = 0
+    public var wireBytes: UInt64 = 0
+    public var compressedMessages: UInt64 = 0
+    public var protocolErrors = 0
+    public var connectFailures = 0
+    public var handshakeFailures = 0
+    public var serverCloses = 0
+    public var disconnects = 0
+    public var deflateAccepted = 0
+    public var sentTotal: UInt64 = 0
+    public var sentInWindow: UInt64 = 0
+    public var stalls = 0
+    public var backlogSkips: UInt64 = 0
+    public var handshakeLatency = LatencyRecorder()
+    public var firstError: String?
+
+    mutating func merge(_ o: WorkerStats) {
+        latency.merge(o.latency)
+        handshakeLatency.merge(o.handshakeLatency)
+        receivedInWindow += o.receivedInWindow; payloadBytes += o.payloadBytes; wireBytes += o.wireBytes
+        compressedMessages += o.compressedMessages; protocolErrors += o.protocolErrors
+        connectFailures += o.connectFailures; handshakeFailures += o.handshakeFailures
+        serverCloses += o.serverCloses; disconnects += o.disconnects; deflateAccepted += o.deflateAccepted
+        sentTotal += o.sentTotal; sentInWindow += o.sentInWindow; stalls += o.stalls; backlogSkips += o.backlogSkips
+        if firstError == nil { firstError = o.firstError }
+    }
+}
+
+/// One event loop on one thread owning a slice of the connections.
+final class Worker: EventLoopDelegate, @unchecked Sendable {
+    let loop: EventLoop
+    let plan: LoadPlan
+    let control: RunControl
+    let server: SocketAddress
+    let sources: [SocketAddress]
+    var conns: [Connection] = []
+    var publishers: [Connection] = []
+    var connectQueue = 0
+    var connectsStarted = 0
+    var inProgress = 0
+    let maxInProgress = 512
+    var sourceCursor = 0
+    var stats = WorkerStats()
+    let progress = Progress()
+    let readBuffer: UnsafeMutableRawBufferPointer
+    let payloadBuffer: UnsafeMutableRawBufferPointer
+    let iov: UnsafeMutablePointer<iovec>
+    var dirty: [Connection] = []
+    var rng = FastRandom()
+    var started = false
+    var measure = MeasureWindow(start: 0, end: 0)
+    var tracker: WindowTracker?
+    let share: Double
+    var opened = 0
+    var failed = 0
+
+    init(index: Int, plan: LoadPlan, control: RunControl, server: SocketAddress, sources: [SocketAddress], share: Double) throws(IOError) {
+        loop = try EventLoop(index: index, tickNanoseconds: 1_000_000, eventBatch: 1024)
+        self.plan = plan
+        self.control = control
+        self.server = server
+        self.sources = sources
+        self.share = share
+        readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
+        payloadBuffer = .allocate(byteCount: max(plan.size, 64), alignment: 16)
+        iov = .allocate(capacity: 64)
+        sourceCursor = index
+    }
+
+    deinit {
+        readBuffer.deallocate()
+        payloadBuffer.deallocate()
+        iov.deallocate()
+    }
+
+    func fail(_ message: @autoclosure () -> String) {
+        if stats.firstError == nil { stats.firstError = message() }
+    }
+
+    // MARK: connecting
+
+    func startConnects(now: UInt64) {
+        let elapsed = Double(now &- control.connectStart) / 1e9
+        let due = min(conns.count, Int(elapsed * plan.connectRate * share) + 1)
+        while connectsStarted < due && inProgress < maxInProgress {
+            let c = conns[connectsStarted]
+            connectsStarted += 1
+            startConnect(c, now: now)
+        }
+    }
+
+    func startConnect(_ c: Connection, now: UInt64) {
+        var attempts = max(1, sources.count)
+        while attempts > 0 {
+            attempts -= 1
+            let source: SocketAddress? = sources.isEmpty ? nil : sources[sourceCursor % sources.count]
+            do {
+                let fd = try Socket.connect(to: server, from: source)
+                _ = try? Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+                c.fd = fd
+                c.state = .connecting
+                c.connectStartedAt = now
+                try loop.epoll.add(fd, events: [.readable, .writable], token: UInt64(c.index))
+                c.writable = true
+                inProgress += 1
+                sourceCursor += 1
+                return
+            } catch {
+                if c.fd >= 0 { Socket.close(c.fd); c.fd = -1 }
+                if error.errno == EADDRNOTAVAIL || error.errno == EADDRINUSE, !sources.isEmpty {
+                    sourceCursor += 1  // this source address is out of ports: try the next
+                    continue
+                }
+                fail("connect: \(error)")
+                break
+            }
+        }
+        c.state = .closed
+        stats.connectFailures += 1
+        failed += 1
+    }
+
+    func connected(_ c: Connection) {
+        let err = Socket.pendingError(c.fd)
+        if err != 0 {
+            fail("connect: \(String(cString: strerror(err)))")
+            stats.connectFailures += 1
+            failed += 1
+            inProgress -= 1
+            closeConnection(c, counted: false)
+            return
+        }
+        c.state = .handshaking
+        let key = Handshake.randomKey(using: &rng)
+        c.staging.append(contentsOf: Handshake.request(url: plan.url, key: key, offerDeflate: plan.deflate))
+        markDirty(c)
+    }
+
+    func handshakeBytes(_ c: Connection, _ bytes: UnsafeRawBufferPointer, now: UInt64) {
+        c.head.append(contentsOf: bytes)
+        let result: Handshake.Response?
+        do {
+            result = try c.head.withUnsafeBytes { buf throws(Handshake.Failure) in try Handshake.parseResponse(buf) }
+        } catch {
+            fail("handshake: \(error)")
+            stats.handshakeFailures += 1
+            failed += 1
+            inProgress -= 1
+            closeConnection(c, counted: false)
+            return
+        }
+        guard let response = result else { return }
+        inProgress -= 1
+        c.state = .open
+        opened += 1
+        if c.isPublisher { progress.openedPublishers.add(1, ordering: .relaxed) }
+        stats.handshakeLatency.record(sentAt: c.connectStartedAt, receivedAt: now)
+        if response.deflate {
+            stats.deflateAccepted += 1
+            c.deflate = true
+            do {
+                c.reader = MessageReader(inflater: try Inflater(resetPerMessage: response.serverNoContextTakeover))
+            } catch {
+                fail("inflateInit failed")
+                closeConnection(c, counted: true)
+                return
+            }
+        }
+        let rest = Array(c.head[response.headLength...])
+        c.head = []
+        if !rest.isEmpty { rest.withUnsafeBytes { frames(c, $0, now: now) } }
+    }
+
+    // MARK: reading
+
+    func readable(_ c: Connection) {
+        while c.state == .handshaking || c.state == .open {
+            let result: IOResult<Int>
+            do {
+                result = try Socket.read(c.fd, into: readBuffer.baseAddress!, count: readBuffer.count)
+            } catch {
+                stats.disconnects += 1
+                fail("read: \(error)")
+                closeConnection(c, counted: true)
+                return
+            }
+            guard case .processed(let n) = result else { return }
+            if n == 0 {
+                stats.disconnects += 1
+                closeConnection(c, counted: true)
+                return
+            }
+            let now = monotonicNanoseconds()
+            let bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(readBuffer)[0..<n])
+            if c.state == .handshaking { handshakeBytes(c, bytes, now: now) } else { frames(c, bytes, now: now) }
+            if n < readBuffer.count { return }
+        }
+    }
+
+    func frames(_ c: Connection, _ bytes: UnsafeRawBufferPointer, now: UInt64) {
+        do {
+            try c.reader.feed(bytes) { event in
+                switch event {
+                case .message(let m):
+                    if c.isPublisher { return }
+                    self.delivery(m, now: now)
+                case .ping(let payload):
+                    FrameEncoder.append(opcode: .pong, payload: payload, maskKey: UInt32(truncatingIfNeeded: self.rng.next()), to: &c.staging)
+                    self.markDirty(c)
+                case .pong:
+                    break
+                case .close(let code):
+                    self.stats.serverCloses += 1
+                    self.fail("server closed a connection with code \(code)")
+                    throw CloseSeen()
+                }
+            }
+        } catch is CloseSeen {
+            closeConnection(c, counted: true)
+        } catch {
+            stats.protocolErrors += 1
+            fail("protocol: \(error)")
+            closeConnection(c, counted: true)
+        }
+    }
+
+    struct CloseSeen: Error {}
+
+    @inline(__always)
+    func delivery(_ m: Message, now: UInt64) {
+        checkStarted()
+        guard let f = Payload.decode(m.payload) else {
+            stats.protocolErrors += 1
+            fail("unexpected payload of \(m.payload.count) bytes")
+            return
+        }
+        if let tracker, tracker.delivered(publisher: f.publisher, seq: f.seq) {
+            wakePublisher(f.publisher)
+        }
+        if measure.contains(f.time) {
+            stats.receivedInWindow += 1
+            stats.payloadBytes += UInt64(m.payload.count)
+            stats.wireBytes += UInt64(m.wireLength)
+            if m.compressed { stats.compressedMessages += 1 }
+            stats.latency.record(sentAt: f.time, receivedAt: now)
+        }
+    }
+
+    func wakePublisher(_ id: Int) {
+        let (home, conn) = control.publisherHomes[id]
+        if home === self {
+            conn.needsPump = true
+        } else if !conn.wake.exchange(true, ordering: .acquiringAndReleasing) {
+            home.loop.execute {
+                conn.wake.store(false, ordering: .releasing)
+                conn.needsPump = true
+            }
+        }
+    }
+
+    // MARK: sending
+
+    func encode(_ c: Connection, publisher: Int, now: UInt64) {
+        let seq = c.sent
+        Payload.encode(time: now, seq: seq, publisher: publisher, size: plan.size, into: payloadBuffer)
+        tracker?.willSend(publisher: publisher, seq: seq)
+        FrameEncoder.append(
+            opcode: plan.binary ? .binary : .text, payload: UnsafeRawBufferPointer(rebasing: payloadBuffer[0..<plan.size]),
+            maskKey: UInt32(truncatingIfNeeded: rng.next()), to: &c.staging)
+        c.sent += 1
+        stats.sentTotal += 1
+        if measure.contains(now) { c.sentInWindow += 1; stats.sentInWindow += 1 }
+    }
+
+    func pump(_ c: Connection, now: UInt64) {
+        guard case .publisher(let id) = c.role, c.state == .open, started, now >= control.sendStart, now < measure.end else { return }
+        let limit = plan.messages > 0 ? UInt64(plan.messages) : UInt64.max
+        guard c.sent < limit else { return }
+        if plan.window > 0, let tracker {
+            var inFlight = tracker.inFlight(publisher: id, sent: c.sent)
+            let done = tracker.completedCount(publisher: id)
+            if done != c.lastCompleted || inFlight < plan.window {
+                c.lastCompleted = done
+                c.lastProgress = now
+            } else if now &- c.lastProgress > UInt64(plan.stallTimeout * 1e9) {
+                tracker.abandonInFlight(publisher: id, sent: c.sent)
+                stats.stalls += 1
+                c.lastProgress = now
+                inFlight = 0
+            }
+            guard inFlight < plan.window else { return }
+            let t = monotonicNanoseconds()
+            while inFlight < plan.window && c.sent < limit {
+                encode(c, publisher: id, now: t)
+                inFlight += 1
+            }
+            markDirty(c)
+        } else if plan.rate > 0 {
+            let perPublisher = plan.rate / Double(plan.publishers)
+            let due = UInt64(Double(now &- control.sendStart) / 1e9 * perPublisher) + 1
+            guard due > c.sent else { return }
+            if c.out.byteCount > 8 << 20 { stats.backlogSkips += due - c.sent; c.sent = due; return }
+            var n = min(due - c.sent, 10_000, limit - c.sent)
+            let t = monotonicNanoseconds()
+            while n > 0 { encode(c, publisher: id, now: t); n -= 1 }
+            markDirty(c)
+        }
+    }
+
+    @inline(__always)
+    func markDirty(_ c: Connection) {
+        if !c.dirty { c.dirty = true; dirty.append(c) }
+    }
+
+    func flush(_ c: Connection) {
+        c.dirty = false
+        guard c.state != .closed, c.fd >= 0 else { c.staging.removeAll(); return }
+        if !c.staging.isEmpty {
+            c.out.append(SharedBytes.copying(c.staging))
+            c.staging.removeAll(keepingCapacity: true)
+        }
+        do {
+            let done = try c.out.flush(fd: c.fd, iov: iov, iovCapacity: 64)
+            if done == c.writable {  // want writable iff not done
+                c.writable = !done
+                try loop.epoll.modify(c.fd, events: done ? [.readable] : [.readable, .writable], token: UInt64(c.index))
+            }
+        } catch {
+            stats.disconnects += 1
+            fail("write: \(error)")
+            closeConnection(c, counted: true)
+        }
+    }
+
+    func closeConnection(_ c: Connection, counted: Bool) {
+        guard c.fd >= 0 else { c.state = .closed; return }
+        loop.epoll.remove(c.fd)
+        Socket.close(c.fd)
+        c.fd = -1
+        if c.state == .open { progress.closed.add(1, ordering: .relaxed) }
+        c.state = .closed
+        c.out.removeAll()
+        c.staging.removeAll()
+    }
+
+    /// Called on the coordinating thread after the loop stopped: RST instead of FIN so no TIME_WAIT
+    /// piles up on the generator's ports between runs.
+    func abortAll() {
+        var lin = linger(l_onoff: 1, l_linger: 0)
+        for c in conns where c.fd >= 0 {
+            _ = setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lin, socklen_t(MemoryLayout<linger>.size))
+            Socket.close(c.fd)
+            c.fd = -1
+            c.state = .closed
+        }
+    }
+
+    // MARK: EventLoopDelegate
+
+    func eventLoop(_ loop: EventLoop, ready token: UInt64, events: Epoll.Events) {
+        let c = conns[Int(token)]
+        switch c.state {
+        case .connecting:
+            if !events.isDisjoint(with: [.writable, .error, .hangup]) { connected(c) }
+        case .handshaking, .open:
+            if events.contains(.writable) { markDirty(c) }
+            if !events.isDisjoint(with: [.readable, .error, .hangup, .readHangup]) { readable(c) }
+        case .idle, .closed:
+            break
+        }
+    }
+
+    /// Picks up the run timing once the coordinator says go (before any message can arrive).
+    @inline(__always)
+    func checkStarted() {
+        if !started && control.go.load(ordering: .acquiring) {
+            started = true
+            measure = control.window
+            tracker = control.tracker
+        }
+    }
+
+    func eventLoopTick(_ loop: EventLoop, now: UInt64) {
+        if connectsStarted < conns.count && control.connectStart != 0 { startConnects(now: now) }
+        checkStarted()
+        if started {
+            for p in publishers { pump(p, now: now) }
+        }
+    }
+
+    func eventLoopDidFinishIteration(_ loop: EventLoop) {
+        if started {
+            for p in publishers where p.needsPump {
+                p.needsPump = false
+                pump(p, now: monotonicNanoseconds())
+            }
+        }
+        if !dirty.isEmpty {
+            let list = dirty
+            dirty.removeAll(keepingCapacity: true)
+            for c in list { flush(c) }
+        }
+        progress.opened.store(opened, ordering: .relaxed)
+        progress.failed.store(failed, ordering: .relaxed)
+        progress.receivedInWindow.store(stats.receivedInWindow, ordering: .relaxed)
+        progress.sentInWindow.store(stats.sentInWindow, ordering: .relaxed)
+    }
+}

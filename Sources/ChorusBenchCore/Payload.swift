@@ -1,0 +1,85 @@
+/// The benchmark payload: `{"t":<send ns>,"s":<seq>,"p":<publisher>,"pad":"<text>"}`, exactly `size`
+/// bytes of ASCII (valid as text and as binary). `t` is CLOCK_MONOTONIC in ns, comparable across
+/// processes on one machine. The padding is lower-case prose so compression ratios are realistic.
+public enum Payload {
+    static let prefix: [UInt8] = Array(#"{"t":"#.utf8)
+    static let seqKey: [UInt8] = Array(#","s":"#.utf8)
+    static let pubKey: [UInt8] = Array(#","p":"#.utf8)
+    static let padKey: [UInt8] = Array(#","pad":""#.utf8)
+    static let suffix: [UInt8] = Array(#""}"#.utf8)
+    static let prose: [UInt8] = Array(("the quick brown fox jumps over the lazy dog while the server fans every message out to "
+        + "all of its connections and the clients count what arrives in order to measure latency and throughput "
+        + "under load with small and large payloads alike ").utf8)
+
+    /// The smallest size that holds these numbers (fixed overhead plus digits).
+    public static func minimumSize(time: UInt64, seq: UInt64, publisher: Int) -> Int {
+        prefix.count + digits(time) + seqKey.count + digits(seq) + pubKey.count + digits(UInt64(publisher)) + padKey.count + suffix.count
+    }
+
+    /// The smallest --size accepted: room for 17-digit timestamps, 10-digit sequences, 5-digit ids.
+    public static let minimumSupportedSize = prefix.count + 17 + seqKey.count + 10 + pubKey.count + 5 + padKey.count + suffix.count
+
+    @inline(__always)
+    static func digits(_ v: UInt64) -> Int {
+        var n = 1
+        var x = v
+        while x >= 10 { x /= 10; n += 1 }
+        return n
+    }
+
+    /// Writes the payload into `out` (exactly `size` bytes, `size` >= minimumSize).
+    public static func encode(time: UInt64, seq: UInt64, publisher: Int, size: Int, into out: UnsafeMutableRawBufferPointer) {
+        precondition(out.count >= size && size >= minimumSize(time: time, seq: seq, publisher: publisher))
+        var pos = 0
+        @inline(__always) func put(_ bytes: [UInt8]) {
+            for b in bytes { out[pos] = b; pos += 1 }
+        }
+        @inline(__always) func putNumber(_ v: UInt64) {
+            let n = digits(v)
+            var x = v
+            var i = n - 1
+            while i >= 0 { out[pos + i] = UInt8(48 + x % 10); x /= 10; i -= 1 }
+            pos += n
+        }
+        put(prefix); putNumber(time)
+        put(seqKey); putNumber(seq)
+        put(pubKey); putNumber(UInt64(publisher))
+        put(padKey)
+        let padCount = size - pos - suffix.count
+        let start = Int(seq % UInt64(prose.count))
+        for i in 0..<padCount { out[pos + i] = prose[(start + i) % prose.count] }
+        pos += padCount
+        put(suffix)
+    }
+
+    public static func encode(time: UInt64, seq: UInt64, publisher: Int, size: Int) -> [UInt8] {
+        var a = [UInt8](repeating: 0, count: size)
+        a.withUnsafeMutableBytes { encode(time: time, seq: seq, publisher: publisher, size: size, into: $0) }
+        return a
+    }
+
+    public struct Fields: Equatable, Sendable {
+        public var time: UInt64
+        public var seq: UInt64
+        public var publisher: Int
+    }
+
+    /// Reads the three numbers back; nil if the bytes are not a benchmark payload.
+    @inline(__always)
+    public static func decode(_ b: UnsafeRawBufferPointer) -> Fields? {
+        var pos = 5
+        guard b.count > 24, b[0] == 0x7B, b[1] == 0x22, b[2] == 0x74 else { return nil }
+        @inline(__always) func number() -> UInt64? {
+            var v: UInt64 = 0
+            let start = pos
+            while pos < b.count, b[pos] >= 48, b[pos] <= 57 { v = v &* 10 &+ UInt64(b[pos] - 48); pos += 1 }
+            return pos > start ? v : nil
+        }
+        guard let t = number() else { return nil }
+        pos += 5
+        guard let s = number() else { return nil }
+        pos += 5
+        guard let p = number() else { return nil }
+        return Fields(time: t, seq: s, publisher: Int(p))
+    }
+}
