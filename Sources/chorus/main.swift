@@ -163,7 +163,7 @@ struct Serve: ParsableCommand {
             }
             if rc.apiToken == nil { logger.warning("no --api-token: the HTTP emit API answers 401") }
             // Engine.IO's limits replace the WebSocket ones; its heartbeat replaces WebSocket pings.
-            config.maxMessageSize = maxPayload
+            config.maxMessageSize = rc.socketIO.webSocketMessageLimit
             config.applicationTimeouts = rc.socketIO.timeouts
             application = RealtimeApplication(configuration: rc, logger: logger).serverApplication
         }

@@ -39,6 +39,8 @@ public enum SessionInput: Sendable, Equatable {
     case none
     /// A protocol violation: the connection must be closed with `parseError`.
     case invalid(String)
+    /// A message over maxPayload: the connection is closed with 1009 (`transportError`).
+    case tooLarge
 }
 
 /// What the heartbeat wants done at a tick.
@@ -89,7 +91,7 @@ public struct SessionCore: Sendable {
     }
 
     public mutating func receive(text: UnsafeRawBufferPointer) -> SessionInput {
-        if text.count > maxPayload { return .invalid("payload larger than maxPayload") }
+        if text.count > maxPayload { return .tooLarge }
         let packet: EngineIOPacket
         if let payload = EngineIOPacket.messagePayload(ofText: text) {
             do {
@@ -117,7 +119,7 @@ public struct SessionCore: Sendable {
     public mutating func receive(text: String) -> SessionInput { receive(text: Array(text.utf8)) }
 
     public mutating func receive(binary: UnsafeRawBufferPointer) -> SessionInput {
-        if binary.count > maxPayload { return .invalid("payload larger than maxPayload") }
+        if binary.count > maxPayload { return .tooLarge }
         do {
             guard let p = try decoder.decode(binary: Array(binary)) else { return .none }
             return Self.input(for: p)

@@ -20,6 +20,12 @@ public struct SocketIOConfiguration: Sendable {
 
     public init() {}
 
+    /// The WebSocket layer's message limit to configure (`ServerConfiguration.maxMessageSize`):
+    /// above maxPayload, so that messages just over maxPayload reach the session, which closes
+    /// with 1009 and reason "transport error". Larger ones are cut by the WebSocket reader (1009
+    /// too, but the application is not told the server sent it: reason "transport close").
+    public var webSocketMessageLimit: Int { maxPayload > Int.max / 2 ? maxPayload : maxPayload * 2 }
+
     /// Timers the server's tick must resolve (`ServerConfiguration.applicationTimeouts`).
     public var timeouts: [Double] { [pingInterval, pingTimeout] }
 }
@@ -225,6 +231,8 @@ final class EngineSession {
             sendRaw(out)
         case .close:
             close(reason: .forcedClose, code: .normalClosure)
+        case .tooLarge:
+            close(reason: .transportError, code: .messageTooBig)
         case .invalid(let why):
             io.logger.debug("closing connection", metadata: ["reason": "parse error", "detail": "\(why)"])
             close(reason: .parseError, code: .policyViolation)
