@@ -64,9 +64,9 @@ let package = Package(
         .testTarget(name: "ChorusLoopTests", dependencies: ["ChorusLoop"]),
         .testTarget(name: "ChorusWebSocketTests", dependencies: ["ChorusWebSocket"]),
         .testTarget(name: "ChorusServerTests", dependencies: ["ChorusServer", "ChorusWebSocket", "ChorusLoop"]),
-        .testTarget(name: "ChorusSocketIOTests", dependencies: ["ChorusSocketIO"]),
+        .testTarget(name: "ChorusSocketIOTests", dependencies: ["ChorusSocketIO", "ChorusWebSocket"]),
         .testTarget(name: "ChorusAppTests", dependencies: [
-            "ChorusApp", "ChorusSocketIO",
+            "ChorusApp", "ChorusSocketIO", "ChorusServer",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
     ],

@@ -65,15 +65,18 @@ class Client:
         self.connect_error = None
         self.disconnected = threading.Event()
 
-        @self.sio.on("*")
         def any_event(event, *args):
             with self.cond:
                 self.events.append((event, args))
                 self.cond.notify_all()
 
-        @self.sio.event
-        def connect_error(data):
+        def connect_error(data=None):
             self.connect_error = data
+
+        for ns in (namespaces or ["/"]):
+            self.sio.on("*", any_event, namespace=ns)
+            self.sio.on("connect_error", connect_error, namespace=ns)
+
 
         @self.sio.event
         def disconnect(*args):
@@ -402,45 +405,51 @@ def close_of(ws):
 def s_generic():
     """Against the test's in-process server: namespaces, binary, acks both ways, DISCONNECT."""
     c = Client(auth={"name": "py"}, namespaces=["/", "/admin"])
+
     # the server emits "ask" with an ack on connect; we answer with the doubled number
     @c.sio.on("ask")
     def ask(n):
         return n * 2
 
-    @c.sio.on("ask-silent")
-    def ask_silent(n):
-        return None  # python-socketio still acks; the server test uses a 2nd event it never handles
-
     c.connect()
+    res = c.wait_event("ask-result")[0]
+    check(res == {"ok": True, "value": 42}, f"server ack {res}")
     r = c.call("echo", {"a": 1, "bin": b"\x00\x01\xff"})
     check(r == {"a": 1, "bin": b"\x00\x01\xff"}, f"binary echo {r!r}")
     c.sio.emit("binary-in", [b"\xde\xad", "x", {"deep": b"\xbe\xef"}])
     args = c.wait_event("binary-out")
     check(args[0] == [b"\xde\xad", "x", {"deep": b"\xbe\xef"}], f"binary out {args!r}")
-    res = c.wait_event("ask-result")[0]
-    check(res == {"ok": True, "value": 42}, f"server ack {res}")
-    res = c.wait_event("timeout-result")[0]
-    check(res == {"ok": False, "error": "timeout"}, f"server ack timeout {res}")
     r = c.call("whoami", None, namespace="/admin")
     check(r == {"namespace": "/admin", "name": "py"}, f"admin {r}")
     # rooms do not leak across namespaces: "lobby" in "/" vs "/admin"
-    c.call("join", "lobby")
+    check(c.call("join", "lobby") is True, "join")
     c.call("shout", "lobby", namespace="/admin")
     c.assert_no_event("shouted")
     c.call("shout", "lobby")
     c.wait_event("shouted")
+    # server-side namespace disconnect: /admin goes, / stays
+    c.sio.emit("kick-me", namespace="/admin")
+    time.sleep(0.3)
+    check("/admin" not in c.sio.namespaces, f"still in /admin: {c.sio.namespaces}")
+    check(c.call("echo", 1) == 1, "main namespace survives /admin kick")
+    # client DISCONNECT
+    c.close()
     # invalid namespace
     d = Client(namespaces=["/nope"], auth={})
     check(not d.connect(expect_ok=False), "invalid namespace accepted")
+    check(d.connect_error == {"message": "Invalid namespace"}, f"invalid namespace: {d.connect_error}")
     # middleware rejection carries data
     e = Client(auth={"name": "bad"})
     check(not e.connect(expect_ok=False), "middleware did not reject")
     check(e.connect_error == {"message": "go away", "data": {"why": "bad name"}}, f"connect_error {e.connect_error}")
-    # server-side disconnect
-    c.sio.emit("kick-me", namespace="/admin")
-    time.sleep(0.3)
-    check(c.call("echo", 1) == 1, "main namespace survives /admin kick")
-    c.close()
+    # server ack timeout: a raw client never answers
+    ws, _ = raw_ws()
+    ws.send('40{"name":"raw"}')
+    check(ws.recv().startswith('40{"sid":'), "raw connect")
+    frames = [ws.recv() for _ in range(2)]
+    check(frames[0].startswith('420["never-answered"'), f"ack request {frames}")
+    check(frames[1] == '42["timeout-result",{"ok":false,"error":"timeout"}]', f"timeout {frames}")
+    ws.close()
 
 
 SCENARIOS = {name[2:]: fn for name, fn in globals().items() if name.startswith("s_")}
