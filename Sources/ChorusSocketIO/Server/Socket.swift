@@ -13,7 +13,7 @@ public struct Handshake: Sendable {
 
 /// The answer to an event the client emitted with an ack callback. Call it once.
 public struct Ack {
-    unowned let socket: Socket
+    let socket: Socket
     public let id: Int
 
     public func callAsFunction(_ args: JSONValue...) { send(args) }
@@ -39,7 +39,7 @@ public final class Socket {
     /// Whatever middleware attaches (e.g. the authenticated user).
     public var data: AnyObject?
     public internal(set) var connected = false
-    unowned let session: EngineSession
+    let session: EngineSession
 
     var handlers: [String: EventHandler] = [:]
     var disconnectHandlers: [(Socket, DisconnectReason) -> Void] = []

@@ -187,7 +187,8 @@ final class LoopSessions: @unchecked Sendable {
 /// One Engine.IO connection and its sockets (one per namespace).
 final class EngineSession {
     unowned let io: SocketIOServer
-    unowned let connection: Connection
+    // Strong: sockets retained by user closures stay safe after close (send on a closed connection is a no-op).
+    let connection: Connection
     let sid = EngineIOSessionID.generate()
     let request: HTTPRequestHead
     var core: SessionCore
