@@ -39,9 +39,18 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Engine.IO v4 / Socket.IO v5 over the server.
-        .target(name: "ChorusSocketIO", dependencies: ["ChorusServer"]),
+        .target(name: "ChorusSocketIO", dependencies: [
+            "ChorusServer", "ChorusLoop", "ChorusWebSocket",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The chat + project-updates application, auth, emit API.
-        .target(name: "ChorusApp", dependencies: ["ChorusSocketIO"]),
+        // JWTs are verified synchronously on the loop thread with swift-crypto (see docs/socketio.md).
+        .target(name: "ChorusApp", dependencies: [
+            "ChorusSocketIO",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
 
         .executableTarget(name: "chorus", dependencies: [
             "ChorusServer", "ChorusApp",
@@ -61,8 +70,11 @@ let package = Package(
         .testTarget(name: "ChorusLoopTests", dependencies: ["ChorusLoop"]),
         .testTarget(name: "ChorusWebSocketTests", dependencies: ["ChorusWebSocket"]),
         .testTarget(name: "ChorusServerTests", dependencies: ["ChorusServer", "ChorusWebSocket", "ChorusLoop"]),
-        .testTarget(name: "ChorusSocketIOTests", dependencies: ["ChorusSocketIO"]),
-        .testTarget(name: "ChorusAppTests", dependencies: ["ChorusApp"]),
+        .testTarget(name: "ChorusSocketIOTests", dependencies: ["ChorusSocketIO", "ChorusWebSocket"]),
+        .testTarget(name: "ChorusAppTests", dependencies: [
+            "ChorusApp", "ChorusSocketIO", "ChorusServer",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "ChorusBenchTests", dependencies: ["ChorusBenchCore", "ChorusLoop", "CZlib"]),
     ],
     swiftLanguageModes: [.v6]

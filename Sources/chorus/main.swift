@@ -18,8 +18,11 @@ struct Chorus: ParsableCommand {
 }
 
 enum AppName: String, ExpressibleByArgument, CaseIterable {
-    case echo, broadcast
+    case realtime, echo, broadcast
 }
+
+extension AuthMode: ExpressibleByArgument {}
+extension AuthorizationMode: ExpressibleByArgument {}
 
 extension BackpressurePolicy: ExpressibleByArgument {}
 extension DeflateMode: ExpressibleByArgument {}
@@ -29,8 +32,8 @@ struct Serve: ParsableCommand {
 
     @Option(help: "Address to listen on.") var host = "0.0.0.0"
     @Option(help: "TCP port (0 picks a free one).") var port = 3001
-    @Option(help: "Application: echo (every message back to its sender) or broadcast (every message to everyone).")
-    var app = AppName.broadcast
+    @Option(help: "Application: realtime (the Socket.IO chat + project gateway), echo (every message back to its sender) or broadcast (every message to everyone).")
+    var app = AppName.realtime
     @Option(help: "Event loops, one thread each (default: the number of cores).") var threads: Int?
     @Option(help: "Largest message in bytes after reassembly and inflation; larger ones are closed with 1009.")
     var maxMessageSize = 16 * 1024 * 1024
@@ -53,6 +56,26 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds a graceful shutdown waits for clients to close.") var shutdownDrain = 5.0
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
+    // --app realtime (Socket.IO)
+    @Option(help: "Engine.IO endpoint path (realtime).") var socketioPath = "/socket.io/"
+    @Option(help: "Milliseconds between Engine.IO pings (realtime).") var sioPingInterval = 25_000
+    @Option(help: "Milliseconds a client has to answer a ping before it is disconnected (realtime).") var sioPingTimeout = 20_000
+    @Option(help: "Largest Socket.IO message in bytes (Engine.IO maxPayload); larger closes the connection with 1009 (realtime).")
+    var maxPayload = 1_000_000
+    @Option(help: "Seconds a client has to connect to a namespace after the handshake (realtime).") var connectTimeout = 45.0
+    @Option(help: "Authentication: jwt, or none (development: trusts the userId query parameter).") var auth = AuthMode.jwt
+    @Option(help: "Authorization of room joins: claims (token's projects/conversations arrays) or open (default: claims with --auth jwt, open with --auth none).")
+    var authz: AuthorizationMode?
+    @Option(help: "HS256 secret.") var jwtSecret: String?
+    @Option(help: "File holding the HS256 secret (trailing newline stripped).") var jwtSecretFile: String?
+    @Option(help: "PEM public key file for RS256 (RSA) or ES256 (P-256).") var jwtPublicKeyFile: String?
+    @Option(help: "Required iss claim.") var jwtIssuer: String?
+    @Option(help: "Required aud claim.") var jwtAudience: String?
+    @Option(help: "Seconds of clock skew tolerated for exp/nbf.") var jwtLeeway = 0.0
+    @Option(help: "Bearer token of the HTTP emit API (/api/v1/...); without it the API answers 401.") var apiToken: String?
+    @Option(help: "File holding the emit API token.") var apiTokenFile: String?
+    @Option(help: "Longest chat message content in characters (realtime).") var maxContentLength = 10_000
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard (9...15).contains(deflateWindowBits) else { throw ValidationError("--deflate-window-bits must be 9...15") }
@@ -60,6 +83,30 @@ struct Serve: ParsableCommand {
         guard maxMessageSize > 0, maxHeaderSize >= 256 else { throw ValidationError("message and header limits must be positive (header >= 256)") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be 1...256") }
+        if app == .realtime {
+            guard sioPingInterval > 0, sioPingTimeout > 0 else { throw ValidationError("--sio-ping-interval and --sio-ping-timeout must be positive") }
+            guard maxPayload > 0, maxContentLength > 0 else { throw ValidationError("--max-payload and --max-content-length must be positive") }
+            if auth == .jwt {
+                let keys = [jwtSecret, jwtSecretFile, jwtPublicKeyFile].compactMap { $0 }.count
+                guard keys == 1 else {
+                    throw ValidationError("--auth jwt needs exactly one of --jwt-secret, --jwt-secret-file, --jwt-public-key-file")
+                }
+            }
+        }
+    }
+
+    static func readSecret(_ path: String) throws -> String {
+        guard let f = fopen(path, "r") else { throw ValidationError("cannot read \(path)") }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = fread(&buffer, 1, buffer.count, f)
+            if n <= 0 { break }
+            bytes += buffer[0..<n]
+        }
+        while let last = bytes.last, last == 10 || last == 13 { bytes.removeLast() }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     func run() throws {
@@ -94,6 +141,31 @@ struct Serve: ParsableCommand {
         switch app {
         case .echo: application = EchoApplication()
         case .broadcast: application = BroadcastApplication()
+        case .realtime:
+            var rc = RealtimeConfiguration()
+            rc.socketIO.path = socketioPath
+            rc.socketIO.pingInterval = Double(sioPingInterval) / 1000
+            rc.socketIO.pingTimeout = Double(sioPingTimeout) / 1000
+            rc.socketIO.maxPayload = maxPayload
+            rc.socketIO.connectTimeout = connectTimeout
+            rc.auth = auth
+            rc.authorization = authz ?? (auth == .jwt ? .claims : .open)
+            rc.maxContentLength = maxContentLength
+            rc.apiToken = try apiToken ?? apiTokenFile.map { try Self.readSecret($0) }
+            if auth == .jwt {
+                let key: JWTVerifier.Key
+                if let file = jwtPublicKeyFile {
+                    key = try JWTVerifier.publicKey(pem: try Self.readSecret(file))
+                } else {
+                    key = .hs256(Array((try jwtSecret ?? Self.readSecret(jwtSecretFile!)).utf8))
+                }
+                rc.jwt = JWTVerifier(key: key, issuer: jwtIssuer, audience: jwtAudience, leeway: jwtLeeway)
+            }
+            if rc.apiToken == nil { logger.warning("no --api-token: the HTTP emit API answers 401") }
+            // Engine.IO's limits replace the WebSocket ones; its heartbeat replaces WebSocket pings.
+            config.maxMessageSize = rc.socketIO.webSocketMessageLimit
+            config.applicationTimeouts = rc.socketIO.timeouts
+            application = RealtimeApplication(configuration: rc, logger: logger).serverApplication
         }
 
         // Signals are taken synchronously by one thread; every other thread inherits the mask.

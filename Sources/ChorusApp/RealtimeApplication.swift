@@ -1,0 +1,244 @@
+import ChorusServer
+import ChorusSocketIO
+import ChorusWebSocket
+import Logging
+import Synchronization
+
+public enum AuthMode: String, Sendable, CaseIterable {
+    /// Development: trusts the `userId` query parameter (or `auth.userId`).
+    case none
+    case jwt
+}
+
+public enum AuthorizationMode: String, Sendable, CaseIterable {
+    /// The token's `projects` / `conversations` claims.
+    case claims
+    /// Everyone may join everything (development).
+    case open
+}
+
+public struct RealtimeConfiguration: Sendable {
+    public var socketIO = SocketIOConfiguration()
+    public var auth = AuthMode.jwt
+    /// Required with `.jwt`.
+    public var jwt: JWTVerifier?
+    public var authorization = AuthorizationMode.claims
+    public var maxContentLength = 10_000
+    /// Bearer token of the emit API; nil disables the API (every call gets 401).
+    public var apiToken: String?
+
+    public init() {}
+}
+
+/// `--app realtime`: the chat + project-tracking gateway (drop-in for the NestJS Socket.IO gateway).
+public final class RealtimeApplication: Sendable {
+    public let io: SocketIOServer
+    public let configuration: RealtimeConfiguration
+    let policy: any AuthorizationPolicy
+    let logger: Logger
+    private let unknownEventCount = Atomic<Int>(0)
+    private let messageCount = Atomic<Int>(0)
+
+    public static let projectUpdate = "project:update"
+    public static let stageCompleted = "stage:completed"
+    public static let messageNew = "message:new"
+    public static let notificationNew = "notification:new"
+
+    public init(configuration: RealtimeConfiguration, logger: Logger = Logger(label: "chorus.realtime")) {
+        self.configuration = configuration
+        self.logger = logger
+        self.policy = configuration.authorization == .claims ? ClaimsPolicy() : OpenPolicy()
+        self.io = SocketIOServer(configuration: configuration.socketIO, logger: logger)
+        if configuration.auth == .none {
+            logger.warning("authentication is OFF (--auth none): the userId query parameter is trusted; development only")
+        }
+        precondition(configuration.auth == .none || configuration.jwt != nil, "--auth jwt needs a JWT key")
+        configure()
+        io.httpHandler = { [self] request, _ in handleAPI(request) }
+    }
+
+    /// What the WebSocket server runs.
+    public var serverApplication: any ServerApplication { io }
+
+    public var unknownEvents: Int { unknownEventCount.load(ordering: .relaxed) }
+
+    static func projectRoom(_ id: String) -> String { "project:" + id }
+    static func conversationRoom(_ id: String) -> String { "conversation:" + id }
+    static func userRoom(_ id: String) -> String { "user:" + id }
+
+    // MARK: Authentication
+
+    /// The user a CONNECT authenticates as, or nil (→ CONNECT_ERROR "unauthorized").
+    public func authenticate(_ handshake: Handshake) -> AuthenticatedUser? {
+        switch configuration.auth {
+        case .none:
+            let id = handshake.query("userId").flatMap { RealtimeIDs.id(from: .string($0)) }
+                ?? handshake.auth["userId"].flatMap(RealtimeIDs.id(from:))
+            return id.map { AuthenticatedUser(id: $0, projects: .all, conversations: .all) }
+        case .jwt:
+            guard let verifier = configuration.jwt, let token = Self.token(from: handshake) else { return nil }
+            do {
+                return AuthenticatedUser(claims: try verifier.verify(token))
+            } catch {
+                logger.debug("token refused", metadata: ["error": "\(error)", "address": "\(handshake.address)"])
+                return nil
+            }
+        }
+    }
+
+    /// `auth.token`, then the `token` query parameter, then `Authorization: Bearer`.
+    static func token(from handshake: Handshake) -> String? {
+        if let t = handshake.auth["token"]?.stringValue, !t.isEmpty { return t }
+        if let t = handshake.query("token"), !t.isEmpty { return t }
+        if let h = handshake.header("authorization") {
+            let parts = h.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" { return String(parts[1]).trimmingSpaces() }
+        }
+        return nil
+    }
+
+    // MARK: Socket handlers
+
+    private func configure() {
+        let ns = io.sockets
+        ns.use { [self] socket in
+            guard let user = authenticate(socket.handshake) else { return .reject(message: "unauthorized") }
+            socket.data = user
+            return .accept
+        }
+        ns.onConnection { socket in
+            guard let user = socket.data as? AuthenticatedUser else { socket.disconnect(); return }
+            socket.join(Self.userRoom(user.id))
+        }
+        ns.on("join:project") { [self] socket, args, ack in
+            handle(socket, "join:project", ack) { user throws(PayloadError) in
+                let id = try RealtimeValidation.projectId(args)
+                guard policy.canJoinProject(user, projectId: id) else { throw PayloadError("forbidden") }
+                socket.join(Self.projectRoom(id))
+                return ["projectId": .string(id)]
+            }
+        }
+        ns.on("leave:project") { socket, args, ack in
+            self.handle(socket, "leave:project", ack) { _ throws(PayloadError) in
+                let id = try RealtimeValidation.projectId(args)
+                socket.leave(Self.projectRoom(id))
+                return ["projectId": .string(id)]
+            }
+        }
+        ns.on("join:conversation") { [self] socket, args, ack in
+            handle(socket, "join:conversation", ack) { user throws(PayloadError) in
+                let id = try RealtimeValidation.conversationId(args)
+                guard policy.canJoinConversation(user, conversationId: id) else { throw PayloadError("forbidden") }
+                socket.join(Self.conversationRoom(id))
+                return ["conversationId": .string(id)]
+            }
+        }
+        ns.on("leave:conversation") { socket, args, ack in
+            self.handle(socket, "leave:conversation", ack) { _ throws(PayloadError) in
+                let id = try RealtimeValidation.conversationId(args)
+                socket.leave(Self.conversationRoom(id))
+                return ["conversationId": .string(id)]
+            }
+        }
+        ns.on("message:send") { [self] socket, args, ack in
+            handle(socket, "message:send", ack) { user throws(PayloadError) in
+                let m = try RealtimeValidation.messageSend(args, maxContentLength: configuration.maxContentLength)
+                guard socket.isIn(Self.conversationRoom(m.conversationId)) else {
+                    throw PayloadError("not a member of conversation \(m.conversationId)")
+                }
+                let message: JSONValue = [
+                    "id": .string(MessageStamp.uuid()),
+                    "conversationId": m.conversationIdValue,
+                    "senderId": .string(user.id),
+                    "content": .string(m.content),
+                    "type": .string(m.type),
+                    "createdAt": .string(MessageStamp.iso8601(epochMilliseconds: MessageStamp.nowMilliseconds())),
+                ]
+                // Every member, sender included: the namespace emit (not socket.broadcast).
+                io.sockets.to(Self.conversationRoom(m.conversationId)).emit(Self.messageNew, message)
+                messageCount.add(1, ordering: .relaxed)
+                return ["message": message]
+            }
+        }
+        ns.onUnknownEvent { [self] socket, event, _, ack in
+            unknownEventCount.add(1, ordering: .relaxed)
+            logger.debug("unknown event ignored", metadata: ["event": "\(event)", "socket": "\(socket.id)"])
+            ack?(["ok": false, "error": .string("unknown event \(event)")])
+        }
+    }
+
+    /// Runs an event body; answers the ack `{ok: true, ...}` / `{ok: false, error}`, or emits
+    /// `error {event, error}` on failure when the client asked for no ack.
+    private func handle(_ socket: Socket, _ event: String, _ ack: Ack?,
+                        _ body: (AuthenticatedUser) throws(PayloadError) -> JSONObject) {
+        guard let user = socket.data as? AuthenticatedUser else { return }
+        do {
+            var result = try body(user)
+            if let ack {
+                var reply: JSONObject = ["ok": true]
+                for (k, v) in result { reply[k] = v }
+                result = reply
+                ack(.object(result))
+            }
+        } catch {
+            if let ack {
+                ack(["ok": false, "error": .string(error.message)])
+            } else {
+                socket.emit("error", ["event": .string(event), "error": .string(error.message)])
+            }
+        }
+    }
+
+    // MARK: Swift emit API (any thread). Each returns the local recipients (see `RoomDirectory`).
+
+    @discardableResult
+    public func emit(rooms: [String], except: [String] = [], event: String, data: JSONValue?, namespace: String = "/") -> Int {
+        var op = io.of(namespace).to(rooms)
+        if !except.isEmpty { op = op.except(except) }
+        let recipients = op.recipientCount
+        op.emit(event, data.map { [$0] } ?? [])
+        return recipients
+    }
+
+    @discardableResult
+    public func emitProjectUpdate(projectId: String, data: JSONValue) -> Int {
+        emit(rooms: [Self.projectRoom(projectId)], event: Self.projectUpdate, data: Self.adding("projectId", projectId, to: data))
+    }
+
+    @discardableResult
+    public func emitStageCompletion(projectId: String, data: JSONValue) -> Int {
+        emit(rooms: [Self.projectRoom(projectId)], event: Self.stageCompleted, data: Self.adding("projectId", projectId, to: data))
+    }
+
+    @discardableResult
+    public func emitNotification(userId: String, data: JSONValue) -> Int {
+        emit(rooms: [Self.userRoom(userId)], event: Self.notificationNew, data: data)
+    }
+
+    static func adding(_ key: String, _ value: String, to data: JSONValue) -> JSONValue {
+        guard case .object(var o) = data, o[key] == nil else { return data }
+        o[key] = .string(value)
+        return .object(o)
+    }
+
+    public var stats: JSONValue {
+        var o: JSONObject = [
+            "sockets": JSONValue(io.sockets.socketCount),
+            "unknownEvents": JSONValue(unknownEvents),
+            "messages": JSONValue(messageCount.load(ordering: .relaxed)),
+        ]
+        var counters = JSONObject()
+        for (k, v) in io.stats.sorted(by: { $0.key < $1.key }) { counters[k] = JSONValue(v) }
+        o["counters"] = .object(counters)
+        return .object(o)
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while s.first == " " || s.first == "\t" { s.removeFirst() }
+        while s.last == " " || s.last == "\t" { s.removeLast() }
+        return String(s)
+    }
+}

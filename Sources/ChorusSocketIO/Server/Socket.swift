@@ -1,0 +1,149 @@
+import ChorusServer
+import ChorusWebSocket
+
+/// What the client sent when it connected.
+public struct Handshake: Sendable {
+    public let request: HTTPRequestHead
+    public let address: String
+    /// The CONNECT packet's auth payload (`{}` when absent).
+    public let auth: JSONValue
+    public func query(_ name: String) -> String? { request.queryValue(name) }
+    public func header(_ name: String) -> String? { request.value(of: name) }
+}
+
+/// The answer to an event the client emitted with an ack callback. Call it once.
+public struct Ack {
+    let socket: Socket
+    public let id: Int
+
+    public func callAsFunction(_ args: JSONValue...) { send(args) }
+
+    public func send(_ args: [JSONValue]) {
+        guard socket.connected else { return }
+        socket.session.send(SocketIOPacket(type: .ack, namespace: socket.namespace.name, ackId: id, data: .array(args)))
+    }
+}
+
+public enum AckError: Error, Sendable, Equatable {
+    case timeout
+    case disconnected
+}
+
+/// One client in one namespace. Lives on its connection's loop thread: use it only in the
+/// callbacks it is handed to (or via `SocketIOServer.withSocket`).
+public final class Socket {
+    /// The Socket.IO socket id (also a room the socket is in).
+    public let id: String
+    public let namespace: Namespace
+    public let handshake: Handshake
+    /// Whatever middleware attaches (e.g. the authenticated user).
+    public var data: AnyObject?
+    public internal(set) var connected = false
+    let session: EngineSession
+
+    var handlers: [String: EventHandler] = [:]
+    var disconnectHandlers: [(Socket, DisconnectReason) -> Void] = []
+    private(set) public var rooms: Set<String> = []
+    var nextAckId = 0
+    var pendingAcks: [Int: (deadline: UInt64, callback: (Result<[JSONValue], AckError>) -> Void)] = [:]
+
+    init(id: String, namespace: Namespace, handshake: Handshake, session: EngineSession) {
+        self.id = id
+        self.namespace = namespace
+        self.handshake = handshake
+        self.session = session
+    }
+
+    public var connectionID: ConnectionID { session.connection.id }
+    /// The Engine.IO session id (shared by the sockets of one connection).
+    public var engineID: String { session.sid }
+
+    // MARK: Handlers
+
+    public func on(_ event: String, _ handler: @escaping EventHandler) { handlers[event] = handler }
+
+    public func onDisconnect(_ handler: @escaping (Socket, DisconnectReason) -> Void) { disconnectHandlers.append(handler) }
+
+    // MARK: Rooms
+
+    public func join(_ room: String) {
+        guard connected, rooms.insert(room).inserted else { return }
+        let key = SocketIOServer.roomKey(namespace.name, room)
+        session.connection.join(key)
+        namespace.io.rooms.join(key, connectionID)
+    }
+
+    public func leave(_ room: String) {
+        guard rooms.remove(room) != nil else { return }
+        let key = SocketIOServer.roomKey(namespace.name, room)
+        session.connection.leave(key)
+        namespace.io.rooms.leave(key, connectionID)
+    }
+
+    public func isIn(_ room: String) -> Bool { rooms.contains(room) }
+
+    // MARK: Emitting
+
+    /// To this socket only.
+    public func emit(_ event: String, _ args: JSONValue...) { emit(event, args) }
+
+    public func emit(_ event: String, _ args: [JSONValue]) {
+        guard connected else { return }
+        session.send(SocketIOPacket.event(namespace: namespace.name, event, args))
+    }
+
+    /// With an ack callback: called once with the client's answer, or `.timeout` after `timeout`
+    /// seconds, or `.disconnected`.
+    public func emit(_ event: String, _ args: [JSONValue], timeout: Double,
+                     ack: @escaping (Result<[JSONValue], AckError>) -> Void) {
+        guard connected else { ack(.failure(.disconnected)); return }
+        let id = nextAckId
+        nextAckId += 1
+        pendingAcks[id] = (session.now &+ UInt64(max(timeout, 0) * 1e9), ack)
+        session.armAckTimers()
+        session.send(SocketIOPacket.event(namespace: namespace.name, event, args, ackId: id))
+    }
+
+    /// To the given rooms of this namespace, except this socket.
+    public func to(_ rooms: String...) -> BroadcastOperator { broadcast.to(rooms) }
+
+    /// To every socket of the namespace except this one.
+    public var broadcast: BroadcastOperator {
+        BroadcastOperator(io: namespace.io, namespace: namespace.name, exceptConnection: connectionID)
+    }
+
+    // MARK: Leaving
+
+    /// Leaves the namespace (client gets DISCONNECT); `close` also closes the whole connection.
+    public func disconnect(close: Bool = false) {
+        if close {
+            session.close(reason: .forcedServerClose)
+            return
+        }
+        guard connected else { return }
+        session.send(SocketIOPacket.disconnect(namespace: namespace.name))
+        session.removeSocket(self, reason: .serverNamespaceDisconnect)
+    }
+
+    func didDisconnect(reason: DisconnectReason) {
+        guard connected else { return }
+        connected = false
+        let keys = [namespace.name, SocketIOServer.roomKey(namespace.name, id)] + rooms.map { SocketIOServer.roomKey(namespace.name, $0) }
+        for key in keys { session.connection.leave(key) }
+        namespace.io.rooms.leave(keys, connectionID)
+        rooms.removeAll()
+        let acks = pendingAcks
+        pendingAcks.removeAll()
+        for (_, pending) in acks.sorted(by: { $0.key < $1.key }) { pending.callback(.failure(.disconnected)) }
+        for handler in disconnectHandlers { handler(self, reason) }
+        namespace.io.recordDisconnect(reason)
+    }
+
+    func expireAcks(now: UInt64) {
+        guard !pendingAcks.isEmpty else { return }
+        let expired = pendingAcks.filter { $0.value.deadline <= now }.keys.sorted()
+        for id in expired {
+            if let pending = pendingAcks.removeValue(forKey: id) { pending.callback(.failure(.timeout)) }
+        }
+    }
+}

@@ -1,0 +1,333 @@
+import ChorusLoop
+import ChorusServer
+import ChorusWebSocket
+import Logging
+import Synchronization
+
+public struct SocketIOConfiguration: Sendable {
+    /// The Engine.IO endpoint (`/socket.io/`); with or without the trailing slash.
+    public var path = "/socket.io/"
+    /// Seconds between server pings (Engine.IO `pingInterval`).
+    public var pingInterval = 25.0
+    /// Seconds the client has to answer a ping (Engine.IO `pingTimeout`).
+    public var pingTimeout = 20.0
+    /// Largest message in bytes (Engine.IO `maxPayload`); larger ones close the connection (1009).
+    public var maxPayload = 1_000_000
+    /// Seconds a client has to connect to a namespace after the Engine.IO handshake.
+    public var connectTimeout = 45.0
+    /// Binary attachments per packet at most.
+    public var maxAttachments = 10
+
+    public init() {}
+
+    /// The WebSocket layer's message limit to configure (`ServerConfiguration.maxMessageSize`):
+    /// above maxPayload, so that messages just over maxPayload reach the session, which closes
+    /// with 1009 and reason "transport error". Larger ones are cut by the WebSocket reader (1009
+    /// too, but the application is not told the server sent it: reason "transport close").
+    public var webSocketMessageLimit: Int { maxPayload > Int.max / 2 ? maxPayload : maxPayload * 2 }
+
+    /// Timers the server's tick must resolve (`ServerConfiguration.applicationTimeouts`).
+    public var timeouts: [Double] { [pingInterval, pingTimeout] }
+}
+
+/// Engine.IO v4 / Socket.IO v5 over the WebSocket server (WebSocket transport only).
+public final class SocketIOServer: ServerApplication, @unchecked Sendable {
+    public let configuration: SocketIOConfiguration
+    public let logger: Logger
+    /// Process-wide room membership (for recipient counts).
+    public let rooms = RoomDirectory()
+    private var namespaces: [String: Namespace] = [:]
+    private let serverBox = Mutex<WebSocketServer?>(nil)
+    /// Per loop, the sessions it owns (touched only by that loop's thread).
+    private let loopSessions: [LoopSessions]
+    /// Non-Engine.IO HTTP routes (the application's API).
+    public var httpHandler: (@Sendable (HTTPRequest, WebSocketServer) -> HTTPResponse?)?
+    private let counters = Mutex<[String: Int]>([:])
+    private let normalizedPath: String
+
+    public init(configuration: SocketIOConfiguration = SocketIOConfiguration(), logger: Logger = Logger(label: "chorus.socketio")) {
+        self.configuration = configuration
+        self.logger = logger
+        self.loopSessions = (0..<256).map { _ in LoopSessions() }
+        var path = configuration.path
+        if !path.hasPrefix("/") { path = "/" + path }
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        normalizedPath = path
+        namespaces["/"] = Namespace(name: "/", io: self)
+    }
+
+    /// The main namespace.
+    public var sockets: Namespace { of("/") }
+
+    /// The namespace `name` (created on first use; create them before the server starts).
+    public func of(_ name: String) -> Namespace {
+        let key = name.hasPrefix("/") ? name : "/" + name
+        if let ns = namespaces[key] { return ns }
+        let ns = Namespace(name: key, io: self)
+        namespaces[key] = ns
+        return ns
+    }
+
+    public func to(_ rooms: String...) -> BroadcastOperator { sockets.to(rooms) }
+
+    public var webSocketServer: WebSocketServer? { serverBox.withLock { $0 } }
+
+    static func roomKey(_ namespace: String, _ room: String) -> String { namespace + "#" + room }
+
+    /// Counters: disconnect reasons ("disconnect:<reason>"), "connect", "connect_error".
+    public var stats: [String: Int] { counters.withLock { $0 } }
+
+    func count(_ key: String) { counters.withLock { $0[key, default: 0] += 1 } }
+    func recordDisconnect(_ reason: DisconnectReason) { count("disconnect:" + reason.rawValue) }
+
+    // MARK: ServerApplication
+
+    public func serverDidStart(_ server: WebSocketServer) {
+        serverBox.withLock { $0 = server }
+    }
+
+    private func isEnginePath(_ path: String) -> Bool {
+        var p = Substring(path)
+        while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
+        return p == normalizedPath
+    }
+
+    static func engineError(_ code: Int, _ message: String, status: Int = 400) -> HTTPResponse {
+        let body: JSONValue = ["code": JSONValue(code), "message": .string(message)]
+        return HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: body.serialized)
+    }
+
+    /// What Engine.IO answers a request it cannot serve (same codes and messages).
+    static func verify(_ head: HTTPRequestHead, isUpgrade: Bool) -> HTTPResponse? {
+        let transport = head.queryValue("transport")
+        guard transport == "websocket" else { return engineError(0, "Transport unknown") }
+        if head.queryValue("sid") != nil { return engineError(1, "Session ID unknown") }
+        guard head.method == "GET" else { return engineError(2, "Bad handshake method") }
+        guard isUpgrade else { return engineError(3, "Bad request") }
+        guard head.queryValue("EIO") == "4" else { return engineError(5, "Unsupported protocol version") }
+        return nil
+    }
+
+    public func handleHTTP(_ request: HTTPRequest, server: WebSocketServer) -> HTTPResponse? {
+        if isEnginePath(request.head.path) {
+            if request.head.method == "OPTIONS" { return HTTPResponse(status: 204) }
+            return Self.verify(request.head, isUpgrade: false)
+        }
+        return httpHandler?(request, server)
+    }
+
+    public func shouldUpgrade(_ head: HTTPRequestHead, remoteAddress: SocketAddress) -> UpgradeDecision {
+        guard isEnginePath(head.path) else { return .reject(.text(404, "not found\n")) }
+        if let error = Self.verify(head, isUpgrade: true) { return .reject(error) }
+        return .accept
+    }
+
+    public func connectionOpened(_ connection: Connection, request: HTTPRequestHead) {
+        let sessions = loopSessions[connection.loopIndex]
+        let now = monotonicNanoseconds()
+        let session = EngineSession(io: self, connection: connection, request: request, now: now)
+        connection.userData = session
+        sessions.add(session)
+        let open = EngineIOPacket.open(EngineIOHandshake(
+            sid: session.sid, upgrades: [], pingInterval: Int(configuration.pingInterval * 1000),
+            pingTimeout: Int(configuration.pingTimeout * 1000), maxPayload: configuration.maxPayload))
+        if case .text(let bytes) = open.encode() { bytes.withUnsafeBytes { connection.send(.text, $0) } }
+    }
+
+    public func connection(_ connection: Connection, received message: WebSocketMessage) {
+        guard let session = connection.userData as? EngineSession else { return }
+        session.now = monotonicNanoseconds()
+        let input: SessionInput
+        switch message {
+        case .text(let bytes): input = session.core.receive(text: bytes)
+        case .binary(let bytes): input = session.core.receive(binary: bytes)
+        }
+        session.handle(input)
+    }
+
+    public func connectionClosed(_ connection: Connection, code: WebSocketCloseCode?) {
+        guard let session = connection.userData as? EngineSession else { return }
+        let reason: DisconnectReason
+        if let r = session.closeReason {
+            reason = r
+        } else if let code, code == .messageTooBig || code == .protocolError || code == .invalidPayloadData {
+            reason = .transportError
+        } else {
+            reason = .transportClose
+        }
+        session.teardown(reason: reason)
+        loopSessions[connection.loopIndex].remove(session)
+        connection.userData = nil
+    }
+
+    public func tick(loopIndex: Int, now: UInt64) {
+        loopSessions[loopIndex].tick(now: now)
+    }
+
+    // MARK: Dispatch (loop thread)
+
+    func namespace(_ name: String) -> Namespace? { namespaces[name] }
+
+    public func hasNamespace(_ name: String) -> Bool { namespaces[name] != nil }
+}
+
+/// A loop's sessions (confined to that loop's thread).
+final class LoopSessions: @unchecked Sendable {
+    private var sessions: [ObjectIdentifier: EngineSession] = [:]
+
+    func add(_ s: EngineSession) { sessions[ObjectIdentifier(s)] = s }
+    func remove(_ s: EngineSession) { sessions[ObjectIdentifier(s)] = nil }
+
+    func tick(now: UInt64) {
+        guard !sessions.isEmpty else { return }
+        for session in Array(sessions.values) { session.tick(now: now) }
+    }
+}
+
+/// One Engine.IO connection and its sockets (one per namespace).
+final class EngineSession {
+    unowned let io: SocketIOServer
+    // Strong: sockets retained by user closures stay safe after close (send on a closed connection is a no-op).
+    let connection: Connection
+    let sid = EngineIOSessionID.generate()
+    let request: HTTPRequestHead
+    var core: SessionCore
+    var heartbeat: Heartbeat
+    var now: UInt64
+    var sockets: [String: Socket] = [:]
+    var connectDeadline: UInt64?
+    var ackTimersArmed = false
+    var closeReason: DisconnectReason?
+
+    init(io: SocketIOServer, connection: Connection, request: HTTPRequestHead, now: UInt64) {
+        self.io = io
+        self.connection = connection
+        self.request = request
+        self.now = now
+        let c = io.configuration
+        core = SessionCore(maxPayload: c.maxPayload, maxAttachments: c.maxAttachments)
+        heartbeat = Heartbeat(interval: UInt64(c.pingInterval * 1e9), timeout: UInt64(c.pingTimeout * 1e9), now: now)
+        connectDeadline = c.connectTimeout > 0 ? now &+ UInt64(c.connectTimeout * 1e9) : nil
+    }
+
+    func send(_ packet: SocketIOPacket) {
+        let (text, attachments) = packet.encode(engineIOPrefix: true)
+        text.withUnsafeBytes { connection.send(.text, $0) }
+        for a in attachments { a.withUnsafeBytes { connection.send(.binary, $0) } }
+    }
+
+    func sendRaw(_ bytes: [UInt8]) { bytes.withUnsafeBytes { connection.send(.text, $0) } }
+
+    func armAckTimers() { ackTimersArmed = true }
+
+    func handle(_ input: SessionInput) {
+        switch input {
+        case .none:
+            break
+        case .pong:
+            heartbeat.pongReceived(now: now)
+        case .ping(let data):
+            var out: [UInt8] = []
+            EngineIOPacket.pong(data).encodeText(into: &out)
+            sendRaw(out)
+        case .close:
+            close(reason: .forcedClose, code: .normalClosure)
+        case .tooLarge:
+            close(reason: .transportError, code: .messageTooBig)
+        case .invalid(let why):
+            io.logger.debug("closing connection", metadata: ["reason": "parse error", "detail": "\(why)"])
+            close(reason: .parseError, code: .policyViolation)
+        case .connect(let name, let auth):
+            connect(namespace: name, auth: auth)
+        case .disconnect(let name):
+            if let socket = sockets[name] { removeSocket(socket, reason: .clientNamespaceDisconnect) }
+        case .event(let name, let event, let args, let ackId):
+            guard let socket = sockets[name], socket.connected else { return }
+            let ack = ackId.map { Ack(socket: socket, id: $0) }
+            if let handler = socket.handlers[event] ?? socket.namespace.eventHandlers[event] {
+                handler(socket, args, ack)
+            } else {
+                socket.namespace.unknownEventHandler?(socket, event, args, ack)
+            }
+        case .ack(let name, let id, let args):
+            guard let socket = sockets[name], let pending = socket.pendingAcks.removeValue(forKey: id) else { return }
+            pending.callback(.success(args))
+        }
+    }
+
+    private func connect(namespace name: String, auth: JSONValue?) {
+        guard let namespace = io.namespace(name) else {
+            send(.connectError(namespace: name, message: "Invalid namespace"))
+            io.count("connect_error")
+            return
+        }
+        if sockets[name] != nil { return }  // already connected: ignore the duplicate
+        let handshake = Handshake(
+            request: request, address: connection.remoteAddress.description, auth: auth ?? .object([:]))
+        let socket = Socket(id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self)
+        for middleware in namespace.middlewares {
+            if case .reject(let message, let data) = middleware(socket) {
+                send(.connectError(namespace: name, message: message, data: data))
+                io.count("connect_error")
+                return
+            }
+        }
+        guard connection.isOpen else { return }
+        connectDeadline = nil
+        sockets[name] = socket
+        socket.connected = true
+        for key in [name, SocketIOServer.roomKey(name, socket.id)] {
+            connection.join(key)
+            io.rooms.join(key, connection.id)
+        }
+        send(.connected(namespace: name, sid: socket.id))
+        io.count("connect")
+        for handler in namespace.connectionHandlers {
+            guard socket.connected else { break }
+            handler(socket)
+        }
+    }
+
+    func removeSocket(_ socket: Socket, reason: DisconnectReason) {
+        guard sockets[socket.namespace.name] === socket else { return }
+        sockets[socket.namespace.name] = nil
+        socket.didDisconnect(reason: reason)
+    }
+
+    /// Closes the connection; the sockets see `reason`.
+    func close(reason: DisconnectReason, code: WebSocketCloseCode = .normalClosure) {
+        if closeReason == nil { closeReason = reason }
+        teardown(reason: reason)
+        connection.close(code: code, reason: reason.rawValue)
+    }
+
+    func teardown(reason: DisconnectReason) {
+        let all = sockets.values.sorted { $0.namespace.name < $1.namespace.name }
+        sockets.removeAll()
+        for socket in all { socket.didDisconnect(reason: reason) }
+    }
+
+    func tick(now: UInt64) {
+        self.now = now
+        guard connection.isOpen else { return }
+        switch heartbeat.tick(now: now) {
+        case .none: break
+        case .sendPing: sendRaw(EngineIOPacket.pingFrame)
+        case .timeout:
+            close(reason: .pingTimeout, code: .goingAway)
+            return
+        }
+        if let deadline = connectDeadline, now >= deadline {
+            close(reason: .transportClose, code: .policyViolation)
+            return
+        }
+        if ackTimersArmed {
+            var any = false
+            for socket in Array(sockets.values) {
+                socket.expireAcks(now: now)
+                any = any || !socket.pendingAcks.isEmpty
+            }
+            ackTimersArmed = any
+        }
+    }
+}
