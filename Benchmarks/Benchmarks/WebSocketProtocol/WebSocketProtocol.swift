@@ -53,8 +53,11 @@ let chatJSON: [UInt8] = {
     s += #"and bumped the backpressure limit to 1 MiB per client. Remaining items: rotate the TLS certs on the "#
     s += #"edge boxes, update the runbook, and double-check the room membership cleanup on reconnect. "#
     s += #"Ping me if you see anything odd in the dashboards today.","#
+    s += #""clientId":"c-7f3a9e0b41d2","replyTo":{"id":"01HZX3JZ5M2QK8W4T6Y8B0C2D4","author":"u_1002","#
+    s += #""excerpt":"Is the gateway ready for tomorrow's demo?"},"#
     s += #""mentions":["u_1002","u_20931"],"attachments":[],"reactions":{"👍":3,"🎉":1},"#
     s += #""thread":{"parentId":null,"replyCount":0},"edited":false,"flags":{"pinned":false,"system":false}}}"#
+    precondition((1000...1024).contains(s.utf8.count), "chat JSON is \(s.utf8.count) bytes")
     return Array(s.utf8)
 }()
 
