@@ -1,0 +1,123 @@
+// Room emit fan-out: the per-recipient step of `ServerLoop.deliver` is queueing a reference to the
+// one shared frame buffer on each recipient's `OutboundQueue`.
+//
+// `ServerLoop`, `Connection` and `LocalRoom` are internal to ChorusServer and only come to life
+// behind real sockets (`WebSocketServer.start()` binds and accepts), so the real `deliver` cannot be
+// driven in-process. These benchmarks therefore measure the same per-recipient work on 10,000
+// in-memory recipients: `OutboundQueue.append(SharedBytes)` (one retain + one array append), bare and
+// wrapped the way `ServerLoop.enqueueBytes` wraps it (backpressure check, delivery count, dirty list).
+//
+// One op = one emit to all 10,000 recipients (scalingFactor .one): divide time and mallocs by
+// 10,000 for the per-recipient figures.
+import Benchmark
+import ChorusLoop
+import ChorusServer
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let recipientCount = 10_000
+
+/// Stands in for `Connection`: a class per recipient holding its outbound queue, iterated from a
+/// `ContiguousArray` as `LocalRoom.members` is.
+final class Recipient {
+    var outbound = OutboundQueue()
+    var isDirty = false
+}
+
+final class Room {
+    let members: ContiguousArray<Recipient> = ContiguousArray((0..<recipientCount).map { _ in Recipient() })
+    /// The loop's flush list (`ServerLoop.dirty`), kept with its capacity.
+    var dirty: ContiguousArray<Recipient> = []
+    var deliveries = 0
+    var dropped = 0
+    let maxBackpressure = 1 << 20
+    /// Queues are drained by writing them to /dev/null: `OutboundQueue.flush` → `consume` releases the
+    /// references and keeps the entries' capacity, which is what the server's flush does. (There is no
+    /// public `removeAll(keepingCapacity:)`; `removeAll()` drops the capacity.)
+    let devNull = open("/dev/null", O_WRONLY)
+    let iov = UnsafeMutablePointer<iovec>.allocate(capacity: 64)
+
+    init() {
+        dirty.reserveCapacity(recipientCount)
+        precondition(devNull >= 0)
+    }
+
+    func drainKeepingCapacity() {
+        for r in members {
+            let drained = try! r.outbound.flush(fd: devNull, iov: iov, iovCapacity: 64)
+            precondition(drained && r.outbound.isEmpty)
+            r.isDirty = false
+        }
+        dirty.removeAll(keepingCapacity: true)
+    }
+
+    func drainDroppingCapacity() {
+        for r in members {
+            r.outbound.removeAll()
+            r.isDirty = false
+        }
+        dirty.removeAll(keepingCapacity: true)
+    }
+
+    /// Mirrors `ServerLoop.enqueueBytes` + `markDirty` (policy .drop).
+    @inline(__always)
+    func enqueue(_ bytes: SharedBytes, to r: Recipient) {
+        if r.outbound.byteCount + bytes.count > maxBackpressure && !r.outbound.isEmpty {
+            dropped &+= 1
+            return
+        }
+        r.outbound.append(bytes)
+        deliveries &+= 1
+        if !r.isDirty {
+            r.isDirty = true
+            dirty.append(r)
+        }
+    }
+}
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.throughput, .wallClock, .mallocCountTotal],
+        warmupIterations: 3,
+        scalingFactor: .one,
+        maxDuration: .seconds(2),
+        maxIterations: 10_000)
+
+    // A ~1 KiB text frame, encoded once (the SharedBytes every queue points at).
+    let payload = [UInt8](repeating: UInt8(ascii: "x"), count: 1024)
+    let frame = payload.withUnsafeBytes { OutgoingFrame.encode(.text, $0) }
+
+    let bare = Room()
+    Benchmark("Fan-out 10k: OutboundQueue.append (queues keep capacity)") { benchmark in
+        bare.drainKeepingCapacity()
+        benchmark.startMeasurement()
+        for r in bare.members {
+            r.outbound.append(frame)
+        }
+        benchmark.stopMeasurement()
+    }
+
+    let serverLike = Room()
+    Benchmark("Fan-out 10k: enqueue as ServerLoop.enqueueBytes (queues keep capacity)") { benchmark in
+        serverLike.drainKeepingCapacity()
+        benchmark.startMeasurement()
+        for r in serverLike.members {
+            serverLike.enqueue(frame, to: r)
+        }
+        benchmark.stopMeasurement()
+        precondition(serverLike.dirty.count == recipientCount)
+    }
+
+    // For contrast: draining with `removeAll()` (what a close does) frees each queue's storage, so
+    // the next append allocates: one malloc per recipient.
+    let cold = Room()
+    Benchmark("Fan-out 10k: OutboundQueue.append after removeAll() (capacity dropped)") { benchmark in
+        cold.drainDroppingCapacity()
+        benchmark.startMeasurement()
+        for r in cold.members {
+            r.outbound.append(frame)
+        }
+        benchmark.stopMeasurement()
+    }
+}
