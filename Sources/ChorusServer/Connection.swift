@@ -45,6 +45,9 @@ public final class Connection {
     var pingOutstanding = false
     var opened = false
     var peerCloseCode: WebSocketCloseCode?
+    /// The code of a close the server started (application, idle timeout, backpressure, protocol
+    /// error, shutdown); nil when the peer closed first or vanished. Read it in `connectionClosed`.
+    public internal(set) var serverCloseCode: WebSocketCloseCode?
 
     var lastActivity: UInt64
     var deadline: UInt64 = 0

@@ -48,6 +48,12 @@ public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
     public let slot: Int32
     public let generation: UInt32
 
+    public init(loop: Int32, slot: Int32, generation: UInt32) {
+        self.loop = loop
+        self.slot = slot
+        self.generation = generation
+    }
+
     var token: UInt64 { UInt64(UInt32(bitPattern: slot)) | (UInt64(generation) << 32) }
 
     public var description: String { "\(loop).\(slot).\(generation)" }

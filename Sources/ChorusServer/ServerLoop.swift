@@ -314,7 +314,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                     if connection.isOpen {
                         // Echo the peer's code (RFC 6455 §5.5.1); an empty close is answered empty.
                         if let code {
-                            queueClose(connection, code: code, reason: "")
+                            queueClose(connection, code: code, reason: "", byServer: false)
                         } else {
                             queueRaw(connection, WebSocketFrameEncoder.frame(opcode: .close, payload: []))
                             connection.closeSent = true
@@ -440,7 +440,8 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     @inline(__always)
     func enqueue(_ frame: OutgoingFrame, to connection: Connection) {
         if connection.acceptsSharedCompression, let compressed = frame.compressed {
-            if connection.dedicatedDeflater != nil && !(connection.deflateAgreement?.serverNoContextTakeover ?? true) {
+            // A shared frame enters this client's inflate window behind its dedicated compressor's back.
+            if connection.dedicatedDeflater != nil && connection.deflateAgreement?.serverNoContextTakeover == false {
                 connection.dedicatedDeflaterNeedsReset = true
             }
             enqueueBytes(connection, compressed)
@@ -449,22 +450,33 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         }
     }
 
+    /// The compressed frame for clients that can take it, the plain one otherwise.
+    @inline(__always)
+    private func variant(of frame: OutgoingFrame, for connection: Connection) -> SharedBytes {
+        if connection.acceptsSharedCompression, let compressed = frame.compressed { return compressed }
+        return frame.plain
+    }
+
     @inline(__always)
     private func enqueueBytes(_ connection: Connection, _ bytes: SharedBytes) {
         if connection.outbound.byteCount + bytes.count > configuration.maxBackpressure && !connection.outbound.isEmpty {
-            switch configuration.backpressurePolicy {
-            case .drop:
-                stats.dropped += 1
-                return
-            case .close:
-                stats.backpressureClosed += 1
-                beginClose(connection, code: .policyViolation, reason: "backpressure limit exceeded")
-                return
-            }
+            applyBackpressure(connection)
+            return
         }
         connection.outbound.append(bytes)
         stats.deliveries += 1
         markDirty(connection)
+    }
+
+    private func applyBackpressure(_ connection: Connection) {
+        switch configuration.backpressurePolicy {
+        case .drop:
+            stats.dropped += 1
+        case .close:
+            guard connection.isOpen else { return }
+            stats.backpressureClosed += 1
+            beginClose(connection, code: .policyViolation, reason: "backpressure limit exceeded")
+        }
     }
 
     private func enqueueControl(_ connection: Connection, _ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) {
@@ -543,7 +555,8 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         }
     }
 
-    private func queueClose(_ connection: Connection, code: WebSocketCloseCode, reason: String) {
+    private func queueClose(_ connection: Connection, code: WebSocketCloseCode, reason: String, byServer: Bool = true) {
+        if byServer { connection.serverCloseCode = code }
         connection.outbound.append(SharedBytes.copying(WebSocketFrameEncoder.closeFrame(code: code, reason: reason)))
         connection.closeSent = true
         markDirty(connection)
@@ -559,6 +572,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     /// Protocol violation: send the close code, then ignore whatever else the peer sends.
     private func failConnection(_ connection: Connection, code: WebSocketCloseCode, reason: String) {
         if connection.isOpen {
+            connection.serverCloseCode = code
             connection.outbound.append(SharedBytes.copying(WebSocketFrameEncoder.closeFrame(code: code, reason: reason)))
             connection.closeSent = true
             markDirty(connection)
@@ -635,6 +649,25 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
 
     /// Delivers `frame` to this loop's share of `target`.
     func deliver(_ frame: OutgoingFrame, to target: BroadcastTarget) {
+        forEachRecipient(of: target) { enqueue(frame, to: $0) }
+    }
+
+    /// Delivers a sequence of frames that only makes sense whole (a Socket.IO binary event and its
+    /// attachments): each recipient gets all of them back to back, or none under backpressure.
+    func deliver(_ frames: [OutgoingFrame], to target: BroadcastTarget) {
+        forEachRecipient(of: target) { connection in
+            let bytes = frames.reduce(0) { $0 + variant(of: $1, for: connection).count }
+            if connection.outbound.byteCount + bytes > configuration.maxBackpressure && !connection.outbound.isEmpty {
+                applyBackpressure(connection)
+                return
+            }
+            for frame in frames { enqueue(frame, to: connection) }
+        }
+    }
+
+    /// Calls `body` once for every connection of this loop in `target`.
+    @inline(__always)
+    private func forEachRecipient(of target: BroadcastTarget, _ body: (Connection) -> Void) {
         emitEpoch &+= 1
         let epoch = emitEpoch
         for name in target.exceptRooms {
@@ -647,7 +680,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         }
         if target.rooms.isEmpty {
             for connection in openConnections where connection.emitMark != epoch {
-                enqueue(frame, to: connection)
+                body(connection)
             }
             return
         }
@@ -656,7 +689,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             guard let room = rooms[name] else { continue }
             for member in room.members where member.emitMark != epoch {
                 if multiRoom { member.emitMark = epoch }
-                enqueue(frame, to: member)
+                body(member)
             }
         }
     }

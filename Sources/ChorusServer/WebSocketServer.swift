@@ -97,6 +97,18 @@ public final class WebSocketServer: @unchecked Sendable {
         }
     }
 
+    /// Sends frames that must arrive together and in order (e.g. a Socket.IO binary event and its
+    /// attachments): each recipient gets all of them back to back, or none under backpressure.
+    public func emit(frames: [OutgoingFrame], to target: BroadcastTarget) {
+        for loop in loops {
+            if loop.isCurrentThread {
+                loop.deliver(frames, to: target)
+            } else {
+                loop.loop.execute { loop.deliver(frames, to: target) }
+            }
+        }
+    }
+
     /// Encodes a message once, compressed too if any client may use it.
     public func makeFrame(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) -> OutgoingFrame {
         let compress = configuration.deflate.mode != .off

@@ -10,6 +10,12 @@ import Testing
 /// `emit <rooms|*> <exceptRooms|-> <self|all> <message>`.
 final class RoomCommandApp: ServerApplication {
     let ids = Mutex<[String: ConnectionID]>([:])
+    /// The server-side close code of every closed connection (nil: the peer closed first).
+    let serverCloseCodes = Mutex<[UInt16?]>([])
+
+    func connectionClosed(_ connection: Connection, code: WebSocketCloseCode?) {
+        serverCloseCodes.withLock { $0.append(connection.serverCloseCode?.rawValue) }
+    }
 
     func connection(_ connection: Connection, received message: WebSocketMessage) {
         guard case .text(let bytes) = message else { return }
@@ -222,6 +228,53 @@ struct BackpressureTests {
     }
 }
 
+@Suite("Frame groups", .serialized, .timeLimit(.minutes(1)))
+struct FrameGroupTests {
+    static func group(_ i: Int, _ server: WebSocketServer) -> [OutgoingFrame] {
+        ["a", "b", "c"].map { part in
+            let text = "\(i)-\(part) " + String(repeating: "y", count: 4096)
+            return text.utf8CString.withUnsafeBytes { server.makeFrame(.text, UnsafeRawBufferPointer(rebasing: $0.dropLast())) }
+        }
+    }
+
+    @Test func aGroupArrivesWholeAndInOrder() throws {
+        let server = try startServer(threads: 2)
+        defer { server.shutdown() }
+        let clients = try (0..<4).map { _ in try BlockingWebSocketClient(port: server.port) }
+        for c in clients { try c.send(text: "join g"); #expect(try c.receiveText() == "ok") }
+        server.emit(frames: Self.group(7, server), to: .rooms(["g"]))
+        for c in clients {
+            for part in ["a", "b", "c"] { #expect(try c.receiveText().hasPrefix("7-\(part) ")) }
+        }
+    }
+
+    /// Under the drop policy a slow client loses whole groups, never part of one.
+    @Test func backpressureDropsWholeGroups() throws {
+        let server = try startServer(threads: 1) { $0.maxBackpressure = 32 * 1024; $0.backpressurePolicy = .drop }
+        defer { server.shutdown() }
+        let slow = try BlockingWebSocketClient(port: server.port, receiveBuffer: 4096, timeoutSeconds: 1)
+        try slow.send(text: "join g"); #expect(try slow.receiveText() == "ok")
+        for i in 0..<300 { server.emit(frames: Self.group(i, server), to: .rooms(["g"])) }
+        #expect(eventually { server.stats.dropped > 0 })
+        var seen = 0
+        var expected = "a"
+        var lastGroup = -1
+        while let text = try? slow.receiveText() {
+            let head = text.prefix { $0 != " " }
+            let parts = head.split(separator: "-")
+            let group = Int(parts[0])!
+            #expect(String(parts[1]) == expected, "group \(group) arrived incomplete")
+            if expected == "a" { #expect(group > lastGroup); lastGroup = group }
+            #expect(group == lastGroup)
+            expected = expected == "a" ? "b" : expected == "b" ? "c" : "a"
+            seen += 1
+            if group == 299 && expected == "a" { break }
+            if seen > 900 { break }
+        }
+        #expect(seen % 3 == 0 && seen > 0 && seen < 900)
+    }
+}
+
 @Suite("Heartbeats and limits", .serialized, .timeLimit(.minutes(1)))
 struct HeartbeatAndLimitTests {
     @Test func silentConnectionsArePinged() throws {
@@ -233,7 +286,8 @@ struct HeartbeatAndLimitTests {
     }
 
     @Test func idleConnectionsAreClosedWith1001() throws {
-        let server = try startServer(threads: 1) { $0.pingInterval = 0; $0.idleTimeout = 0.4 }
+        let app = RoomCommandApp()
+        let server = try startServer(app, threads: 1) { $0.pingInterval = 0; $0.idleTimeout = 0.4 }
         defer { server.shutdown() }
         let silent = try BlockingWebSocketClient(port: server.port)
         let chatty = try BlockingWebSocketClient(port: server.port)
@@ -247,6 +301,7 @@ struct HeartbeatAndLimitTests {
         #expect(monotonicNanoseconds() - start < 3_000_000_000)
         try chatty.send(text: "join y")
         #expect(try chatty.receiveText() == "ok", "a connection with traffic stays open")
+        #expect(eventually { app.serverCloseCodes.withLock { $0 } == [1001] }, "the application learns the server closed it, and why")
     }
 
     @Test func pongsKeepAConnectionAlive() throws {
