@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.1.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.0.0"),
     ],
     targets: [
         // C headers Glibc does not export (epoll, eventfd, timerfd) and tiny inline helpers.
@@ -44,11 +45,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The chat + project-updates application, auth, emit API.
-        // JWTs are verified synchronously on the loop thread with swift-crypto (see docs/socketio.md).
+        // JWTs are verified with vapor/jwt-kit in a Swift concurrency task, off the loop threads;
+        // the CONNECT waits in the namespace's asynchronous middleware (see docs/socketio.md).
         .target(name: "ChorusApp", dependencies: [
             "ChorusSocketIO",
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
+            .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -74,6 +75,7 @@ let package = Package(
         .testTarget(name: "ChorusAppTests", dependencies: [
             "ChorusApp", "ChorusSocketIO", "ChorusServer",
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
         .testTarget(name: "ChorusBenchTests", dependencies: ["ChorusBenchCore", "ChorusLoop", "CZlib"]),
     ],

@@ -1,25 +1,32 @@
 import ChorusSocketIO
-import Crypto
-import _CryptoExtras
+import JWTKit
+import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Verifies compact JWS tokens (HS256, RS256, ES256) synchronously, on the loop thread.
+/// Verifies compact JWS tokens (HS256, RS256, ES256) with vapor/jwt-kit.
 ///
-/// Why not vapor/jwt-kit: jwt-kit 5 verifies through the `JWTKeyCollection` actor (`async`), and
-/// the server's callbacks are synchronous on the loop thread. Going async would mean parking the
-/// CONNECT, hopping to the cooperative pool and back through `withConnection`, and queueing the
-/// packets that arrive meanwhile — for work that takes microseconds. The verification itself is
-/// small and is done with swift-crypto (the primitives jwt-kit uses): the algorithm is pinned by
-/// the configured key (the header's `alg` must match it; `none` and algorithm confusion are
-/// refused), then exp/nbf/iss/aud are checked.
+/// jwt-kit verifies through its `JWTKeyCollection` actor, so `verify` is `async`: the realtime
+/// app calls it from an asynchronous Socket.IO middleware (`Namespace.use(async:)`), in a task
+/// off the loop threads. On top of jwt-kit:
+/// - the algorithm is pinned by the configured key (RFC 8725 §3.1): jwt-kit picks the signer by
+///   `kid`, not by `alg`, so the header's `alg` must name the key's algorithm (`none` and
+///   algorithm confusion are refused before any signature check);
+/// - `exp`/`nbf` are checked with jwt-kit's claim types against our clock and leeway, then
+///   `iss`/`aud` if configured, then `sub` (a non-empty string or an integer) is required.
 public struct JWTVerifier: Sendable {
     public enum Key: Sendable {
         case hs256([UInt8])
-        case rs256(_RSA.Signing.PublicKey)
-        case es256(P256.Signing.PublicKey)
+        case rs256(Insecure.RSA.PublicKey)
+        case es256(ES256PublicKey)
 
         var algorithm: String {
             switch self {
@@ -39,65 +46,69 @@ public struct JWTVerifier: Sendable {
     public var audience: String?
     /// Seconds of clock skew tolerated for exp/nbf.
     public var leeway: Double
+    private let keys: KeyRing
 
     public init(key: Key, issuer: String? = nil, audience: String? = nil, leeway: Double = 0) {
         self.key = key
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
+        self.keys = KeyRing(key)
     }
 
-    /// A PEM public key: EC P-256 (ES256) or RSA (RS256).
+    /// A PEM public key: EC P-256 (ES256) or RSA (RS256, 2048 bits or more).
     public static func publicKey(pem: String) throws -> Key {
-        if let k = try? P256.Signing.PublicKey(pemRepresentation: pem) { return .es256(k) }
-        return .rs256(try _RSA.Signing.PublicKey(pemRepresentation: pem))
+        if let k = try? ES256PublicKey(pem: pem) { return .es256(k) }
+        return .rs256(try Insecure.RSA.PublicKey(pem: pem))
     }
 
-    /// The verified claims.
-    public func verify(_ token: String, now: Double = JWTVerifier.currentTime()) throws(Failure) -> JSONObject {
-        let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard parts.count == 3,
-            let headerBytes = Base64URL.decode(parts[0]),
-            let payloadBytes = Base64URL.decode(parts[1]),
-            let signature = Base64URL.decode(parts[2]),
-            let header = (try? JSONValue.parse(headerBytes))?.objectValue,
-            let claims = (try? JSONValue.parse(payloadBytes))?.objectValue
-        else { throw .malformed }
-        guard header["alg"]?.stringValue == key.algorithm else { throw .algorithmMismatch }
-        let signingInput = Array(token.utf8[..<parts[1].endIndex])
-        let valid: Bool
-        switch key {
-        case .hs256(let secret):
-            valid = HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: signingInput, using: SymmetricKey(data: secret))
-        case .rs256(let publicKey):
-            let digest = SHA256.hash(data: signingInput)
-            valid = publicKey.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: digest, padding: .insecurePKCS1v1_5)
-        case .es256(let publicKey):
-            guard signature.count == 64, let sig = try? P256.Signing.ECDSASignature(rawRepresentation: signature) else {
-                throw .badSignature
-            }
-            valid = publicKey.isValidSignature(sig, for: SHA256.hash(data: signingInput))
+    /// The verified claims. `now`: seconds since 1970.
+    public func verify(_ token: String, now: Double = JWTVerifier.currentTime()) async throws(Failure) -> JSONObject {
+        let bytes = Array(token.utf8)
+        let header: JWTHeader
+        do {
+            header = try DefaultJWTParser().parse(bytes, as: Unchecked.self).header
+        } catch {
+            throw .malformed
         }
-        guard valid else { throw .badSignature }
+        guard header.alg == key.algorithm else { throw .algorithmMismatch }
 
-        if let exp = claims["exp"] {
-            guard let e = exp.doubleValue else { throw .malformed }
-            if now >= e + leeway { throw .expired }
+        let claims: Claims
+        do {
+            claims = try await keys.collection().verify(bytes, as: Claims.self)
+        } catch let error as JWTError where error.errorType == .signatureVerificationFailed {
+            throw .badSignature
+        } catch {
+            throw .malformed
         }
-        if let nbf = claims["nbf"] {
-            guard let n = nbf.doubleValue else { throw .malformed }
-            if now + leeway < n { throw .notYetValid }
+
+        do {
+            try claims.exp?.verifyNotExpired(currentDate: Date(timeIntervalSince1970: now - leeway))
+        } catch {
+            throw .expired
         }
-        if let issuer, claims["iss"]?.stringValue != issuer { throw .wrongIssuer }
+        do {
+            try claims.nbf?.verifyNotBefore(currentDate: Date(timeIntervalSince1970: now + leeway))
+        } catch {
+            throw .notYetValid
+        }
+        if let issuer, claims.iss?.value != issuer { throw .wrongIssuer }
         if let audience {
-            switch claims["aud"] {
-            case .string(let a)? where a == audience: break
-            case .array(let list)? where list.contains(where: { $0.stringValue == audience }): break
-            default: throw .wrongAudience
+            guard let aud = claims.aud, (try? aud.verifyIntendedAudience(includes: audience)) != nil else {
+                throw .wrongAudience
             }
         }
-        guard let sub = claims["sub"], let subject = RealtimeIDs.id(from: sub), !subject.isEmpty else { throw .missingSubject }
-        return claims
+        guard let sub = claims.object["sub"], RealtimeIDs.id(from: sub) != nil else { throw .missingSubject }
+        return claims.object
+    }
+
+    /// RFC 7518 §3.2: an HS256 key should be at least 256 bits.
+    public static let minimumSecretLength = 32
+
+    /// True for an HS256 secret under 32 bytes (accepted, but weak).
+    public var hasWeakSecret: Bool {
+        if case .hs256(let secret) = key { return secret.count < Self.minimumSecretLength }
+        return false
     }
 
     public static func currentTime() -> Double {
@@ -107,52 +118,118 @@ public struct JWTVerifier: Sendable {
     }
 }
 
-/// Base64url without padding (RFC 7515 §2), padding tolerated.
-public enum Base64URL {
-    static let table: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
-    static let reverse: [Int16] = {
-        var r = [Int16](repeating: -1, count: 256)
-        for (i, c) in table.enumerated() { r[Int(c)] = Int16(i) }
-        return r
-    }()
+/// The jwt-kit key collection for one key, filled on first use (adding keys is actor-isolated,
+/// and `JWTVerifier.init` is synchronous). Two first verifications racing both add the same key,
+/// which is harmless: the second replaces the default signer with an identical one.
+private final class KeyRing: Sendable {
+    private let key: JWTVerifier.Key
+    private let keys = JWTKeyCollection()
+    private let loaded = Atomic<Bool>(false)
 
-    public static func decode(_ input: some Collection<UInt8>) -> [UInt8]? {
-        var chars = Array(input)
-        while chars.last == UInt8(ascii: "=") { chars.removeLast() }
-        if chars.count % 4 == 1 { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(chars.count * 3 / 4)
-        var acc: UInt32 = 0
-        var bits = 0
-        for c in chars {
-            let v = reverse[Int(c)]
-            if v < 0 { return nil }
-            acc = acc << 6 | UInt32(v)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
-            }
+    init(_ key: JWTVerifier.Key) { self.key = key }
+
+    func collection() async -> JWTKeyCollection {
+        if loaded.load(ordering: .acquiring) { return keys }
+        switch key {
+        case .hs256(let secret):
+            // jwt-kit asserts (debug builds) that an HMAC key is at least 32 bytes. HMAC pads keys
+            // shorter than the hash block (64 bytes) with zeros (RFC 2104 §2), so zero-padding a
+            // short secret to 32 bytes gives the very same MACs: short secrets keep working (the
+            // app warns about them: RFC 7518 §3.2 asks for 256 bits).
+            let padded = secret.count < JWTVerifier.minimumSecretLength
+                ? secret + [UInt8](repeating: 0, count: JWTVerifier.minimumSecretLength - secret.count) : secret
+            await keys.add(hmac: HMACKey(from: padded), digestAlgorithm: .sha256)
+        case .rs256(let publicKey):
+            await keys.add(rsa: publicKey, digestAlgorithm: .sha256)
+        case .es256(let publicKey):
+            await keys.add(ecdsa: publicKey)
         }
-        return out
+        loaded.store(true, ordering: .releasing)
+        return keys
+    }
+}
+
+/// A payload that decodes nothing: to read the header alone.
+private struct Unchecked: JWTPayload {
+    init(from decoder: any Decoder) throws {}
+    func encode(to encoder: any Encoder) throws {}
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
+}
+
+/// Every claim as JSON (the authorisation policy reads `projects` / `conversations`), plus the
+/// registered ones as jwt-kit claims. A malformed `exp`/`nbf` fails decoding (→ `.malformed`);
+/// a malformed `iss`/`aud` counts as absent (refused only when an issuer/audience is required).
+private struct Claims: JWTPayload {
+    var object: JSONObject
+    var exp: ExpirationClaim?
+    var nbf: NotBeforeClaim?
+    var iss: IssuerClaim?
+    var aud: AudienceClaim?
+
+    struct Name: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 
-    public static func encode(_ bytes: some Collection<UInt8>) -> String {
-        var out: [UInt8] = []
-        let b = Array(bytes)
-        var i = 0
-        while i + 2 < b.count {
-            let n = UInt32(b[i]) << 16 | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2])
-            out += [table[Int(n >> 18 & 63)], table[Int(n >> 12 & 63)], table[Int(n >> 6 & 63)], table[Int(n & 63)]]
-            i += 3
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Name.self)
+        var object = JSONObject(minimumCapacity: c.allKeys.count)
+        for key in c.allKeys { object[key.stringValue] = try c.decode(AnyJSON.self, forKey: key).value }
+        self.object = object
+        exp = try c.decodeIfPresent(ExpirationClaim.self, forKey: Name(stringValue: "exp"))
+        nbf = try c.decodeIfPresent(NotBeforeClaim.self, forKey: Name(stringValue: "nbf"))
+        iss = (try? c.decodeIfPresent(IssuerClaim.self, forKey: Name(stringValue: "iss"))) ?? nil
+        aud = (try? c.decodeIfPresent(AudienceClaim.self, forKey: Name(stringValue: "aud"))) ?? nil
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Name.self)
+        for (key, value) in object { try c.encode(AnyJSON(value), forKey: Name(stringValue: key)) }
+    }
+
+    /// Nothing here: `JWTVerifier.verify` checks the claims with its own clock and leeway.
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
+}
+
+/// Any JSON value through Codable.
+private struct AnyJSON: Codable {
+    var value: JSONValue
+
+    init(_ value: JSONValue) { self.value = value }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() {
+            value = .null
+        } else if let b = try? c.decode(Bool.self) {
+            value = .bool(b)
+        } else if let i = try? c.decode(Int64.self) {
+            value = .int(i)
+        } else if let d = try? c.decode(Double.self) {
+            value = .double(d)
+        } else if let s = try? c.decode(String.self) {
+            value = .string(s)
+        } else if let a = try? c.decode([AnyJSON].self) {
+            value = .array(a.map(\.value))
+        } else {
+            let o = try c.decode([String: AnyJSON].self)
+            value = .object(JSONObject(o.map { ($0.key, $0.value.value) }))
         }
-        if b.count - i == 1 {
-            let n = UInt32(b[i]) << 16
-            out += [table[Int(n >> 18 & 63)], table[Int(n >> 12 & 63)]]
-        } else if b.count - i == 2 {
-            let n = UInt32(b[i]) << 16 | UInt32(b[i + 1]) << 8
-            out += [table[Int(n >> 18 & 63)], table[Int(n >> 12 & 63)], table[Int(n >> 6 & 63)]]
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch value {
+        case .null: try c.encodeNil()
+        case .bool(let b): try c.encode(b)
+        case .int(let i): try c.encode(i)
+        case .double(let d): try c.encode(d)
+        case .string(let s): try c.encode(s)
+        case .array(let a): try c.encode(a.map(AnyJSON.init))
+        case .object(let o): try c.encode(Dictionary(o.map { ($0.key, AnyJSON($0.value)) }, uniquingKeysWith: { a, _ in a }))
+        case .binary(let b): try c.encode(b)
         }
-        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -53,6 +53,9 @@ public final class RealtimeApplication: Sendable {
             logger.warning("authentication is OFF (--auth none): the userId query parameter is trusted; development only")
         }
         precondition(configuration.auth == .none || configuration.jwt != nil, "--auth jwt needs a JWT key")
+        if configuration.auth == .jwt, configuration.jwt?.hasWeakSecret == true {
+            logger.warning("the JWT secret is shorter than 32 bytes: HS256 wants at least 256 bits (RFC 7518 §3.2)")
+        }
         configure()
         io.httpHandler = { [self] request, _ in handleAPI(request) }
     }
@@ -69,21 +72,26 @@ public final class RealtimeApplication: Sendable {
     // MARK: Authentication
 
     /// The user a CONNECT authenticates as, or nil (→ CONNECT_ERROR "unauthorized").
-    public func authenticate(_ handshake: Handshake) -> AuthenticatedUser? {
+    public func authenticate(_ handshake: Handshake) async -> AuthenticatedUser? {
         switch configuration.auth {
         case .none:
-            let id = handshake.query("userId").flatMap { RealtimeIDs.id(from: .string($0)) }
-                ?? handshake.auth["userId"].flatMap(RealtimeIDs.id(from:))
-            return id.map { AuthenticatedUser(id: $0, projects: .all, conversations: .all) }
+            return Self.developmentUser(handshake)
         case .jwt:
             guard let verifier = configuration.jwt, let token = Self.token(from: handshake) else { return nil }
             do {
-                return AuthenticatedUser(claims: try verifier.verify(token))
+                return AuthenticatedUser(claims: try await verifier.verify(token))
             } catch {
                 logger.debug("token refused", metadata: ["error": "\(error)", "address": "\(handshake.address)"])
                 return nil
             }
         }
+    }
+
+    /// `--auth none`: the `userId` query parameter (or `auth.userId`), trusted.
+    static func developmentUser(_ handshake: Handshake) -> AuthenticatedUser? {
+        let id = handshake.query("userId").flatMap { RealtimeIDs.id(from: .string($0)) }
+            ?? handshake.auth["userId"].flatMap(RealtimeIDs.id(from:))
+        return id.map { AuthenticatedUser(id: $0, projects: .all, conversations: .all) }
     }
 
     /// `auth.token`, then the `token` query parameter, then `Authorization: Bearer`.
@@ -101,10 +109,20 @@ public final class RealtimeApplication: Sendable {
 
     private func configure() {
         let ns = io.sockets
-        ns.use { [self] socket in
-            guard let user = authenticate(socket.handshake) else { return .reject(message: "unauthorized") }
-            socket.data = user
-            return .accept
+        switch configuration.auth {
+        case .none:
+            // Nothing to wait for: synchronous, on the loop thread.
+            ns.use { socket in
+                guard let user = Self.developmentUser(socket.handshake) else { return .reject(message: "unauthorized") }
+                socket.data = user
+                return .accept
+            }
+        case .jwt:
+            // jwt-kit verifies asynchronously: the CONNECT is parked meanwhile (see Namespace.use(async:)).
+            ns.use(async: { [self] handshake in
+                guard let user = await authenticate(handshake) else { return .reject(message: "unauthorized") }
+                return .accept(data: user)
+            })
         }
         ns.onConnection { socket in
             guard let user = socket.data as? AuthenticatedUser else { socket.disconnect(); return }

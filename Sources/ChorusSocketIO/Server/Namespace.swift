@@ -8,6 +8,22 @@ public enum MiddlewareResult: Sendable {
     case reject(message: String, data: JSONValue? = nil)
 }
 
+/// The result of an asynchronous connection middleware (`Namespace.use(async:)`).
+public enum AsyncMiddlewareResult: Sendable {
+    /// Accepts; `data`, if any, becomes `socket.data` (on the loop thread) before the next
+    /// middleware and the connection handlers run.
+    case accept(data: (any AnyObject & Sendable)? = nil)
+    /// Refuses the connection: the client gets CONNECT_ERROR `{"message": message[, "data": data]}`.
+    case reject(message: String, data: JSONValue? = nil)
+}
+
+/// A connection middleware as registered: synchronous (on the loop thread) or asynchronous
+/// (in a Swift concurrency task, the CONNECT parked meanwhile).
+enum Middleware {
+    case sync(@Sendable (Socket) -> MiddlewareResult)
+    case async(@Sendable (Handshake) async -> AsyncMiddlewareResult)
+}
+
 public typealias EventHandler = @Sendable (_ socket: Socket, _ args: [JSONValue], _ ack: Ack?) -> Void
 
 /// A Socket.IO namespace ("/" or "/admin"...). Configure it (middleware, handlers) before the
@@ -15,7 +31,7 @@ public typealias EventHandler = @Sendable (_ socket: Socket, _ args: [JSONValue]
 public final class Namespace: @unchecked Sendable {
     public let name: String
     unowned let io: SocketIOServer
-    var middlewares: [@Sendable (Socket) -> MiddlewareResult] = []
+    var middlewares: [Middleware] = []
     var connectionHandlers: [@Sendable (Socket) -> Void] = []
     var eventHandlers: [String: EventHandler] = [:]
     var unknownEventHandler: (@Sendable (Socket, String, [JSONValue], Ack?) -> Void)?
@@ -25,10 +41,24 @@ public final class Namespace: @unchecked Sendable {
         self.io = io
     }
 
-    /// Connection middleware, run in order at each CONNECT; the first rejection wins.
-    /// `socket.handshake` (auth payload, query, headers) is available; set `socket.data` here.
+    /// Connection middleware, run in order at each CONNECT (synchronous and asynchronous ones
+    /// alike); the first rejection wins. This one runs on the connection's loop thread and must
+    /// not block: `socket.handshake` (auth payload, query, headers) is available; set
+    /// `socket.data` here.
     public func use(_ middleware: @escaping @Sendable (Socket) -> MiddlewareResult) {
-        middlewares.append(middleware)
+        middlewares.append(.sync(middleware))
+    }
+
+    /// Asynchronous connection middleware (token verification, a database look-up...). It runs
+    /// in a Swift concurrency task on the global executor, off the loop threads, with the
+    /// handshake. Meanwhile the CONNECT is parked: packets the client sends to this namespace are
+    /// queued (at most `SocketIOConfiguration.maxPendingPackets` / `maxPayload` bytes, beyond
+    /// that the connection is closed) and replayed after the CONNECT reply. The result hops back
+    /// to the connection's loop (`WebSocketServer.withConnection`), where the remaining
+    /// middleware runs and the client gets CONNECT or CONNECT_ERROR. If the client disconnects
+    /// (or leaves the namespace) first, the result is dropped: nothing is sent.
+    public func use(async middleware: @escaping @Sendable (Handshake) async -> AsyncMiddlewareResult) {
+        middlewares.append(.async(middleware))
     }
 
     /// Runs for every socket that connected (middleware passed).

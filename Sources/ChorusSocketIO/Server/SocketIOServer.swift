@@ -17,6 +17,10 @@ public struct SocketIOConfiguration: Sendable {
     public var connectTimeout = 45.0
     /// Binary attachments per packet at most.
     public var maxAttachments = 10
+    /// Packets a client may send to a namespace whose CONNECT awaits an asynchronous middleware
+    /// (`Namespace.use(async:)`); they are replayed once it is accepted. Beyond this count, or
+    /// beyond maxPayload bytes in all, the connection is closed (1008, "transport error").
+    public var maxPendingPackets = 16
 
     public init() {}
 
@@ -43,6 +47,7 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     /// Non-Engine.IO HTTP routes (the application's API).
     public var httpHandler: (@Sendable (HTTPRequest, WebSocketServer) -> HTTPResponse?)?
     private let counters = Mutex<[String: Int]>([:])
+    private let asyncMiddlewareRuns = Atomic<Int>(0)
     private let normalizedPath: String
 
     public init(configuration: SocketIOConfiguration = SocketIOConfiguration(), logger: Logger = Logger(label: "chorus.socketio")) {
@@ -74,8 +79,13 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
 
     static func roomKey(_ namespace: String, _ room: String) -> String { namespace + "#" + room }
 
-    /// Counters: disconnect reasons ("disconnect:<reason>"), "connect", "connect_error".
+    /// Counters: disconnect reasons ("disconnect:<reason>"), "connect", "connect_error", and
+    /// "connect_abandoned" (an asynchronous middleware finished after the client left the
+    /// namespace; its result was dropped).
     public var stats: [String: Int] { counters.withLock { $0 } }
+
+    /// Asynchronous middleware runs in flight (tasks started and not finished), all loops.
+    public var asyncMiddlewaresInFlight: Int { asyncMiddlewareRuns.load(ordering: .relaxed) }
 
     func count(_ key: String) { counters.withLock { $0[key, default: 0] += 1 } }
     func recordDisconnect(_ reason: DisconnectReason) { count("disconnect:" + reason.rawValue) }
@@ -138,11 +148,12 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
         guard let session = connection.userData as? EngineSession else { return }
         session.now = monotonicNanoseconds()
         let input: SessionInput
+        let size: Int
         switch message {
-        case .text(let bytes): input = session.core.receive(text: bytes)
-        case .binary(let bytes): input = session.core.receive(binary: bytes)
+        case .text(let bytes): input = session.core.receive(text: bytes); size = bytes.count
+        case .binary(let bytes): input = session.core.receive(binary: bytes); size = bytes.count
         }
-        session.handle(input)
+        session.handle(input, size: size)
     }
 
     public func connectionClosed(_ connection: Connection, code: WebSocketCloseCode?) {
@@ -168,6 +179,22 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
 
     func namespace(_ name: String) -> Namespace? { namespaces[name] }
 
+    /// Runs an asynchronous middleware in a task (global executor, off the loop threads); its
+    /// result hops back to the connection's loop, if the connection still exists. The task holds
+    /// no session or socket: a connection that closes meanwhile is freed as usual.
+    func runAsyncMiddleware(_ middleware: @escaping @Sendable (Handshake) async -> AsyncMiddlewareResult,
+                            handshake: Handshake, connection id: ConnectionID, namespace name: String, ticket: UInt64) {
+        asyncMiddlewareRuns.add(1, ordering: .relaxed)
+        Task { [self] in
+            let result = await middleware(handshake)
+            webSocketServer?.withConnection(id) { connection in
+                guard let session = connection.userData as? EngineSession else { return }
+                session.resumeConnect(namespace: name, ticket: ticket, result: result)
+            }
+            asyncMiddlewareRuns.subtract(1, ordering: .relaxed)
+        }
+    }
+
     public func hasNamespace(_ name: String) -> Bool { namespaces[name] != nil }
 }
 
@@ -184,6 +211,26 @@ final class LoopSessions: @unchecked Sendable {
     }
 }
 
+/// A namespace CONNECT parked while an asynchronous middleware runs (loop-confined).
+final class PendingConnect {
+    let socket: Socket
+    /// Tells this attempt from a later CONNECT to the same namespace.
+    let ticket: UInt64
+    /// The middleware after the one awaited.
+    let resumeAt: Int
+    /// Packets for the namespace received meanwhile, replayed after the CONNECT reply.
+    var queued: [SessionInput]
+    var queuedBytes: Int
+
+    init(socket: Socket, ticket: UInt64, resumeAt: Int, queued: [SessionInput], queuedBytes: Int) {
+        self.socket = socket
+        self.ticket = ticket
+        self.resumeAt = resumeAt
+        self.queued = queued
+        self.queuedBytes = queuedBytes
+    }
+}
+
 /// One Engine.IO connection and its sockets (one per namespace).
 final class EngineSession {
     unowned let io: SocketIOServer
@@ -195,6 +242,9 @@ final class EngineSession {
     var heartbeat: Heartbeat
     var now: UInt64
     var sockets: [String: Socket] = [:]
+    /// CONNECTs awaiting an asynchronous middleware, by namespace.
+    var pendingConnects: [String: PendingConnect] = [:]
+    private var lastTicket: UInt64 = 0
     var connectDeadline: UInt64?
     var ackTimersArmed = false
     var closeReason: DisconnectReason?
@@ -220,7 +270,8 @@ final class EngineSession {
 
     func armAckTimers() { ackTimersArmed = true }
 
-    func handle(_ input: SessionInput) {
+    /// `size`: the bytes of the message the input came from (bounds what a parked CONNECT queues).
+    func handle(_ input: SessionInput, size: Int = 0) {
         switch input {
         case .none:
             break
@@ -240,9 +291,17 @@ final class EngineSession {
         case .connect(let name, let auth):
             connect(namespace: name, auth: auth)
         case .disconnect(let name):
-            if let socket = sockets[name] { removeSocket(socket, reason: .clientNamespaceDisconnect) }
+            if let socket = sockets[name] {
+                removeSocket(socket, reason: .clientNamespaceDisconnect)
+            } else {
+                // Leaving while the CONNECT is parked: the middleware's result will be dropped.
+                pendingConnects[name] = nil
+            }
         case .event(let name, let event, let args, let ackId):
-            guard let socket = sockets[name], socket.connected else { return }
+            guard let socket = sockets[name], socket.connected else {
+                if let pending = pendingConnects[name] { queue(input, size: size, in: pending) }
+                return
+            }
             let ack = ackId.map { Ack(socket: socket, id: $0) }
             if let handler = socket.handlers[event] ?? socket.namespace.eventHandlers[event] {
                 handler(socket, args, ack)
@@ -261,17 +320,77 @@ final class EngineSession {
             io.count("connect_error")
             return
         }
-        if sockets[name] != nil { return }  // already connected: ignore the duplicate
+        // Already connected, or being connected: ignore the duplicate.
+        if sockets[name] != nil || pendingConnects[name] != nil { return }
         let handshake = Handshake(
             request: request, address: connection.remoteAddress.description, auth: auth ?? .object([:]))
         let socket = Socket(id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self)
-        for middleware in namespace.middlewares {
-            if case .reject(let message, let data) = middleware(socket) {
-                send(.connectError(namespace: name, message: message, data: data))
-                io.count("connect_error")
+        runMiddleware(socket, from: 0, queued: [], queuedBytes: 0)
+    }
+
+    /// Runs the namespace's middleware from `index`: synchronous ones inline, then either parks
+    /// the CONNECT at an asynchronous one, or refuses, or admits the socket.
+    private func runMiddleware(_ socket: Socket, from index: Int, queued: [SessionInput], queuedBytes: Int) {
+        let middlewares = socket.namespace.middlewares
+        var i = index
+        while i < middlewares.count {
+            switch middlewares[i] {
+            case .sync(let middleware):
+                if case .reject(let message, let data) = middleware(socket) {
+                    refuse(socket.namespace.name, message: message, data: data)
+                    return
+                }
+            case .async(let middleware):
+                guard connection.isOpen else { return }
+                lastTicket &+= 1
+                let name = socket.namespace.name
+                pendingConnects[name] = PendingConnect(
+                    socket: socket, ticket: lastTicket, resumeAt: i + 1, queued: queued, queuedBytes: queuedBytes)
+                io.runAsyncMiddleware(middleware, handshake: socket.handshake, connection: connection.id, namespace: name, ticket: lastTicket)
                 return
             }
+            i += 1
         }
+        admit(socket, replaying: queued)
+    }
+
+    private func refuse(_ name: String, message: String, data: JSONValue?) {
+        send(.connectError(namespace: name, message: message, data: data))
+        io.count("connect_error")
+    }
+
+    /// An asynchronous middleware's result, back on the loop thread.
+    func resumeConnect(namespace name: String, ticket: UInt64, result: AsyncMiddlewareResult) {
+        guard let pending = pendingConnects[name], pending.ticket == ticket else {
+            io.count("connect_abandoned")
+            return
+        }
+        pendingConnects[name] = nil
+        guard connection.isOpen else { return }
+        switch result {
+        case .reject(let message, let data):
+            refuse(name, message: message, data: data)
+        case .accept(let data):
+            if let data { pending.socket.data = data }
+            runMiddleware(pending.socket, from: pending.resumeAt, queued: pending.queued, queuedBytes: pending.queuedBytes)
+        }
+    }
+
+    /// Keeps a packet for a parked CONNECT, within bounds; beyond them the connection is closed.
+    private func queue(_ input: SessionInput, size: Int, in pending: PendingConnect) {
+        let limits = io.configuration
+        guard pending.queued.count < limits.maxPendingPackets, pending.queuedBytes + size <= limits.maxPayload else {
+            io.logger.debug("closing connection", metadata: ["reason": "too many packets before the namespace CONNECT completed"])
+            close(reason: .transportError, code: .policyViolation)
+            return
+        }
+        pending.queued.append(input)
+        pending.queuedBytes += size
+    }
+
+    private func admit(_ socket: Socket, replaying queued: [SessionInput]) {
+        let name = socket.namespace.name
+        let namespace = socket.namespace
         guard connection.isOpen else { return }
         connectDeadline = nil
         sockets[name] = socket
@@ -286,6 +405,7 @@ final class EngineSession {
             guard socket.connected else { break }
             handler(socket)
         }
+        for input in queued { handle(input) }
     }
 
     func removeSocket(_ socket: Socket, reason: DisconnectReason) {
@@ -302,6 +422,7 @@ final class EngineSession {
     }
 
     func teardown(reason: DisconnectReason) {
+        pendingConnects.removeAll()
         let all = sockets.values.sorted { $0.namespace.name < $1.namespace.name }
         sockets.removeAll()
         for socket in all { socket.didDisconnect(reason: reason) }
