@@ -145,10 +145,12 @@ public struct BroadcastOperator: Sendable {
         let (text, attachments) = packet.encode(engineIOPrefix: true)
         let target = self.target
         let frame = text.withUnsafeBytes { server.makeFrame(.text, $0) }
-        server.emit(frame, to: target)
-        for attachment in attachments {
-            let binary = attachment.withUnsafeBytes { server.makeFrame(.binary, $0) }
-            server.emit(binary, to: target)
+        if attachments.isEmpty {
+            server.emit(frame, to: target)
+        } else {
+            // A binary event is only meaningful whole: every recipient gets all frames or none.
+            let binaries = attachments.map { a in a.withUnsafeBytes { server.makeFrame(.binary, $0) } }
+            server.emit(frames: [frame] + binaries, to: target)
         }
         return true
     }

@@ -35,6 +35,11 @@ public final class RoomDirectory: Sendable {
     /// exactly the set `WebSocketServer.emit` delivers to at this instant.
     public func count(_ target: BroadcastTarget) -> Int {
         table.withLock { t in
+            // The common case (one room, no exceptions) is a count, not a walk over the members.
+            if target.rooms.count == 1 && target.exceptRooms.isEmpty {
+                guard let s = t[target.rooms[0]] else { return 0 }
+                return s.count - (target.exceptConnection.map { s.contains($0) ? 1 : 0 } ?? 0)
+            }
             let excluded: Set<ConnectionID> = target.exceptRooms.reduce(into: []) { acc, key in
                 if let s = t[key] { acc.formUnion(s) }
             }

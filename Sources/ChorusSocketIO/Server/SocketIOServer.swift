@@ -25,10 +25,9 @@ public struct SocketIOConfiguration: Sendable {
     public init() {}
 
     /// The WebSocket layer's message limit to configure (`ServerConfiguration.maxMessageSize`):
-    /// above maxPayload, so that messages just over maxPayload reach the session, which closes
-    /// with 1009 and reason "transport error". Larger ones are cut by the WebSocket reader (1009
-    /// too, but the application is not told the server sent it: reason "transport close").
-    public var webSocketMessageLimit: Int { maxPayload > Int.max / 2 ? maxPayload : maxPayload * 2 }
+    /// maxPayload itself. The reader cuts a larger message with 1009 before buffering it, and the
+    /// session learns from `Connection.serverCloseCode` that this was a "transport error".
+    public var webSocketMessageLimit: Int { maxPayload }
 
     /// Timers the server's tick must resolve (`ServerConfiguration.applicationTimeouts`).
     public var timeouts: [Double] { [pingInterval, pingTimeout] }
@@ -161,6 +160,9 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
         let reason: DisconnectReason
         if let r = session.closeReason {
             reason = r
+        } else if let sent = connection.serverCloseCode, sent != .goingAway {
+            // The server failed the WebSocket (1009 too big, 1002/1007 protocol, 1008 backpressure).
+            reason = .transportError
         } else if let code, code == .messageTooBig || code == .protocolError || code == .invalidPayloadData {
             reason = .transportError
         } else {
