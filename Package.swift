@@ -74,12 +74,17 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Test helpers shared by the test targets: spawned chorus and Python clients, raw TCP,
+        // a blocking WebSocket client (using ChorusWebSocket's frame encoder).
+        .target(name: "ChorusTestSupport", dependencies: ["ChorusWebSocket"], path: "Tests/ChorusTestSupport"),
         .testTarget(name: "ChorusLoopTests", dependencies: ["ChorusLoop"]),
         .testTarget(name: "ChorusWebSocketTests", dependencies: ["ChorusWebSocket"]),
-        .testTarget(name: "ChorusServerTests", dependencies: ["ChorusServer", "ChorusWebSocket", "ChorusLoop"]),
+        .testTarget(name: "ChorusServerTests", dependencies: [
+            "ChorusServer", "ChorusWebSocket", "ChorusLoop", "ChorusTestSupport",
+        ]),
         .testTarget(name: "ChorusSocketIOTests", dependencies: ["ChorusSocketIO", "ChorusWebSocket"]),
         .testTarget(name: "ChorusAppTests", dependencies: [
-            "ChorusApp", "ChorusSocketIO", "ChorusServer",
+            "ChorusApp", "ChorusSocketIO", "ChorusServer", "ChorusTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),

@@ -1,5 +1,6 @@
 import ChorusServer
 import ChorusSocketIO
+import ChorusTestSupport
 import Glibc
 import Synchronization
 import Testing

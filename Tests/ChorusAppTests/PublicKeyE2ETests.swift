@@ -1,4 +1,5 @@
 import ChorusSocketIO
+import ChorusTestSupport
 import Crypto
 import Foundation
 import Testing
@@ -25,17 +26,10 @@ except socketio.exceptions.ConnectionError:
     print("ERROR", json.dumps(err.get("data")))
 """#
 
-    static func connect(_ url: String, token: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: E2E.python)
-        process.arguments = E2E.pythonArguments + ["-c", connectScript, url, token]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    static func connect(_ url: String, token: String) async throws -> String {
+        let result = try await PythonClient.run(
+            code: connectScript, args: [url, token], requiring: PythonClient.socketIO, timeout: .seconds(30))
+        return (result.stdout + result.stderr).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     static func claims(_ sub: String) -> JSONValue {
@@ -43,20 +37,20 @@ except socketio.exceptions.ConnectionError:
         return ["sub": .string(sub), "iat": .int(now), "exp": .int(now + 600)]
     }
 
-    static func withKeyFile(_ pem: String, _ body: (String) throws -> Void) throws {
+    static func withKeyFile(_ pem: String, _ body: (String) async throws -> Void) async throws {
         let path = NSTemporaryDirectory() + "chorus-jwt-\(UUID().uuidString).pem"
         try (pem + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try body(path)
+        try await body(path)
     }
 
     @Test("RS256 with --jwt-public-key-file: valid token in; wrong key, HS256 confusion, alg none out", .timeLimit(.minutes(1)))
-    func rs256() throws {
+    func rs256() async throws {
         let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
-        try Self.withKeyFile(key.publicKey.pemRepresentation) { path in
-            let server = try E2E.Server(arguments: ["--jwt-public-key-file", path, "--threads", "1"])
-            defer { server.stop() }
-            let ok = try Self.connect(server.url, token: signRS256(Self.claims("rsa-user"), key: key))
+        try await Self.withKeyFile(key.publicKey.pemRepresentation) { path in
+            let server = try await E2E.server(["--jwt-public-key-file", path, "--threads", "1"])
+            defer { server.kill() }
+            let ok = try await Self.connect(server.url, token: signRS256(Self.claims("rsa-user"), key: key))
             #expect(ok.hasPrefix("CONNECTED "), "\(ok)")
             let stranger = try _RSA.Signing.PrivateKey(keySize: .bits2048)
             let refused = [
@@ -66,22 +60,22 @@ except socketio.exceptions.ConnectionError:
                 base64url(#"{"alg":"none"}"#) + "." + base64url(Self.claims("x").serialized) + ".",
             ]
             for token in refused {
-                #expect(try Self.connect(server.url, token: token) == #"ERROR {"message": "unauthorized"}"#)
+                #expect(try await Self.connect(server.url, token: token) == #"ERROR {"message": "unauthorized"}"#)
             }
         }
     }
 
     @Test("ES256 with --jwt-public-key-file", .timeLimit(.minutes(1)))
-    func es256() throws {
+    func es256() async throws {
         let key = P256.Signing.PrivateKey()
-        try Self.withKeyFile(key.publicKey.pemRepresentation) { path in
-            let server = try E2E.Server(arguments: ["--jwt-public-key-file", path, "--threads", "1"])
-            defer { server.stop() }
+        try await Self.withKeyFile(key.publicKey.pemRepresentation) { path in
+            let server = try await E2E.server(["--jwt-public-key-file", path, "--threads", "1"])
+            defer { server.kill() }
             let input = base64url(#"{"alg":"ES256","typ":"JWT"}"#) + "." + base64url(Self.claims("ec-user").serialized)
             let sig = try key.signature(for: Array(input.utf8)).rawRepresentation
-            let ok = try Self.connect(server.url, token: input + "." + base64url(sig))
+            let ok = try await Self.connect(server.url, token: input + "." + base64url(sig))
             #expect(ok.hasPrefix("CONNECTED "), "\(ok)")
-            let bad = try Self.connect(server.url, token: hs256(Self.claims("x"), secret: key.publicKey.pemRepresentation))
+            let bad = try await Self.connect(server.url, token: hs256(Self.claims("x"), secret: key.publicKey.pemRepresentation))
             #expect(bad == #"ERROR {"message": "unauthorized"}"#)
         }
     }

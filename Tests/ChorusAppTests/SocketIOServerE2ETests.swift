@@ -64,9 +64,9 @@ struct SocketIOServerE2ETests {
     }
 
     @Test("namespaces, middleware, binary, acks both ways with timeout, namespace disconnect", .timeLimit(.minutes(1)))
-    func generic() throws {
+    func generic() async throws {
         let server = try Self.makeServer()
         defer { server.shutdown() }
-        try E2E.run("generic", url: "http://127.0.0.1:\(server.port)")
+        try await E2E.run("generic", url: "http://127.0.0.1:\(server.port)")
     }
 }

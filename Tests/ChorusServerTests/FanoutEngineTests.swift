@@ -1,5 +1,6 @@
 import ChorusLoop
 import ChorusServer
+import ChorusTestSupport
 import ChorusWebSocket
 import Glibc
 import Synchronization

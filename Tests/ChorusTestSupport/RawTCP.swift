@@ -6,18 +6,18 @@ import Glibc
 /// A blocking TCP client over Glibc sockets, for byte-exact end-to-end checks (RFC 6455's
 /// own examples, HTTP error responses). Every read is bounded by SO_RCVTIMEO, so a silent
 /// server fails the test instead of hanging it. Not thread-safe: one test, one connection.
-final class RawTCPConnection {
+public final class RawTCPConnection {
     private var fd: Int32
     private var buffer: [UInt8] = []
 
-    struct SocketError: Error, CustomStringConvertible {
-        let description: String
-        init(_ call: String, _ code: Int32 = errno) {
+    public struct SocketError: Error, CustomStringConvertible {
+        public let description: String
+        public init(_ call: String, _ code: Int32 = errno) {
             description = "\(call): \(String(cString: strerror(code))) (errno \(code))"
         }
     }
 
-    init(port: UInt16, host: String = "127.0.0.1", timeout: Duration = .seconds(5)) throws {
+    public init(port: UInt16, host: String = "127.0.0.1", timeout: Duration = .seconds(5)) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SocketError("socket") }
         let seconds = timeout.components.seconds
@@ -48,7 +48,7 @@ final class RawTCPConnection {
 
     deinit { close() }
 
-    func send(_ bytes: [UInt8]) throws {
+    public func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             // MSG_NOSIGNAL: a peer that already closed must fail the call, not kill the test runner.
@@ -63,7 +63,7 @@ final class RawTCPConnection {
         }
     }
 
-    func send(_ text: String) throws { try send(Array(text.utf8)) }
+    public func send(_ text: String) throws { try send(Array(text.utf8)) }
 
     /// Reads more bytes into the buffer; false at EOF (or reset). Throws on time-out.
     private func fill() throws -> Bool {
@@ -85,7 +85,7 @@ final class RawTCPConnection {
     }
 
     /// Exactly `count` bytes; nil if the peer closed first.
-    func read(exactly count: Int) throws -> [UInt8]? {
+    public func read(exactly count: Int) throws -> [UInt8]? {
         while buffer.count < count {
             guard try fill() else { return nil }
         }
@@ -94,7 +94,7 @@ final class RawTCPConnection {
     }
 
     /// Everything until the peer closes. Throws if it does not close within the read time-out.
-    func readToEOF() throws -> [UInt8] {
+    public func readToEOF() throws -> [UInt8] {
         while try fill() {}
         defer { buffer.removeAll() }
         return buffer
@@ -102,11 +102,11 @@ final class RawTCPConnection {
 
     /// True if the peer closes the connection (EOF or reset) before the read time-out,
     /// discarding whatever arrives first.
-    func waitForClose() -> Bool {
+    public func waitForClose() -> Bool {
         (try? readToEOF()) != nil
     }
 
-    func close() {
+    public func close() {
         if fd >= 0 {
             Glibc.close(fd)
             fd = -1
@@ -114,7 +114,7 @@ final class RawTCPConnection {
     }
 
     /// Closes with RST instead of FIN (SO_LINGER with a zero timeout).
-    func reset() {
+    public func reset() {
         guard fd >= 0 else { return }
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
@@ -123,17 +123,17 @@ final class RawTCPConnection {
 
     // MARK: HTTP
 
-    struct HTTPResponse {
-        let statusLine: String
-        let status: Int
+    public struct HTTPResponse: Sendable {
+        public let statusLine: String
+        public let status: Int
         /// Header names lower-cased; repeated headers keep every value.
-        let headers: [String: [String]]
+        public let headers: [String: [String]]
 
-        func header(_ name: String) -> String? { headers[name.lowercased()]?.first }
+        public func header(_ name: String) -> String? { headers[name.lowercased()]?.first }
     }
 
     /// Reads a response head (status line and headers, up to the blank line).
-    func readResponseHead() throws -> HTTPResponse? {
+    public func readResponseHead() throws -> HTTPResponse? {
         let terminator: [UInt8] = [13, 10, 13, 10]
         var end: Int?
         while end == nil {
@@ -158,14 +158,14 @@ final class RawTCPConnection {
     }
 
     /// Reads a body of `Content-Length` bytes (nil without the header).
-    func readBody(of response: HTTPResponse) throws -> [UInt8]? {
+    public func readBody(of response: HTTPResponse) throws -> [UInt8]? {
         guard let length = response.header("content-length").flatMap({ Int($0) }) else { return nil }
         return try read(exactly: length)
     }
 
     /// `GET path` on a new connection: the response head and the body (by Content-Length,
     /// else up to EOF).
-    static func httpGet(port: UInt16, path: String) throws -> (HTTPResponse, [UInt8]) {
+    public static func httpGet(port: UInt16, path: String) throws -> (HTTPResponse, [UInt8]) {
         let connection = try RawTCPConnection(port: port)
         try connection.send("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n")
         guard let head = try connection.readResponseHead() else {
@@ -178,24 +178,29 @@ final class RawTCPConnection {
     // MARK: WebSocket
 
     /// Sends an upgrade request and reads the response head (101 on success).
-    func upgrade(path: String = "/", key: String = "dGhlIHNhbXBsZSBub25jZQ==",
+    public func upgrade(path: String = "/", key: String = "dGhlIHNhbXBsZSBub25jZQ==",
                  extraHeaders: String = "") throws -> HTTPResponse? {
         try send("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  + "Sec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\(extraHeaders)\r\n")
         return try readResponseHead()
     }
 
-    struct Frame: Equatable {
-        var fin: Bool
-        var opcode: UInt8
-        var payload: [UInt8]
-        var closeCode: UInt16? {
+    public struct Frame: Equatable, Sendable {
+        public var fin: Bool
+        public var opcode: UInt8
+        public var payload: [UInt8]
+        public init(fin: Bool, opcode: UInt8, payload: [UInt8]) {
+            self.fin = fin
+            self.opcode = opcode
+            self.payload = payload
+        }
+        public var closeCode: UInt16? {
             opcode == 0x8 && payload.count >= 2 ? UInt16(payload[0]) << 8 | UInt16(payload[1]) : nil
         }
     }
 
     /// The next frame from the server (which must not mask, RFC 6455 §5.1); nil at EOF.
-    func readFrame() throws -> Frame? {
+    public func readFrame() throws -> Frame? {
         guard let head = try read(exactly: 2) else { return nil }
         var length = UInt64(head[1] & 0x7F)
         if length == 126 {
@@ -218,7 +223,7 @@ final class RawTCPConnection {
     }
 
     /// A client frame: masked with `maskKey` (RFC 6455 §5.3), FIN set unless `fin` is false.
-    static func clientFrame(opcode: UInt8, payload: [UInt8], fin: Bool = true,
+    public static func clientFrame(opcode: UInt8, payload: [UInt8], fin: Bool = true,
                             maskKey: [UInt8] = [0x37, 0xfa, 0x21, 0x3d]) -> [UInt8] {
         var frame: [UInt8] = [(fin ? 0x80 : 0) | opcode]
         let n = payload.count

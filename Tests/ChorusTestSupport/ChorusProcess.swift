@@ -5,11 +5,11 @@ import Glibc
 
 /// A `chorus serve` process for one test: `$CHORUS_BIN`, or `.build/debug/chorus` in the
 /// repository. `start` returns once the server printed `chorus: listening on HOST:PORT`.
-final class ChorusProcess: Sendable {
-    let port: UInt16
-    let child: ChildProcess
+public final class ChorusProcess: Sendable {
+    public let port: UInt16
+    public let child: ChildProcess
 
-    static var binary: URL {
+    public static var binary: URL {
         if let path = ProcessInfo.processInfo.environment["CHORUS_BIN"], !path.isEmpty {
             return URL(fileURLWithPath: path)
         }
@@ -17,7 +17,7 @@ final class ChorusProcess: Sendable {
     }
 
     /// Starts `chorus serve --host 127.0.0.1 --port 0 --app APP` plus `arguments`.
-    static func start(
+    public static func start(
         app: String = "echo", _ arguments: [String] = [], readyTimeout: Duration = .seconds(20)
     ) async throws -> ChorusProcess {
         try await start(
@@ -26,7 +26,7 @@ final class ChorusProcess: Sendable {
     }
 
     /// Starts the binary with exactly `arguments` (which must make it listen).
-    static func start(arguments: [String], readyTimeout: Duration = .seconds(20)) async throws -> ChorusProcess {
+    public static func start(arguments: [String], readyTimeout: Duration = .seconds(20)) async throws -> ChorusProcess {
         let binary = Self.binary
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw HarnessError(
@@ -48,15 +48,20 @@ final class ChorusProcess: Sendable {
         self.child = child
     }
 
-    var pid: Int32 { child.pid }
-    var isRunning: Bool { child.isRunning }
+    public var pid: Int32 { child.pid }
+    public var isRunning: Bool { child.isRunning }
     /// What the server wrote to stderr so far (its log), for diagnostics.
-    var stderr: String { child.stderr.text }
-    var diagnostics: String { child.diagnostics }
+    public var stderr: String { child.stderr.text }
+    public var diagnostics: String { child.diagnostics }
+    /// The Socket.IO / HTTP base URL, `http://127.0.0.1:PORT`.
+    public var url: String { "http://127.0.0.1:\(port)" }
 
-    func terminate(signal: Int32 = SIGTERM) { child.send(signal: signal) }
+    public func terminate(signal: Int32 = SIGTERM) { child.send(signal: signal) }
 
-    func waitForExit(timeout: Duration) async throws -> Int32 {
+    /// SIGKILL and wait (what releasing the last reference does too).
+    public func kill() { child.kill() }
+
+    public func waitForExit(timeout: Duration) async throws -> Int32 {
         try await child.waitForExit(timeout: timeout)
     }
 }

@@ -5,33 +5,32 @@ import Glibc
 
 /// A failure of the end-to-end harness itself (missing binary, no ready line, time-out).
 /// Its description is what the failing test shows, so it says what to do about it.
-struct HarnessError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct HarnessError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Where the repository is: the working directory when it holds Package.swift (as under
-/// `swift test`), otherwise derived from this file's path (Tests/ChorusServerTests/Support/).
-enum Repository {
-    static let root: URL = {
+/// `swift test`), otherwise derived from this file's path (Tests/ChorusTestSupport/).
+public enum Repository {
+    public static let root: URL = {
         let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
         if FileManager.default.fileExists(atPath: cwd.appendingPathComponent("Package.swift").path) {
             return cwd
         }
         return URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }()
 }
 
 /// Output collected from one pipe by a dedicated thread (blocking read until EOF), so
 /// nothing depends on run-loop callbacks and a chatty child never blocks on a full pipe.
-final class OutputCollector: @unchecked Sendable {
+public final class OutputCollector: @unchecked Sendable {
     private let lock = NSLock()
     private var data = Data()
     private var finished = false
 
-    init(fileDescriptor fd: Int32) {
+    public init(fileDescriptor fd: Int32) {
         let thread = Thread { [self] in
             var buffer = [UInt8](repeating: 0, count: 65536)
             while true {
@@ -49,21 +48,21 @@ final class OutputCollector: @unchecked Sendable {
         thread.start()
     }
 
-    var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
-    var isFinished: Bool { lock.withLock { finished } }
-    var lines: [String] { text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) }
+    public var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+    public var isFinished: Bool { lock.withLock { finished } }
+    public var lines: [String] { text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) }
 }
 
 /// A child process with captured stdout and stderr, waited on without blocking the test's
 /// thread for long. Killed (SIGKILL) when released while still running, so a failing test
 /// never leaves a server behind.
-final class ChildProcess: @unchecked Sendable {
-    let name: String
+public final class ChildProcess: @unchecked Sendable {
+    public let name: String
     private let process: Process
-    let stdout: OutputCollector
-    let stderr: OutputCollector
+    public let stdout: OutputCollector
+    public let stderr: OutputCollector
 
-    init(executable: URL, arguments: [String], environment: [String: String]? = nil) throws {
+    public init(executable: URL, arguments: [String], environment: [String: String]? = nil) throws {
         name = executable.lastPathComponent
         process = Process()
         process.executableURL = executable
@@ -93,22 +92,25 @@ final class ChildProcess: @unchecked Sendable {
         stderr = OutputCollector(fileDescriptor: err.fileHandleForReading.fileDescriptor)
     }
 
-    deinit {
+    deinit { kill() }
+
+    public var pid: Int32 { process.processIdentifier }
+    public var isRunning: Bool { process.isRunning }
+
+    /// SIGKILL if still running, then waits for it to be gone.
+    public func kill() {
         if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
+            Glibc.kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
     }
 
-    var pid: Int32 { process.processIdentifier }
-    var isRunning: Bool { process.isRunning }
-
-    func send(signal: Int32) {
-        if process.isRunning { kill(process.processIdentifier, signal) }
+    public func send(signal: Int32) {
+        if process.isRunning { Glibc.kill(process.processIdentifier, signal) }
     }
 
     /// The first stdout line satisfying `matches`, waiting up to `timeout`.
-    func waitForLine(timeout: Duration, where matches: (String) -> Bool) async throws -> String {
+    public func waitForLine(timeout: Duration, where matches: (String) -> Bool) async throws -> String {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         while true {
@@ -128,7 +130,7 @@ final class ChildProcess: @unchecked Sendable {
 
     /// Waits for the process to exit; its exit code, or 128 + signal if a signal ended it.
     /// Throws if it is still running after `timeout` (the process is left running).
-    func waitForExit(timeout: Duration) async throws -> Int32 {
+    public func waitForExit(timeout: Duration) async throws -> Int32 {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         while process.isRunning {
@@ -155,7 +157,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// The captured output, for failure messages.
-    var diagnostics: String {
+    public var diagnostics: String {
         func tail(_ s: String) -> String {
             let lines = s.split(separator: "\n", omittingEmptySubsequences: false)
             return lines.suffix(40).joined(separator: "\n")

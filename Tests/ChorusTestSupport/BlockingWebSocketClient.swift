@@ -1,24 +1,31 @@
 import ChorusWebSocket
 import Glibc
 
-/// A minimal blocking WebSocket client for in-process server tests: raw socket, masked frames,
-/// receive timeouts. Independent of the server's code paths except the shared frame encoder.
-final class BlockingWebSocketClient {
-    struct Frame: Equatable {
-        var opcode: UInt8
-        var payload: [UInt8]
-        var text: String { String(decoding: payload, as: UTF8.self) }
-        var closeCode: UInt16? { opcode == 8 && payload.count >= 2 ? UInt16(payload[0]) << 8 | UInt16(payload[1]) : nil }
+/// A minimal blocking WebSocket client for in-process and end-to-end server tests: raw socket,
+/// masked frames, receive timeouts. Independent of the server's code paths except the shared
+/// frame encoder. The `async` readers (`text(within:)`, `closeCode(within:)`, `quiet`) wait
+/// without blocking a thread of the cooperative pool, for servers that complete work there.
+public final class BlockingWebSocketClient {
+    public struct Frame: Equatable, Sendable {
+        public var opcode: UInt8
+        public var payload: [UInt8]
+        public var text: String { String(decoding: payload, as: UTF8.self) }
+        public var closeCode: UInt16? { opcode == 8 && payload.count >= 2 ? UInt16(payload[0]) << 8 | UInt16(payload[1]) : nil }
+
+        public init(opcode: UInt8, payload: [UInt8]) {
+            self.opcode = opcode
+            self.payload = payload
+        }
     }
 
-    enum Failure: Error { case connect(Int32), handshake(String), timeout, closed }
+    public enum Failure: Error { case connect(Int32), handshake(String), timeout, closed }
 
-    let fd: Int32
+    public let fd: Int32
     private var buffer: [UInt8] = []
-    private(set) var handshakeResponse = ""
+    public private(set) var handshakeResponse = ""
 
     /// Connects and upgrades. `receiveBuffer` shrinks SO_RCVBUF to make a slow reader.
-    init(port: Int, path: String = "/", host: String = "127.0.0.1", bindAddress: String? = nil, receiveBuffer: Int32? = nil, extraHeaders: String = "", timeoutSeconds: Int = 5) throws {
+    public init(port: Int, path: String = "/", host: String = "127.0.0.1", bindAddress: String? = nil, receiveBuffer: Int32? = nil, extraHeaders: String = "", timeoutSeconds: Int = 5) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         if var size = receiveBuffer {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
@@ -57,7 +64,9 @@ final class BlockingWebSocketClient {
 
     deinit { close(fd) }
 
-    func sendRaw(_ bytes: [UInt8]) throws {
+    // MARK: Sending
+
+    public func sendRaw(_ bytes: [UInt8]) throws {
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -66,16 +75,25 @@ final class BlockingWebSocketClient {
         }
     }
 
-    func send(text: String) throws {
+    public func send(text: String) throws {
         try send(opcode: .text, Array(text.utf8))
     }
 
-    func send(opcode: WebSocketOpcode, _ payload: [UInt8]) throws {
+    /// One masked frame with FIN set.
+    public func send(opcode: WebSocketOpcode, _ payload: [UInt8]) throws {
         let frame = payload.withUnsafeBytes {
             WebSocketFrameEncoder.maskedFrame(opcode: opcode, payload: $0, maskKey: UInt32.random(in: 0...UInt32.max))
         }
         try sendRaw(frame)
     }
+
+    /// Sends a close frame (1000) and shuts the socket down without waiting for the answer.
+    public func closeNow() {
+        try? send(opcode: .close, [0x03, 0xE8])
+        shutdown(fd, Int32(SHUT_RDWR))
+    }
+
+    // MARK: Receiving (blocking, bounded by SO_RCVTIMEO)
 
     private func fill() throws {
         var chunk = [UInt8](repeating: 0, count: 65536)
@@ -105,7 +123,7 @@ final class BlockingWebSocketClient {
     }
 
     /// Reads one server frame (unmasked).
-    func receive() throws -> Frame {
+    public func receive() throws -> Frame {
         while true {
             if buffer.count >= 2 {
                 let opcode = buffer[0] & 0x0F
@@ -131,7 +149,7 @@ final class BlockingWebSocketClient {
     }
 
     /// Reads data frames until one is text, skipping pings.
-    func receiveText() throws -> String {
+    public func receiveText() throws -> String {
         while true {
             let frame = try receive()
             if frame.opcode == 1 { return frame.text }
@@ -140,16 +158,51 @@ final class BlockingWebSocketClient {
     }
 
     /// Waits for the server's close frame and returns its code.
-    func receiveClose() throws -> UInt16? {
+    public func receiveClose() throws -> UInt16? {
         while true {
             let frame = try receive()
             if frame.opcode == 8 { return frame.closeCode }
         }
     }
 
-    /// True if nothing arrives within `milliseconds`.
-    func isQuiet(milliseconds: Int) -> Bool {
+    /// True if nothing arrives within `milliseconds` (blocking in poll).
+    public func isQuiet(milliseconds: Int) -> Bool {
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         return buffer.isEmpty && poll(&pfd, 1, Int32(milliseconds)) == 0
+    }
+
+    // MARK: Receiving (asynchronous waits)
+
+    /// Something to read now (buffered or on the socket), without blocking.
+    public var isReadable: Bool {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return !buffer.isEmpty || poll(&pfd, 1, 0) > 0
+    }
+
+    /// Waits without blocking a thread of the cooperative pool (in-process servers complete
+    /// their asynchronous work there), then reads the next text message.
+    public func text(within seconds: Double = 20) async throws -> String {
+        try await waitReadable(seconds)
+        return try receiveText()
+    }
+
+    public func closeCode(within seconds: Double = 20) async throws -> UInt16? {
+        try await waitReadable(seconds)
+        return try receiveClose()
+    }
+
+    /// True if nothing arrives within `milliseconds` (sleeping asynchronously).
+    public func quiet(milliseconds: Int) async -> Bool {
+        try? await Task.sleep(for: .milliseconds(milliseconds))
+        return !isReadable
+    }
+
+    private func waitReadable(_ seconds: Double) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .milliseconds(Int(seconds * 1000))
+        while !isReadable {
+            if clock.now >= deadline { throw Failure.timeout }
+            try await Task.sleep(for: .milliseconds(2))
+        }
     }
 }
