@@ -234,6 +234,7 @@ struct DeflateTests {
     #expect(thrown == .messageTooBig)
     #expect(out.count <= limit)
     #expect(out.capacity <= 2 * limit + 64 * 1024, "allocation stayed near the limit, not the bomb's size")
+    #expect(out.capacity <= limit + 8192, "output grows geometrically but never past the limit (+ malloc page rounding)")
     // The inflater was reset and works for a fresh message.
     #expect(try inflateMessage(inflater, [0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00]) == hello)
   }
@@ -383,6 +384,26 @@ struct DeflateTests {
       }
       #expect(deflater.compressMessage(jsonUpdate(300)).count < jsonUpdate(300).count / 5)
     }
+  }
+
+  // MARK: Output buffers
+
+  @Test("inflate grows an empty output about as much as the message needs (no fixed 16 KiB chunk)",
+        arguments: [0, 1, 100, 1000, 1024, 1025, 5000, 20_000, 100_000])
+  func outputGrowthIsProportionate(size: Int) throws {
+    var rng = SeededRNG(seed: UInt64(size))
+    let message = randomBytes(size, &rng)
+    let payload = PerMessageDeflater(windowBits: 15, memLevel: 8, noContextTakeover: true).compressMessage(message)
+    let inflater = PerMessageInflater(windowBits: 15, noContextTakeover: true)
+    var out: [UInt8] = []
+    try payload.withUnsafeBytes { try inflater.inflate($0, isFinal: true, into: &out, limit: 1 << 20) }
+    #expect(out == message)
+    #expect(out.capacity <= max(2 * size, PerMessageInflater.minimumGrowth) + 64)
+    // Bounded by the limit too (here the message size itself).
+    var exact: [UInt8] = []
+    try payload.withUnsafeBytes { try inflater.inflate($0, isFinal: true, into: &exact, limit: size) }
+    #expect(exact == message)
+    #expect(exact.capacity <= max(size, PerMessageInflater.minimumGrowth) + 64)
   }
 
   @Test("appending variant keeps existing output")
