@@ -406,6 +406,48 @@ struct DeflateTests {
     #expect(exact.capacity <= max(size, PerMessageInflater.minimumGrowth) + 64)
   }
 
+  @Test("steady state: deflate and inflate write into the reused output's capacity, never reallocating it")
+  func reusedOutputIsNotReallocated() throws {
+    var rng = SeededRNG(seed: 11)
+    let messages = (0..<200).map { jsonMessage($0, &rng) } + [jsonUpdate(40), randomBytes(3000, &rng)]
+    for noContext in [true, false] {
+      let deflater = PerMessageDeflater(windowBits: 15, memLevel: 8, noContextTakeover: noContext)
+      let inflater = PerMessageInflater(windowBits: 15, noContextTakeover: noContext)
+      var compressed: [UInt8] = []
+      compressed.reserveCapacity(8192)
+      var plain: [UInt8] = []
+      plain.reserveCapacity(8192)
+      let storage = (compressed.withUnsafeBufferPointer { $0.baseAddress }, plain.withUnsafeBufferPointer { $0.baseAddress })
+      let capacities = (compressed.capacity, plain.capacity)
+      for message in messages {
+        compressed.removeAll(keepingCapacity: true)
+        message.withUnsafeBytes { deflater.compressMessage($0, into: &compressed) }
+        plain.removeAll(keepingCapacity: true)
+        try compressed.withUnsafeBytes { try inflater.inflate($0, isFinal: true, into: &plain, limit: 1 << 20) }
+        #expect(plain == message)
+      }
+      #expect(compressed.withUnsafeBufferPointer { $0.baseAddress } == storage.0)
+      #expect(plain.withUnsafeBufferPointer { $0.baseAddress } == storage.1)
+      #expect((compressed.capacity, plain.capacity) == capacities)
+    }
+  }
+
+  @Test("an output sharing its storage with another array is copied, not written through")
+  func sharedOutputStorage() throws {
+    let deflater = PerMessageDeflater(windowBits: 15, memLevel: 8, noContextTakeover: true)
+    let inflater = PerMessageInflater(windowBits: 15, noContextTakeover: true)
+    var out: [UInt8] = [1, 2, 3]
+    out.reserveCapacity(4096)
+    let copy = out
+    hello.withUnsafeBytes { deflater.compressMessage($0, into: &out) }
+    #expect(copy == [1, 2, 3] && out == [1, 2, 3, 0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00])
+    var plain: [UInt8] = [9]
+    plain.reserveCapacity(4096)
+    let plainCopy = plain
+    try out[3...].withUnsafeBytes { try inflater.inflate($0, isFinal: true, into: &plain, limit: 100) }
+    #expect(plainCopy == [9] && plain == [9] + hello)
+  }
+
   @Test("appending variant keeps existing output")
   func appendingCompress() throws {
     let deflater = PerMessageDeflater(windowBits: 15, memLevel: 8, noContextTakeover: true)
