@@ -26,9 +26,8 @@ let package = Package(
             name: "Fanout",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                // OutboundQueue/SharedBytes live in ChorusLoop, which is not a product: it is reached
-                // through ChorusServer (which depends on it) until a ChorusLoop product exists.
-                .product(name: "ChorusServer", package: "Chorus"),
+                .product(name: "ChorusLoop", package: "Chorus"),    // OutboundQueue, SharedBytes
+                .product(name: "ChorusServer", package: "Chorus"),  // OutgoingFrame
             ],
             path: "Benchmarks/Fanout",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
@@ -37,15 +36,11 @@ let package = Package(
             name: "SocketIO",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                "ChorusSocketIOProtocol",
+                .product(name: "ChorusSocketIO", package: "Chorus"),
             ],
             path: "Benchmarks/SocketIO",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
-        // Stand-in until the root package has a ChorusSocketIO product: the same sources
-        // (Sources/ChorusSocketIOProtocol is a symlink to ../../Sources/ChorusSocketIO/Protocol,
-        // which imports nothing) built under another module name.
-        .target(name: "ChorusSocketIOProtocol", path: "Sources/ChorusSocketIOProtocol"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -234,6 +234,7 @@ struct DeflateTests {
     #expect(thrown == .messageTooBig)
     #expect(out.count <= limit)
     #expect(out.capacity <= 2 * limit + 64 * 1024, "allocation stayed near the limit, not the bomb's size")
+    #expect(out.capacity <= limit + 8192, "output grows geometrically but never past the limit (+ malloc page rounding)")
     // The inflater was reset and works for a fresh message.
     #expect(try inflateMessage(inflater, [0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00]) == hello)
   }
@@ -383,6 +384,68 @@ struct DeflateTests {
       }
       #expect(deflater.compressMessage(jsonUpdate(300)).count < jsonUpdate(300).count / 5)
     }
+  }
+
+  // MARK: Output buffers
+
+  @Test("inflate grows an empty output about as much as the message needs (no fixed 16 KiB chunk)",
+        arguments: [0, 1, 100, 1000, 1024, 1025, 5000, 20_000, 100_000])
+  func outputGrowthIsProportionate(size: Int) throws {
+    var rng = SeededRNG(seed: UInt64(size))
+    let message = randomBytes(size, &rng)
+    let payload = PerMessageDeflater(windowBits: 15, memLevel: 8, noContextTakeover: true).compressMessage(message)
+    let inflater = PerMessageInflater(windowBits: 15, noContextTakeover: true)
+    var out: [UInt8] = []
+    try payload.withUnsafeBytes { try inflater.inflate($0, isFinal: true, into: &out, limit: 1 << 20) }
+    #expect(out == message)
+    #expect(out.capacity <= max(2 * size, PerMessageInflater.minimumGrowth) + 64)
+    // Bounded by the limit too (here the message size itself).
+    var exact: [UInt8] = []
+    try payload.withUnsafeBytes { try inflater.inflate($0, isFinal: true, into: &exact, limit: size) }
+    #expect(exact == message)
+    #expect(exact.capacity <= max(size, PerMessageInflater.minimumGrowth) + 64)
+  }
+
+  @Test("steady state: deflate and inflate write into the reused output's capacity, never reallocating it")
+  func reusedOutputIsNotReallocated() throws {
+    var rng = SeededRNG(seed: 11)
+    let messages = (0..<200).map { jsonMessage($0, &rng) } + [jsonUpdate(40), randomBytes(3000, &rng)]
+    for noContext in [true, false] {
+      let deflater = PerMessageDeflater(windowBits: 15, memLevel: 8, noContextTakeover: noContext)
+      let inflater = PerMessageInflater(windowBits: 15, noContextTakeover: noContext)
+      var compressed: [UInt8] = []
+      compressed.reserveCapacity(8192)
+      var plain: [UInt8] = []
+      plain.reserveCapacity(8192)
+      let storage = (compressed.withUnsafeBufferPointer { $0.baseAddress }, plain.withUnsafeBufferPointer { $0.baseAddress })
+      let capacities = (compressed.capacity, plain.capacity)
+      for message in messages {
+        compressed.removeAll(keepingCapacity: true)
+        message.withUnsafeBytes { deflater.compressMessage($0, into: &compressed) }
+        plain.removeAll(keepingCapacity: true)
+        try compressed.withUnsafeBytes { try inflater.inflate($0, isFinal: true, into: &plain, limit: 1 << 20) }
+        #expect(plain == message)
+      }
+      #expect(compressed.withUnsafeBufferPointer { $0.baseAddress } == storage.0)
+      #expect(plain.withUnsafeBufferPointer { $0.baseAddress } == storage.1)
+      #expect((compressed.capacity, plain.capacity) == capacities)
+    }
+  }
+
+  @Test("an output sharing its storage with another array is copied, not written through")
+  func sharedOutputStorage() throws {
+    let deflater = PerMessageDeflater(windowBits: 15, memLevel: 8, noContextTakeover: true)
+    let inflater = PerMessageInflater(windowBits: 15, noContextTakeover: true)
+    var out: [UInt8] = [1, 2, 3]
+    out.reserveCapacity(4096)
+    let copy = out
+    hello.withUnsafeBytes { deflater.compressMessage($0, into: &out) }
+    #expect(copy == [1, 2, 3] && out == [1, 2, 3, 0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00])
+    var plain: [UInt8] = [9]
+    plain.reserveCapacity(4096)
+    let plainCopy = plain
+    try out[3...].withUnsafeBytes { try inflater.inflate($0, isFinal: true, into: &plain, limit: 100) }
+    #expect(plainCopy == [9] && plain == [9] + hello)
   }
 
   @Test("appending variant keeps existing output")

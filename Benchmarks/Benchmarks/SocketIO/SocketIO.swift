@@ -1,9 +1,7 @@
 // Socket.IO v5 codec: the broadcast encode of a `message:new` event and the decode of an incoming
 // `message:send` event. One op = one packet.
 import Benchmark
-// ChorusSocketIO is not a product of the root package yet; until it is, Package.swift builds the
-// same sources (Sources/ChorusSocketIO/Protocol, which import nothing) as `ChorusSocketIOProtocol`.
-import ChorusSocketIOProtocol
+import ChorusSocketIO
 
 /// The `message:new` payload the server fans out (~500 B of JSON).
 let messageNew: JSONValue = [

@@ -70,22 +70,28 @@ public final class PerMessageDeflater {
     let messageStart = output.count
     s.pointee.next_in = input.baseAddress.map { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: Bytef.self)) }
     s.pointee.avail_in = uInt(input.count)
-    // Deflate into a bounded stack chunk, then copy: no zero-filling, no per-stream buffer.
-    let chunk = min(Int(deflateBound(s, uLong(input.count))) + 16, 32 * 1024)
-    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: chunk) { buf in
-      while true {
-        s.pointee.next_out = buf.baseAddress!
-        s.pointee.avail_out = uInt(chunk)
-        let rc = deflate(s, Z_SYNC_FLUSH)
-        s.pointee.next_out = nil
-        let produced = chunk - Int(s.pointee.avail_out)
-        if produced > 0 { output.append(contentsOf: UnsafeBufferPointer(rebasing: buf[..<produced])) }
-        // Z_BUF_ERROR: nothing left to do (a repeated call after everything was flushed).
-        precondition(rc == Z_OK || rc == Z_BUF_ERROR, "deflate failed: \(rc)")
-        // Done when zlib stopped with room to spare: then the flush is complete. (If avail_out hit 0
-        // exactly, zlib may add one more empty stored block on the next call: harmless.)
-        if s.pointee.avail_out > 0 && s.pointee.avail_in == 0 { break }
+    // Deflate straight into `output`'s spare capacity, reserving deflateBound (+ the sync-flush
+    // marker) so one zlib call normally does the whole message: no temporary buffer, no copy, and
+    // no allocation when the caller reuses `output` with its capacity.
+    var reserve = Int(deflateBound(s, uLong(input.count))) + 16
+    while true {
+      var rc: Int32 = Z_OK
+      output.append(addingCapacity: reserve) { span in
+        span.withUnsafeMutableBufferPointer { buf, initialized in
+          let avail = min(buf.count - initialized, Int(UInt32.max))
+          s.pointee.next_out = buf.baseAddress! + initialized
+          s.pointee.avail_out = uInt(avail)
+          rc = deflate(s, Z_SYNC_FLUSH)
+          s.pointee.next_out = nil
+          initialized += avail - Int(s.pointee.avail_out)
+        }
       }
+      // Z_BUF_ERROR: nothing left to do (a repeated call after everything was flushed).
+      precondition(rc == Z_OK || rc == Z_BUF_ERROR, "deflate failed: \(rc)")
+      // Done when zlib stopped with room to spare: then the flush is complete. (If avail_out hit 0
+      // exactly, zlib may add one more empty stored block on the next call: harmless.)
+      if s.pointee.avail_out > 0 && s.pointee.avail_in == 0 { break }
+      reserve = max(reserve, 4096)
     }
     s.pointee.next_in = nil
     s.pointee.avail_in = 0

@@ -12,8 +12,8 @@ public final class PerMessageInflater: WebSocketInflater {
   public let windowBits: Int
   /// Reset after every message (client_no_context_takeover).
   public let noContextTakeover: Bool
-  /// Output grows by at most this many bytes per zlib call (a stack buffer of this size is used).
-  private static let chunkSize = 16 * 1024
+  /// When `output` has no spare capacity, it grows to at least this many bytes (then geometrically).
+  static let minimumGrowth = 1024
   /// The current deflate stream hit a block with BFINAL=1 (RFC 7692 §7.2.3.4).
   private var streamEnded = false
   /// Some payload byte of the current message was fed to zlib.
@@ -142,15 +142,25 @@ public final class PerMessageInflater: WebSocketInflater {
         if s.pointee.avail_out == 0 { throw .messageTooBig }
         outputFull = false
       } else {
-        // Inflate into a bounded stack chunk (no per-connection buffer, no zero-filling), then copy.
-        let chunk = min(room, Self.chunkSize)
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: chunk) { buf in
-          s.pointee.next_out = buf.baseAddress!
-          s.pointee.avail_out = uInt(chunk)
-          rc = CZlib.inflate(s, Z_SYNC_FLUSH)
-          s.pointee.next_out = nil
-          let produced = chunk - Int(s.pointee.avail_out)
-          if produced > 0 { output.append(contentsOf: UnsafeBufferPointer(rebasing: buf[..<produced])) }
+        // Inflate straight into `output`'s spare capacity: no temporary buffer, no copy, and no
+        // allocation at all when the caller reuses `output` with its capacity. When there is no
+        // spare capacity, grow geometrically, bounded by the limit.
+        var spare = output.capacity - output.count
+        if spare == 0 {
+          let grown = max(output.capacity * 2, output.count + Self.minimumGrowth)
+          output.reserveCapacity(min(grown, limit))
+          spare = output.capacity - output.count
+        }
+        let chunk = min(spare, room, Int(UInt32.max))
+        output.append(addingCapacity: chunk) { span in
+          span.withUnsafeMutableBufferPointer { buf, initialized in
+            let avail = buf.count - initialized  // == chunk
+            s.pointee.next_out = buf.baseAddress! + initialized
+            s.pointee.avail_out = uInt(avail)
+            rc = CZlib.inflate(s, Z_SYNC_FLUSH)
+            s.pointee.next_out = nil
+            initialized += avail - Int(s.pointee.avail_out)
+          }
         }
         outputFull = s.pointee.avail_out == 0
       }
