@@ -75,7 +75,8 @@ let package = Package(
             "ChorusApp", "ChorusSocketIO", "ChorusServer",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .testTarget(name: "ChorusBenchTests", dependencies: ["ChorusBenchCore", "ChorusLoop", "CZlib"]),
+        // ChorusApp/ChorusServer: the Socket.IO loopback test runs the realtime app in-process.
+        .testTarget(name: "ChorusBenchTests", dependencies: ["ChorusBenchCore", "ChorusLoop", "CZlib", "ChorusApp", "ChorusServer"]),
     ],
     swiftLanguageModes: [.v6]
 )
