@@ -88,7 +88,8 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
-        .testTarget(name: "ChorusBenchTests", dependencies: ["ChorusBenchCore", "ChorusLoop", "CZlib"]),
+        // ChorusApp/ChorusServer: the Socket.IO loopback test runs the realtime app in-process.
+        .testTarget(name: "ChorusBenchTests", dependencies: ["ChorusBenchCore", "ChorusLoop", "CZlib", "ChorusApp", "ChorusServer"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Usage: scripts/bench-fanout.sh SERVER RECEIVERS SIZE [extra chorus-bench fanout args]
-#   SERVER: chorus | node-ws | hummingbird
+#   SERVER: chorus | chorus-sio | node-ws | hummingbird
+#   chorus-sio runs `chorus serve --app realtime --auth none` and `chorus-bench socketio` (Socket.IO room
+#   fan-out: message:send in, message:new out); the others the raw WebSocket `fanout`.
 # Starts the server on a free loopback port, runs `chorus-bench fanout` against it with --server-pid,
 # stops the server by PID and prints one table row. `--deflate` among the extra args turns on
 # permessage-deflate in the server too. Defaults (override with env): WINDOW=16 (unless --rate or
@@ -9,7 +11,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-SERVER="${1:?server: chorus|node-ws|hummingbird}"; RECEIVERS="${2:?receivers}"; SIZE="${3:?size}"; shift 3
+SERVER="${1:?server: chorus|chorus-sio|node-ws|hummingbird}"; RECEIVERS="${2:?receivers}"; SIZE="${3:?size}"; shift 3
 EXTRA=("$@")
 WINDOW="${WINDOW:-16}"; DURATION="${DURATION:-10}"; WARMUP="${WARMUP:-2}"; PUBLISHERS="${PUBLISHERS:-1}"
 CHORUS_THREADS="${CHORUS_THREADS:-1}"
@@ -23,6 +25,7 @@ for a in "${EXTRA[@]}"; do
 done
 
 BENCH=".build/release/chorus-bench"
+BENCH_MODE=fanout; URL_PATH=/
 [ -x "$BENCH" ] || swift build -c release --product chorus-bench >/dev/null
 
 case "$SERVER" in
@@ -30,6 +33,12 @@ case "$SERVER" in
     [ -x .build/release/chorus ] || swift build -c release --product chorus >/dev/null
     CMD=(.build/release/chorus serve --host 127.0.0.1 --port 0 --app broadcast --threads "$CHORUS_THREADS")
     [ "$DEFLATE" = on ] && CMD+=(--deflate shared)
+    ;;
+  chorus-sio)
+    [ -x .build/release/chorus ] || swift build -c release --product chorus >/dev/null
+    CMD=(.build/release/chorus serve --host 127.0.0.1 --port 0 --app realtime --auth none --threads "$CHORUS_THREADS")
+    [ "$DEFLATE" = on ] && CMD+=(--deflate shared)
+    BENCH_MODE=socketio; URL_PATH=/socket.io/
     ;;
   node-ws)
     if [ ! -d /usr/share/nodejs/ws ]; then
@@ -63,7 +72,7 @@ for _ in $(seq 300); do
 done
 [ -n "$PORT" ] || { echo "bench-fanout: $SERVER did not print its ready line" >&2; exit 1; }
 
-ARGS=(fanout --url "ws://127.0.0.1:$PORT/" --receivers "$RECEIVERS" --publishers "$PUBLISHERS" --size "$SIZE"
+ARGS=("$BENCH_MODE" --url "ws://127.0.0.1:$PORT$URL_PATH" --receivers "$RECEIVERS" --publishers "$PUBLISHERS" --size "$SIZE"
       --duration "$DURATION" --warmup "$WARMUP" --server-pid "$SPID" --json)
 [ "$HAS_LOAD_MODE" = 1 ] || ARGS+=(--window "$WINDOW")
 # Above ~20k connections per source address the ephemeral ports run short: spread over more addresses.

@@ -26,12 +26,15 @@ public struct LoadPlan: Sendable {
     public var stallTimeout: Double
     /// Messages per publisher at most (0: no limit, the duration decides).
     public var messages: Int
+    /// Socket.IO mode (`chorus-bench socketio`): Engine.IO v4 / Socket.IO v5 over WebSocket, messages
+    /// sent as `message:send` to a conversation room, received as `message:new`. Nil: raw WebSocket.
+    public var socketIO: SocketIOPlan?
 
     public init(
         url: WebSocketURL, receivers: Int, publishers: Int, size: Int, rate: Double = 0, window: Int = 0,
         duration: Double, warmup: Double, drain: Double = 3, threads: Int = 1, deflate: Bool = false, binary: Bool = false,
         sourceAddresses: [String] = [], connectRate: Double = 5000, connectTimeout: Double = 60, stallTimeout: Double = 2,
-        messages: Int = 0
+        messages: Int = 0, socketIO: SocketIOPlan? = nil
     ) {
         self.url = url; self.receivers = receivers; self.publishers = publishers; self.size = size
         self.rate = rate; self.window = window; self.duration = duration; self.warmup = warmup; self.drain = drain
@@ -39,7 +42,11 @@ public struct LoadPlan: Sendable {
         self.sourceAddresses = sourceAddresses; self.connectRate = connectRate; self.connectTimeout = connectTimeout
         self.stallTimeout = stallTimeout
         self.messages = messages
+        self.socketIO = socketIO
     }
+
+    /// "fanout" or "socketio".
+    public var modeName: String { socketIO == nil ? "fanout" : "socketio" }
 }
 
 /// Shared, set-once-then-read run timing. Workers read it after `go` (acquire).
@@ -66,7 +73,12 @@ enum Role { case receiver, publisher(Int) }
 
 final class Connection: @unchecked Sendable {
     enum State { case idle, connecting, handshaking, open, closed }
+    /// Socket.IO mode, once the WebSocket is open: waiting for the Engine.IO open packet, for the
+    /// namespace CONNECT reply, for the join's ack; then ready.
+    enum SIOState { case off, awaitOpen, awaitConnect, awaitJoin, ready }
     let index: Int
+    /// Over all workers (Socket.IO mode: the user id `u<id>`).
+    let id: Int
     let role: Role
     var fd: Int32 = -1
     var state = State.idle
@@ -84,9 +96,14 @@ final class Connection: @unchecked Sendable {
     let wake = Atomic<Bool>(false)
     var connectStartedAt: UInt64 = 0
     var deflate = false
+    /// Counted as open: the WebSocket is up (raw mode), or the conversation is joined (Socket.IO).
+    var ready = false
+    var sio = SIOState.off
+    var pingInterval = 0
 
-    init(index: Int, role: Role) {
+    init(index: Int, id: Int, role: Role) {
         self.index = index
+        self.id = id
         self.role = role
     }
 
@@ -143,6 +160,9 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
     let progress = Progress()
     let readBuffer: UnsafeMutableRawBufferPointer
     let payloadBuffer: UnsafeMutableRawBufferPointer
+    /// Socket.IO mode: a whole `message:send` packet; the content (at `sioContentOffset`) is rewritten per message.
+    let sioFrame: UnsafeMutableRawBufferPointer
+    let sioContentOffset: Int
     let iov: UnsafeMutablePointer<iovec>
     var dirty: [Connection] = []
     var rng = FastRandom()
@@ -162,6 +182,19 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
         self.share = share
         readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
         payloadBuffer = .allocate(byteCount: max(plan.size, 64), alignment: 16)
+        if let sio = plan.socketIO {
+            let (prefix, suffix) = SocketIOClient.sendFraming(conversation: sio.conversation)
+            let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: prefix.count + plan.size + suffix.count, alignment: 16)
+            prefix.withUnsafeBytes { frame.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: prefix.count) }
+            suffix.withUnsafeBytes {
+                (frame.baseAddress! + prefix.count + plan.size).copyMemory(from: $0.baseAddress!, byteCount: suffix.count)
+            }
+            sioFrame = frame
+            sioContentOffset = prefix.count
+        } else {
+            sioFrame = .allocate(byteCount: 0, alignment: 16)
+            sioContentOffset = 0
+        }
         iov = .allocate(capacity: 64)
         sourceCursor = index
     }
@@ -169,6 +202,7 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
     deinit {
         readBuffer.deallocate()
         payloadBuffer.deallocate()
+        sioFrame.deallocate()
         iov.deallocate()
     }
 
@@ -231,7 +265,9 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
         }
         c.state = .handshaking
         let key = Handshake.randomKey(using: &rng)
-        c.staging.append(contentsOf: Handshake.request(url: plan.url, key: key, offerDeflate: plan.deflate))
+        var url = plan.url
+        if let sio = plan.socketIO { url.path = sio.requestPath(user: c.id) }
+        c.staging.append(contentsOf: Handshake.request(url: url, key: key, offerDeflate: plan.deflate))
         markDirty(c)
     }
 
@@ -249,11 +285,8 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
             return
         }
         guard let response = result else { return }
-        inProgress -= 1
         c.state = .open
-        opened += 1
-        if c.isPublisher { progress.openedPublishers.add(1, ordering: .relaxed) }
-        stats.handshakeLatency.record(sentAt: c.connectStartedAt, receivedAt: now)
+        if plan.socketIO != nil { c.sio = .awaitOpen } else { becameReady(c, now: now) }
         if response.deflate {
             stats.deflateAccepted += 1
             c.deflate = true
@@ -268,6 +301,15 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
         let rest = Array(c.head[response.headLength...])
         c.head = []
         if !rest.isEmpty { rest.withUnsafeBytes { frames(c, $0, now: now) } }
+    }
+
+    /// The connection counts as open (raw: upgraded; Socket.IO: joined the conversation).
+    func becameReady(_ c: Connection, now: UInt64) {
+        inProgress -= 1
+        c.ready = true
+        opened += 1
+        if c.isPublisher { progress.openedPublishers.add(1, ordering: .relaxed) }
+        stats.handshakeLatency.record(sentAt: c.connectStartedAt, receivedAt: now)
     }
 
     // MARK: reading
@@ -301,6 +343,7 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
             try c.reader.feed(bytes) { event in
                 switch event {
                 case .message(let m):
+                    if self.plan.socketIO != nil { try self.socketIOMessage(c, m, now: now); return }
                     if c.isPublisher { return }
                     self.delivery(m, now: now)
                 case .ping(let payload):
@@ -316,6 +359,8 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
             }
         } catch is CloseSeen {
             closeConnection(c, counted: true)
+        } catch is SocketIORefused {
+            closeConnection(c, counted: true)
         } catch {
             stats.protocolErrors += 1
             fail("protocol: \(error)")
@@ -324,6 +369,8 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
     }
 
     struct CloseSeen: Error {}
+    /// The Socket.IO handshake or join failed (already counted as a handshake failure).
+    struct SocketIORefused: Error {}
 
     @inline(__always)
     func delivery(_ m: Message, now: UInt64) {
@@ -333,15 +380,89 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
             fail("unexpected payload of \(m.payload.count) bytes")
             return
         }
+        account(f, payloadBytes: m.payload.count, m, now: now)
+    }
+
+    @inline(__always)
+    func account(_ f: Payload.Fields, payloadBytes: Int, _ m: Message, now: UInt64) {
         if let tracker, tracker.delivered(publisher: f.publisher, seq: f.seq) {
             wakePublisher(f.publisher)
         }
         if measure.contains(f.time) {
             stats.receivedInWindow += 1
-            stats.payloadBytes += UInt64(m.payload.count)
+            stats.payloadBytes += UInt64(payloadBytes)
             stats.wireBytes += UInt64(m.wireLength)
             if m.compressed { stats.compressedMessages += 1 }
             stats.latency.record(sentAt: f.time, receivedAt: now)
+        }
+    }
+
+    // MARK: Socket.IO
+
+    func sendText(_ c: Connection, _ bytes: [UInt8]) {
+        bytes.withUnsafeBytes {
+            FrameEncoder.append(opcode: .text, payload: $0, maskKey: UInt32(truncatingIfNeeded: rng.next()), to: &c.staging)
+        }
+        markDirty(c)
+    }
+
+    func refusal(_ why: String) -> SocketIORefused {
+        fail("socket.io: \(why)")
+        stats.handshakeFailures += 1
+        return SocketIORefused()
+    }
+
+    static let joinAckID = 1
+
+    /// One Engine.IO packet (one text frame). The hot path is a `message:new` on a ready receiver.
+    @inline(__always)
+    func socketIOMessage(_ c: Connection, _ m: Message, now: UInt64) throws {
+        let b = m.payload
+        if c.sio == .ready, b.count > 2, b[0] == 0x34, b[1] == 0x32 {  // "42": EVENT
+            if c.isPublisher {
+                if SocketIOClient.isErrorEvent(b) {
+                    stats.protocolErrors += 1
+                    fail("server error event: \(String(decoding: UnsafeRawBufferPointer(rebasing: b.prefix(200)), as: UTF8.self))")
+                }
+                return
+            }
+            checkStarted()
+            guard let content = SocketIOClient.messageNewContent(b), let f = ContentPayload.decode(content) else {
+                if SocketIOClient.isErrorEvent(b) {
+                    stats.protocolErrors += 1
+                    fail("server error event: \(String(decoding: UnsafeRawBufferPointer(rebasing: b.prefix(200)), as: UTF8.self))")
+                }
+                return  // other events (none expected) are ignored
+            }
+            account(f, payloadBytes: content.count, m, now: now)
+            return
+        }
+        let text = { String(decoding: UnsafeRawBufferPointer(rebasing: b.prefix(200)), as: UTF8.self) }
+        switch SocketIOClient.classify(b) {
+        case .ping:
+            sendText(c, SocketIOClient.pong(forPing: b))
+        case .open:
+            guard c.sio == .awaitOpen, let open = SocketIOClient.parseOpen(b) else { throw refusal("unexpected open packet \(text())") }
+            c.pingInterval = open.pingInterval
+            c.sio = .awaitConnect
+            sendText(c, SocketIOClient.connectRequest)
+        case .connected:
+            guard c.sio == .awaitConnect else { throw refusal("unexpected CONNECT \(text())") }
+            c.sio = .awaitJoin
+            sendText(c, SocketIOClient.joinRequest(conversation: plan.socketIO!.conversation, ackId: Self.joinAckID))
+        case .ack(let id, let ok):
+            guard c.sio == .awaitJoin, id == Self.joinAckID else { return }
+            guard ok else { throw refusal("join refused: \(text())") }
+            c.sio = .ready
+            becameReady(c, now: now)
+        case .connectError:
+            throw refusal("CONNECT_ERROR \(text())")
+        case .close, .disconnect:
+            stats.serverCloses += 1
+            fail("server closed a Socket.IO session: \(text())")
+            throw CloseSeen()
+        case .event, .pong, .noop, .other:
+            break
         }
     }
 
@@ -361,18 +482,27 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
 
     func encode(_ c: Connection, publisher: Int, now: UInt64) {
         let seq = c.sent
-        Payload.encode(time: now, seq: seq, publisher: publisher, size: plan.size, into: payloadBuffer)
         tracker?.willSend(publisher: publisher, seq: seq)
-        FrameEncoder.append(
-            opcode: plan.binary ? .binary : .text, payload: UnsafeRawBufferPointer(rebasing: payloadBuffer[0..<plan.size]),
-            maskKey: UInt32(truncatingIfNeeded: rng.next()), to: &c.staging)
+        if plan.socketIO != nil {
+            ContentPayload.encode(
+                time: now, seq: seq, publisher: publisher, size: plan.size,
+                into: UnsafeMutableRawBufferPointer(rebasing: sioFrame[sioContentOffset..<(sioContentOffset + plan.size)]))
+            FrameEncoder.append(
+                opcode: .text, payload: UnsafeRawBufferPointer(sioFrame), maskKey: UInt32(truncatingIfNeeded: rng.next()),
+                to: &c.staging)
+        } else {
+            Payload.encode(time: now, seq: seq, publisher: publisher, size: plan.size, into: payloadBuffer)
+            FrameEncoder.append(
+                opcode: plan.binary ? .binary : .text, payload: UnsafeRawBufferPointer(rebasing: payloadBuffer[0..<plan.size]),
+                maskKey: UInt32(truncatingIfNeeded: rng.next()), to: &c.staging)
+        }
         c.sent += 1
         stats.sentTotal += 1
         if measure.contains(now) { c.sentInWindow += 1; stats.sentInWindow += 1 }
     }
 
     func pump(_ c: Connection, now: UInt64) {
-        guard case .publisher(let id) = c.role, c.state == .open, started, now >= control.sendStart, now < measure.end else { return }
+        guard case .publisher(let id) = c.role, c.state == .open, c.ready, started, now >= control.sendStart, now < measure.end else { return }
         let limit = plan.messages > 0 ? UInt64(plan.messages) : UInt64.max
         guard c.sent < limit else { return }
         if plan.window > 0, let tracker {
@@ -436,7 +566,13 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
         loop.epoll.remove(c.fd)
         Socket.close(c.fd)
         c.fd = -1
-        if c.state == .open { progress.closed.add(1, ordering: .relaxed) }
+        if c.ready {
+            progress.closed.add(1, ordering: .relaxed)
+        } else if c.state == .open {  // Socket.IO: upgraded but not joined yet
+            inProgress -= 1
+            failed += 1
+        }
+        c.ready = false
         c.state = .closed
         c.out.removeAll()
         c.staging.removeAll()

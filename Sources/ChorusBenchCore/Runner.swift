@@ -38,7 +38,7 @@ public struct FanoutResult: Sendable {
         func f(_ v: Double, _ d: Int = 1) -> String { format(v, decimals: d) }
         var lines: [String] = []
         let mode = plan.window > 0 ? "window \(plan.window)" : "rate \(f(plan.rate, 0))/s"
-        lines.append("fanout  \(openReceivers) receivers, \(openPublishers) publishers, \(plan.size) B, \(mode), deflate \(plan.deflate ? "offered (\(stats.deflateAccepted) accepted)" : "off"), \(plan.threads) thread(s), \(f(measuredSeconds)) s measured")
+        lines.append("\(plan.modeName)  \(openReceivers) receivers, \(openPublishers) publishers, \(plan.size) B, \(mode), deflate \(plan.deflate ? "offered (\(stats.deflateAccepted) accepted)" : "off"), \(plan.threads) thread(s), \(f(measuredSeconds)) s measured")
         lines.append("  messages sent        \(ledger.sentInWindow)  (\(f(messagesPerSecond, 0))/s)")
         lines.append("  deliveries           \(stats.receivedInWindow)  (\(f(deliveriesPerSecond, 0))/s)")
         lines.append("  payload / wire       \(f(payloadMBps, 2)) MB/s / \(f(wireMBps, 2)) MB/s  (\(stats.compressedMessages) compressed)")
@@ -56,7 +56,7 @@ public struct FanoutResult: Sendable {
     public func json() -> String {
         let l = stats.latency
         var o = JSONObject()
-        o.add("mode", "fanout"); o.add("url", "ws://\(plan.url.host):\(plan.url.port)\(plan.url.path)")
+        o.add("mode", plan.modeName); o.add("url", "ws://\(plan.url.host):\(plan.url.port)\(plan.socketIO?.path ?? plan.url.path)")
         o.add("receivers", openReceivers); o.add("publishers", openPublishers); o.add("size", plan.size)
         o.add("window", plan.window); o.add("rate", plan.rate); o.add("deflate", plan.deflate)
         o.add("deflate_accepted", stats.deflateAccepted); o.add("threads", plan.threads)
@@ -152,7 +152,7 @@ final class Fleet {
         for g in 0..<total {
             let w = workers[g % plan.threads]
             let role: Role = g < publishers ? .publisher(g) : .receiver
-            let c = Connection(index: w.conns.count, role: role)
+            let c = Connection(index: w.conns.count, id: g, role: role)
             w.conns.append(c)
             if g < publishers {
                 w.publishers.append(c)
@@ -201,7 +201,7 @@ final class Fleet {
     }
 
     func openCount(publishers: Bool) -> Int {
-        workers.reduce(0) { acc, w in acc + w.conns.filter { $0.state == .open && $0.isPublisher == publishers }.count }
+        workers.reduce(0) { acc, w in acc + w.conns.filter { $0.ready && $0.isPublisher == publishers }.count }
     }
 }
 

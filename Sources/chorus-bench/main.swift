@@ -8,8 +8,8 @@ import Glibc
 struct ChorusBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chorus-bench",
-        abstract: "Load generator for WebSocket broadcast servers (loopback only).",
-        subcommands: [Fanout.self, Connect.self])
+        abstract: "Load generator for WebSocket and Socket.IO broadcast servers (loopback only).",
+        subcommands: [Fanout.self, SocketIO.self, Connect.self])
 }
 
 func parseURL(_ s: String) throws -> WebSocketURL {
@@ -25,14 +25,11 @@ extension String {
     var trimmingSpaces: String { String(self.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }
 }
 
-struct Fanout: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "N receivers and P publishers; every message a publisher sends must reach every receiver.")
-
-    @Option(help: "Server URL, ws://HOST:PORT/PATH") var url: String
+/// The load options `fanout` and `socketio` share.
+struct LoadOptions: ParsableArguments {
     @Option(help: "Receiver connections (only these count as deliveries).") var receivers: Int = 1000
     @Option(help: "Publisher connections (they also receive, uncounted).") var publishers: Int = 1
-    @Option(help: "Payload bytes per message.") var size: Int = 64
+    @Option(help: "Payload bytes per message (socketio: bytes of the message content).") var size: Int = 64
     @Option(help: "Open loop: messages per second, all publishers together.") var rate: Double?
     @Option(help: "Closed loop: messages in flight per publisher (a message leaves flight when every receiver got it).") var window: Int?
     @Option(help: "Measured seconds.") var duration: Double = 10
@@ -40,7 +37,6 @@ struct Fanout: ParsableCommand {
     @Option(help: "After the measured window, stop waiting for in-flight messages once none arrived for this long (60 s cap).") var drain: Double = 3
     @Option(help: "Event-loop threads in the generator.") var threads: Int = 1
     @Flag(help: "Offer permessage-deflate (no context takeover).") var deflate = false
-    @Flag(help: "Send binary frames instead of text.") var binary = false
     @Flag(help: "Print one JSON object line after the table.") var json = false
     @Option(help: "Comma-separated local source addresses (127.0.0.1,127.0.0.2,...) to spread connections over.") var sourceAddresses: String?
     @Option(help: "New connections per second while connecting.") var connectRate: Double = 5000
@@ -50,30 +46,81 @@ struct Fanout: ParsableCommand {
     @Option(help: "Exit non-zero when more than this fraction of deliveries is missed.") var maxMissed: Double = 0.001
     @Option(help: "Exit non-zero when errors (protocol, connect, handshake, closes) exceed this.") var maxErrors: Int = 0
 
-    func validate() throws {
-        _ = try parseURL(url)
+    func validate(minimumSize: Int) throws {
         if (rate == nil) == (window == nil) { throw ValidationError("give exactly one of --rate or --window") }
         if let w = window, w < 1 { throw ValidationError("--window must be at least 1") }
         if let r = rate, r <= 0 { throw ValidationError("--rate must be positive") }
-        if size < Payload.minimumSupportedSize { throw ValidationError("--size must be at least \(Payload.minimumSupportedSize)") }
+        if size < minimumSize { throw ValidationError("--size must be at least \(minimumSize)") }
         if receivers < 1 || publishers < 1 { throw ValidationError("need at least one receiver and one publisher") }
         if publishers > 99_999 { throw ValidationError("at most 99999 publishers") }
         if duration <= 0 || duration > 3600 || warmup < 0 || warmup > 600 { throw ValidationError("duration in (0, 3600], warmup in [0, 600]") }
         if threads < 1 || threads > 64 { throw ValidationError("--threads in 1...64") }
     }
 
-    func run() throws {
-        let plan = LoadPlan(
-            url: try parseURL(url), receivers: receivers, publishers: publishers, size: size, rate: rate ?? 0,
+    func plan(url: WebSocketURL, binary: Bool = false, socketIO: SocketIOPlan? = nil) -> LoadPlan {
+        LoadPlan(
+            url: url, receivers: receivers, publishers: publishers, size: size, rate: rate ?? 0,
             window: window ?? 0, duration: duration, warmup: warmup, drain: drain, threads: threads, deflate: deflate,
             binary: binary, sourceAddresses: parseSources(sourceAddresses), connectRate: connectRate,
-            connectTimeout: connectTimeout, messages: messages)
+            connectTimeout: connectTimeout, messages: messages, socketIO: socketIO)
+    }
+
+    func run(_ plan: LoadPlan) throws {
         let result = try FanoutRunner.run(plan, serverPID: serverPid, quiet: json)
         print(result.table())
         if json { print(result.json()) }
         if result.errors > maxErrors || result.missedRatio > maxMissed || result.stats.receivedInWindow == 0 {
             throw ExitCode(2)
         }
+    }
+}
+
+struct Fanout: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "N receivers and P publishers; every message a publisher sends must reach every receiver.")
+
+    @Option(help: "Server URL, ws://HOST:PORT/PATH") var url: String
+    @OptionGroup var load: LoadOptions
+    @Flag(help: "Send binary frames instead of text.") var binary = false
+
+    func validate() throws {
+        _ = try parseURL(url)
+        try load.validate(minimumSize: Payload.minimumSupportedSize)
+    }
+
+    func run() throws {
+        try load.run(load.plan(url: try parseURL(url), binary: binary))
+    }
+}
+
+struct SocketIO: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "socketio",
+        abstract: "Fan-out through a Socket.IO room: N receivers and P publishers join a conversation; publishers send message:send, everyone gets message:new.",
+        discussion: """
+            Speaks Engine.IO v4 / Socket.IO v5 over WebSocket to `chorus serve --app realtime --auth none` \
+            (each connection is user u<N> via the userId query parameter). Each connection connects to the \
+            main namespace and joins the conversation (with an ack) before the load starts; Engine.IO pings \
+            are answered. The message content is the benchmark payload (t=<ns>;s=<seq>;p=<publisher>;<prose>, \
+            exactly --size bytes). Same figures as `fanout`.
+            """)
+
+    @Option(help: "Server URL, ws://HOST:PORT[/ENGINE.IO PATH] (the path defaults to /socket.io/).") var url: String
+    @OptionGroup var load: LoadOptions
+    @Option(help: "The conversation id every connection joins.") var conversation = "bench"
+
+    func validate() throws {
+        _ = try parseURL(url)
+        try load.validate(minimumSize: ContentPayload.minimumSupportedSize)
+        guard SocketIOPlan.isPlainID(conversation) else {
+            throw ValidationError("--conversation: 1-64 characters of A-Z a-z 0-9 - _ : .")
+        }
+    }
+
+    func run() throws {
+        let u = try parseURL(url)
+        let sio = SocketIOPlan(path: u.path == "/" ? "/socket.io/" : u.path, conversation: conversation)
+        try load.run(load.plan(url: u, socketIO: sio))
     }
 }
 
