@@ -52,7 +52,7 @@ let package = Package(
         ], swiftSettings: hotPath),
         // The chat + project-updates application, auth, emit API.
         // JWTs are verified with vapor/jwt-kit in a Swift concurrency task, off the loop threads;
-        // the CONNECT waits in the namespace's asynchronous middleware (see docs/socketio.md).
+        // the CONNECT waits in the namespace's asynchronous middleware (see README, "The realtime gateway").
         .target(name: "ChorusApp", dependencies: [
             "ChorusSocketIO",
             .product(name: "JWTKit", package: "jwt-kit"),

@@ -165,14 +165,20 @@ public enum Socket {
         try syscall("read") { Glibc.read(fd, buffer, count) }
     }
 
+    /// Gathered write. `sendmsg` with MSG_NOSIGNAL rather than `writev`: a peer that vanished
+    /// must be an EPIPE error for this connection, never a SIGPIPE for the whole process (the
+    /// server may be embedded in a process that does not ignore SIGPIPE).
     @inlinable
     public static func writev(_ fd: Int32, _ iov: UnsafePointer<iovec>, count: Int32) throws(IOError) -> IOResult<Int> {
-        try syscall("writev") { Glibc.writev(fd, iov, count) }
+        var message = msghdr()
+        message.msg_iov = UnsafeMutablePointer(mutating: iov)
+        message.msg_iovlen = Int(count)
+        return try syscall("sendmsg") { sendmsg(fd, &message, Int32(MSG_NOSIGNAL)) }
     }
 
     @inlinable
     public static func write(_ fd: Int32, _ bytes: UnsafeRawPointer, count: Int) throws(IOError) -> IOResult<Int> {
-        try syscall("write") { Glibc.write(fd, bytes, count) }
+        try syscall("send") { send(fd, bytes, count, Int32(MSG_NOSIGNAL)) }
     }
 
     public static func shutdownWrite(_ fd: Int32) { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }

@@ -229,6 +229,26 @@ struct BackpressureTests {
     }
 }
 
+@Suite("Vanished peers", .serialized, .timeLimit(.minutes(1)))
+struct VanishedPeerTests {
+    /// Writes to a peer that vanished fail that connection alone (the EPIPE/SIGPIPE rule itself is
+    /// pinned in ChorusLoopTests); the room's other members keep receiving every message.
+    @Test func aVanishedPeerIsDroppedAndTheOthersKeepReceiving() throws {
+        let server = try startServer(threads: 1)
+        defer { server.shutdown() }
+        let listener = try BlockingWebSocketClient(port: server.port)
+        try listener.send(text: "join room"); #expect(try listener.receiveText() == "ok")
+        for _ in 0..<5 {
+            var gone: BlockingWebSocketClient? = try BlockingWebSocketClient(port: server.port)
+            try gone!.send(text: "join room"); #expect(try gone!.receiveText() == "ok")
+            gone = nil  // closed with unread data pending: the kernel answers our writes with RST
+            for i in 0..<50 { server.emit(text: "after \(i) " + String(repeating: "z", count: 2048), to: .rooms(["room"])) }
+            for i in 0..<50 { #expect(try listener.receiveText().hasPrefix("after \(i) ")) }
+        }
+        #expect(eventually { server.stats.connections == 1 })
+    }
+}
+
 @Suite("Frame groups", .serialized, .timeLimit(.minutes(1)))
 struct FrameGroupTests {
     static func group(_ i: Int, _ server: WebSocketServer) -> [OutgoingFrame] {
