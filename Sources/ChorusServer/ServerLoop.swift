@@ -30,6 +30,8 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     var rooms = RoomRegistry()
     private var dirty: [Connection] = []
     private var flushing: [Connection] = []
+    /// Emits made on this loop during the current iteration, for the other loops.
+    private var forwardBatch: [PendingEmit] = []
     /// The listener is out of epoll after EMFILE/ENFILE until the next tick (no busy loop).
     private var acceptPaused = false
     private var emitEpoch: UInt64 = 0
@@ -123,6 +125,11 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     }
 
     func eventLoopDidFinishIteration(_ loop: EventLoop) {
+        // Other loops first, so they write in parallel with this loop's flush.
+        if !forwardBatch.isEmpty {
+            server.forward(forwardBatch, from: self)
+            forwardBatch = []
+        }
         // Flushing can queue more (a close tells the application, which may send): repeat until quiet.
         while !dirty.isEmpty {
             swap(&dirty, &flushing)
@@ -646,6 +653,18 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     }
 
     // MARK: Emits and shutdown (on this loop's thread)
+
+    func deliver(_ emit: PendingEmit) {
+        switch emit {
+        case .frame(let frame, let target): deliver(frame, to: target)
+        case .group(let frames, let target): deliver(frames, to: target)
+        }
+    }
+
+    /// Queues an emit made on this loop for the other loops, sent at the end of the iteration.
+    func forwardLater(_ emit: PendingEmit) {
+        forwardBatch.append(emit)
+    }
 
     /// Delivers `frame` to this loop's share of `target`.
     func deliver(_ frame: OutgoingFrame, to target: BroadcastTarget) {

@@ -88,24 +88,33 @@ public final class WebSocketServer: @unchecked Sendable {
 
     /// Sends a pre-encoded frame to `target`. Safe from any thread.
     public func emit(_ frame: OutgoingFrame, to target: BroadcastTarget) {
-        for loop in loops {
-            if loop.isCurrentThread {
-                loop.deliver(frame, to: target)
-            } else {
-                loop.loop.execute { loop.deliver(frame, to: target) }
-            }
-        }
+        dispatch(.frame(frame, target))
     }
 
     /// Sends frames that must arrive together and in order (e.g. a Socket.IO binary event and its
     /// attachments): each recipient gets all of them back to back, or none under backpressure.
     public func emit(frames: [OutgoingFrame], to target: BroadcastTarget) {
+        dispatch(.group(frames, target))
+    }
+
+    /// From a loop: delivered to its own connections now, and handed to the other loops in one batch
+    /// at the end of the iteration (so they cork as many frames per write as this loop does). From
+    /// any other thread: one task per loop.
+    private func dispatch(_ emit: PendingEmit) {
+        if let current = loops.first(where: { $0.isCurrentThread }) {
+            current.deliver(emit)
+            if loops.count > 1 { current.forwardLater(emit) }
+            return
+        }
         for loop in loops {
-            if loop.isCurrentThread {
-                loop.deliver(frames, to: target)
-            } else {
-                loop.loop.execute { loop.deliver(frames, to: target) }
-            }
+            loop.loop.execute { loop.deliver(emit) }
+        }
+    }
+
+    /// Hands a loop's batch of emits to every other loop: one queue entry each.
+    func forward(_ batch: [PendingEmit], from origin: ServerLoop) {
+        for loop in loops where loop !== origin {
+            loop.loop.execute { for emit in batch { loop.deliver(emit) } }
         }
     }
 
@@ -204,4 +213,10 @@ private final class ForeignDeflater: @unchecked Sendable {
             OutgoingFrame.make(opcode, payload, deflater: compress ? deflater : nil, scratch: &scratch)
         }
     }
+}
+
+/// An emit on its way to a loop.
+enum PendingEmit: Sendable {
+    case frame(OutgoingFrame, BroadcastTarget)
+    case group([OutgoingFrame], BroadcastTarget)
 }
