@@ -32,12 +32,12 @@ case "$SERVER" in
   chorus)
     [ -x .build/release/chorus ] || swift build -c release --product chorus >/dev/null
     CMD=(.build/release/chorus serve --host 127.0.0.1 --port 0 --app broadcast --threads "$CHORUS_THREADS")
-    [ "$DEFLATE" = on ] && CMD+=(--deflate shared)
+    if [ "$DEFLATE" = on ]; then CMD+=(--deflate shared); else CMD+=(--deflate off); fi
     ;;
   chorus-sio)
     [ -x .build/release/chorus ] || swift build -c release --product chorus >/dev/null
     CMD=(.build/release/chorus serve --host 127.0.0.1 --port 0 --app realtime --auth none --threads "$CHORUS_THREADS")
-    [ "$DEFLATE" = on ] && CMD+=(--deflate shared)
+    if [ "$DEFLATE" = on ]; then CMD+=(--deflate shared); else CMD+=(--deflate off); fi
     BENCH_MODE=socketio; URL_PATH=/socket.io/
     ;;
   node-ws)
