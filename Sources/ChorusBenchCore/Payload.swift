@@ -11,13 +11,15 @@ public enum Payload {
         + "all of its connections and the clients count what arrives in order to measure latency and throughput "
         + "under load with small and large payloads alike ").utf8)
 
+    static let layout = StampLayout(timeKey: prefix, seqKey: seqKey, pubKey: pubKey, padKey: padKey, suffix: suffix)
+
     /// The smallest size that holds these numbers (fixed overhead plus digits).
     public static func minimumSize(time: UInt64, seq: UInt64, publisher: Int) -> Int {
-        prefix.count + digits(time) + seqKey.count + digits(seq) + pubKey.count + digits(UInt64(publisher)) + padKey.count + suffix.count
+        layout.minimumSize(time: time, seq: seq, publisher: publisher)
     }
 
     /// The smallest --size accepted: room for 17-digit timestamps, 10-digit sequences, 5-digit ids.
-    public static let minimumSupportedSize = prefix.count + 17 + seqKey.count + 10 + pubKey.count + 5 + padKey.count + suffix.count
+    public static let minimumSupportedSize = layout.minimumSupportedSize
 
     @inline(__always)
     static func digits(_ v: UInt64) -> Int {
@@ -29,27 +31,7 @@ public enum Payload {
 
     /// Writes the payload into `out` (exactly `size` bytes, `size` >= minimumSize).
     public static func encode(time: UInt64, seq: UInt64, publisher: Int, size: Int, into out: UnsafeMutableRawBufferPointer) {
-        precondition(out.count >= size && size >= minimumSize(time: time, seq: seq, publisher: publisher))
-        var pos = 0
-        @inline(__always) func put(_ bytes: [UInt8]) {
-            for b in bytes { out[pos] = b; pos += 1 }
-        }
-        @inline(__always) func putNumber(_ v: UInt64) {
-            let n = digits(v)
-            var x = v
-            var i = n - 1
-            while i >= 0 { out[pos + i] = UInt8(48 + x % 10); x /= 10; i -= 1 }
-            pos += n
-        }
-        put(prefix); putNumber(time)
-        put(seqKey); putNumber(seq)
-        put(pubKey); putNumber(UInt64(publisher))
-        put(padKey)
-        let padCount = size - pos - suffix.count
-        let start = Int(seq % UInt64(prose.count))
-        for i in 0..<padCount { out[pos + i] = prose[(start + i) % prose.count] }
-        pos += padCount
-        put(suffix)
+        layout.encode(time: time, seq: seq, publisher: publisher, size: size, into: out)
     }
 
     public static func encode(time: UInt64, seq: UInt64, publisher: Int, size: Int) -> [UInt8] {
@@ -81,5 +63,50 @@ public enum Payload {
         pos += 5
         guard let p = number() else { return nil }
         return Fields(time: t, seq: s, publisher: Int(p))
+    }
+}
+
+/// Where the three numbers and the prose padding go in a payload: the one writer behind both the
+/// raw JSON payload and the Socket.IO chat content.
+struct StampLayout: Sendable {
+    let timeKey: [UInt8]
+    let seqKey: [UInt8]
+    let pubKey: [UInt8]
+    let padKey: [UInt8]
+    let suffix: [UInt8]
+
+    var fixedCount: Int { timeKey.count + seqKey.count + pubKey.count + padKey.count + suffix.count }
+
+    func minimumSize(time: UInt64, seq: UInt64, publisher: Int) -> Int {
+        fixedCount + Payload.digits(time) + Payload.digits(seq) + Payload.digits(UInt64(publisher))
+    }
+
+    /// Room for 17-digit timestamps, 10-digit sequences, 5-digit publisher ids.
+    var minimumSupportedSize: Int { fixedCount + 17 + 10 + 5 }
+
+    /// Writes exactly `size` bytes into `out`.
+    func encode(time: UInt64, seq: UInt64, publisher: Int, size: Int, into out: UnsafeMutableRawBufferPointer) {
+        precondition(out.count >= size && size >= minimumSize(time: time, seq: seq, publisher: publisher))
+        var pos = 0
+        @inline(__always) func put(_ bytes: [UInt8]) {
+            for b in bytes { out[pos] = b; pos += 1 }
+        }
+        @inline(__always) func putNumber(_ v: UInt64) {
+            let n = Payload.digits(v)
+            var x = v
+            var i = n - 1
+            while i >= 0 { out[pos + i] = UInt8(48 + x % 10); x /= 10; i -= 1 }
+            pos += n
+        }
+        put(timeKey); putNumber(time)
+        put(seqKey); putNumber(seq)
+        put(pubKey); putNumber(UInt64(publisher))
+        put(padKey)
+        let padCount = size - pos - suffix.count
+        let prose = Payload.prose
+        let start = Int(seq % UInt64(prose.count))
+        for i in 0..<padCount { out[pos + i] = prose[(start + i) % prose.count] }
+        pos += padCount
+        put(suffix)
     }
 }

@@ -41,34 +41,17 @@ public enum ContentPayload {
     static let pubKey: [UInt8] = Array(";p=".utf8)
     static let padKey: [UInt8] = Array(";".utf8)
 
+    static let layout = StampLayout(timeKey: timeKey, seqKey: seqKey, pubKey: pubKey, padKey: padKey, suffix: [])
+
     /// The smallest --size accepted: 17-digit timestamps, 10-digit sequences, 5-digit ids.
-    public static let minimumSupportedSize = timeKey.count + 17 + seqKey.count + 10 + pubKey.count + 5 + padKey.count
+    public static let minimumSupportedSize = layout.minimumSupportedSize
 
     public static func minimumSize(time: UInt64, seq: UInt64, publisher: Int) -> Int {
-        timeKey.count + Payload.digits(time) + seqKey.count + Payload.digits(seq) + pubKey.count
-            + Payload.digits(UInt64(publisher)) + padKey.count
+        layout.minimumSize(time: time, seq: seq, publisher: publisher)
     }
 
     public static func encode(time: UInt64, seq: UInt64, publisher: Int, size: Int, into out: UnsafeMutableRawBufferPointer) {
-        precondition(out.count >= size && size >= minimumSize(time: time, seq: seq, publisher: publisher))
-        var pos = 0
-        @inline(__always) func put(_ bytes: [UInt8]) {
-            for b in bytes { out[pos] = b; pos += 1 }
-        }
-        @inline(__always) func putNumber(_ v: UInt64) {
-            let n = Payload.digits(v)
-            var x = v
-            var i = n - 1
-            while i >= 0 { out[pos + i] = UInt8(48 + x % 10); x /= 10; i -= 1 }
-            pos += n
-        }
-        put(timeKey); putNumber(time)
-        put(seqKey); putNumber(seq)
-        put(pubKey); putNumber(UInt64(publisher))
-        put(padKey)
-        let prose = Payload.prose
-        let start = Int(seq % UInt64(prose.count))
-        for i in 0..<(size - pos) { out[pos + i] = prose[(start + i) % prose.count] }
+        layout.encode(time: time, seq: seq, publisher: publisher, size: size, into: out)
     }
 
     public static func encode(time: UInt64, seq: UInt64, publisher: Int, size: Int) -> [UInt8] {
