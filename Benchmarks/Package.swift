@@ -33,6 +33,16 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .executableTarget(
+            name: "Server",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "ChorusServer", package: "Chorus"),
+                .product(name: "ChorusWebSocket", package: "Chorus"),
+            ],
+            path: "Benchmarks/Server",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
             name: "SocketIO",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),

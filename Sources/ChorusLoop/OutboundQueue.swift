@@ -36,7 +36,8 @@ public struct OutboundQueue {
 
     /// Writes as much as the socket takes, up to `iovCapacity` buffers per `writev`.
     /// Returns true when the queue is empty, false when the socket would block.
-    public mutating func flush(fd: Int32, iov: UnsafeMutablePointer<iovec>, iovCapacity: Int) throws(IOError) -> Bool {
+    /// Buffers written completely are offered to `pool` for reuse.
+    public mutating func flush(fd: Int32, iov: UnsafeMutablePointer<iovec>, iovCapacity: Int, pool: SharedBytesPool? = nil) throws(IOError) -> Bool {
         while head < entries.count {
             var n = 0
             var i = head
@@ -51,7 +52,7 @@ public struct OutboundQueue {
             case .wouldBlock:
                 return false
             case .processed(let written):
-                consume(written)
+                consume(written, pool: pool)
                 if head < entries.count && written == 0 { return false }
             }
         }
@@ -59,7 +60,7 @@ public struct OutboundQueue {
     }
 
     @usableFromInline
-    mutating func consume(_ written: Int) {
+    mutating func consume(_ written: Int, pool: SharedBytesPool?) {
         var left = written
         pendingBytes -= written
         while left > 0 && head < entries.count {
@@ -67,6 +68,7 @@ public struct OutboundQueue {
             if left >= remaining {
                 left -= remaining
                 headOffset = 0
+                pool?.recycle(&entries[head])
                 head += 1
             } else {
                 headOffset += left

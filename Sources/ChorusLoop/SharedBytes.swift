@@ -5,7 +5,7 @@ public struct SharedBytes: @unchecked Sendable {
     @usableFromInline
     final class Storage: ManagedBuffer<Int, UInt8> {}
 
-    @usableFromInline let storage: Storage
+    @usableFromInline var storage: Storage
 
     @inlinable
     init(storage: Storage) { self.storage = storage }
@@ -46,4 +46,49 @@ public struct SharedBytes: @unchecked Sendable {
 
     /// Whether two values share the same bytes (the same allocation).
     public func isSameBuffer(as other: SharedBytes) -> Bool { storage === other.storage }
+}
+
+/// A loop's free list of small frame buffers, so that steady-state sends allocate nothing: a buffer
+/// whose last reference is dropped after its write comes back here instead of to malloc.
+/// Confined to one thread (each loop owns one); a buffer may be made on one loop and recycled on
+/// another, which only moves memory between free lists.
+public final class SharedBytesPool {
+    /// Buffers up to this many bytes are pooled (a 64 B chat message framed, a pong, a close...).
+    public static let bufferCapacity = 512
+    @usableFromInline var free: [SharedBytes.Storage] = []
+    @usableFromInline let limit: Int
+
+    /// `limit` bounds the memory the pool keeps (limit x ~540 B).
+    public init(limit: Int = 1024) {
+        self.limit = limit
+        free.reserveCapacity(limit)
+    }
+
+    public var count: Int { free.count }
+
+    /// Like `SharedBytes.make`, from the free list when the bytes fit a pooled buffer.
+    @inlinable
+    public func make(count: Int, _ initialize: (UnsafeMutableRawBufferPointer) -> Void) -> SharedBytes {
+        guard count <= Self.bufferCapacity else { return SharedBytes.make(count: count, initialize) }
+        let storage = takeOrAllocate()
+        storage.header = count
+        storage.withUnsafeMutablePointerToElements { initialize(UnsafeMutableRawBufferPointer(start: $0, count: count)) }
+        return SharedBytes(storage: storage)
+    }
+
+    @usableFromInline
+    func takeOrAllocate() -> SharedBytes.Storage {
+        if let storage = free.popLast() { return storage }
+        return unsafeDowncast(SharedBytes.Storage.create(minimumCapacity: Self.bufferCapacity) { _ in 0 }, to: SharedBytes.Storage.self)
+    }
+
+    /// Takes the buffer back if nobody else holds it (checked, so racing recyclers on two loops
+    /// cannot both keep it) and it is a pooled size.
+    @inlinable
+    public func recycle(_ bytes: inout SharedBytes) {
+        guard free.count < limit, bytes.storage.capacity >= Self.bufferCapacity,
+              bytes.storage.capacity < 2 * Self.bufferCapacity,
+              isKnownUniquelyReferenced(&bytes.storage) else { return }
+        free.append(bytes.storage)
+    }
 }

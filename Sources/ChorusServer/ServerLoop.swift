@@ -44,6 +44,8 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     /// This loop's compressor for shared frames (no context takeover, reset after every message).
     private let sharedDeflater: PerMessageDeflater?
     private var compressScratch: [UInt8] = []
+    /// Recycled small frame buffers: steady-state sends allocate nothing.
+    let framePool = SharedBytesPool()
 
     private(set) var stats = ServerStats()
     private var shuttingDown = false
@@ -434,12 +436,12 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             }
         }
         guard let deflater else {
-            enqueueBytes(connection, OutgoingFrame.encode(opcode, payload))
+            enqueueBytes(connection, OutgoingFrame.encode(opcode, payload, pool: framePool))
             return
         }
         compressScratch.removeAll(keepingCapacity: true)
         deflater.compressMessage(payload, into: &compressScratch)
-        let frame = compressScratch.withUnsafeBytes { OutgoingFrame.encode(opcode, $0, rsv1: true) }
+        let frame = compressScratch.withUnsafeBytes { OutgoingFrame.encode(opcode, $0, rsv1: true, pool: framePool) }
         enqueueBytes(connection, frame)
     }
 
@@ -487,7 +489,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     }
 
     private func enqueueControl(_ connection: Connection, _ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) {
-        connection.outbound.append(OutgoingFrame.encode(opcode, payload))
+        connection.outbound.append(OutgoingFrame.encode(opcode, payload, pool: framePool))
         markDirty(connection)
     }
 
@@ -509,7 +511,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         let drained: Bool
         do {
             let before = connection.outbound.byteCount
-            drained = try connection.outbound.flush(fd: connection.fd, iov: iov, iovCapacity: iovCapacity)
+            drained = try connection.outbound.flush(fd: connection.fd, iov: iov, iovCapacity: iovCapacity, pool: framePool)
             stats.bytesOut += before - connection.outbound.byteCount
         } catch {
             // EPIPE/ECONNRESET: the peer is gone.
@@ -732,7 +734,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
 
     /// Compresses a broadcast once on this thread's compressor.
     func makeFrame(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, compress: Bool) -> OutgoingFrame {
-        OutgoingFrame.make(opcode, payload, deflater: compress ? sharedDeflater : nil, scratch: &compressScratch)
+        OutgoingFrame.make(opcode, payload, deflater: compress ? sharedDeflater : nil, scratch: &compressScratch, pool: framePool)
     }
 }
 

@@ -81,4 +81,35 @@ struct SocketTests {
         thread.join()
         #expect(collector.seen == Array(0..<1000))
     }
+
+    @Test func aWrittenBufferReturnsToThePoolAndIsReused() throws {
+        let (a, b) = socketPair()
+        defer { close(a); close(b) }
+        let pool = SharedBytesPool(limit: 4)
+        let iov = UnsafeMutablePointer<iovec>.allocate(capacity: 4)
+        defer { iov.deallocate() }
+        var queue = OutboundQueue()
+        let first = pool.make(count: 10) { $0.initializeMemory(as: UInt8.self, repeating: 1) }
+        let identity = first
+        queue.append(first)
+        #expect(try queue.flush(fd: a, iov: iov, iovCapacity: 4, pool: pool))
+        #expect(pool.count == 0, "a buffer someone still holds is not recycled")
+        _ = consume first
+        let second = pool.make(count: 20) { $0.initializeMemory(as: UInt8.self, repeating: 2) }
+        #expect(!second.isSameBuffer(as: identity))
+        queue.append(second)
+        _ = consume second
+        #expect(try queue.flush(fd: a, iov: iov, iovCapacity: 4, pool: pool))
+        #expect(pool.count == 1, "the queue held the last reference: the buffer comes back")
+        let third = pool.make(count: 30) { $0.initializeMemory(as: UInt8.self, repeating: 3) }
+        #expect(pool.count == 0)
+        #expect(third.count == 30 && third.array == [UInt8](repeating: 3, count: 30))
+    }
+
+    @Test func largeBuffersAreNotPooled() throws {
+        let pool = SharedBytesPool()
+        var big = pool.make(count: 4 * SharedBytesPool.bufferCapacity) { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        pool.recycle(&big)
+        #expect(pool.count == 0)
+    }
 }
