@@ -43,6 +43,8 @@ public final class Connection {
     /// After a protocol error: read and discard until the peer's FIN.
     var discardInput = false
     var pingOutstanding = false
+    /// Queued for a backpressure close at the end of the emit that found it over its limit.
+    var backpressureClosePending = false
     var opened = false
     var peerCloseCode: WebSocketCloseCode?
     /// The code of a close the server started (application, idle timeout, backpressure, protocol

@@ -18,12 +18,12 @@ struct InboundBuffer {
     mutating func replace(with bytes: UnsafeRawBufferPointer) {
         if bytes.count == 0 {
             count = 0
-            shrinkIfLarge()
+            releaseIfEmpty()
             return
         }
         if let base, bytes.baseAddress! >= UnsafeRawPointer(base), bytes.baseAddress! < UnsafeRawPointer(base) + capacity {
-            // Compacting within ourselves.
-            memmove(base, bytes.baseAddress!, bytes.count)
+            // Compacting within ourselves (nothing to move when nothing was consumed).
+            if bytes.baseAddress! != UnsafeRawPointer(base) { memmove(base, bytes.baseAddress!, bytes.count) }
         } else {
             reserve(bytes.count)
             base!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
@@ -31,9 +31,10 @@ struct InboundBuffer {
         count = bytes.count
     }
 
-    /// Large buffers are for large messages only: give the memory back once they are done.
-    mutating func shrinkIfLarge() {
-        if count == 0 && capacity > 64 * 1024 { release() }
+    /// Leftovers are rare and short-lived: give the memory back as soon as they are consumed, so
+    /// an idle connection holds no buffer.
+    mutating func releaseIfEmpty() {
+        if count == 0 { release() }
     }
 
     mutating func release() {

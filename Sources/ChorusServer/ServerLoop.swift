@@ -32,6 +32,8 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     private var flushing: [Connection] = []
     /// Emits made on this loop during the current iteration, for the other loops.
     private var forwardBatch: [PendingEmit] = []
+    /// Slow consumers to close (policy `close`) once the emit that found them is done.
+    private var pendingBackpressureCloses: [Connection] = []
     /// The listener is out of epoll after EMFILE/ENFILE until the next tick (no busy loop).
     private var acceptPaused = false
     private var emitEpoch: UInt64 = 0
@@ -51,6 +53,9 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     private var shuttingDown = false
 
     static let listenerToken = UInt64.max - 2
+    /// Leftovers up to this size are copied in front of the shared read buffer; beyond it the
+    /// connection reads straight into its own buffer (no quadratic copying of a slowly arriving frame).
+    static let maxPendingInSharedBuffer = 16 * 1024
 
     init(server: WebSocketServer, index: Int, configuration: ServerConfiguration, application: any ServerApplication, logger: Logger) throws(IOError) {
         self.server = server
@@ -80,6 +85,13 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     func listen(address: SocketAddress) throws(IOError) {
         listenerFD = try Socket.listen(address: address, backlog: configuration.backlog, reusePort: true)
         try loop.epoll.add(listenerFD, events: .readable, token: Self.listenerToken)
+    }
+
+    func closeListener() {
+        if listenerFD >= 0 {
+            Socket.close(listenerFD)
+            listenerFD = -1
+        }
     }
 
     func run() {
@@ -127,17 +139,23 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     }
 
     func eventLoopDidFinishIteration(_ loop: EventLoop) {
-        // Other loops first, so they write in parallel with this loop's flush.
-        if !forwardBatch.isEmpty {
-            server.forward(forwardBatch, from: self)
-            forwardBatch = []
+        while let connection = pendingBackpressureCloses.popLast() {
+            connection.backpressureClosePending = false
+            beginClose(connection, code: .policyViolation, reason: "backpressure limit exceeded")
         }
-        // Flushing can queue more (a close tells the application, which may send): repeat until quiet.
-        while !dirty.isEmpty {
+        // Other loops first, so they write in parallel with this loop's flush. Flushing can produce
+        // more (a failed write closes a connection, whose application callback may emit): repeat
+        // until both are quiet.
+        while !forwardBatch.isEmpty || !dirty.isEmpty {
+            if !forwardBatch.isEmpty {
+                server.forward(forwardBatch, from: self)
+                forwardBatch = []
+            }
             swap(&dirty, &flushing)
             for connection in flushing {
                 connection.isDirty = false
-                flush(connection)
+                // A full socket is flushed by its EPOLLOUT, not retried every iteration.
+                if !connection.awaitingWritable { flush(connection) }
             }
             flushing.removeAll(keepingCapacity: true)
         }
@@ -156,12 +174,18 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                 case .processed(let result): accepted = result
                 }
             } catch {
-                // Out of descriptors (EMFILE/ENFILE) or memory: a level-triggered listener would spin,
-                // so take it out of epoll until the next tick.
-                logger.warning("accept failed, pausing accepts until the next tick: \(error)")
-                loop.epoll.remove(listenerFD)
-                acceptPaused = true
-                return
+                switch error.errno {
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    // Out of descriptors or memory: a level-triggered listener would spin, so take
+                    // it out of epoll until the next tick.
+                    logger.warning("accept failed, pausing accepts until the next tick: \(error)")
+                    loop.epoll.remove(listenerFD)
+                    acceptPaused = true
+                    return
+                default:
+                    // A connection that failed before we took it (ECONNABORTED, EPERM...): next.
+                    continue
+                }
             }
             if let refusal = server.admit(accepted.address) {
                 stats.refused += 1
@@ -225,7 +249,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         let result: IOResult<Int>
         let base: UnsafeMutableRawPointer
         do {
-            if pending + max(needed - pending, 0) <= readBufferSize - 4096 && !connection.discardInput {
+            if pending <= Self.maxPendingInSharedBuffer && needed <= readBufferSize - 4096 && !connection.discardInput {
                 // The common case: the shared buffer, with any leftover copied in front.
                 if pending > 0 { readBuffer.copyMemory(from: connection.inbound.base!, byteCount: pending) }
                 base = readBuffer
@@ -314,7 +338,11 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                     stats.messagesIn += 1
                     application.connection(connection, received: .binary(payload))
                 case .ping(let payload):
-                    if connection.isOpen { enqueueControl(connection, .pong, payload) }
+                    // A peer that pings without reading gets no more pongs once over its limit
+                    // (RFC 6455 §5.5.3 lets a pong answer only the most recent ping).
+                    if connection.isOpen && queuedCost(connection) <= configuration.maxBackpressure {
+                        enqueueControl(connection, .pong, payload)
+                    }
                 case .pong:
                     connection.pingOutstanding = false
                 case .close(let code, _):
@@ -447,15 +475,16 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
 
     /// The per-recipient step of every emit: pick the variant, check backpressure, queue a reference.
     @inline(__always)
-    func enqueue(_ frame: OutgoingFrame, to connection: Connection) {
+    func enqueue(_ frame: OutgoingFrame, to connection: Connection, withinLimit: Bool = false) {
+        guard connection.isOpen else { return }
         if connection.acceptsSharedCompression, let compressed = frame.compressed {
             // A shared frame enters this client's inflate window behind its dedicated compressor's back.
             if connection.dedicatedDeflater != nil && connection.deflateAgreement?.serverNoContextTakeover == false {
                 connection.dedicatedDeflaterNeedsReset = true
             }
-            enqueueBytes(connection, compressed)
+            enqueueBytes(connection, compressed, withinLimit: withinLimit)
         } else {
-            enqueueBytes(connection, frame.plain)
+            enqueueBytes(connection, frame.plain, withinLimit: withinLimit)
         }
     }
 
@@ -466,9 +495,10 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         return frame.plain
     }
 
+    /// `withinLimit`: the caller already checked the limit for this frame (a frame group).
     @inline(__always)
-    private func enqueueBytes(_ connection: Connection, _ bytes: SharedBytes) {
-        if connection.outbound.byteCount + bytes.count > configuration.maxBackpressure && !connection.outbound.isEmpty {
+    private func enqueueBytes(_ connection: Connection, _ bytes: SharedBytes, withinLimit: Bool = false) {
+        if !withinLimit && queuedCost(connection) + Self.cost(of: bytes) > configuration.maxBackpressure && !connection.outbound.isEmpty {
             applyBackpressure(connection)
             return
         }
@@ -477,14 +507,28 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         markDirty(connection)
     }
 
+    /// What a queued frame costs against `maxBackpressure`: its bytes plus a fixed charge for the
+    /// queue entry and its buffer, so that a flood of tiny frames (empty echoes, pongs) is bounded
+    /// in memory too, not only in wire bytes.
+    @inline(__always)
+    static func cost(of bytes: SharedBytes) -> Int { bytes.count + 64 }
+
+    @inline(__always)
+    private func queuedCost(_ connection: Connection) -> Int {
+        connection.outbound.byteCount + 64 * connection.outbound.frameCount
+    }
+
     private func applyBackpressure(_ connection: Connection) {
         switch configuration.backpressurePolicy {
         case .drop:
             stats.dropped += 1
         case .close:
-            guard connection.isOpen else { return }
+            guard connection.isOpen, !connection.backpressureClosePending else { return }
             stats.backpressureClosed += 1
-            beginClose(connection, code: .policyViolation, reason: "backpressure limit exceeded")
+            // Closed after the emit in progress: closing tells the application, whose callback may
+            // emit, and must not run inside another emit's walk over the rooms.
+            connection.backpressureClosePending = true
+            pendingBackpressureCloses.append(connection)
         }
     }
 
@@ -573,8 +617,10 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     }
 
     private func enterClosing(_ connection: Connection) {
-        leaveOpen(connection)
+        // The state changes before the application hears of it, so a send or join from its
+        // callback sees a connection that is no longer open.
         connection.state = .closing
+        leaveOpen(connection)
         connection.deadline = loop.now + UInt64(configuration.closeTimeout * 1e9)
     }
 
@@ -610,8 +656,8 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     /// Closes the socket and frees the slot. Idempotent.
     func finalize(_ connection: Connection) {
         if case .closed = connection.state { return }
-        leaveOpen(connection)
         connection.state = .closed
+        leaveOpen(connection)
         connection.outbound.removeAll()
         connection.inbound.release()
         Socket.close(connection.fd)
@@ -677,12 +723,13 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     /// attachments): each recipient gets all of them back to back, or none under backpressure.
     func deliver(_ frames: [OutgoingFrame], to target: BroadcastTarget) {
         forEachRecipient(of: target) { connection in
-            let bytes = frames.reduce(0) { $0 + variant(of: $1, for: connection).count }
-            if connection.outbound.byteCount + bytes > configuration.maxBackpressure && !connection.outbound.isEmpty {
+            guard connection.isOpen else { return }
+            let cost = frames.reduce(0) { $0 + Self.cost(of: variant(of: $1, for: connection)) }
+            if queuedCost(connection) + cost > configuration.maxBackpressure && !connection.outbound.isEmpty {
                 applyBackpressure(connection)
                 return
             }
-            for frame in frames { enqueue(frame, to: connection) }
+            for frame in frames { enqueue(frame, to: connection, withinLimit: true) }
         }
     }
 

@@ -37,6 +37,10 @@ public final class WebSocketServer: @unchecked Sendable {
     /// Binds every loop's listener and starts the loop threads. Returns once the server accepts.
     public func start() throws(IOError) {
         var address = try SocketAddress(host: configuration.host, port: configuration.port)
+        // A failed start must not leave SO_REUSEPORT listeners behind: the kernel would keep
+        // handing them a share of new connections that nobody accepts.
+        var started = false
+        defer { if !started { for loop in loops { loop.closeListener() }; loops.removeAll() } }
         for index in 0..<max(configuration.threads, 1) {
             let loop = try ServerLoop(server: self, index: index, configuration: configuration, application: application, logger: logger)
             try loop.listen(address: address)
@@ -47,6 +51,7 @@ public final class WebSocketServer: @unchecked Sendable {
             }
             loops.append(loop)
         }
+        started = true
         for loop in loops {
             threads.append(LoopThread(name: "chorus-loop-\(loop.index)") { loop.run() })
         }

@@ -249,6 +249,57 @@ struct VanishedPeerTests {
     }
 }
 
+@Suite("Hostile peers", .serialized, .timeLimit(.minutes(1)))
+struct HostilePeerTests {
+    /// A client that floods pings and never reads gets no more pongs once over its limit: the
+    /// server's memory for it stays bounded.
+    @Test func aPingFloodCannotGrowTheQueuePastTheLimit() throws {
+        let app = RoomCommandApp()
+        let server = try startServer(app, threads: 1) { $0.maxBackpressure = 64 * 1024 }
+        defer { server.shutdown() }
+        let flooder = try BlockingWebSocketClient(port: server.port, receiveBuffer: 4096)
+        try flooder.send(text: "id")
+        let name = try flooder.receiveText()
+        let id = try #require(app.ids.withLock { $0[name] })
+        let ping = WebSocketFrameEncoder.maskedFrame(opcode: .ping, payload: UnsafeRawBufferPointer(start: nil, count: 0), maskKey: 7)
+        var burst: [UInt8] = []
+        for _ in 0..<10_000 { burst += ping }
+        for _ in 0..<20 { try flooder.sendRaw(burst) }  // 200,000 pings
+        let buffered = Atomic<Int>(-1)
+        #expect(eventually {
+            server.withConnection(id) { buffered.store($0.bufferedAmount, ordering: .relaxed) }
+            usleep(20_000)
+            return buffered.load(ordering: .relaxed) >= 0
+        })
+        // 64 KiB of cost is at most ~1,000 two-byte pongs: far below 200,000.
+        #expect(buffered.load(ordering: .relaxed) <= 64 * 1024)
+        let other = try BlockingWebSocketClient(port: server.port)
+        try other.send(text: "join x")
+        #expect(try other.receiveText() == "ok", "the loop still serves others")
+    }
+
+    /// A join from the application's close callback must not leave a dead member in a room.
+    @Test func joiningFromTheCloseCallbackLeavesNoDeadMember() throws {
+        final class JoinOnClose: ServerApplication {
+            func connectionOpened(_ connection: Connection, request: HTTPRequestHead) { connection.join("r") }
+            func connection(_ connection: Connection, received message: WebSocketMessage) {}
+            func connectionClosed(_ connection: Connection, code: WebSocketCloseCode?) {
+                connection.join("zombie")
+                connection.send(text: "too late")
+            }
+        }
+        let server = try startServer(JoinOnClose(), threads: 1)
+        defer { server.shutdown() }
+        do {
+            let client = try BlockingWebSocketClient(port: server.port)
+            try client.sendRaw(WebSocketFrameEncoder.maskedFrame(opcode: .close, payload: UnsafeRawBufferPointer(start: nil, count: 0), maskKey: 1))
+            let frame = try client.receive()
+            #expect(frame.opcode == 0x8, "nothing may follow the close handshake")
+        }
+        #expect(eventually { server.stats.connections == 0 && server.stats.rooms == 0 })
+    }
+}
+
 @Suite("Frame groups", .serialized, .timeLimit(.minutes(1)))
 struct FrameGroupTests {
     static func group(_ i: Int, _ server: WebSocketServer) -> [OutgoingFrame] {
