@@ -78,11 +78,11 @@ let package = Package(
         // a blocking WebSocket client (using ChorusWebSocket's frame encoder).
         .target(name: "ChorusTestSupport", dependencies: ["ChorusWebSocket"], path: "Tests/ChorusTestSupport"),
         .testTarget(name: "ChorusLoopTests", dependencies: ["ChorusLoop"]),
-        .testTarget(name: "ChorusWebSocketTests", dependencies: ["ChorusWebSocket"]),
+        .testTarget(name: "ChorusWebSocketTests", dependencies: ["ChorusWebSocket", "ChorusTestSupport"]),
         .testTarget(name: "ChorusServerTests", dependencies: [
             "ChorusServer", "ChorusWebSocket", "ChorusLoop", "ChorusTestSupport",
         ]),
-        .testTarget(name: "ChorusSocketIOTests", dependencies: ["ChorusSocketIO", "ChorusWebSocket"]),
+        .testTarget(name: "ChorusSocketIOTests", dependencies: ["ChorusSocketIO", "ChorusWebSocket", "ChorusTestSupport"]),
         .testTarget(name: "ChorusAppTests", dependencies: [
             "ChorusApp", "ChorusSocketIO", "ChorusServer", "ChorusTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),

@@ -1,4 +1,5 @@
 import ChorusSocketIO
+import ChorusTestSupport
 import Testing
 
 @Suite("Engine.IO v4 packets")

@@ -1,4 +1,5 @@
 import ChorusSocketIO
+import ChorusTestSupport
 import Testing
 
 @Suite("JSON parser (RFC 8259)")

@@ -1,4 +1,5 @@
 import ChorusSocketIO
+import ChorusTestSupport
 import Testing
 
 private func encoded(_ p: SocketIOPacket) -> String { text(p.encode().text) }

@@ -1,3 +1,4 @@
+import ChorusTestSupport
 import Testing
 import CZlib
 #if canImport(Glibc)
@@ -28,25 +29,13 @@ private func inflateError(_ inflater: PerMessageInflater, _ payload: [UInt8], li
   do { _ = try inflateMessage(inflater, payload, limit: limit); return nil } catch { return error as? WebSocketInflateError }
 }
 
-/// Deterministic PRNG (SplitMix64).
-struct SeededRNG: RandomNumberGenerator {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-}
 
-private func randomBytes(_ count: Int, _ rng: inout SeededRNG) -> [UInt8] {
+private func randomBytes(_ count: Int, _ rng: inout SplitMix64) -> [UInt8] {
   (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
 }
 
 private let words = ["hello", "world", "build", "green", "deploy", "ticket", "merged", "review", "the", "is", "ok", "now"]
-private func jsonMessage(_ i: Int, _ rng: inout SeededRNG) -> [UInt8] {
+private func jsonMessage(_ i: Int, _ rng: inout SplitMix64) -> [UInt8] {
   let text = (0..<Int.random(in: 5...40, using: &rng)).map { _ in words.randomElement(using: &rng)! }.joined(separator: " ")
   let user = ["alice", "bob", "carol", "dave"].randomElement(using: &rng)!
   return Array(#"{"type":"message","room":"project-\#(i % 50)","user":{"id":\#(i &* 7919 % 100000),"name":"\#(user)"},"text":"\#(text)","ts":\#(1_700_000_000 + i),"tags":["chat","a"]}"#.utf8)
@@ -192,7 +181,7 @@ struct DeflateTests {
 
   @Test("compressed payload split into two frames at every offset")
   func splitAtEveryOffset() throws {
-    var rng = SeededRNG(seed: 1)
+    var rng = SplitMix64(seed: 1)
     let message = (0..<8).flatMap { jsonMessage($0, &rng) }
     let payload = PerMessageDeflater(windowBits: 15, memLevel: 8, noContextTakeover: true).compressMessage(message)
     let inflater = PerMessageInflater(windowBits: 15, noContextTakeover: true)
@@ -203,7 +192,7 @@ struct DeflateTests {
 
   @Test("byte-per-frame feeding with context takeover across messages")
   func bytePerFrameContextTakeover() throws {
-    var rng = SeededRNG(seed: 2)
+    var rng = SplitMix64(seed: 2)
     let deflater = PerMessageDeflater(windowBits: 12, memLevel: 8, noContextTakeover: false)
     let inflater = PerMessageInflater(windowBits: 12, noContextTakeover: false)
     for i in 0..<30 {
@@ -241,7 +230,7 @@ struct DeflateTests {
 
   @Test("limit is exact: a message of exactly `limit` bytes passes, one more byte fails; prior output counts")
   func exactLimit() throws {
-    var rng = SeededRNG(seed: 3)
+    var rng = SplitMix64(seed: 3)
     let message = randomBytes(40_000, &rng) + [UInt8](repeating: 7, count: 40_000)
     let payload = PerMessageDeflater(windowBits: 15, memLevel: 8, noContextTakeover: true).compressMessage(message)
     let inflater = PerMessageInflater(windowBits: 15, noContextTakeover: true)
@@ -278,7 +267,7 @@ struct DeflateTests {
 
   @Test("random garbage never crashes and never exceeds the limit")
   func garbage() {
-    var rng = SeededRNG(seed: 4)
+    var rng = SplitMix64(seed: 4)
     let inflater = PerMessageInflater(windowBits: 15, noContextTakeover: true)
     var corrupt = 0
     for _ in 0..<500 {
@@ -297,7 +286,7 @@ struct DeflateTests {
   @Test("1,000 messages on no_context_takeover streams: reset, never re-allocated, nothing leaked")
   func reuseThousandMessages() throws {
     let dCounter = AllocCounter(), iCounter = AllocCounter()
-    var rng = SeededRNG(seed: 5)
+    var rng = SplitMix64(seed: 5)
     do {
       let deflater = PerMessageDeflater(windowBits: 15, memLevel: 8, noContextTakeover: true, level: 1,
                                         allocator: dCounter.allocator)
@@ -371,7 +360,7 @@ struct DeflateTests {
 
   @Test("round trip of random and JSON-like payloads, both context modes", arguments: 9...15)
   func roundTrip(windowBits: Int) throws {
-    var rng = SeededRNG(seed: UInt64(windowBits))
+    var rng = SplitMix64(seed: UInt64(windowBits))
     for noContext in [false, true] {
       let deflater = PerMessageDeflater(windowBits: windowBits, memLevel: 8, noContextTakeover: noContext)
       let inflater = PerMessageInflater(windowBits: windowBits, noContextTakeover: noContext)
@@ -391,7 +380,7 @@ struct DeflateTests {
   @Test("inflate grows an empty output about as much as the message needs (no fixed 16 KiB chunk)",
         arguments: [0, 1, 100, 1000, 1024, 1025, 5000, 20_000, 100_000])
   func outputGrowthIsProportionate(size: Int) throws {
-    var rng = SeededRNG(seed: UInt64(size))
+    var rng = SplitMix64(seed: UInt64(size))
     let message = randomBytes(size, &rng)
     let payload = PerMessageDeflater(windowBits: 15, memLevel: 8, noContextTakeover: true).compressMessage(message)
     let inflater = PerMessageInflater(windowBits: 15, noContextTakeover: true)
@@ -408,7 +397,7 @@ struct DeflateTests {
 
   @Test("steady state: deflate and inflate write into the reused output's capacity, never reallocating it")
   func reusedOutputIsNotReallocated() throws {
-    var rng = SeededRNG(seed: 11)
+    var rng = SplitMix64(seed: 11)
     let messages = (0..<200).map { jsonMessage($0, &rng) } + [jsonUpdate(40), randomBytes(3000, &rng)]
     for noContext in [true, false] {
       let deflater = PerMessageDeflater(windowBits: 15, memLevel: 8, noContextTakeover: noContext)
@@ -458,7 +447,7 @@ struct DeflateTests {
 
   @Test("window 8 quirk: zlib compresses with 9, whose output a 256-byte window decodes")
   func window8Quirk() throws {
-    var rng = SeededRNG(seed: 8)
+    var rng = SplitMix64(seed: 8)
     // A 300-byte random block repeated: a 512-byte window would like distance-300 matches.
     let block = randomBytes(300, &rng)
     let message = (0..<20).flatMap { _ in block } + Array(String(repeating: "abcdefgh", count: 100).utf8)
@@ -481,7 +470,7 @@ struct DeflateTests {
 
   @Test("level 1 vs 6: ratio and time on chat and update JSON (printed; decides defaultLevel)")
   func levelComparison() throws {
-    var rng = SeededRNG(seed: 9)
+    var rng = SplitMix64(seed: 9)
     let chat = (0..<2000).map { jsonMessage($0, &rng) }
     let updates = [[UInt8]](repeating: jsonUpdate(200), count: 100)
     for (name, messages) in [("chat", chat), ("updates", updates)] {
