@@ -107,6 +107,30 @@ public final class RealtimeApplication: Sendable {
 
     // MARK: Socket handlers
 
+    /// `join:<kind>` and `leave:<kind>` for one kind of room: the id is validated, a join goes through
+    /// the authorisation policy, and the ack carries the id back.
+    private func registerRoomEvents(
+        on ns: Namespace, kind: String, idKey: String, room: @escaping @Sendable (String) -> String,
+        parse: @escaping @Sendable ([JSONValue]) throws(PayloadError) -> String,
+        canJoin: @escaping @Sendable (AuthenticatedUser, String) -> Bool
+    ) {
+        ns.on("join:" + kind) { [self] socket, args, ack in
+            handle(socket, "join:" + kind, ack) { user throws(PayloadError) in
+                let id = try parse(args)
+                guard canJoin(user, id) else { throw PayloadError("forbidden") }
+                socket.join(room(id))
+                return [idKey: .string(id)]
+            }
+        }
+        ns.on("leave:" + kind) { [self] socket, args, ack in
+            handle(socket, "leave:" + kind, ack) { _ throws(PayloadError) in
+                let id = try parse(args)
+                socket.leave(room(id))
+                return [idKey: .string(id)]
+            }
+        }
+    }
+
     private func configure() {
         let ns = io.sockets
         switch configuration.auth {
@@ -128,36 +152,10 @@ public final class RealtimeApplication: Sendable {
             guard let user = socket.data as? AuthenticatedUser else { socket.disconnect(); return }
             socket.join(Self.userRoom(user.id))
         }
-        ns.on("join:project") { [self] socket, args, ack in
-            handle(socket, "join:project", ack) { user throws(PayloadError) in
-                let id = try RealtimeValidation.projectId(args)
-                guard policy.canJoinProject(user, projectId: id) else { throw PayloadError("forbidden") }
-                socket.join(Self.projectRoom(id))
-                return ["projectId": .string(id)]
-            }
-        }
-        ns.on("leave:project") { socket, args, ack in
-            self.handle(socket, "leave:project", ack) { _ throws(PayloadError) in
-                let id = try RealtimeValidation.projectId(args)
-                socket.leave(Self.projectRoom(id))
-                return ["projectId": .string(id)]
-            }
-        }
-        ns.on("join:conversation") { [self] socket, args, ack in
-            handle(socket, "join:conversation", ack) { user throws(PayloadError) in
-                let id = try RealtimeValidation.conversationId(args)
-                guard policy.canJoinConversation(user, conversationId: id) else { throw PayloadError("forbidden") }
-                socket.join(Self.conversationRoom(id))
-                return ["conversationId": .string(id)]
-            }
-        }
-        ns.on("leave:conversation") { socket, args, ack in
-            self.handle(socket, "leave:conversation", ack) { _ throws(PayloadError) in
-                let id = try RealtimeValidation.conversationId(args)
-                socket.leave(Self.conversationRoom(id))
-                return ["conversationId": .string(id)]
-            }
-        }
+        registerRoomEvents(on: ns, kind: "project", idKey: "projectId", room: Self.projectRoom,
+                           parse: RealtimeValidation.projectId, canJoin: policy.canJoinProject)
+        registerRoomEvents(on: ns, kind: "conversation", idKey: "conversationId", room: Self.conversationRoom,
+                           parse: RealtimeValidation.conversationId, canJoin: policy.canJoinConversation)
         ns.on("message:send") { [self] socket, args, ack in
             handle(socket, "message:send", ack) { user throws(PayloadError) in
                 let m = try RealtimeValidation.messageSend(args, maxContentLength: configuration.maxContentLength)
