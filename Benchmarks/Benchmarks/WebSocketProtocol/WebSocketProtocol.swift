@@ -119,21 +119,8 @@ let benchmarks: @Sendable () -> Void = {
     // Text frames add UTF-8 validation (§8.1); the masked bytes are restored outside the measurement.
     do {
         let pristine = maskedFrames(opcode: .text, payload: asciiText(count: 1024), frames: 1000)
-        let state = FrameState(buffer: pristine, reader: WebSocketMessageReader(maxMessageSize: 1 << 20))
-        Benchmark("Frame parse+unmask+UTF-8 text 1 KiB") { benchmark in
-            state.restore(from: pristine)
-            var total = 0
-            benchmark.startMeasurement()
-            _ = try state.buffer.withUnsafeMutableBytes { raw in
-                try state.reader.read(raw) { event in
-                    if case .text(let p) = event { total &+= p.count }
-                    return true
-                }
-            }
-            benchmark.stopMeasurement()
-            precondition(total == 1000 * 1024)
-            blackHole(total)
-        }
+        textFramesBenchmark("Frame parse+unmask+UTF-8 text 1 KiB", pristine: pristine,
+                            reader: WebSocketMessageReader(maxMessageSize: 1 << 20), expectedTotal: 1000 * 1024)
     }
 
     // 2. Frame encode. One op = one frame.
@@ -268,22 +255,29 @@ let benchmarks: @Sendable () -> Void = {
         var pristine = maskedFrames(opcode: .text, payload: compressed, frames: 1000)
         let frameLength = pristine.count / 1000
         for f in 0..<1000 { pristine[f * frameLength] |= 0x40 }
-        let state = FrameState(buffer: pristine, reader: WebSocketMessageReader(
-            maxMessageSize: 1 << 20, inflater: PerMessageInflater(windowBits: 15, noContextTakeover: true)))
-        Benchmark("Frame parse+inflate+UTF-8 compressed text 1 KiB") { benchmark in
-            state.restore(from: pristine)
-            var total = 0
-            benchmark.startMeasurement()
-            _ = try state.buffer.withUnsafeMutableBytes { raw in
-                try state.reader.read(raw) { event in
-                    if case .text(let p) = event { total &+= p.count }
-                    return true
-                }
+        textFramesBenchmark("Frame parse+inflate+UTF-8 compressed text 1 KiB", pristine: pristine,
+                            reader: WebSocketMessageReader(maxMessageSize: 1 << 20,
+                                                           inflater: PerMessageInflater(windowBits: 15, noContextTakeover: true)),
+                            expectedTotal: 1000 * chatJSON.count)
+    }
+}
+
+/// Parses 1,000 masked text frames per iteration; the masked bytes are restored outside the measurement.
+func textFramesBenchmark(_ name: String, pristine: [UInt8], reader: WebSocketMessageReader, expectedTotal: Int) {
+    let state = FrameState(buffer: pristine, reader: reader)
+    Benchmark(name) { benchmark in
+        state.restore(from: pristine)
+        var total = 0
+        benchmark.startMeasurement()
+        _ = try state.buffer.withUnsafeMutableBytes { raw in
+            try state.reader.read(raw) { event in
+                if case .text(let p) = event { total &+= p.count }
+                return true
             }
-            benchmark.stopMeasurement()
-            precondition(total == 1000 * chatJSON.count, "\(total)")
-            blackHole(total)
         }
+        benchmark.stopMeasurement()
+        precondition(total == expectedTotal, "\(total)")
+        blackHole(total)
     }
 }
 
