@@ -467,6 +467,9 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             enqueueBytes(connection, OutgoingFrame.encode(opcode, payload, pool: framePool))
             return
         }
+        // Unlike a broadcast (`OutgoingFrame.make`), no fallback to the plain frame when compression
+        // does not pay: a dedicated compressor with context takeover has already put this message
+        // into its history, which the client's window must then contain too.
         compressScratch.removeAll(keepingCapacity: true)
         deflater.compressMessage(payload, into: &compressScratch)
         let frame = compressScratch.withUnsafeBytes { OutgoingFrame.encode(opcode, $0, rsv1: true, pool: framePool) }
@@ -477,15 +480,14 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     @inline(__always)
     func enqueue(_ frame: OutgoingFrame, to connection: Connection, withinLimit: Bool = false) {
         guard connection.isOpen else { return }
-        if connection.acceptsSharedCompression, let compressed = frame.compressed {
-            // A shared frame enters this client's inflate window behind its dedicated compressor's back.
-            if connection.dedicatedDeflater != nil && connection.deflateAgreement?.serverNoContextTakeover == false {
-                connection.dedicatedDeflaterNeedsReset = true
-            }
-            enqueueBytes(connection, compressed, withinLimit: withinLimit)
-        } else {
-            enqueueBytes(connection, frame.plain, withinLimit: withinLimit)
+        let bytes = variant(of: frame, for: connection)
+        // A shared compressed frame enters this client's inflate window behind its dedicated
+        // compressor's back: that compressor must start afresh before its next message.
+        if connection.dedicatedDeflater != nil && frame.compressed != nil && connection.acceptsSharedCompression
+            && connection.deflateAgreement?.serverNoContextTakeover == false {
+            connection.dedicatedDeflaterNeedsReset = true
         }
+        enqueueBytes(connection, bytes, withinLimit: withinLimit)
     }
 
     /// The compressed frame for clients that can take it, the plain one otherwise.
@@ -498,7 +500,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     /// `withinLimit`: the caller already checked the limit for this frame (a frame group).
     @inline(__always)
     private func enqueueBytes(_ connection: Connection, _ bytes: SharedBytes, withinLimit: Bool = false) {
-        if !withinLimit && queuedCost(connection) + Self.cost(of: bytes) > configuration.maxBackpressure && !connection.outbound.isEmpty {
+        if !withinLimit && wouldExceedLimit(connection, adding: Self.cost(of: bytes)) {
             applyBackpressure(connection)
             return
         }
@@ -516,6 +518,13 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     @inline(__always)
     private func queuedCost(_ connection: Connection) -> Int {
         connection.outbound.byteCount + 64 * connection.outbound.frameCount
+    }
+
+    /// Over `maxBackpressure` with `cost` more queued? An empty queue always takes one message,
+    /// so a single message larger than the limit still goes out.
+    @inline(__always)
+    private func wouldExceedLimit(_ connection: Connection, adding cost: Int) -> Bool {
+        queuedCost(connection) + cost > configuration.maxBackpressure && !connection.outbound.isEmpty
     }
 
     private func applyBackpressure(_ connection: Connection) {
@@ -725,7 +734,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         forEachRecipient(of: target) { connection in
             guard connection.isOpen else { return }
             let cost = frames.reduce(0) { $0 + Self.cost(of: variant(of: $1, for: connection)) }
-            if queuedCost(connection) + cost > configuration.maxBackpressure && !connection.outbound.isEmpty {
+            if wouldExceedLimit(connection, adding: cost) {
                 applyBackpressure(connection)
                 return
             }
@@ -743,8 +752,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             for member in room.members { member.emitMark = epoch }
         }
         if let except = target.exceptConnection, Int(except.loop) == index {
-            let slot = Int(except.slot)
-            if slot < slots.count, let connection = slots[slot], connection.id == except { connection.emitMark = epoch }
+            connection(except)?.emitMark = epoch
         }
         if target.rooms.isEmpty {
             for connection in openConnections where connection.emitMark != epoch {
