@@ -116,6 +116,12 @@ public final class Connection {
         loop.enqueue(frame, to: self)
     }
 
+    /// Queues frames that only make sense together (a Socket.IO binary packet and its attachments):
+    /// all of them, or none when they would pass this connection's backpressure limit.
+    public func send(group frames: [OutgoingFrame]) {
+        loop.enqueueGroup(frames, to: self)
+    }
+
     /// Starts the close handshake (RFC 6455 §7.1.2).
     public func close(code: WebSocketCloseCode = .normalClosure, reason: String = "") {
         loop.beginClose(self, code: code, reason: reason)

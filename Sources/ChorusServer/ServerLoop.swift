@@ -731,15 +731,18 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     /// Delivers a sequence of frames that only makes sense whole (a Socket.IO binary event and its
     /// attachments): each recipient gets all of them back to back, or none under backpressure.
     func deliver(_ frames: [OutgoingFrame], to target: BroadcastTarget) {
-        forEachRecipient(of: target) { connection in
-            guard connection.isOpen else { return }
-            let cost = frames.reduce(0) { $0 + Self.cost(of: variant(of: $1, for: connection)) }
-            if wouldExceedLimit(connection, adding: cost) {
-                applyBackpressure(connection)
-                return
-            }
-            for frame in frames { enqueue(frame, to: connection, withinLimit: true) }
+        forEachRecipient(of: target) { enqueueGroup(frames, to: $0) }
+    }
+
+    /// All of `frames` back to back, or none when they would pass the connection's limit.
+    func enqueueGroup(_ frames: [OutgoingFrame], to connection: Connection) {
+        guard connection.isOpen else { return }
+        let cost = frames.reduce(0) { $0 + Self.cost(of: variant(of: $1, for: connection)) }
+        if wouldExceedLimit(connection, adding: cost) {
+            applyBackpressure(connection)
+            return
         }
+        for frame in frames { enqueue(frame, to: connection, withinLimit: true) }
     }
 
     /// Calls `body` once for every connection of this loop in `target`.

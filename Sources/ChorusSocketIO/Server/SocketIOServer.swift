@@ -264,8 +264,15 @@ final class EngineSession {
 
     func send(_ packet: SocketIOPacket) {
         let (text, attachments) = packet.encode(engineIOPrefix: true)
-        text.withUnsafeBytes { connection.send(.text, $0) }
-        for a in attachments { a.withUnsafeBytes { connection.send(.binary, $0) } }
+        if attachments.isEmpty {
+            text.withUnsafeBytes { connection.send(.text, $0) }
+            return
+        }
+        // A binary packet is only meaningful whole: never split by the backpressure limit.
+        let server = connection.server
+        let frames = [text.withUnsafeBytes { server.makeFrame(.text, $0) }]
+            + attachments.map { a in a.withUnsafeBytes { server.makeFrame(.binary, $0) } }
+        connection.send(group: frames)
     }
 
     func sendRaw(_ bytes: [UInt8]) { bytes.withUnsafeBytes { connection.send(.text, $0) } }
