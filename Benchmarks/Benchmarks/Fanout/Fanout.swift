@@ -60,10 +60,12 @@ final class Room {
         dirty.removeAll(keepingCapacity: true)
     }
 
-    /// Mirrors `ServerLoop.enqueueBytes` + `markDirty` (policy .drop).
+    /// Mirrors `ServerLoop.enqueueBytes` + `markDirty` (policy .drop), with its backpressure cost:
+    /// queued bytes plus 64 per queued frame. (A copy, because the server's is internal; the
+    /// `Server` benchmark target measures the real path end to end.)
     @inline(__always)
     func enqueue(_ bytes: SharedBytes, to r: Recipient) {
-        if r.outbound.byteCount + bytes.count > maxBackpressure && !r.outbound.isEmpty {
+        if r.outbound.byteCount + 64 * r.outbound.frameCount + bytes.count + 64 > maxBackpressure && !r.outbound.isEmpty {
             dropped &+= 1
             return
         }
