@@ -6,7 +6,8 @@
 # Starts the server on a free loopback port, runs `chorus-bench fanout` against it with --server-pid,
 # stops the server by PID and prints one table row. `--deflate` among the extra args turns on
 # permessage-deflate in the server too. Defaults (override with env): WINDOW=16 (unless --rate or
-# --window is given), DURATION=10, WARMUP=2, PUBLISHERS=1, CHORUS_THREADS=1.
+# --window is given), DURATION=10, WARMUP=2, PUBLISHERS=1, CHORUS_THREADS=1, CHORUS_BIN (another
+# chorus binary, e.g. an older build, for A/B runs; default .build/release/chorus).
 # The full JSON line is appended to bench-results/fanout.jsonl. HEADER=1 prints the column header first.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,6 +16,7 @@ SERVER="${1:?server: chorus|chorus-sio|node-ws|hummingbird}"; RECEIVERS="${2:?re
 EXTRA=("$@")
 WINDOW="${WINDOW:-16}"; DURATION="${DURATION:-10}"; WARMUP="${WARMUP:-2}"; PUBLISHERS="${PUBLISHERS:-1}"
 CHORUS_THREADS="${CHORUS_THREADS:-1}"
+CHORUS_BIN="${CHORUS_BIN:-.build/release/chorus}"
 mkdir -p bench-results
 LOG="bench-results/server-$SERVER.log"
 
@@ -30,13 +32,13 @@ BENCH_MODE=fanout; URL_PATH=/
 
 case "$SERVER" in
   chorus)
-    [ -x .build/release/chorus ] || swift build -c release --product chorus >/dev/null
-    CMD=(.build/release/chorus serve --host 127.0.0.1 --port 0 --app broadcast --threads "$CHORUS_THREADS")
+    [ -x "$CHORUS_BIN" ] || swift build -c release --product chorus >/dev/null
+    CMD=("$CHORUS_BIN" serve --host 127.0.0.1 --port 0 --app broadcast --threads "$CHORUS_THREADS")
     if [ "$DEFLATE" = on ]; then CMD+=(--deflate shared); else CMD+=(--deflate off); fi
     ;;
   chorus-sio)
-    [ -x .build/release/chorus ] || swift build -c release --product chorus >/dev/null
-    CMD=(.build/release/chorus serve --host 127.0.0.1 --port 0 --app realtime --auth none --threads "$CHORUS_THREADS")
+    [ -x "$CHORUS_BIN" ] || swift build -c release --product chorus >/dev/null
+    CMD=("$CHORUS_BIN" serve --host 127.0.0.1 --port 0 --app realtime --auth none --threads "$CHORUS_THREADS")
     if [ "$DEFLATE" = on ]; then CMD+=(--deflate shared); else CMD+=(--deflate off); fi
     BENCH_MODE=socketio; URL_PATH=/socket.io/
     ;;

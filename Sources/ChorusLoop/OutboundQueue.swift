@@ -3,27 +3,67 @@ import CChorusLinux
 import Glibc
 #endif
 
-/// A connection's queue of outgoing byte buffers, written with one `writev` per flush ("corking").
-/// Entries are references to shared buffers, never copies. The queue allocates nothing when empty,
+/// A connection's queue of outgoing bytes, written with one `writev` per flush ("corking").
+/// Entries are views of shared buffers, never copies; a frame that begins where the last queued
+/// one ends (frames carved one after another from a `FrameArena` chunk) extends that entry, so a
+/// burst of broadcasts goes out as one contiguous `iovec`. The queue allocates nothing when empty,
 /// and keeps its capacity between bursts.
+///
+/// `charge` is what the queue keeps alive, for backpressure limits: each run of entries in one
+/// buffer costs that buffer's whole capacity once (a view pins all of it) plus 64 bytes per entry.
 public struct OutboundQueue {
-    @usableFromInline var entries: ContiguousArray<SharedBytes> = []
+    @usableFromInline
+    struct Entry {
+        @usableFromInline var bytes: SharedBytes
+        /// What this entry added to `charge`.
+        @usableFromInline var charge: UInt32
+
+        @inlinable init(bytes: SharedBytes, charge: UInt32) {
+            self.bytes = bytes
+            self.charge = charge
+        }
+    }
+
+    @usableFromInline var entries: ContiguousArray<Entry> = []
     @usableFromInline var head = 0
     /// Bytes of `entries[head]` already written.
     @usableFromInline var headOffset = 0
-    /// Bytes waiting to be written.
-    public var byteCount: Int { pendingBytes }
     @usableFromInline var pendingBytes = 0
+    @usableFromInline var pendingCharge = 0
+
+    /// The fixed cost of one queue entry against a backpressure limit.
+    public static let entryCost = 64
 
     public init() {}
 
-    public var isEmpty: Bool { byteCount == 0 && head == entries.count }
-    public var frameCount: Int { entries.count - head }
+    /// Bytes waiting to be written.
+    public var byteCount: Int { pendingBytes }
+    /// Memory the queued entries keep alive (see the type's comment).
+    public var charge: Int { pendingCharge }
+    public var isEmpty: Bool { pendingBytes == 0 && head == entries.count }
+    /// Entries (contiguous runs of frames) waiting.
+    public var entryCount: Int { entries.count - head }
+
+    /// What appending `bytes` would add to `charge`.
+    @inlinable
+    public func charge(ofAppending bytes: SharedBytes) -> Int {
+        guard head < entries.count else { return bytes.bufferCapacity + Self.entryCost }
+        let last = entries[entries.count - 1].bytes
+        if last.isFollowed(by: bytes) { return 0 }
+        if last.isSameBuffer(as: bytes) { return Self.entryCost }
+        return bytes.bufferCapacity + Self.entryCost
+    }
 
     @inlinable
     public mutating func append(_ bytes: SharedBytes) {
-        entries.append(bytes)
+        let added = charge(ofAppending: bytes)
         pendingBytes += bytes.count
+        pendingCharge += added
+        if head < entries.count && added == 0 {
+            entries[entries.count - 1].bytes.extend(by: bytes.count)
+        } else {
+            entries.append(Entry(bytes: bytes, charge: UInt32(truncatingIfNeeded: added)))
+        }
     }
 
     /// Drops everything queued (on close).
@@ -32,17 +72,17 @@ public struct OutboundQueue {
         head = 0
         headOffset = 0
         pendingBytes = 0
+        pendingCharge = 0
     }
 
-    /// Writes as much as the socket takes, up to `iovCapacity` buffers per `writev`.
+    /// Writes as much as the socket takes, up to `iovCapacity` entries per `writev`.
     /// Returns true when the queue is empty, false when the socket would block.
-    /// Buffers written completely are offered to `pool` for reuse.
-    public mutating func flush(fd: Int32, iov: UnsafeMutablePointer<iovec>, iovCapacity: Int, pool: SharedBytesPool? = nil) throws(IOError) -> Bool {
+    public mutating func flush(fd: Int32, iov: UnsafeMutablePointer<iovec>, iovCapacity: Int) throws(IOError) -> Bool {
         while head < entries.count {
             var n = 0
             var i = head
             while i < entries.count && n < iovCapacity {
-                let entry = entries[i]
+                let entry = entries[i].bytes
                 let skip = i == head ? headOffset : 0
                 iov[n] = iovec(iov_base: UnsafeMutableRawPointer(mutating: entry.baseAddress + skip), iov_len: entry.count - skip)
                 n += 1
@@ -52,7 +92,7 @@ public struct OutboundQueue {
             case .wouldBlock:
                 return false
             case .processed(let written):
-                consume(written, pool: pool)
+                consume(written)
                 if head < entries.count && written == 0 { return false }
             }
         }
@@ -60,15 +100,15 @@ public struct OutboundQueue {
     }
 
     @usableFromInline
-    mutating func consume(_ written: Int, pool: SharedBytesPool?) {
+    mutating func consume(_ written: Int) {
         var left = written
         pendingBytes -= written
         while left > 0 && head < entries.count {
-            let remaining = entries[head].count - headOffset
+            let remaining = entries[head].bytes.count - headOffset
             if left >= remaining {
                 left -= remaining
                 headOffset = 0
-                pool?.recycle(&entries[head])
+                pendingCharge -= Int(entries[head].charge)
                 head += 1
             } else {
                 headOffset += left
@@ -79,6 +119,7 @@ public struct OutboundQueue {
             // Release every reference but keep the storage for the next burst.
             entries.removeAll(keepingCapacity: entries.capacity <= 1024)
             head = 0
+            pendingCharge = 0
         } else if head >= 256 && head * 2 >= entries.count {
             entries.removeFirst(head)
             head = 0

@@ -1,21 +1,33 @@
-/// An immutable, reference-counted byte buffer: one allocation holds the count and the bytes.
-/// A broadcast frame is built into one of these once and every recipient's queue points to it.
+import Synchronization
+
+/// An immutable view of bytes in a reference-counted buffer. A broadcast frame is built once into
+/// such a buffer and every recipient's queue points to it. Several small frames may share one
+/// buffer (see `FrameArena`): frames encoded back to back lie back to back in memory, so a queue
+/// holding several of them can send them as one contiguous piece.
 /// (A struct around the storage class: ManagedBuffer subclasses cannot be Sendable themselves.)
 public struct SharedBytes: @unchecked Sendable {
+    /// Header: how many bytes of the buffer are in use (for an arena chunk, carved so far).
     @usableFromInline
     final class Storage: ManagedBuffer<Int, UInt8> {}
 
     @usableFromInline var storage: Storage
+    @usableFromInline var start: UInt32
+    @usableFromInline var length: UInt32
 
     @inlinable
-    init(storage: Storage) { self.storage = storage }
+    init(storage: Storage, start: Int, count: Int) {
+        precondition(count <= Int(UInt32.max) && start <= Int(UInt32.max), "a shared buffer holds at most 4 GiB")
+        self.storage = storage
+        self.start = UInt32(truncatingIfNeeded: start)
+        self.length = UInt32(truncatingIfNeeded: count)
+    }
 
-    /// Allocates `count` bytes and lets `initialize` fill them; the bytes are immutable afterwards.
+    /// Allocates `count` bytes of their own and lets `initialize` fill them; immutable afterwards.
     @inlinable
     public static func make(count: Int, _ initialize: (UnsafeMutableRawBufferPointer) -> Void) -> SharedBytes {
         let storage = unsafeDowncast(Storage.create(minimumCapacity: max(count, 1)) { _ in count }, to: Storage.self)
         storage.withUnsafeMutablePointerToElements { initialize(UnsafeMutableRawBufferPointer(start: $0, count: count)) }
-        return SharedBytes(storage: storage)
+        return SharedBytes(storage: storage, start: 0, count: count)
     }
 
     @inlinable
@@ -29,12 +41,12 @@ public struct SharedBytes: @unchecked Sendable {
     }
 
     @inlinable
-    public var count: Int { storage.header }
+    public var count: Int { Int(length) }
 
     /// The bytes. Valid as long as any copy of this value is alive.
     @inlinable
     public var baseAddress: UnsafeRawPointer {
-        UnsafeRawPointer(storage.withUnsafeMutablePointerToElements { $0 })
+        UnsafeRawPointer(storage.withUnsafeMutablePointerToElements { $0 }) + Int(start)
     }
 
     @inlinable
@@ -44,51 +56,92 @@ public struct SharedBytes: @unchecked Sendable {
 
     public var array: [UInt8] { withUnsafeBytes { Array($0) } }
 
-    /// Whether two values share the same bytes (the same allocation).
+    /// Whether two values point into the same allocation.
+    @inlinable
     public func isSameBuffer(as other: SharedBytes) -> Bool { storage === other.storage }
-}
 
-/// A loop's free list of small frame buffers, so that steady-state sends allocate nothing: a buffer
-/// whose last reference is dropped after its write comes back here instead of to malloc.
-/// Confined to one thread (each loop owns one); a buffer may be made on one loop and recycled on
-/// another, which only moves memory between free lists.
-public final class SharedBytesPool {
-    /// Buffers up to this many bytes are pooled (a 64 B chat message framed, a pong, a close...).
-    public static let bufferCapacity = 512
-    @usableFromInline var free: [SharedBytes.Storage] = []
-    @usableFromInline let limit: Int
-
-    /// `limit` bounds the memory the pool keeps (limit x ~540 B).
-    public init(limit: Int = 1024) {
-        self.limit = limit
-        free.reserveCapacity(limit)
+    /// Whether `next` begins exactly where these bytes end, in the same allocation.
+    @inlinable
+    public func isFollowed(by next: SharedBytes) -> Bool {
+        storage === next.storage && start &+ length == next.start
     }
 
-    public var count: Int { free.count }
+    /// Bytes the underlying allocation keeps alive (what holding this value costs in memory).
+    @inlinable
+    public var bufferCapacity: Int { storage.capacity }
 
-    /// Like `SharedBytes.make`, from the free list when the bytes fit a pooled buffer.
+    /// These bytes and the `count` bytes right after them (`isFollowed(by:)` was true).
+    @inlinable
+    mutating func extend(by count: Int) {
+        length &+= UInt32(truncatingIfNeeded: count)
+    }
+}
+
+/// A loop's source of frame buffers, so that steady-state sends allocate nothing and frames
+/// encoded one after another are contiguous: small frames are carved one after the other out of
+/// 8 KiB chunks; a recipient that gets several of them in a row sends them as one `iovec` (one
+/// copy in the kernel instead of one per frame) and holds one reference instead of one per frame.
+/// A chunk is reused once nobody else holds a view into it. Larger frames get their own buffer.
+///
+/// Confined to one thread (each loop owns one). Views may travel to other loops; the uniqueness
+/// check plus an acquire fence makes their last release happen before the chunk is rewritten.
+public final class FrameArena {
+    public static let chunkCapacity = 8 * 1024
+    /// Frames up to this size are carved from chunks.
+    public static let largestCarvedFrame = chunkCapacity / 4
+
+    @usableFromInline var current: SharedBytes.Storage
+    /// Full chunks, oldest first, kept for reuse once every view into them is gone.
+    @usableFromInline var retired: [SharedBytes.Storage] = []
+    @usableFromInline let retiredLimit: Int
+    /// Chunks allocated so far (for tests and statistics).
+    public private(set) var chunksAllocated = 1
+
+    /// `retiredLimit` bounds the memory kept for reuse (limit x 8 KiB).
+    public init(retiredLimit: Int = 64) {
+        self.retiredLimit = retiredLimit
+        current = Self.allocateChunk()
+        retired.reserveCapacity(retiredLimit)
+    }
+
+    /// Like `SharedBytes.make`: carved from the current chunk when the frame is small.
     @inlinable
     public func make(count: Int, _ initialize: (UnsafeMutableRawBufferPointer) -> Void) -> SharedBytes {
-        guard count <= Self.bufferCapacity else { return SharedBytes.make(count: count, initialize) }
-        let storage = takeOrAllocate()
-        storage.header = count
-        storage.withUnsafeMutablePointerToElements { initialize(UnsafeMutableRawBufferPointer(start: $0, count: count)) }
-        return SharedBytes(storage: storage)
+        guard count <= Self.largestCarvedFrame else { return SharedBytes.make(count: count, initialize) }
+        var used = current.header
+        if used > 0 && isKnownUniquelyReferenced(&current) {
+            // Every frame carved so far is written and released: start over at the front, where
+            // the memory is still warm in the cache.
+            atomicMemoryFence(ordering: .acquiring)
+            used = 0
+        } else if used + count > Self.chunkCapacity {
+            replaceCurrentChunk()
+            used = 0
+        }
+        current.header = used + count
+        current.withUnsafeMutablePointerToElements { initialize(UnsafeMutableRawBufferPointer(start: $0 + used, count: count)) }
+        return SharedBytes(storage: current, start: used, count: count)
     }
 
     @usableFromInline
-    func takeOrAllocate() -> SharedBytes.Storage {
-        if let storage = free.popLast() { return storage }
-        return unsafeDowncast(SharedBytes.Storage.create(minimumCapacity: Self.bufferCapacity) { _ in 0 }, to: SharedBytes.Storage.self)
+    func replaceCurrentChunk() {
+        if retired.count >= retiredLimit {
+            // Pinned by a slow reader: let ARC free it when that reader lets go.
+            retired.removeFirst()
+        }
+        retired.append(current)
+        // The oldest chunks are the likeliest to be fully written by now.
+        for i in 0..<min(retired.count - 1, 8) where isKnownUniquelyReferenced(&retired[i]) {
+            atomicMemoryFence(ordering: .acquiring)
+            current = retired.remove(at: i)
+            return
+        }
+        current = Self.allocateChunk()
+        chunksAllocated += 1
     }
 
-    /// Takes the buffer back if nobody else holds it (checked, so racing recyclers on two loops
-    /// cannot both keep it) and it is a pooled size.
-    @inlinable
-    public func recycle(_ bytes: inout SharedBytes) {
-        guard free.count < limit, bytes.storage.capacity >= Self.bufferCapacity,
-              bytes.storage.capacity < 2 * Self.bufferCapacity,
-              isKnownUniquelyReferenced(&bytes.storage) else { return }
-        free.append(bytes.storage)
+    @usableFromInline
+    static func allocateChunk() -> SharedBytes.Storage {
+        unsafeDowncast(SharedBytes.Storage.create(minimumCapacity: chunkCapacity) { _ in 0 }, to: SharedBytes.Storage.self)
     }
 }

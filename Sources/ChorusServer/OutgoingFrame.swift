@@ -16,29 +16,30 @@ public final class OutgoingFrame: Sendable {
     }
 
     /// Header and payload written in place into one buffer.
-    /// From `pool` when given (a loop's own free list), else a fresh allocation.
+    /// From `arena` when given (a loop's own chunks), else a fresh allocation.
     @inlinable
-    public static func encode(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, rsv1: Bool = false, pool: SharedBytesPool? = nil) -> SharedBytes {
+    public static func encode(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, rsv1: Bool = false, arena: FrameArena? = nil) -> SharedBytes {
         let header = WebSocketFrameEncoder.headerSize(payloadLength: payload.count)
         let fill = { (out: UnsafeMutableRawBufferPointer) in
             let base = out.baseAddress!
             _ = WebSocketFrameEncoder.writeHeader(to: base, opcode: opcode, rsv1: rsv1, payloadLength: payload.count)
             if payload.count > 0 { (base + header).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
         }
-        if let pool { return pool.make(count: header + payload.count, fill) }
+        if let arena { return arena.make(count: header + payload.count, fill) }
         return SharedBytes.make(count: header + payload.count, fill)
     }
 
-    /// Builds the plain frame and, if `deflater` is given, the compressed one.
-    static func make(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, deflater: PerMessageDeflater?, scratch: inout [UInt8], pool: SharedBytesPool? = nil) -> OutgoingFrame {
-        let plain = encode(opcode, payload, pool: pool)
+    /// Builds the plain frame and, if `deflater` is given, the compressed one. Each variant comes
+    /// from its own arena, so that consecutive emits lie back to back for either kind of recipient.
+    static func make(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, deflater: PerMessageDeflater?, scratch: inout [UInt8], arenas: (plain: FrameArena, compressed: FrameArena)? = nil) -> OutgoingFrame {
+        let plain = encode(opcode, payload, arena: arenas?.plain)
         var compressed: SharedBytes?
         if let deflater, !opcode.isControl {
             scratch.removeAll(keepingCapacity: true)
             deflater.compressMessage(payload, into: &scratch)
             // Compression that does not pay for itself is not sent.
             if scratch.count < payload.count {
-                compressed = scratch.withUnsafeBytes { encode(opcode, $0, rsv1: true, pool: pool) }
+                compressed = scratch.withUnsafeBytes { encode(opcode, $0, rsv1: true, arena: arenas?.compressed) }
             }
         }
         return OutgoingFrame(plain: plain, compressed: compressed, payloadCount: payload.count)

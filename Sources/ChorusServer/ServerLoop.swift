@@ -46,8 +46,11 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     /// This loop's compressor for shared frames (no context takeover, reset after every message).
     private let sharedDeflater: PerMessageDeflater?
     private var compressScratch: [UInt8] = []
-    /// Recycled small frame buffers: steady-state sends allocate nothing.
-    let framePool = SharedBytesPool()
+    /// Where this loop's frames are encoded: small ones back to back in reused chunks, so that
+    /// steady-state sends allocate nothing and a burst of broadcasts is one `iovec` per recipient.
+    let frameArena = FrameArena()
+    /// The compressed variants of broadcasts, apart so they too lie back to back.
+    let compressedFrameArena = FrameArena()
 
     private(set) var stats = ServerStats()
     private var shuttingDown = false
@@ -340,7 +343,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                 case .ping(let payload):
                     // A peer that pings without reading gets no more pongs once over its limit
                     // (RFC 6455 §5.5.3 lets a pong answer only the most recent ping).
-                    if connection.isOpen && queuedCost(connection) <= configuration.maxBackpressure {
+                    if connection.isOpen && connection.outbound.charge <= configuration.maxBackpressure {
                         enqueueControl(connection, .pong, payload)
                     }
                 case .pong:
@@ -464,7 +467,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             }
         }
         guard let deflater else {
-            enqueueBytes(connection, OutgoingFrame.encode(opcode, payload, pool: framePool))
+            enqueueBytes(connection, OutgoingFrame.encode(opcode, payload, arena: frameArena))
             return
         }
         // Unlike a broadcast (`OutgoingFrame.make`), no fallback to the plain frame when compression
@@ -472,7 +475,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         // into its history, which the client's window must then contain too.
         compressScratch.removeAll(keepingCapacity: true)
         deflater.compressMessage(payload, into: &compressScratch)
-        let frame = compressScratch.withUnsafeBytes { OutgoingFrame.encode(opcode, $0, rsv1: true, pool: framePool) }
+        let frame = compressScratch.withUnsafeBytes { OutgoingFrame.encode(opcode, $0, rsv1: true, arena: frameArena) }
         enqueueBytes(connection, frame)
     }
 
@@ -500,7 +503,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     /// `withinLimit`: the caller already checked the limit for this frame (a frame group).
     @inline(__always)
     private func enqueueBytes(_ connection: Connection, _ bytes: SharedBytes, withinLimit: Bool = false) {
-        if !withinLimit && wouldExceedLimit(connection, adding: Self.cost(of: bytes)) {
+        if !withinLimit && wouldExceedLimit(connection, adding: connection.outbound.charge(ofAppending: bytes)) {
             applyBackpressure(connection)
             return
         }
@@ -509,22 +512,13 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         markDirty(connection)
     }
 
-    /// What a queued frame costs against `maxBackpressure`: its bytes plus a fixed charge for the
-    /// queue entry and its buffer, so that a flood of tiny frames (empty echoes, pongs) is bounded
-    /// in memory too, not only in wire bytes.
-    @inline(__always)
-    static func cost(of bytes: SharedBytes) -> Int { bytes.count + 64 }
-
-    @inline(__always)
-    private func queuedCost(_ connection: Connection) -> Int {
-        connection.outbound.byteCount + 64 * connection.outbound.frameCount
-    }
-
-    /// Over `maxBackpressure` with `cost` more queued? An empty queue always takes one message,
-    /// so a single message larger than the limit still goes out.
+    /// Over `maxBackpressure` with `cost` more queued? The queue's charge is the memory its entries
+    /// keep alive (whole buffers, plus a fixed cost per entry: a flood of tiny frames is bounded
+    /// too). An empty queue always takes one message, so a single message larger than the limit
+    /// still goes out.
     @inline(__always)
     private func wouldExceedLimit(_ connection: Connection, adding cost: Int) -> Bool {
-        queuedCost(connection) + cost > configuration.maxBackpressure && !connection.outbound.isEmpty
+        connection.outbound.charge + cost > configuration.maxBackpressure && !connection.outbound.isEmpty
     }
 
     private func applyBackpressure(_ connection: Connection) {
@@ -542,7 +536,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     }
 
     private func enqueueControl(_ connection: Connection, _ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) {
-        connection.outbound.append(OutgoingFrame.encode(opcode, payload, pool: framePool))
+        connection.outbound.append(OutgoingFrame.encode(opcode, payload, arena: frameArena))
         markDirty(connection)
     }
 
@@ -564,7 +558,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         let drained: Bool
         do {
             let before = connection.outbound.byteCount
-            drained = try connection.outbound.flush(fd: connection.fd, iov: iov, iovCapacity: iovCapacity, pool: framePool)
+            drained = try connection.outbound.flush(fd: connection.fd, iov: iov, iovCapacity: iovCapacity)
             stats.bytesOut += before - connection.outbound.byteCount
         } catch {
             // EPIPE/ECONNRESET: the peer is gone.
@@ -737,7 +731,8 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     /// All of `frames` back to back, or none when they would pass the connection's limit.
     func enqueueGroup(_ frames: [OutgoingFrame], to connection: Connection) {
         guard connection.isOpen else { return }
-        let cost = frames.reduce(0) { $0 + Self.cost(of: variant(of: $1, for: connection)) }
+        // An upper bound: the group's frames may well extend each other's entries.
+        let cost = frames.reduce(0) { $0 + variant(of: $1, for: connection).bufferCapacity + OutboundQueue.entryCost }
         if wouldExceedLimit(connection, adding: cost) {
             applyBackpressure(connection)
             return
@@ -792,7 +787,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
 
     /// Compresses a broadcast once on this thread's compressor.
     func makeFrame(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, compress: Bool) -> OutgoingFrame {
-        OutgoingFrame.make(opcode, payload, deflater: compress ? sharedDeflater : nil, scratch: &compressScratch, pool: framePool)
+        OutgoingFrame.make(opcode, payload, deflater: compress ? sharedDeflater : nil, scratch: &compressScratch, arenas: (frameArena, compressedFrameArena))
     }
 }
 

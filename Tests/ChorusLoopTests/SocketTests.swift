@@ -82,34 +82,74 @@ struct SocketTests {
         #expect(collector.seen == Array(0..<1000))
     }
 
-    @Test func aWrittenBufferReturnsToThePoolAndIsReused() throws {
-        let (a, b) = socketPair()
-        defer { close(a); close(b) }
-        let pool = SharedBytesPool(limit: 4)
-        let iov = UnsafeMutablePointer<iovec>.allocate(capacity: 4)
-        defer { iov.deallocate() }
-        var queue = OutboundQueue()
-        let first = pool.make(count: 10) { $0.initializeMemory(as: UInt8.self, repeating: 1) }
-        let identity = first
-        queue.append(first)
-        #expect(try queue.flush(fd: a, iov: iov, iovCapacity: 4, pool: pool))
-        #expect(pool.count == 0, "a buffer someone still holds is not recycled")
-        _ = consume first
-        let second = pool.make(count: 20) { $0.initializeMemory(as: UInt8.self, repeating: 2) }
-        #expect(!second.isSameBuffer(as: identity))
-        queue.append(second)
-        _ = consume second
-        #expect(try queue.flush(fd: a, iov: iov, iovCapacity: 4, pool: pool))
-        #expect(pool.count == 1, "the queue held the last reference: the buffer comes back")
-        let third = pool.make(count: 30) { $0.initializeMemory(as: UInt8.self, repeating: 3) }
-        #expect(pool.count == 0)
-        #expect(third.count == 30 && third.array == [UInt8](repeating: 3, count: 30))
+    private static func frame(_ arena: FrameArena, _ count: Int, _ byte: UInt8) -> SharedBytes {
+        arena.make(count: count) { $0.initializeMemory(as: UInt8.self, repeating: byte) }
     }
 
-    @Test func largeBuffersAreNotPooled() throws {
-        let pool = SharedBytesPool()
-        var big = pool.make(count: 4 * SharedBytesPool.bufferCapacity) { $0.initializeMemory(as: UInt8.self, repeating: 0) }
-        pool.recycle(&big)
-        #expect(pool.count == 0)
+    @Test func framesCarvedOneAfterAnotherGoOutAsOneContiguousEntry() throws {
+        let (a, b) = socketPair()
+        defer { close(a); close(b) }
+        let arena = FrameArena()
+        var queue = OutboundQueue()
+        let frames = (1...3).map { Self.frame(arena, 10 * Int($0), UInt8($0)) }
+        for f in frames { queue.append(f) }
+        #expect(queue.entryCount == 1)
+        #expect(queue.byteCount == 60)
+        #expect(queue.charge == FrameArena.chunkCapacity + OutboundQueue.entryCost)
+        let iov = UnsafeMutablePointer<iovec>.allocate(capacity: 4)
+        defer { iov.deallocate() }
+        #expect(try queue.flush(fd: a, iov: iov, iovCapacity: 4))
+        #expect(queue.isEmpty && queue.charge == 0)
+        var buffer = [UInt8](repeating: 0, count: 128)
+        let n = buffer.withUnsafeMutableBytes { read(b, $0.baseAddress, $0.count) }
+        #expect(Array(buffer[..<n]) == frames.flatMap(\.array))
+    }
+
+    @Test func aQueueIsChargedForTheBuffersItKeepsAlive() {
+        let arena = FrameArena()
+        var queue = OutboundQueue()
+        let first = Self.frame(arena, 10, 1)
+        _ = Self.frame(arena, 10, 2)  // someone else's frame in between
+        let third = Self.frame(arena, 10, 3)
+        let ownBuffer = SharedBytes.copying([UInt8](repeating: 4, count: 100))
+        queue.append(first)
+        #expect(queue.charge == FrameArena.chunkCapacity + OutboundQueue.entryCost)
+        queue.append(third)  // same chunk, not adjacent: one more entry, the chunk is already paid for
+        #expect(queue.charge == FrameArena.chunkCapacity + 2 * OutboundQueue.entryCost)
+        queue.append(ownBuffer)
+        #expect(queue.charge == FrameArena.chunkCapacity + ownBuffer.bufferCapacity + 3 * OutboundQueue.entryCost)
+        #expect(queue.entryCount == 3 && queue.byteCount == 120)
+    }
+
+    @Test func aChunkIsRewrittenOnlyOnceNobodyHoldsAViewIntoIt() {
+        let arena = FrameArena(retiredLimit: 4)
+        let held = Self.frame(arena, 100, 7)
+        // Several chunks' worth of frames, each dropped at once, while `held` pins the first chunk.
+        for i in 0..<(4 * FrameArena.chunkCapacity / 1000) {
+            _ = Self.frame(arena, 1000, UInt8(truncatingIfNeeded: i))
+        }
+        #expect(held.array == [UInt8](repeating: 7, count: 100))
+        #expect(arena.chunksAllocated == 2, "frames nobody holds leave their chunk free for the next ones")
+        let stillHeld = Self.frame(arena, 100, 8)
+        #expect(!stillHeld.isSameBuffer(as: held))
+    }
+
+    @Test func anUnreferencedChunkIsReusedFromItsFront() {
+        let arena = FrameArena()
+        let first = Self.frame(arena, 50, 1)
+        let address = first.baseAddress
+        _ = consume first
+        let second = Self.frame(arena, 60, 2)
+        #expect(second.baseAddress == address)
+        #expect(second.array == [UInt8](repeating: 2, count: 60))
+        #expect(arena.chunksAllocated == 1)
+    }
+
+    @Test func largeFramesGetTheirOwnBuffer() {
+        let arena = FrameArena()
+        let big = Self.frame(arena, FrameArena.largestCarvedFrame + 1, 9)
+        let small = Self.frame(arena, 10, 1)
+        #expect(!big.isSameBuffer(as: small))
+        #expect(big.bufferCapacity >= FrameArena.largestCarvedFrame + 1 && big.bufferCapacity < FrameArena.chunkCapacity)
     }
 }

@@ -60,12 +60,12 @@ final class Room {
         dirty.removeAll(keepingCapacity: true)
     }
 
-    /// Mirrors `ServerLoop.enqueueBytes` + `markDirty` (policy .drop), with its backpressure cost:
-    /// queued bytes plus 64 per queued frame. (A copy, because the server's is internal; the
-    /// `Server` benchmark target measures the real path end to end.)
+    /// Mirrors `ServerLoop.enqueueBytes` + `markDirty` (policy .drop), with its backpressure check
+    /// on the queue's charge. (A copy, because the server's is internal; the `Server` benchmark
+    /// target measures the real path end to end.)
     @inline(__always)
     func enqueue(_ bytes: SharedBytes, to r: Recipient) {
-        if r.outbound.byteCount + 64 * r.outbound.frameCount + bytes.count + 64 > maxBackpressure && !r.outbound.isEmpty {
+        if r.outbound.charge + r.outbound.charge(ofAppending: bytes) > maxBackpressure && !r.outbound.isEmpty {
             dropped &+= 1
             return
         }
@@ -120,6 +120,33 @@ let benchmarks: @Sendable () -> Void = {
         for r in cold.members {
             r.outbound.append(frame)
         }
+        benchmark.stopMeasurement()
+    }
+
+    // A burst: 16 chat-sized frames (64 B payloads) emitted to the same 10,000 recipients, then
+    // flushed. From a `FrameArena` they lie back to back, so each recipient's queue extends one
+    // entry (one iovec); as separate buffers each frame is its own entry, reference and iovec.
+    // One op = 16 emits to all recipients + the flush to /dev/null.
+    let small = [UInt8](repeating: UInt8(ascii: "y"), count: 64)
+    let arena = FrameArena()
+    let burstArena = Room()
+    Benchmark("Fan-out 10k x 16 frames: carved from one arena (contiguous)") { benchmark in
+        benchmark.startMeasurement()
+        for _ in 0..<16 {
+            let f = small.withUnsafeBytes { OutgoingFrame.encode(.text, $0, arena: arena) }
+            for r in burstArena.members { burstArena.enqueue(f, to: r) }
+        }
+        burstArena.drainKeepingCapacity()
+        benchmark.stopMeasurement()
+    }
+    let burstSeparate = Room()
+    Benchmark("Fan-out 10k x 16 frames: separate buffers") { benchmark in
+        benchmark.startMeasurement()
+        for _ in 0..<16 {
+            let f = small.withUnsafeBytes { OutgoingFrame.encode(.text, $0) }
+            for r in burstSeparate.members { burstSeparate.enqueue(f, to: r) }
+        }
+        burstSeparate.drainKeepingCapacity()
         benchmark.stopMeasurement()
     }
 }
