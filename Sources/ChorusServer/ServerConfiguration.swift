@@ -29,7 +29,8 @@ public struct ServerConfiguration: Sendable {
     public var pingInterval = 30.0
     /// Seconds to wait for the peer's close frame / FIN after the server's close frame.
     public var closeTimeout = 5.0
-    /// Bytes a connection may have queued before `backpressurePolicy` applies.
+    /// Memory a connection's queue may keep alive before `backpressurePolicy` applies: the frame
+    /// buffers it points into, each counted whole, plus 64 bytes per queue entry.
     public var maxBackpressure = 1024 * 1024
     public var backpressurePolicy = BackpressurePolicy.drop
     /// Open connections at most (0: only the fd limit); beyond, new ones get HTTP 503.

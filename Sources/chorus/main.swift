@@ -41,7 +41,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds a client has to send its HTTP request (0: no limit).") var handshakeTimeout = 10.0
     @Option(help: "Seconds without traffic before a connection is closed with 1001 (0: never).") var idleTimeout = 120.0
     @Option(help: "Seconds of silence before the server pings a client (0: never).") var pingInterval = 30.0
-    @Option(help: "Bytes queued for one connection (each frame counts its size + 64) before the backpressure policy applies.") var maxBackpressure = 1024 * 1024
+    @Option(help: "Memory one connection's queue may keep alive (the frame buffers it points into, + 64 per entry) before the backpressure policy applies.") var maxBackpressure = 1024 * 1024
     @Option(help: "What to do with a connection over --max-backpressure: drop (skip messages) or close (1008).")
     var backpressurePolicy = BackpressurePolicy.drop
     @Option(help: "Open connections at most (0: limited only by file descriptors); beyond, HTTP 503.") var maxConnections = 0

@@ -152,4 +152,45 @@ struct SocketTests {
         #expect(!big.isSameBuffer(as: small))
         #expect(big.bufferCapacity >= FrameArena.largestCarvedFrame + 1 && big.bufferCapacity < FrameArena.chunkCapacity)
     }
+
+    /// Frames keep extending an entry that the socket has only partly taken: the byte stream must
+    /// still be every frame once, in order.
+    @Test func extendingAPartlyWrittenEntryKeepsTheStreamIntact() throws {
+        let (a, b) = socketPair()
+        defer { close(a); close(b) }
+        var size: Int32 = 4096
+        setsockopt(a, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        let arena = FrameArena()
+        var queue = OutboundQueue()
+        let iov = UnsafeMutablePointer<iovec>.allocate(capacity: 8)
+        defer { iov.deallocate() }
+        var expected: [UInt8] = []
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 3000)
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next(_ bound: Int) -> Int {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Int((seed >> 33) % UInt64(bound))
+        }
+        for round in 0..<400 {
+            for _ in 0..<(1 + next(6)) {
+                let count = 1 + next(FrameArena.largestCarvedFrame)
+                let byte = UInt8(truncatingIfNeeded: round &* 31 &+ count)
+                let frame = Self.frame(arena, count, byte)
+                expected += frame.array
+                queue.append(frame)
+            }
+            _ = try queue.flush(fd: a, iov: iov, iovCapacity: 8)
+            // Read only part of what is there, so that writes stay partial.
+            let n = buffer.withUnsafeMutableBytes { read(b, $0.baseAddress, 1 + next($0.count)) }
+            if n > 0 { received += buffer[..<n] }
+        }
+        while !(try queue.flush(fd: a, iov: iov, iovCapacity: 8)) || received.count < expected.count {
+            let n = buffer.withUnsafeMutableBytes { read(b, $0.baseAddress, $0.count) }
+            if n > 0 { received += buffer[..<n] }
+        }
+        #expect(queue.isEmpty && queue.charge == 0)
+        #expect(received.count == expected.count)
+        #expect(received == expected)
+    }
 }
