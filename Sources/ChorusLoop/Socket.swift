@@ -170,6 +170,9 @@ public enum Socket {
     /// server may be embedded in a process that does not ignore SIGPIPE).
     @inlinable
     public static func writev(_ fd: Int32, _ iov: UnsafePointer<iovec>, count: Int32) throws(IOError) -> IOResult<Int> {
+        // One piece (the usual case once frames are contiguous): send() skips sendmsg's copying
+        // in of the message header and iovec array.
+        if count == 1 { return try write(fd, iov[0].iov_base, count: iov[0].iov_len) }
         var message = msghdr()
         message.msg_iov = UnsafeMutablePointer(mutating: iov)
         message.msg_iovlen = Int(count)

@@ -32,21 +32,31 @@ final class Room {
     var deliveries = 0
     var dropped = 0
     let maxBackpressure = 1 << 20
-    /// Queues are drained by writing them to /dev/null: `OutboundQueue.flush` → `consume` releases the
-    /// references and keeps the entries' capacity, which is what the server's flush does. (There is no
-    /// public `removeAll(keepingCapacity:)`; `removeAll()` drops the capacity.)
-    let devNull = open("/dev/null", O_WRONLY)
+    /// Queues are drained the way the server's flush drains them: `OutboundQueue.flush` writes to a
+    /// socket (a Unix socketpair here, emptied after each recipient), and `consume` releases the
+    /// references and keeps the entries' capacity. (`flush` uses send/sendmsg, which need a socket.)
+    let writer: Int32
+    let reader: Int32
     let iov = UnsafeMutablePointer<iovec>.allocate(capacity: 64)
+    let scratch = UnsafeMutableRawPointer.allocate(byteCount: 256 * 1024, alignment: 16)
 
     init() {
         dirty.reserveCapacity(recipientCount)
-        precondition(devNull >= 0)
+        var fds: [Int32] = [0, 0]
+        precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        (writer, reader) = (fds[0], fds[1])
+        var size: Int32 = 1 << 20
+        setsockopt(writer, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        setsockopt(reader, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     }
 
     func drainKeepingCapacity() {
         for r in members {
-            let drained = try! r.outbound.flush(fd: devNull, iov: iov, iovCapacity: 64)
+            let pending = r.outbound.byteCount
+            let drained = try! r.outbound.flush(fd: writer, iov: iov, iovCapacity: 64)
             precondition(drained && r.outbound.isEmpty)
+            var left = pending
+            while left > 0 { left -= read(reader, scratch, min(left, 256 * 1024)) }
             r.isDirty = false
         }
         dirty.removeAll(keepingCapacity: true)
