@@ -483,14 +483,18 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     @inline(__always)
     func enqueue(_ frame: OutgoingFrame, to connection: Connection, withinLimit: Bool = false) {
         guard connection.isOpen else { return }
-        let bytes = variant(of: frame, for: connection)
+        // The variants are passed straight from the frame's stored properties (borrowed): the
+        // queue retains the bytes only when they start a new entry, not when they extend one.
+        guard connection.acceptsSharedCompression, frame.compressed != nil else {
+            enqueueBytes(connection, frame.plain, withinLimit: withinLimit)
+            return
+        }
         // A shared compressed frame enters this client's inflate window behind its dedicated
         // compressor's back: that compressor must start afresh before its next message.
-        if connection.dedicatedDeflater != nil && frame.compressed != nil && connection.acceptsSharedCompression
-            && connection.deflateAgreement?.serverNoContextTakeover == false {
+        if connection.dedicatedDeflater != nil && connection.deflateAgreement?.serverNoContextTakeover == false {
             connection.dedicatedDeflaterNeedsReset = true
         }
-        enqueueBytes(connection, bytes, withinLimit: withinLimit)
+        enqueueBytes(connection, frame.compressed.unsafelyUnwrapped, withinLimit: withinLimit)
     }
 
     /// The compressed frame for clients that can take it, the plain one otherwise.
@@ -753,17 +757,32 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             connection(except)?.emitMark = epoch
         }
         if target.rooms.isEmpty {
-            for connection in openConnections where connection.emitMark != epoch {
-                body(connection)
+            Self.forEachUnretained(openConnections) { connection in
+                if connection.emitMark != epoch { body(connection) }
             }
             return
         }
         let multiRoom = target.rooms.count > 1
         for name in target.rooms {
             guard let room = rooms[name] else { continue }
-            for member in room.members where member.emitMark != epoch {
+            Self.forEachUnretained(room.members) { member in
+                guard member.emitMark != epoch else { return }
                 if multiRoom { member.emitMark = epoch }
                 body(member)
+            }
+        }
+    }
+
+    /// Calls `body` with each element without retaining and releasing it: the array keeps them
+    /// alive, and nothing in an emit's walk changes the array (closes wait for the end of the emit,
+    /// joins and leaves for the application's next callback).
+    @inline(__always)
+    private static func forEachUnretained(_ connections: ContiguousArray<Connection>, _ body: (Connection) -> Void) {
+        connections.withUnsafeBufferPointer { buffer in
+            guard let base = UnsafeRawPointer(buffer.baseAddress) else { return }
+            for i in 0..<buffer.count {
+                base.load(fromByteOffset: i &* MemoryLayout<Unmanaged<Connection>>.stride, as: Unmanaged<Connection>.self)
+                    ._withUnsafeGuaranteedRef(body)
             }
         }
     }
