@@ -81,13 +81,34 @@ public final class WindowTracker: @unchecked Sendable {
     /// Called by a receiver; returns true when this delivery completed the message.
     @inline(__always)
     public func delivered(publisher: Int, seq: UInt64) -> Bool {
-        guard publisher < publishers else { return false }
-        let n = counts[publisher * ringSize + Int(seq & UInt64(mask))].add(1, ordering: .relaxed).newValue
-        if Int(n) == receivers {
-            completed[publisher].add(1, ordering: .releasing)
-            return true
+        counters.delivered(publisher: publisher, seq: seq)
+    }
+
+    /// The receivers' side as plain values: what a worker keeps to count each delivery without a
+    /// reference count operation on the tracker (the tracker outlives the run).
+    public var counters: Counters {
+        Counters(publishers: publishers, receivers: receivers, ringSize: ringSize, mask: mask, counts: counts, completed: completed)
+    }
+
+    public struct Counters {
+        let publishers: Int
+        let receivers: Int
+        let ringSize: Int
+        let mask: Int
+        let counts: UnsafeMutablePointer<Atomic<UInt32>>
+        let completed: UnsafeMutablePointer<Atomic<UInt64>>
+
+        /// Returns true when this delivery completed the message.
+        @inline(__always)
+        public func delivered(publisher: Int, seq: UInt64) -> Bool {
+            guard publisher < publishers else { return false }
+            let n = counts[publisher * ringSize + Int(seq & UInt64(mask))].add(1, ordering: .relaxed).newValue
+            if Int(n) == receivers {
+                completed[publisher].add(1, ordering: .releasing)
+                return true
+            }
+            return false
         }
-        return false
     }
 
     /// Messages of `publisher` in flight given how many it sent.

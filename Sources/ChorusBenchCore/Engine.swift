@@ -169,6 +169,8 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
     var started = false
     var measure = MeasureWindow(start: 0, end: 0)
     var tracker: WindowTracker?
+    /// `tracker`'s counters, read per delivery.
+    var counters: WindowTracker.Counters?
     let share: Double
     var opened = 0
     var failed = 0
@@ -385,7 +387,7 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
 
     @inline(__always)
     func account(_ f: Payload.Fields, payloadBytes: Int, _ m: Message, now: UInt64) {
-        if let tracker, tracker.delivered(publisher: f.publisher, seq: f.seq) {
+        if let counters, counters.delivered(publisher: f.publisher, seq: f.seq) {
             wakePublisher(f.publisher)
         }
         if measure.contains(f.time) {
@@ -612,6 +614,7 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
             started = true
             measure = control.window
             tracker = control.tracker
+            counters = tracker?.counters
         }
     }
 

@@ -46,15 +46,42 @@ public enum Payload {
         public var publisher: Int
     }
 
+    /// The value of eight ASCII digits at `p`, or nil if any of the bytes is not a digit.
+    /// (SWAR: all eight checked and combined in a handful of 64-bit operations.)
+    @inline(__always)
+    static func eightDigits(_ p: UnsafeRawPointer) -> UInt64? {
+        let x = UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))
+        let digits = x &- 0x3030_3030_3030_3030  // a byte below '0' borrows into its top bit
+        let aboveNine = x &+ 0x4646_4646_4646_4646  // a byte above '9' carries into its top bit
+        guard (digits | aboveNine) & 0x8080_8080_8080_8080 == 0 else { return nil }
+        // Pairs, then quads, then all eight (the first byte is the most significant digit).
+        let pairs = (digits &* 10) &+ (digits >> 8)
+        let low = (pairs & 0x0000_00FF_0000_00FF) &* (100 &+ (1_000_000 << 32))
+        let high = ((pairs >> 16) & 0x0000_00FF_0000_00FF) &* (1 &+ (10_000 << 32))
+        return (low &+ high) >> 32
+    }
+
     /// Reads the three numbers back; nil if the bytes are not a benchmark payload.
     @inline(__always)
     public static func decode(_ b: UnsafeRawBufferPointer) -> Fields? {
         var pos = 5
         guard b.count > 24, b[0] == 0x7B, b[1] == 0x22, b[2] == 0x74 else { return nil }
+        let base = b.baseAddress!
         @inline(__always) func number() -> UInt64? {
             var v: UInt64 = 0
             let start = pos
-            while pos < b.count, b[pos] >= 48, b[pos] <= 57 { v = v &* 10 &+ UInt64(b[pos] - 48); pos += 1 }
+            // Eight digits at a time while they last (a 17-digit timestamp is two steps and one
+            // digit): the digit-by-digit loop is a serial multiply chain, ~10 % of a delivery.
+            while pos + 8 <= b.count, let eight = eightDigits(base + pos) {
+                v = v &* 100_000_000 &+ eight
+                pos += 8
+            }
+            while pos < b.count {
+                let digit = base.load(fromByteOffset: pos, as: UInt8.self) &- 48  // non-digits wrap above 9
+                if digit > 9 { break }
+                v = v &* 10 &+ UInt64(digit)
+                pos += 1
+            }
             return pos > start ? v : nil
         }
         guard let t = number() else { return nil }
