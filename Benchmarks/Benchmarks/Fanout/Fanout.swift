@@ -136,27 +136,20 @@ let benchmarks: @Sendable () -> Void = {
     // A burst: 16 chat-sized frames (64 B payloads) emitted to the same 10,000 recipients, then
     // flushed. From a `FrameArena` they lie back to back, so each recipient's queue extends one
     // entry (one iovec); as separate buffers each frame is its own entry, reference and iovec.
-    // One op = 16 emits to all recipients + the flush to /dev/null.
+    // One op = 16 emits to all recipients + the flush through the socketpair.
     let small = [UInt8](repeating: UInt8(ascii: "y"), count: 64)
-    let arena = FrameArena()
-    let burstArena = Room()
-    Benchmark("Fan-out 10k x 16 frames: carved from one arena (contiguous)") { benchmark in
-        benchmark.startMeasurement()
-        for _ in 0..<16 {
-            let f = small.withUnsafeBytes { OutgoingFrame.encode(.text, $0, arena: arena) }
-            for r in burstArena.members { burstArena.enqueue(f, to: r) }
+    func burst(_ name: String, arena: FrameArena?) {
+        let room = Room()
+        Benchmark("Fan-out 10k x 16 frames: \(name)") { benchmark in
+            benchmark.startMeasurement()
+            for _ in 0..<16 {
+                let f = small.withUnsafeBytes { OutgoingFrame.encode(.text, $0, arena: arena) }
+                for r in room.members { room.enqueue(f, to: r) }
+            }
+            room.drainKeepingCapacity()
+            benchmark.stopMeasurement()
         }
-        burstArena.drainKeepingCapacity()
-        benchmark.stopMeasurement()
     }
-    let burstSeparate = Room()
-    Benchmark("Fan-out 10k x 16 frames: separate buffers") { benchmark in
-        benchmark.startMeasurement()
-        for _ in 0..<16 {
-            let f = small.withUnsafeBytes { OutgoingFrame.encode(.text, $0) }
-            for r in burstSeparate.members { burstSeparate.enqueue(f, to: r) }
-        }
-        burstSeparate.drainKeepingCapacity()
-        benchmark.stopMeasurement()
-    }
+    burst("carved from one arena (contiguous)", arena: FrameArena())
+    burst("separate buffers", arena: nil)
 }
