@@ -4,6 +4,17 @@
 // See README.md.
 import PackageDescription
 
+/// One benchmark executable in `Benchmarks/NAME`, using these products of the root package.
+func benchmark(_ name: String, using products: [String]) -> Target {
+    .executableTarget(
+        name: name,
+        dependencies: [.product(name: "Benchmark", package: "benchmark")]
+            + products.map { .product(name: $0, package: "Chorus") },
+        path: "Benchmarks/\(name)",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    )
+}
+
 let package = Package(
     name: "ChorusBenchmarks",
     platforms: [.macOS(.v14)],
@@ -12,45 +23,10 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.0", traits: ["MallocInterposer"]),
     ],
     targets: [
-        .executableTarget(
-            name: "WebSocketProtocol",
-            dependencies: [
-                .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "ChorusWebSocket", package: "Chorus"),
-                .product(name: "ChorusServer", package: "Chorus"),
-            ],
-            path: "Benchmarks/WebSocketProtocol",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        ),
-        .executableTarget(
-            name: "Fanout",
-            dependencies: [
-                .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "ChorusLoop", package: "Chorus"),    // OutboundQueue, SharedBytes
-                .product(name: "ChorusServer", package: "Chorus"),  // OutgoingFrame
-            ],
-            path: "Benchmarks/Fanout",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        ),
-        .executableTarget(
-            name: "Server",
-            dependencies: [
-                .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "ChorusServer", package: "Chorus"),
-                .product(name: "ChorusWebSocket", package: "Chorus"),
-            ],
-            path: "Benchmarks/Server",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        ),
-        .executableTarget(
-            name: "SocketIO",
-            dependencies: [
-                .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "ChorusSocketIO", package: "Chorus"),
-            ],
-            path: "Benchmarks/SocketIO",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        ),
+        benchmark("WebSocketProtocol", using: ["ChorusWebSocket", "ChorusServer"]),
+        benchmark("Fanout", using: ["ChorusLoop", "ChorusServer"]),  // OutboundQueue, FrameArena; OutgoingFrame
+        benchmark("Server", using: ["ChorusServer", "ChorusWebSocket"]),
+        benchmark("SocketIO", using: ["ChorusSocketIO"]),
     ],
     swiftLanguageModes: [.v6]
 )

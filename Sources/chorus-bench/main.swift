@@ -25,8 +25,17 @@ extension String {
     var trimmingSpaces: String { String(self.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }
 }
 
+/// How the generator's clients connect and report: shared by every subcommand.
+struct ClientOptions: ParsableArguments {
+    @Option(help: "Event-loop threads in the generator.") var threads: Int = 1
+    @Flag(help: "Offer permessage-deflate (no context takeover).") var deflate = false
+    @Flag(help: "Print one JSON object line after the table.") var json = false
+    @Option(help: "Comma-separated local source addresses (127.0.0.1,127.0.0.2,...) to spread connections over (about 28k each).") var sourceAddresses: String?
+}
+
 /// The load options `fanout` and `socketio` share.
 struct LoadOptions: ParsableArguments {
+    @OptionGroup var client: ClientOptions
     @Option(help: "Receiver connections (only these count as deliveries).") var receivers: Int = 1000
     @Option(help: "Publisher connections (they also receive, uncounted).") var publishers: Int = 1
     @Option(help: "Payload bytes per message (socketio: bytes of the message content).") var size: Int = 64
@@ -35,10 +44,6 @@ struct LoadOptions: ParsableArguments {
     @Option(help: "Measured seconds.") var duration: Double = 10
     @Option(help: "Seconds of load before measuring.") var warmup: Double = 2
     @Option(help: "After the measured window, stop waiting for in-flight messages once none arrived for this long (60 s cap).") var drain: Double = 3
-    @Option(help: "Event-loop threads in the generator.") var threads: Int = 1
-    @Flag(help: "Offer permessage-deflate (no context takeover).") var deflate = false
-    @Flag(help: "Print one JSON object line after the table.") var json = false
-    @Option(help: "Comma-separated local source addresses (127.0.0.1,127.0.0.2,...) to spread connections over.") var sourceAddresses: String?
     @Option(help: "New connections per second while connecting.") var connectRate: Double = 5000
     @Option(help: "Seconds allowed for connecting everyone.") var connectTimeout: Double = 120
     @Option(help: "PID of the server, to read its CPU time from /proc.") var serverPid: Int32?
@@ -54,21 +59,21 @@ struct LoadOptions: ParsableArguments {
         if receivers < 1 || publishers < 1 { throw ValidationError("need at least one receiver and one publisher") }
         if publishers > 99_999 { throw ValidationError("at most 99999 publishers") }
         if duration <= 0 || duration > 3600 || warmup < 0 || warmup > 600 { throw ValidationError("duration in (0, 3600], warmup in [0, 600]") }
-        if threads < 1 || threads > 64 { throw ValidationError("--threads in 1...64") }
+        if client.threads < 1 || client.threads > 64 { throw ValidationError("--threads in 1...64") }
     }
 
     func plan(url: WebSocketURL, binary: Bool = false, socketIO: SocketIOPlan? = nil) -> LoadPlan {
         LoadPlan(
             url: url, receivers: receivers, publishers: publishers, size: size, rate: rate ?? 0,
-            window: window ?? 0, duration: duration, warmup: warmup, drain: drain, threads: threads, deflate: deflate,
-            binary: binary, sourceAddresses: parseSources(sourceAddresses), connectRate: connectRate,
+            window: window ?? 0, duration: duration, warmup: warmup, drain: drain, threads: client.threads,
+            deflate: client.deflate, binary: binary, sourceAddresses: parseSources(client.sourceAddresses), connectRate: connectRate,
             connectTimeout: connectTimeout, messages: messages, socketIO: socketIO)
     }
 
     func run(_ plan: LoadPlan) throws {
-        let result = try FanoutRunner.run(plan, serverPID: serverPid, quiet: json)
+        let result = try FanoutRunner.run(plan, serverPID: serverPid, quiet: client.json)
         print(result.table())
-        if json { print(result.json()) }
+        if client.json { print(result.json()) }
         if result.errors > maxErrors || result.missedRatio > maxMissed || result.stats.receivedInWindow == 0 {
             throw ExitCode(2)
         }
@@ -131,10 +136,7 @@ struct Connect: ParsableCommand {
     @Option(help: "Connections to open.") var connections: Int = 1000
     @Option(help: "New connections per second.") var rate: Double = 2000
     @Option(help: "Seconds to hold them open once all are up.") var hold: Double = 5
-    @Option(help: "Event-loop threads in the generator.") var threads: Int = 1
-    @Flag(help: "Offer permessage-deflate.") var deflate = false
-    @Flag(help: "Print one JSON object line after the table.") var json = false
-    @Option(help: "Comma-separated local source addresses to spread connections over (about 28k per address).") var sourceAddresses: String?
+    @OptionGroup var client: ClientOptions
     @Option(help: "Seconds allowed for connecting everyone.") var timeout: Double = 120
     @Option(help: "PID of the server, to read its RSS from /proc.") var serverPid: Int32?
     @Option(help: "Exit non-zero when more connections than this fail.") var maxFailures: Int = 0
@@ -146,11 +148,11 @@ struct Connect: ParsableCommand {
 
     func run() throws {
         let result = try ConnectRunner.run(
-            url: try parseURL(url), connections: connections, rate: rate, hold: hold, threads: threads,
-            sourceAddresses: parseSources(sourceAddresses), deflate: deflate, timeout: timeout, serverPID: serverPid,
-            quiet: json)
+            url: try parseURL(url), connections: connections, rate: rate, hold: hold, threads: client.threads,
+            sourceAddresses: parseSources(client.sourceAddresses), deflate: client.deflate, timeout: timeout,
+            serverPID: serverPid, quiet: client.json)
         print(result.table())
-        if json { print(result.json()) }
+        if client.json { print(result.json()) }
         if result.failures > maxFailures || result.closedDuringHold > maxFailures { throw ExitCode(2) }
     }
 }

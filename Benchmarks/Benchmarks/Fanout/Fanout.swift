@@ -100,15 +100,20 @@ let benchmarks: @Sendable () -> Void = {
     let payload = [UInt8](repeating: UInt8(ascii: "x"), count: 1024)
     let frame = payload.withUnsafeBytes { OutgoingFrame.encode(.text, $0) }
 
-    let bare = Room()
-    Benchmark("Fan-out 10k: OutboundQueue.append (queues keep capacity)") { benchmark in
-        bare.drainKeepingCapacity()
-        benchmark.startMeasurement()
-        for r in bare.members {
-            r.outbound.append(frame)
+    /// Appends `frame` to every queue, after draining them with `drain` (not measured).
+    func appendToAll(_ name: String, drain: @escaping (Room) -> Void) {
+        let room = Room()
+        Benchmark("Fan-out 10k: OutboundQueue.append \(name)") { benchmark in
+            drain(room)
+            benchmark.startMeasurement()
+            for r in room.members {
+                r.outbound.append(frame)
+            }
+            benchmark.stopMeasurement()
         }
-        benchmark.stopMeasurement()
     }
+
+    appendToAll("(queues keep capacity)") { $0.drainKeepingCapacity() }
 
     let serverLike = Room()
     Benchmark("Fan-out 10k: enqueue as ServerLoop.enqueueBytes (queues keep capacity)") { benchmark in
@@ -123,15 +128,7 @@ let benchmarks: @Sendable () -> Void = {
 
     // For contrast: draining with `removeAll()` (what a close does) frees each queue's storage, so
     // the next append allocates: one malloc per recipient.
-    let cold = Room()
-    Benchmark("Fan-out 10k: OutboundQueue.append after removeAll() (capacity dropped)") { benchmark in
-        cold.drainDroppingCapacity()
-        benchmark.startMeasurement()
-        for r in cold.members {
-            r.outbound.append(frame)
-        }
-        benchmark.stopMeasurement()
-    }
+    appendToAll("after removeAll() (capacity dropped)") { $0.drainDroppingCapacity() }
 
     // A burst: 16 chat-sized frames (64 B payloads) emitted to the same 10,000 recipients, then
     // flushed. From a `FrameArena` they lie back to back, so each recipient's queue extends one
