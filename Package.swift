@@ -42,7 +42,7 @@ let package = Package(
         ], swiftSettings: hotPath),
         // Connections, rooms, encode-once broadcast, backpressure, threads.
         .target(name: "ChorusServer", dependencies: [
-            "ChorusLoop", "ChorusWebSocket",
+            "CChorusLinux", "ChorusLoop", "ChorusWebSocket",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: hotPath),
         // Engine.IO v4 / Socket.IO v5 over the server.

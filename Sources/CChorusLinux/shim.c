@@ -14,3 +14,9 @@ void chorus_set_thread_name(const char *name) {
     buf[15] = 0;
     pthread_setname_np(pthread_self(), buf);
 }
+
+static __thread void *current_loop;
+
+void *chorus_current_loop(void) { return current_loop; }
+
+void chorus_set_current_loop(void *loop) { current_loop = loop; }

@@ -1,3 +1,4 @@
+import CChorusLinux
 import ChorusLoop
 import ChorusWebSocket
 import Logging
@@ -19,7 +20,6 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     let index: Int
     let logger: Logger
     private(set) var listenerFD: Int32 = -1
-    private var threadID: pthread_t?
 
     // Connections by slot; a token carries the slot and its generation so a stale event is ignored.
     private var slots: [Connection?] = []
@@ -98,7 +98,9 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     }
 
     func run() {
-        threadID = pthread_self()
+        // The server outlives its loop threads, so the unretained pointer stays valid while set.
+        chorus_set_current_loop(Unmanaged.passUnretained(self).toOpaque())
+        defer { chorus_set_current_loop(nil) }
         do {
             try loop.run(delegate: self)
         } catch {
@@ -109,9 +111,12 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         if listenerFD >= 0 { Socket.close(listenerFD) }
     }
 
-    var isCurrentThread: Bool {
-        guard let threadID else { return false }
-        return pthread_equal(threadID, pthread_self()) != 0
+    /// The loop of `server` running on the calling thread, if any (several servers may share a
+    /// process, e.g. in tests, so the loop found must belong to the one asking).
+    static func current(of server: WebSocketServer) -> ServerLoop? {
+        guard let pointer = chorus_current_loop() else { return nil }
+        let loop = Unmanaged<ServerLoop>.fromOpaque(pointer).takeUnretainedValue()
+        return loop.server === server ? loop : nil
     }
 
     // MARK: EventLoopDelegate

@@ -106,7 +106,7 @@ public final class WebSocketServer: @unchecked Sendable {
     /// at the end of the iteration (so they cork as many frames per write as this loop does). From
     /// any other thread: one task per loop.
     private func dispatch(_ emit: PendingEmit) {
-        if let current = loops.first(where: { $0.isCurrentThread }) {
+        if let current = ServerLoop.current(of: self) {
             current.deliver(emit)
             if loops.count > 1 { current.forwardLater(emit) }
             return
@@ -128,7 +128,7 @@ public final class WebSocketServer: @unchecked Sendable {
         let compress = configuration.deflate.mode != .off
             && payload.count >= configuration.deflate.threshold
             && compressionClients.load(ordering: .relaxed) > 0
-        if let loop = loops.first(where: { $0.isCurrentThread }) {
+        if let loop = ServerLoop.current(of: self) {
             return loop.makeFrame(opcode, payload, compress: compress)
         }
         return foreignDeflater.make(opcode, payload, compress: compress)

@@ -37,6 +37,11 @@ int chorus_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 // pthread_setname_np is also _GNU_SOURCE-only.
 void chorus_set_thread_name(const char *name);
 
+// The object driving the calling thread's event loop, or NULL (a C thread-local: Swift has none).
+// "Which loop am I on?" is then one load instead of a scan over the loops.
+void *chorus_current_loop(void);
+void chorus_set_current_loop(void *loop);
+
 static inline int chorus_errno(void) { return errno; }
 static inline int chorus_iov_max(void) { return IOV_MAX; }
 

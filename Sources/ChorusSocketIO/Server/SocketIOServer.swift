@@ -39,7 +39,10 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     public let logger: Logger
     /// Process-wide room membership (for recipient counts).
     public let rooms = RoomDirectory()
-    private var namespaces: [String: Namespace] = [:]
+    /// Namespaces by name. `of(_:)` may run on any thread (an emit from an API handler reaches
+    /// it) while loops look namespaces up at CONNECT, so the table has a lock; it is taken per
+    /// CONNECT and per emit call, never per recipient.
+    private let namespaces = Mutex<[String: Namespace]>([:])
     private let serverBox = Mutex<WebSocketServer?>(nil)
     /// Per loop, the sessions it owns (touched only by that loop's thread).
     private let loopSessions: [LoopSessions]
@@ -57,7 +60,7 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
         if !path.hasPrefix("/") { path = "/" + path }
         while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
         normalizedPath = path
-        namespaces["/"] = Namespace(name: "/", io: self)
+        namespaces.withLock { $0["/"] = Namespace(name: "/", io: self) }
     }
 
     /// The main namespace.
@@ -66,10 +69,12 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     /// The namespace `name` (created on first use; create them before the server starts).
     public func of(_ name: String) -> Namespace {
         let key = name.hasPrefix("/") ? name : "/" + name
-        if let ns = namespaces[key] { return ns }
-        let ns = Namespace(name: key, io: self)
-        namespaces[key] = ns
-        return ns
+        return namespaces.withLock { table in
+            if let ns = table[key] { return ns }
+            let ns = Namespace(name: key, io: self)
+            table[key] = ns
+            return ns
+        }
     }
 
     public func to(_ rooms: String...) -> BroadcastOperator { sockets.to(rooms) }
@@ -179,7 +184,7 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
 
     // MARK: Dispatch (loop thread)
 
-    func namespace(_ name: String) -> Namespace? { namespaces[name] }
+    func namespace(_ name: String) -> Namespace? { namespaces.withLock { $0[name] } }
 
     /// Runs an asynchronous middleware in a task (global executor, off the loop threads); its
     /// result hops back to the connection's loop, if the connection still exists. The task holds
@@ -197,7 +202,7 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
         }
     }
 
-    public func hasNamespace(_ name: String) -> Bool { namespaces[name] != nil }
+    public func hasNamespace(_ name: String) -> Bool { namespaces.withLock { $0[name] != nil } }
 }
 
 /// A loop's sessions (confined to that loop's thread).
