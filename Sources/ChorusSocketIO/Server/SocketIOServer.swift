@@ -3,6 +3,9 @@ import ChorusServer
 import ChorusWebSocket
 import Logging
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public struct SocketIOConfiguration: Sendable {
     /// The Engine.IO endpoint (`/socket.io/`); with or without the trailing slash.
@@ -42,7 +45,11 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     private var namespaces: [String: Namespace] = [:]
     private let serverBox = Mutex<WebSocketServer?>(nil)
     /// Per loop, the sessions it owns (touched only by that loop's thread).
-    private let loopSessions: [LoopSessions]
+    let loopSessions: [LoopSessions]
+    /// What a broadcast and the cluster-wide operations reach beyond this process. Set it before
+    /// the server starts (`InMemoryAdapter`: this process only; ChorusCluster's `RedisAdapter`:
+    /// every node on one Redis).
+    public var adapter: any SocketIOAdapter = InMemoryAdapter()
     /// Non-Engine.IO HTTP routes (the application's API).
     public var httpHandler: (@Sendable (HTTPRequest, WebSocketServer) -> HTTPResponse?)?
     private let counters = Mutex<[String: Int]>([:])
@@ -93,6 +100,19 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
 
     public func serverDidStart(_ server: WebSocketServer) {
         serverBox.withLock { $0 = server }
+        adapter.start(io: self, server: server)
+    }
+
+    /// The namespaces' names (the adapter subscribes to each one's channels).
+    public var namespaceNames: [String] { namespaces.keys.sorted() }
+
+    /// Counts the nodes of the cluster, this one included (1 without a cluster adapter).
+    public func serverCount(_ completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void) {
+        adapter.serverCount(completion: completion)
+    }
+
+    public func serverCount() async throws(AdapterError) -> Int {
+        try await withAdapterResult { serverCount($0) }
     }
 
     private func isEnginePath(_ path: String) -> Bool {
@@ -205,6 +225,7 @@ final class LoopSessions: @unchecked Sendable {
     private var sessions: [ObjectIdentifier: EngineSession] = [:]
 
     func add(_ s: EngineSession) { sessions[ObjectIdentifier(s)] = s }
+    func forEachSession(_ body: (EngineSession) -> Void) { for s in sessions.values { body(s) } }
     func remove(_ s: EngineSession) { sessions[ObjectIdentifier(s)] = nil }
 
     func tick(now: UInt64) {
@@ -332,7 +353,8 @@ final class EngineSession {
         // Already connected, or being connected: ignore the duplicate.
         if sockets[name] != nil || pendingConnects[name] != nil { return }
         let handshake = Handshake(
-            request: request, address: connection.remoteAddress.description, auth: auth ?? .object([:]))
+            request: request, address: connection.remoteAddress.description, auth: auth ?? .object([:]),
+            issued: wallClockMilliseconds())
         let socket = Socket(id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self)
         runMiddleware(socket, from: 0, queued: [], queuedBytes: 0)
     }
@@ -460,4 +482,19 @@ final class EngineSession {
             ackTimersArmed = any
         }
     }
+}
+
+/// Wall-clock milliseconds since 1970 (a handshake's `issued`).
+func wallClockMilliseconds() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
+/// A completion-style adapter call as an async one.
+func withAdapterResult<T: Sendable>(_ body: (@escaping @Sendable (Result<T, AdapterError>) -> Void) -> Void) async throws(AdapterError) -> T {
+    let result: Result<T, AdapterError> = await withCheckedContinuation { continuation in
+        body { continuation.resume(returning: $0) }
+    }
+    return try result.get()
 }
