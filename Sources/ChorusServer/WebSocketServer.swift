@@ -142,6 +142,13 @@ public final class WebSocketServer: @unchecked Sendable {
     /// others in one batch, as a local emit is.
     public func eventLoop(_ index: Int) -> EventLoop { loops[index].loop }
 
+    /// Answers an HTTP request deferred by `ServerApplication.handleHTTPLater`. Safe from any thread.
+    func respondLater(_ id: ConnectionID, _ response: HTTPResponse) {
+        guard Int(id.loop) < loops.count else { return }
+        let loop = loops[Int(id.loop)]
+        loop.loop.execute { loop.connection(id).map { loop.respondLater($0, response) } }
+    }
+
     /// Runs `body` on the loop that owns `connection`, if it is still there.
     public func withConnection(_ id: ConnectionID, _ body: @escaping @Sendable (Connection) -> Void) {
         guard Int(id.loop) < loops.count else { return }

@@ -52,6 +52,8 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     public var adapter: any SocketIOAdapter = InMemoryAdapter()
     /// Non-Engine.IO HTTP routes (the application's API).
     public var httpHandler: (@Sendable (HTTPRequest, WebSocketServer) -> HTTPResponse?)?
+    /// Routes answered later (cluster-wide queries): return true and call the responder once.
+    public var deferredHTTPHandler: (@Sendable (HTTPRequest, @escaping @Sendable (HTTPResponse) -> Void) -> Bool)?
     private let counters = Mutex<[String: Int]>([:])
     private let asyncMiddlewareRuns = Atomic<Int>(0)
     private let normalizedPath: String
@@ -144,6 +146,15 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
         }
         return httpHandler?(request, server)
     }
+
+    public func handleHTTPLater(_ request: HTTPRequest, server: WebSocketServer,
+                                respond: @escaping @Sendable (HTTPResponse) -> Void) -> Bool {
+        if isEnginePath(request.head.path) { return false }
+        return deferredHTTPHandler?(request, respond) ?? false
+    }
+
+    /// Whether an adapter other than the in-memory one reaches other nodes.
+    public var isClustered: Bool { !(adapter is InMemoryAdapter) }
 
     public func shouldUpgrade(_ head: HTTPRequestHead, remoteAddress: SocketAddress) -> UpgradeDecision {
         guard isEnginePath(head.path) else { return .reject(.text(404, "not found\n")) }
