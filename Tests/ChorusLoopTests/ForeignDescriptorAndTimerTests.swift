@@ -22,6 +22,7 @@ private final class RunningLoop: EventLoopDelegate, @unchecked Sendable {
     func eventLoopDidFinishIteration(_ loop: EventLoop) {}
 
     /// Runs `body` on the loop and returns its result.
+    @discardableResult
     func onLoop<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in loop.execute { continuation.resume(returning: body()) } }
     }

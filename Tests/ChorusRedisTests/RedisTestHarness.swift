@@ -17,6 +17,7 @@ final class TestLoop: EventLoopDelegate, @unchecked Sendable {
     func eventLoopTick(_ loop: EventLoop, now: UInt64) {}
     func eventLoopDidFinishIteration(_ loop: EventLoop) {}
 
+    @discardableResult
     func onLoop<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in loop.execute { continuation.resume(returning: body()) } }
     }
