@@ -68,9 +68,18 @@ public final class RedisClient: @unchecked Sendable {
         self.logger = logger
         self.onStateChange = onStateChange
         connection = RedisConnection(url: url, loop: loop, configuration: configuration, logger: logger, selectsDatabase: true)
-        connection.onReady = { [unowned self] in ready() }
-        connection.onDown = { [unowned self] reason, wasReady in down(reason, wasReady: wasReady) }
-        connection.onPublishReplied = { [unowned self] bytes, ok in
+        // Weak: a client released without `stop()` must not be called back; its connection then
+        // stops itself at the next event instead of reconnecting forever.
+        connection.onReady = { [weak self, unowned connection] in
+            guard let self else { return connection.stop() }
+            ready()
+        }
+        connection.onDown = { [weak self, unowned connection] reason, wasReady in
+            guard let self else { return connection.stop() }
+            down(reason, wasReady: wasReady)
+        }
+        connection.onPublishReplied = { [weak self] bytes, ok in
+            guard let self else { return }
             inFlightBytes -= bytes
             if !ok { counters.publishFailures += 1 }
         }
@@ -126,13 +135,24 @@ public final class RedisClient: @unchecked Sendable {
     /// Loop thread only: the same without the `Sendable` requirement on `reply`.
     public func commandOnLoop(_ argv: [[UInt8]], timeout: Duration? = nil, _ reply: @escaping (Result<RedisValue, RedisError>) -> Void) {
         guard !stopped else { return reply(.failure(.stopped)) }
-        guard !argv.isEmpty else { return reply(.failure(.server("ERR empty command"))) }
+        guard let name = argv.first else { return reply(.failure(.unsupportedCommand(""))) }
+        if Self.refusedCommands.contains(name.map { $0 | 0x20 }) {
+            return reply(.failure(.unsupportedCommand(String(decoding: name, as: UTF8.self))))
+        }
         let id = connection.expectReply(timeoutNanoseconds: (timeout ?? configuration.commandTimeout).nanoseconds, reply)
         if connection.isReady && queueHead == queue.count && connection.transmit(argv, id: id) { return }
         let bytes = argv.reduce(0) { $0 + $1.count }
         guard hasRoom(bytes) else { return connection.failReply(id, .queueFull) }
         enqueue(.command(argv, id: id), bytes: bytes)
     }
+
+    /// Commands that would take the connection out of request/reply mode (subscribe and monitor
+    /// modes, RESP3, a reset or a close): hiredis 0.14 would then misroute or reject later replies.
+    /// Lower case; compared after ASCII lower-casing.
+    static let refusedCommands: Set<[UInt8]> = Set([
+        "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe",
+        "monitor", "hello", "reset", "quit", "sync", "psync",
+    ].map { Array($0.utf8) })
 
     /// A snapshot of the counters. Loop thread only (or before the loop runs).
     public func countersOnLoop() -> RedisClientCounters {

@@ -68,9 +68,20 @@ public final class RedisSubscriber: @unchecked Sendable {
         self.onMessage = onMessage
         self.onStateChange = onStateChange
         connection = RedisConnection(url: url, loop: loop, configuration: configuration, logger: logger, selectsDatabase: false)
-        connection.onReady = { [unowned self] in ready() }
-        connection.onDown = { [unowned self] reason, wasReady in down(reason, wasReady: wasReady) }
-        connection.onPush = { [unowned self] reply in push(reply) }
+        // Weak: a subscriber released without `stop()` must not be called back; its connection
+        // then stops itself at the next event instead of reconnecting forever.
+        connection.onReady = { [weak self, unowned connection] in
+            guard let self else { return connection.stop() }
+            ready()
+        }
+        connection.onDown = { [weak self, unowned connection] reason, wasReady in
+            guard let self else { return connection.stop() }
+            down(reason, wasReady: wasReady)
+        }
+        connection.onPush = { [weak self, unowned connection] reply in
+            guard let self else { return connection.stop() }
+            push(reply)
+        }
     }
 
     /// Connects; while Redis is unreachable it keeps trying with capped exponential back-off.

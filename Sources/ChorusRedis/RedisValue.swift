@@ -95,6 +95,9 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     case stopped
     /// The reply could not be read (counted as malformed).
     case malformedReply
+    /// A command `RedisClient` does not send (subscribe or monitor mode, HELLO, RESET, QUIT...):
+    /// use `RedisSubscriber` for subscriptions.
+    case unsupportedCommand(String)
 
     public var description: String {
         switch self {
@@ -104,6 +107,7 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         case .queueFull: "not connected and the command queue is full"
         case .stopped: "the client is stopped"
         case .malformedReply: "malformed reply"
+        case .unsupportedCommand(let name): "'\(name)' is not sent on a command connection (subscriptions go through RedisSubscriber)"
         }
     }
 }

@@ -227,6 +227,41 @@ struct RedisClientTests {
         _ = server
     }
 
+    @Test func reconnectAttemptsBackOffExponentiallyUpToTheCap() async throws {
+        // Nothing listens on this port: every attempt is refused at once, so only the back-off
+        // (50 ms doubling to 200 ms, minus up to 20 % jitter) paces them.
+        let url = try RedisURL(parsing: "redis://127.0.0.1:\(try RedisServerProcess.freeLoopbackPort())")
+        let harness = try TestLoop()
+        defer { harness.shutdown() }
+        let states = Inbox()
+        let client = RedisClient(url: url, loop: harness.loop, configuration: Self.fast, logger: TestLoop.logger, onStateChange: states.record)
+        defer { client.stop() }
+        client.start()
+        try await Task.sleep(for: .milliseconds(1200))
+        let failures = await client.snapshot().connectFailures
+        // 50 + 100 + 200 + 200 ... ms: about 7 attempts in 1.2 s (at most ~10 with full jitter);
+        // without back-off it would be thousands. Fewer only if the machine is very slow.
+        #expect((3...12).contains(failures), "\(failures) attempts in 1.2 s")
+        #expect(states.stateLog.count == 1)  // the failure is told once, not per attempt
+        // And publishes meanwhile wait in the queue.
+        client.publish(channel: Array("c".utf8), message: [1, 2, 3])
+        let counters = await client.snapshot()
+        #expect(counters.queueLength == 1 && counters.queuedBytes == 4 && counters.publishes == 0)
+    }
+
+    @Test func commandsThatWouldLeaveRequestReplyModeAreRefused() async throws {
+        let server = try await RedisServerProcess.start()
+        let harness = try TestLoop()
+        defer { harness.shutdown() }
+        let client = RedisClient(url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger)
+        defer { client.stop() }
+        client.start()
+        #expect(await client.run(["subscribe", "x"]) == .failure(.unsupportedCommand("subscribe")))
+        #expect(await client.run(["MONITOR"]) == .failure(.unsupportedCommand("MONITOR")))
+        #expect(await client.run(["HELLO", "3"]) == .failure(.unsupportedCommand("HELLO")))
+        #expect(await client.run(["PING"]) == .success(.status("PONG")))
+    }
+
     @Test func aRedisRestartMidStreamReconnectsResubscribesAndFlushesTheBoundedQueueInOrder() async throws {
         let server = try await RedisServerProcess.start()
         let url = try Self.url(server)
