@@ -249,6 +249,27 @@ struct RedisClientTests {
         #expect(counters.queueLength == 1 && counters.queuedBytes == 4 && counters.publishes == 0)
     }
 
+    @Test func aLoginThatNeverAnswersTimesOutAndIsRetried() async throws {
+        let server = try await RedisServerProcess.start()
+        server.pause()  // the kernel still accepts the TCP connection; PING gets no answer
+        defer { server.resume() }
+        let harness = try TestLoop()
+        defer { harness.shutdown() }
+        let states = Inbox()
+        let configuration = RedisClientConfiguration(initialReconnectDelay: .milliseconds(50), maximumReconnectDelay: .milliseconds(100),
+                                                     connectTimeout: .milliseconds(300))
+        let client = RedisClient(url: try Self.url(server), loop: harness.loop, configuration: configuration,
+                                 logger: TestLoop.logger, onStateChange: states.record)
+        defer { client.stop() }
+        client.start()
+        #expect(await eventually { !states.disconnectedReasons.isEmpty })
+        #expect(states.disconnectedReasons.first?.contains("no connection and login within") == true)
+        #expect(await eventually { await client.snapshot().connectFailures >= 2 })
+        server.resume()
+        #expect(await eventually { states.lastState == .connected })
+        #expect(await client.run(["PING"]) == .success(.status("PONG")))
+    }
+
     @Test func commandsThatWouldLeaveRequestReplyModeAreRefused() async throws {
         let server = try await RedisServerProcess.start()
         let harness = try TestLoop()
