@@ -18,6 +18,16 @@ extension RealtimeApplication {
 
     /// `GET /api/v1/sockets`, answered once every node has (see `SocketIOServer.deferredHTTPHandler`).
     func handleDeferredAPI(_ request: HTTPRequest, _ respond: @escaping @Sendable (HTTPResponse) -> Void) -> Bool {
+        if request.head.path == Self.apiPrefix + "stats", request.head.method == "GET", io.isClustered, authorized(request.head) {
+            // The cluster's counters come from the adapter's loop.
+            let local = stats
+            io.adapter.stats { cluster in
+                guard case .object(var o) = local else { return respond(Self.json(200, local)) }
+                o["cluster"] = cluster ?? .null
+                respond(Self.json(200, .object(o)))
+            }
+            return true
+        }
         guard request.head.path == Self.socketsPath, request.head.method == "GET" else { return false }
         guard authorized(request.head) else {
             respond(Self.json(401, ["error": "unauthorized"], headers: [("WWW-Authenticate", "Bearer")]))

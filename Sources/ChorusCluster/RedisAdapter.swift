@@ -148,6 +148,20 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
         }
     }
 
+    /// `{"uid", "servers" (PUBSUB NUMSUB, null if Redis did not answer), counters...}`.
+    public func stats(_ completion: @escaping @Sendable (JSONValue?) -> Void) {
+        counters { [self, uid] c in
+            @Sendable func answer(_ servers: Int?) {
+                var o: JSONObject = ["uid": .string(uid), "servers": servers.map { JSONValue($0) } ?? .null]
+                if case .object(let fields) = c.json { for (k, v) in fields { o[k] = v } }
+                completion(.object(o))
+            }
+            // Disconnected, NUMSUB would only wait in the offline queue: no count.
+            guard c.redisConnected else { return answer(nil) }
+            serverCount { answer(try? $0.get()) }
+        }
+    }
+
     private func onLoop(_ body: @escaping @Sendable () -> Void) {
         guard let loop else { return }
         if loop.inEventLoop { body() } else { loop.execute(body) }

@@ -8,7 +8,8 @@ import Testing
 enum ClusterE2E {
     /// Two nodes on `redis` (`--threads 2` each, so an incoming broadcast is also forwarded
     /// between loops), the scenario, then everything killed.
-    static func scenario(_ name: String, nodes: Int = 2, extraServerArguments: [String] = []) async throws {
+    static func scenario(_ name: String, nodes: Int = 2, extraServerArguments: [String] = [], scenarioArguments: [String] = [],
+                         overrideTimeout: Bool = false) async throws {
         let redis = try await RedisServerProcess.start()
         defer { redis.kill() }
         var servers: [ChorusProcess] = []
@@ -16,12 +17,13 @@ enum ClusterE2E {
         for _ in 0..<nodes {
             servers.append(try await E2E.server([
                 "--jwt-secret", E2E.secret, "--api-token", E2E.apiToken, "--threads", "2",
-                "--adapter", "redis", "--redis-url", redis.url, "--redis-request-timeout", "3000",
-            ] + extraServerArguments))
+                "--adapter", "redis", "--redis-url", redis.url,
+            ] + (overrideTimeout ? [] : ["--redis-request-timeout", "3000"]) + extraServerArguments))
         }
         let urls = servers.flatMap { ["--url", $0.url] }
         let result = try await PythonClient.run(
-            "cluster_scenarios.py", args: [name, "--redis", redis.url, "--secret", E2E.secret, "--api-token", E2E.apiToken] + urls,
+            "cluster_scenarios.py",
+            args: [name, "--redis", redis.url, "--secret", E2E.secret, "--api-token", E2E.apiToken] + urls + scenarioArguments,
             requiring: PythonClient.socketIO + ", redis, msgpack", timeout: .seconds(90))
         guard result.exitCode == 0, result.stdout.contains("OK \(name)") else {
             throw HarnessError("scenario \(name) failed: \(result)\n" + servers.map(\.diagnostics).joined(separator: "\n")
@@ -45,6 +47,47 @@ struct ClusterE2ETests {
     @Test("a foreign socket.io-redis-adapter node: broadcasts both ways, its requests answered, ours include it",
           .timeLimit(.minutes(2)))
     func foreignNode() async throws { try await ClusterE2E.scenario("foreign_node") }
+
+    @Test("--redis-key: an emitter on another key prefix reaches the nodes using it", .timeLimit(.minutes(2)))
+    func customKey() async throws {
+        try await ClusterE2E.scenario("emitter", extraServerArguments: ["--redis-key", "chorus-test"],
+                                      scenarioArguments: ["--key", "chorus-test"])
+    }
+
+    @Test("--redis-request-timeout: a node that never answers makes a fetch fail with 504 after the timeout",
+          .timeLimit(.minutes(2)))
+    func requestTimeout() async throws {
+        try await ClusterE2E.scenario("request_timeout", extraServerArguments: ["--redis-request-timeout", "1000"],
+                                      scenarioArguments: ["--timeout-ms", "1000"], overrideTimeout: true)
+    }
+
+    @Test("--redis-publish-queue: while Redis is down emits wait in the bounded queue, the rest are dropped and counted",
+          .timeLimit(.minutes(2)))
+    func publishQueueBound() async throws {
+        let port = try RedisServerProcess.freeLoopbackPort()
+        let node = try await E2E.server([
+            "--jwt-secret", E2E.secret, "--api-token", E2E.apiToken, "--threads", "2",
+            "--adapter", "redis", "--redis-url", "redis://127.0.0.1:\(port)", "--redis-publish-queue", "2",
+        ])
+        defer { node.kill() }
+        let result = try await PythonClient.run(
+            "cluster_scenarios.py",
+            args: ["publish_queue", "--redis", "redis://127.0.0.1:\(port)", "--url", node.url, "--publish-queue", "2",
+                   "--secret", E2E.secret, "--api-token", E2E.apiToken],
+            requiring: PythonClient.socketIO + ", redis, msgpack", timeout: .seconds(60))
+        #expect(result.exitCode == 0 && result.stdout.contains("OK publish_queue"), "\(result)\n\(node.diagnostics)")
+    }
+
+    @Test("--adapter redis is refused without the realtime app or with a bad --redis-url", .timeLimit(.minutes(1)))
+    func adapterFlagsAreValidated() async throws {
+        for arguments in [["--app", "echo", "--adapter", "redis"], ["--adapter", "redis", "--redis-url", "http://x"],
+                          ["--adapter", "redis", "--redis-request-timeout", "0"], ["--adapter", "cluster"]] {
+            let child = try ChildProcess(executable: ChorusProcess.binary, arguments: ["serve", "--port", "0", "--auth", "none"] + arguments)
+            let code = try await child.waitForExit(timeout: .seconds(20))
+            #expect(code != 0, "\(arguments) accepted")
+            #expect(child.stderr.text.contains("Error"), "\(arguments): \(child.stderr.text)")
+        }
+    }
 
     @Test("a node starts while Redis is down, serves locally, and joins the cluster when Redis comes", .timeLimit(.minutes(2)))
     func redisDownAtStart() async throws {

@@ -144,6 +144,9 @@ def s_emitter():
     r.publish(w.broadcast_channel(key, "/", []), w.emitter_broadcast("/", ["after"]))
     for c in (alice, bob):
         c.wait_event("after")
+    for node in range(len(ARGS.url)):
+        st, body = api(node, "GET", "/api/v1/stats")
+        check(st == 200 and body["cluster"]["malformed"] == 2 and body["cluster"]["servers"] == len(ARGS.url), f"stats {body}")
     for c in (alice, bob):
         c.close()
 
@@ -315,6 +318,42 @@ def s_operations():
     alice.close(); bob.close()
 
 
+def s_request_timeout():
+    """A node that is counted (subscribed to the request channel) but never answers: a fetch
+    fails with 504 after --redis-request-timeout (given as --timeout-ms), not before, not much later."""
+    r = redis_client()
+    wait_for_nodes(r, len(ARGS.url))
+    mute = r.pubsub()
+    mute.subscribe(w.channels(ARGS.key)["request"])
+    wait_for_nodes(r, len(ARGS.url) + 1)
+    started = time.time()
+    st, body = api(0, "GET", "/api/v1/sockets?room=anything")
+    elapsed = time.time() - started
+    limit = ARGS.timeout_ms / 1000
+    check(st == 504 and "answered" in body["error"], f"fetch {st} {body}")
+    check(limit * 0.9 <= elapsed < limit + 2, f"answered after {elapsed:.2f}s, timeout {limit}s")
+    st, body = api(0, "GET", "/api/v1/stats")
+    check(st == 200 and body["cluster"]["requestsTimedOut"] == 1, f"stats {body}")
+    mute.close()
+
+
+def s_publish_queue():
+    """Redis unreachable: emits wait in the bounded queue (--publish-queue); beyond, they are dropped
+    and counted. Local delivery goes on."""
+    a = at(0, token("alice"))
+    n = ARGS.publish_queue + 3
+    for i in range(n):
+        st, _ = api(0, "POST", "/api/v1/users/alice/notifications", {"i": i})
+        check(st == 202, f"emit {st}")
+    for i in range(n):
+        a.wait_event("notification:new", lambda args, i=i: args[0] == {"i": i})
+    st, body = api(0, "GET", "/api/v1/stats")
+    cluster = body["cluster"]
+    check(st == 200 and cluster["redisConnected"] is False and cluster["servers"] is None, f"stats {body}")
+    check(cluster["publishQueue"] == ARGS.publish_queue and cluster["publishDrops"] == 3, f"queue {cluster}")
+    a.close()
+
+
 SCENARIOS = {name[2:]: fn for name, fn in globals().items() if name.startswith("s_")}
 
 
@@ -327,6 +366,8 @@ def main():
     p.add_argument("--key", default="socket.io")
     p.add_argument("--secret", default="test-secret")
     p.add_argument("--api-token", default="test-api-token")
+    p.add_argument("--timeout-ms", type=int, default=5000)
+    p.add_argument("--publish-queue", type=int, default=10000)
     ARGS = p.parse_args()
     sio.ARGS = argparse.Namespace(url=ARGS.url[0], secret=ARGS.secret, api_token=ARGS.api_token, scenario=ARGS.scenario)
     SCENARIOS[ARGS.scenario]()

@@ -91,6 +91,8 @@ public protocol SocketIOAdapter: AnyObject, Sendable {
     func serverSideEmit(namespace: String, data: [JSONValue], ack: (@Sendable (Result<[JSONValue], AdapterError>) -> Void)?)
     /// Nodes in the cluster, this one included.
     func serverCount(completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void)
+    /// The adapter's counters as JSON (nil: nothing to report).
+    func stats(_ completion: @escaping @Sendable (JSONValue?) -> Void)
 }
 
 /// One node: every operation is local and already done.
@@ -113,4 +115,5 @@ public final class InMemoryAdapter: SocketIOAdapter {
         ack?(.success([]))
     }
     public func serverCount(completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void) { completion(.success(1)) }
+    public func stats(_ completion: @escaping @Sendable (JSONValue?) -> Void) { completion(nil) }
 }
