@@ -102,7 +102,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ChorusMsgPackTests", dependencies: ["ChorusMsgPack"]),
-        .testTarget(name: "ChorusClusterTests", dependencies: ["ChorusCluster", "ChorusMsgPack", "ChorusSocketIO"]),
+        .testTarget(name: "ChorusClusterTests", dependencies: [
+            "ChorusCluster", "ChorusMsgPack", "ChorusSocketIO", "ChorusServer", "ChorusRedis", "ChorusTestSupport",
+        ]),
         .testTarget(name: "ChorusWebSocketTests", dependencies: ["ChorusWebSocket", "ChorusTestSupport"]),
         .testTarget(name: "ChorusServerTests", dependencies: [
             "ChorusServer", "ChorusWebSocket", "ChorusLoop", "ChorusTestSupport",
