@@ -19,6 +19,9 @@ let package = Package(
         .library(name: "ChorusWebSocket", targets: ["ChorusWebSocket"]),
         .library(name: "ChorusLoop", targets: ["ChorusLoop"]),
         .library(name: "ChorusSocketIO", targets: ["ChorusSocketIO"]),
+        .library(name: "ChorusRedis", targets: ["ChorusRedis"]),
+        .library(name: "ChorusMsgPack", targets: ["ChorusMsgPack"]),
+        .library(name: "ChorusCluster", targets: ["ChorusCluster"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -32,6 +35,11 @@ let package = Package(
         .target(name: "CChorusLinux"),
         // System zlib (Debian: libz-dev / zlib1g-dev).
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // System hiredis (Debian: libhiredis-dev, 0.14): the asynchronous Redis client under ChorusRedis.
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+
+        // Pure MessagePack codec (notepack.io's encoding choices, hardened decoder). No I/O.
+        .target(name: "ChorusMsgPack"),
 
         // Event loop, sockets, buffers, timers. Knows nothing about HTTP or WebSocket.
         .target(name: "ChorusLoop", dependencies: ["CChorusLinux"], swiftSettings: hotPath),
@@ -50,6 +58,17 @@ let package = Package(
             "ChorusServer", "ChorusLoop", "ChorusWebSocket",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: hotPath),
+        // Redis connections (publish/commands and a subscriber) for scale-out: hiredis's
+        // asynchronous API driven by a ChorusLoop through hiredis's event hooks.
+        .target(name: "ChorusRedis", dependencies: [
+            "ChorusLoop", "CHiredis",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Several nodes on Redis, speaking socket.io-redis-adapter 8.x / socket.io-redis-emitter 5.x.
+        .target(name: "ChorusCluster", dependencies: [
+            "ChorusSocketIO", "ChorusServer", "ChorusLoop", "ChorusMsgPack", "ChorusRedis",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The chat + project-updates application, auth, emit API.
         // JWTs are verified with vapor/jwt-kit in a Swift concurrency task, off the loop threads;
         // the CONNECT waits in the namespace's asynchronous middleware (see README, "The realtime gateway").
@@ -60,7 +79,7 @@ let package = Package(
         ]),
 
         .executableTarget(name: "chorus", dependencies: [
-            "ChorusServer", "ChorusApp",
+            "ChorusServer", "ChorusApp", "ChorusCluster", "ChorusSocketIO", "ChorusRedis",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -78,6 +97,14 @@ let package = Package(
         // a blocking WebSocket client (using ChorusWebSocket's frame encoder).
         .target(name: "ChorusTestSupport", dependencies: ["ChorusWebSocket"], path: "Tests/ChorusTestSupport"),
         .testTarget(name: "ChorusLoopTests", dependencies: ["ChorusLoop"]),
+        .testTarget(name: "ChorusRedisTests", dependencies: [
+            "ChorusRedis", "ChorusLoop", "ChorusTestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "ChorusMsgPackTests", dependencies: ["ChorusMsgPack"]),
+        .testTarget(name: "ChorusClusterTests", dependencies: [
+            "ChorusCluster", "ChorusMsgPack", "ChorusSocketIO", "ChorusServer", "ChorusRedis", "ChorusTestSupport",
+        ]),
         .testTarget(name: "ChorusWebSocketTests", dependencies: ["ChorusWebSocket", "ChorusTestSupport"]),
         .testTarget(name: "ChorusServerTests", dependencies: [
             "ChorusServer", "ChorusWebSocket", "ChorusLoop", "ChorusTestSupport",

@@ -5,14 +5,15 @@
 #   scripts/setup.sh --system     system packages only (what scripts/run.sh needs)
 #   source scripts/setup.sh       define chorus_setup_system / chorus_setup_venv and CHORUS_ROOT
 #
-# System packages come from Debian (zlib for permessage-deflate, pkg-config to find it); apt-get
+# System packages come from Debian (zlib for permessage-deflate, pkg-config to find it, hiredis
+# for the Redis connections and redis-server for their tests); apt-get
 # update runs at most once, and only when something must be installed. The venv holds the
 # Python test clients' dependencies (Tests/clients/requirements.txt); a stamp file with the
 # requirements' hash skips pip when nothing changed.
 
 CHORUS_ROOT=${CHORUS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 CHORUS_VENV=${CHORUS_VENV:-$CHORUS_ROOT/.venv-test}
-CHORUS_SYSTEM_PACKAGES=(zlib1g-dev pkg-config)
+CHORUS_SYSTEM_PACKAGES=(zlib1g-dev pkg-config libhiredis-dev redis-server)
 
 chorus_setup_system() {
   local missing=() pkg sudo=()

@@ -11,7 +11,9 @@ import ChorusWebSocket
 ///     GET  /api/v1/stats
 ///
 /// 202 `{"recipients": N}`: sockets of this process in the target rooms at the moment of the
-/// emit (all event loops; counted from the process-wide room directory).
+/// emit (all event loops; counted from the process-wide room directory). With `--adapter redis`
+/// the emit reaches every node, but N still counts this node's sockets only, and the answer says
+/// so: `{"recipients": N, "scope": "node"}`. Operator routes on sockets: see OperatorAPI.swift.
 extension RealtimeApplication {
     public static let apiPrefix = "/api/v1/"
 
@@ -34,20 +36,22 @@ extension RealtimeApplication {
             do { body = try JSONValue.parse(request.body) } catch { return Self.badRequest("body is not valid JSON: \(error)") }
         }
         switch segments.count {
+        case 2 where segments[0] == "sockets":
+            return socketsRoute(segments[1], body)
         case 1 where segments[0] == "emit":
             return emitRoute(body)
         case 3 where segments[0] == "projects" && segments[2] == "updates":
             guard let id = Self.pathID(segments[1]) else { return Self.badRequest("invalid projectId") }
             guard body.objectValue != nil else { return Self.badRequest("body must be a JSON object") }
-            return Self.accepted(emitProjectUpdate(projectId: id, data: body))
+            return accepted(emitProjectUpdate(projectId: id, data: body))
         case 4 where segments[0] == "projects" && segments[2] == "stages" && segments[3] == "completed":
             guard let id = Self.pathID(segments[1]) else { return Self.badRequest("invalid projectId") }
             guard body.objectValue != nil else { return Self.badRequest("body must be a JSON object") }
-            return Self.accepted(emitStageCompletion(projectId: id, data: body))
+            return accepted(emitStageCompletion(projectId: id, data: body))
         case 3 where segments[0] == "users" && segments[2] == "notifications":
             guard let id = Self.pathID(segments[1]) else { return Self.badRequest("invalid userId") }
             guard body.objectValue != nil else { return Self.badRequest("body must be a JSON object") }
-            return Self.accepted(emitNotification(userId: id, data: body))
+            return accepted(emitNotification(userId: id, data: body))
         default:
             return Self.json(404, ["error": "no such route"])
         }
@@ -76,10 +80,10 @@ extension RealtimeApplication {
             return Self.badRequest("rooms must not be empty (omit it to emit to the whole namespace)")
         }
         let data = o["data"]
-        return Self.accepted(emit(rooms: targetRooms ?? [], except: exceptRooms ?? [], event: event, data: data, namespace: namespace))
+        return accepted(emit(rooms: targetRooms ?? [], except: exceptRooms ?? [], event: event, data: data, namespace: namespace))
     }
 
-    private func authorized(_ head: HTTPRequestHead) -> Bool {
+    func authorized(_ head: HTTPRequestHead) -> Bool {
         guard let expected = configuration.apiToken, !expected.isEmpty,
             let header = head.value(of: "authorization")
         else { return false }
@@ -106,7 +110,9 @@ extension RealtimeApplication {
     }
 
     static func badRequest(_ message: String) -> HTTPResponse { json(400, ["error": .string(message)]) }
-    static func accepted(_ recipients: Int) -> HTTPResponse { json(202, ["recipients": JSONValue(recipients)]) }
+    func accepted(_ recipients: Int) -> HTTPResponse {
+        io.isClustered ? Self.json(202, ["recipients": JSONValue(recipients), "scope": "node"]) : Self.json(202, ["recipients": JSONValue(recipients)])
+    }
     static func methodNotAllowed(_ allow: String) -> HTTPResponse {
         json(405, ["error": "method not allowed"], headers: [("Allow", allow)])
     }

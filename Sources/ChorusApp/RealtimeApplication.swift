@@ -58,6 +58,7 @@ public final class RealtimeApplication: Sendable {
         }
         configure()
         io.httpHandler = { [self] request, _ in handleAPI(request) }
+        io.deferredHTTPHandler = { [self] request, respond in handleDeferredAPI(request, respond) }
     }
 
     /// What the WebSocket server runs.

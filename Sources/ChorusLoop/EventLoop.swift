@@ -25,6 +25,12 @@ public final class EventLoop: @unchecked Sendable {
     private let wakePending = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
     private var thread: pthread_t?
+    /// The thread inside `run` (0 when none): answers "am I on this loop?" with one relaxed load.
+    private let runningThread = Atomic<UInt>(0)
+    /// Descriptors and deadline timers of owners other than the delegate (see ForeignDescriptors.swift
+    /// and DeadlineTimers.swift). Loop thread only.
+    let foreign = ForeignDescriptorTable()
+    let timers = DeadlineHeap()
     /// The time cached at the start of the current iteration (monotonic ns): cheap for per-event use.
     public private(set) var now: UInt64 = monotonicNanoseconds()
 
@@ -54,12 +60,27 @@ public final class EventLoop: @unchecked Sendable {
         doorbell.signal()
     }
 
+    /// True on the thread running this loop. Safe from any thread.
+    public var inEventLoop: Bool {
+        let running = runningThread.load(ordering: .relaxed)
+        return running != 0 && pthread_equal(running, pthread_self()) != 0
+    }
+
+    /// The loop-thread-only calls (timers, foreign descriptors) are also allowed before `run`
+    /// starts, while the owner sets the loop up on its own thread.
+    @inline(__always)
+    func assertInLoop() {
+        assert(runningThread.load(ordering: .relaxed) == 0 || inEventLoop, "called off the loop's thread")
+    }
+
     /// Runs the loop on the calling thread until `stop()`.
     public func run(delegate: EventLoopDelegate) throws(IOError) {
+        runningThread.store(pthread_self(), ordering: .relaxed)
+        defer { runningThread.store(0, ordering: .relaxed) }
         var batch: [@Sendable () -> Void] = []
         batch.reserveCapacity(64)
         while !stopRequested.load(ordering: .acquiring) {
-            let n = try epoll.wait(timeoutMilliseconds: -1)
+            let n = try epoll.wait(timeoutMilliseconds: waitTimeout())
             now = monotonicNanoseconds()
             var ticked = false
             for i in 0..<n {
@@ -70,6 +91,8 @@ public final class EventLoop: @unchecked Sendable {
                 case Self.tickerToken:
                     ticker.drain()
                     ticked = true
+                case _ where ForeignDescriptorTable.isForeign(token):
+                    foreign.handler(for: token)?(epoll.events(at: i))
                 default:
                     delegate.eventLoop(self, ready: token, events: epoll.events(at: i))
                 }
@@ -80,12 +103,28 @@ public final class EventLoop: @unchecked Sendable {
                 for task in batch { task() }
                 batch.removeAll(keepingCapacity: true)
             }
+            // Timers due now; one scheduled by a timer for `now` or earlier waits for the next turn.
+            let due = monotonicNanoseconds()
+            while let body = timers.popDue(now: due) { body() }
             if ticked { delegate.eventLoopTick(self, now: now) }
             delegate.eventLoopDidFinishIteration(self)
         }
         // Run what was queued before the stop so nothing is silently lost.
+        // (Timers still pending are not run: their deadlines have not come.)
         pending.withLock { swap(&$0, &batch) }
         for task in batch { task() }
+    }
+}
+
+extension EventLoop {
+    /// `epoll_wait`'s time-out: until the nearest timer (rounded up to whole milliseconds, so the
+    /// loop never wakes just before a deadline and spins), or forever when there is none.
+    func waitTimeout() -> Int32 {
+        guard let deadline = timers.nearestDeadline() else { return -1 }
+        let current = monotonicNanoseconds()
+        guard deadline > current else { return 0 }
+        let milliseconds = (deadline - current + 999_999) / 1_000_000
+        return Int32(clamping: milliseconds)
     }
 }
 

@@ -25,6 +25,10 @@ public protocol ServerApplication: AnyObject, Sendable {
     func serverDidStart(_ server: WebSocketServer)
     /// Non-upgrade requests other than `GET /healthz`. Return nil for 404.
     func handleHTTP(_ request: HTTPRequest, server: WebSocketServer) -> HTTPResponse?
+    /// Asked first: a request whose answer is not ready at once (e.g. a cluster-wide query). Return
+    /// true and call `respond` once, from any thread; false to be asked `handleHTTP`. Without an
+    /// answer within the handshake timeout the connection is closed.
+    func handleHTTPLater(_ request: HTTPRequest, server: WebSocketServer, respond: @escaping @Sendable (HTTPResponse) -> Void) -> Bool
     /// Decides on a valid WebSocket upgrade (routing, authentication).
     func shouldUpgrade(_ head: HTTPRequestHead, remoteAddress: SocketAddress) -> UpgradeDecision
     func connectionOpened(_ connection: Connection, request: HTTPRequestHead)
@@ -39,6 +43,8 @@ public protocol ServerApplication: AnyObject, Sendable {
 extension ServerApplication {
     public func serverDidStart(_ server: WebSocketServer) {}
     public func handleHTTP(_ request: HTTPRequest, server: WebSocketServer) -> HTTPResponse? { nil }
+    public func handleHTTPLater(_ request: HTTPRequest, server: WebSocketServer,
+                                respond: @escaping @Sendable (HTTPResponse) -> Void) -> Bool { false }
     public func shouldUpgrade(_ head: HTTPRequestHead, remoteAddress: SocketAddress) -> UpgradeDecision { .accept }
     public func connectionOpened(_ connection: Connection, request: HTTPRequestHead) {}
     public func connectionClosed(_ connection: Connection, code: WebSocketCloseCode?) {}

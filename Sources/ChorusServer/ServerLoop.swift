@@ -413,6 +413,17 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     }
 
     private func answerHTTP(_ connection: Connection, _ request: HTTPRequest) {
+        let id = connection.id
+        let later = application.handleHTTPLater(request, server: server) { [server] response in
+            server.respondLater(id, response)
+        }
+        if later {
+            // Awaiting the answer: input is ignored (.httpDone) and the handshake deadline still
+            // runs; `closeSent` stays false until the answer is queued.
+            connection.state = .httpDone
+            connection.deadline = loop.now + UInt64(max(configuration.handshakeTimeout, 1) * 1e9)
+            return
+        }
         let response = application.handleHTTP(request, server: server)
             ?? HTTPResponse.text(404, "not found: this is a WebSocket endpoint (send an Upgrade: websocket request)\n")
         respondAndClose(connection, response)
@@ -446,6 +457,12 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         if agreement != nil { server.compressionClients.add(1, ordering: .relaxed) }
         connection.opened = true
         application.connectionOpened(connection, request: head)
+    }
+
+    /// A deferred HTTP answer (`ServerApplication.handleHTTPLater`), on the connection's loop.
+    func respondLater(_ connection: Connection, _ response: HTTPResponse) {
+        guard case .httpDone = connection.state, !connection.closeSent else { return }
+        respondAndClose(connection, response)
     }
 
     private func respondAndClose(_ connection: Connection, _ response: HTTPResponse) {

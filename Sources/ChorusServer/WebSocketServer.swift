@@ -134,6 +134,21 @@ public final class WebSocketServer: @unchecked Sendable {
         return foreignDeflater.make(opcode, payload, compress: compress)
     }
 
+    /// The number of event loops (0 before `start`).
+    public var loopCount: Int { loops.count }
+
+    /// Loop `index`'s event loop, to run work there (`execute`) — e.g. a Redis connection driven
+    /// by that loop, whose incoming broadcasts are then framed on a loop and forwarded to the
+    /// others in one batch, as a local emit is.
+    public func eventLoop(_ index: Int) -> EventLoop { loops[index].loop }
+
+    /// Answers an HTTP request deferred by `ServerApplication.handleHTTPLater`. Safe from any thread.
+    func respondLater(_ id: ConnectionID, _ response: HTTPResponse) {
+        guard Int(id.loop) < loops.count else { return }
+        let loop = loops[Int(id.loop)]
+        loop.loop.execute { loop.connection(id).map { loop.respondLater($0, response) } }
+    }
+
     /// Runs `body` on the loop that owns `connection`, if it is still there.
     public func withConnection(_ id: ConnectionID, _ body: @escaping @Sendable (Connection) -> Void) {
         guard Int(id.loop) < loops.count else { return }

@@ -1,7 +1,10 @@
 import ArgumentParser
 import ChorusApp
+import ChorusCluster
 import ChorusLoop
+import ChorusRedis
 import ChorusServer
+import ChorusSocketIO
 import ChorusWebSocket
 import Logging
 #if canImport(Glibc)
@@ -19,6 +22,10 @@ struct Chorus: ParsableCommand {
 
 enum AppName: String, ExpressibleByArgument, CaseIterable {
     case realtime, echo, broadcast
+}
+
+enum AdapterName: String, ExpressibleByArgument, CaseIterable {
+    case memory, redis
 }
 
 extension AuthMode: ExpressibleByArgument {}
@@ -76,6 +83,15 @@ struct Serve: ParsableCommand {
     @Option(help: "File holding the emit API token.") var apiTokenFile: String?
     @Option(help: "Longest chat message content in characters (realtime).") var maxContentLength = 10_000
 
+    @Option(help: "Where broadcasts and cluster-wide operations reach (realtime): memory (this process) or redis (every node on one Redis, wire-compatible with socket.io-redis-adapter 8.x and socket.io-redis-emitter 5.x).")
+    var adapter = AdapterName.memory
+    @Option(help: "Redis of the cluster (--adapter redis): redis://[[user]:password@]host[:port][/db] or unix:///path.")
+    var redisUrl = "redis://127.0.0.1:6379"
+    @Option(help: "Prefix of the cluster's Redis channels (the adapter's and emitter's `key`).") var redisKey = "socket.io"
+    @Option(help: "Milliseconds a cluster-wide request (fetch sockets, all rooms, server-side emit with ack) waits for the other nodes.")
+    var redisRequestTimeout = 5000
+    @Option(help: "Publishes kept while Redis is unreachable; beyond, they are dropped and counted.") var redisPublishQueue = 10_000
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard (9...15).contains(deflateWindowBits) else { throw ValidationError("--deflate-window-bits must be 9...15") }
@@ -83,6 +99,13 @@ struct Serve: ParsableCommand {
         guard maxMessageSize > 0, maxHeaderSize >= 256 else { throw ValidationError("message and header limits must be positive (header >= 256)") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be 1...256") }
+        if adapter == .redis {
+            guard app == .realtime else { throw ValidationError("--adapter redis needs --app realtime") }
+            do { _ = try RedisURL(parsing: redisUrl) } catch { throw ValidationError("--redis-url: \(error)") }
+            guard !redisKey.isEmpty else { throw ValidationError("--redis-key must not be empty") }
+            guard redisRequestTimeout > 0 else { throw ValidationError("--redis-request-timeout must be positive") }
+            guard redisPublishQueue >= 0 else { throw ValidationError("--redis-publish-queue must be 0 or more") }
+        }
         if app == .realtime {
             guard sioPingInterval > 0, sioPingTimeout > 0 else { throw ValidationError("--sio-ping-interval and --sio-ping-timeout must be positive") }
             guard maxPayload > 0, maxContentLength > 0 else { throw ValidationError("--max-payload and --max-content-length must be positive") }
@@ -165,7 +188,15 @@ struct Serve: ParsableCommand {
             // Engine.IO's limits replace the WebSocket ones; its heartbeat replaces WebSocket pings.
             config.maxMessageSize = rc.socketIO.webSocketMessageLimit
             config.applicationTimeouts = rc.socketIO.timeouts
-            application = RealtimeApplication(configuration: rc, logger: logger).serverApplication
+            let realtime = RealtimeApplication(configuration: rc, logger: logger)
+            if adapter == .redis {
+                var cluster = RedisAdapterConfiguration(url: try RedisURL(parsing: redisUrl))
+                cluster.key = redisKey
+                cluster.requestTimeout = Double(redisRequestTimeout) / 1000
+                cluster.client.maxQueuedCommands = redisPublishQueue
+                realtime.io.adapter = RedisAdapter(configuration: cluster, logger: Logger(label: "chorus.cluster"))
+            }
+            application = realtime.serverApplication
         }
 
         // Signals are taken synchronously by one thread; every other thread inherits the mask.
@@ -190,5 +221,6 @@ struct Serve: ParsableCommand {
         sigwait(&mask, &signalNumber)
         logger.info("shutting down", metadata: ["signal": "\(signalNumber)"])
         server.shutdown()
+        (application as? SocketIOServer)?.adapter.stop()
     }
 }

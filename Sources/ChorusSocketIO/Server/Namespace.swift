@@ -35,6 +35,7 @@ public final class Namespace: @unchecked Sendable {
     var connectionHandlers: [@Sendable (Socket) -> Void] = []
     var eventHandlers: [String: EventHandler] = [:]
     var unknownEventHandler: (@Sendable (Socket, String, [JSONValue], Ack?) -> Void)?
+    var serverSideHandlers: [String: ServerSideEventHandler] = [:]
 
     init(name: String, io: SocketIOServer) {
         self.name = name
@@ -91,7 +92,55 @@ public final class Namespace: @unchecked Sendable {
 
     /// Sockets of this namespace in this process (all loops).
     public var socketCount: Int { io.rooms.members(of: name) }
+
+    // MARK: Cluster-wide (any thread)
+
+    /// This namespace on this node only (`io.local` in Socket.IO).
+    public var local: BroadcastOperator { BroadcastOperator(io: io, namespace: name).local }
+
+    public func fetchSockets() async throws(AdapterError) -> [SocketDescription] {
+        try await BroadcastOperator(io: io, namespace: name).fetchSockets()
+    }
+
+    public func socketsJoin(_ rooms: String...) { BroadcastOperator(io: io, namespace: name).socketsJoin(rooms) }
+    public func socketsLeave(_ rooms: String...) { BroadcastOperator(io: io, namespace: name).socketsLeave(rooms) }
+    public func disconnectSockets(close: Bool = false) { BroadcastOperator(io: io, namespace: name).disconnectSockets(close: close) }
+
+    /// Rooms of this namespace with members on any node (socket-id rooms included, as in Node).
+    public func allRooms() async throws(AdapterError) -> Set<String> {
+        let local = io.localRooms(namespace: name)
+        return try await withAdapterResult { io.adapter.allRooms(namespace: name, local: local, completion: $0) }
+    }
+
+    /// Handles `event` emitted by another node with `serverSideEmit` (Socket.IO's `io.on(event)`).
+    /// `ack`, when the sender waits for one: call it once with one value. Runs on any thread.
+    public func onServerSideEmit(_ event: String, _ handler: @escaping ServerSideEventHandler) {
+        serverSideHandlers[event] = handler
+    }
+
+    /// Emits `event` to the other nodes' `onServerSideEmit` handlers (not to clients).
+    public func serverSideEmit(_ event: String, _ args: [JSONValue] = []) {
+        io.adapter.serverSideEmit(namespace: name, data: [.string(event)] + args, ack: nil)
+    }
+
+    /// The same, waiting for every other node's acknowledgement (`--redis-request-timeout`).
+    public func serverSideEmitWithAck(_ event: String, _ args: [JSONValue] = []) async throws(AdapterError) -> [JSONValue] {
+        try await withAdapterResult { io.adapter.serverSideEmit(namespace: name, data: [.string(event)] + args, ack: $0) }
+    }
+
+    /// Whether `onServerSideEmit` registered a handler for `event`.
+    public func hasServerSideHandler(_ event: String) -> Bool { serverSideHandlers[event] != nil }
+
+    /// A server-side emit from another node (`data`: `[event, ...args]`), for the adapter.
+    public func receiveServerSideEmit(_ data: [JSONValue], ack: (@Sendable (JSONValue) -> Void)?) {
+        guard let event = data.first?.stringValue, let handler = serverSideHandlers[event] else { return }
+        handler(Array(data.dropFirst()), ack)
+    }
 }
+
+/// A server-side event handler: the arguments, and the acknowledgement to call once if the
+/// sender waits for one.
+public typealias ServerSideEventHandler = @Sendable (_ args: [JSONValue], _ ack: (@Sendable (JSONValue) -> Void)?) -> Void
 
 /// `io.to("room").except("other").emit(...)`: serialised once, framed once, delivered by the
 /// server's encode-once broadcast. Safe from any thread.
@@ -101,11 +150,28 @@ public struct BroadcastOperator: Sendable {
     public private(set) var rooms: [String] = []
     public private(set) var exceptRooms: [String] = []
     var exceptConnection: ConnectionID?
+    /// The socket `exceptConnection` belongs to, excluded on the other nodes by its room.
+    var exceptSocketID: String?
+    /// This node only: nothing is published to the adapter.
+    public private(set) var isLocal = false
 
-    init(io: SocketIOServer, namespace: String, exceptConnection: ConnectionID? = nil) {
+    init(io: SocketIOServer, namespace: String, exceptConnection: ConnectionID? = nil, exceptSocketID: String? = nil) {
         self.io = io
         self.namespace = namespace
         self.exceptConnection = exceptConnection
+        self.exceptSocketID = exceptSocketID
+    }
+
+    /// The same target on this node only (Socket.IO's `local` flag).
+    public var local: BroadcastOperator {
+        var copy = self
+        copy.isLocal = true
+        return copy
+    }
+
+    /// The sockets this operator selects, as the adapter names them (the sender's id excluded).
+    public var selector: SocketSelector {
+        SocketSelector(namespace: namespace, rooms: rooms, except: exceptRooms + (exceptSocketID.map { [$0] } ?? []))
     }
 
     public func to(_ rooms: [String]) -> BroadcastOperator {
@@ -131,7 +197,8 @@ public struct BroadcastOperator: Sendable {
             exceptConnection: exceptConnection)
     }
 
-    /// Sockets in this process the emit reaches now (all loops; see `RoomDirectory`).
+    /// Sockets in this process the emit reaches now (all loops; see `RoomDirectory`). With a cluster
+    /// adapter, the other nodes' recipients are not counted.
     public var recipientCount: Int { io.rooms.count(target) }
 
     /// Emits to the target. False if the server is not running.
@@ -152,6 +219,45 @@ public struct BroadcastOperator: Sendable {
             let binaries = attachments.map { a in a.withUnsafeBytes { server.makeFrame(.binary, $0) } }
             server.emit(frames: [frame] + binaries, to: target)
         }
+        if !isLocal {
+            let selector = self.selector
+            io.adapter.broadcast(AdapterBroadcast(
+                namespace: namespace, data: [.string(event)] + args, rooms: selector.rooms, except: selector.except))
+        }
         return true
+    }
+
+    // MARK: Cluster-wide operations (any thread)
+
+    /// The sockets selected, on every node (this one's first).
+    public func fetchSockets() async throws(AdapterError) -> [SocketDescription] {
+        let selector = self.selector
+        let local = isLocal
+        let io = self.io
+        return try await withAdapterResult { completion in
+            io.localSocketDescriptions(selector) { found in
+                if local { return completion(.success(found)) }
+                io.adapter.fetchSockets(selector, local: found, completion: completion)
+            }
+        }
+    }
+
+    /// The selected sockets, on every node, join `rooms`.
+    public func socketsJoin(_ rooms: [String]) {
+        io.localSocketsJoin(selector, rooms: rooms)
+        if !isLocal { io.adapter.addSockets(selector, rooms: rooms) }
+    }
+    public func socketsJoin(_ rooms: String...) { socketsJoin(rooms) }
+
+    public func socketsLeave(_ rooms: [String]) {
+        io.localSocketsLeave(selector, rooms: rooms)
+        if !isLocal { io.adapter.delSockets(selector, rooms: rooms) }
+    }
+    public func socketsLeave(_ rooms: String...) { socketsLeave(rooms) }
+
+    /// The selected sockets, on every node, leave the namespace; `close` also closes their connections.
+    public func disconnectSockets(close: Bool = false) {
+        io.localDisconnectSockets(selector, close: close)
+        if !isLocal { io.adapter.disconnectSockets(selector, close: close) }
     }
 }

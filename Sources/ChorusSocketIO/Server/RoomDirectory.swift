@@ -56,4 +56,14 @@ public final class RoomDirectory: Sendable {
     }
 
     public func members(of key: String) -> Int { table.withLock { $0[key]?.count ?? 0 } }
+
+    /// The rooms of `namespace` with members (names without the namespace prefix).
+    public func roomNames(namespace: String) -> Set<String> {
+        let prefix = namespace + "#"
+        return table.withLock { t in
+            var names = Set<String>()
+            for key in t.keys where key.hasPrefix(prefix) { names.insert(String(key.dropFirst(prefix.count))) }
+            return names
+        }
+    }
 }

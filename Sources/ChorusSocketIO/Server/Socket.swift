@@ -7,6 +7,8 @@ public struct Handshake: Sendable {
     public let address: String
     /// The CONNECT packet's auth payload (`{}` when absent).
     public let auth: JSONValue
+    /// When the client connected to the namespace (milliseconds since 1970, wall clock).
+    public let issued: Int64
     public func query(_ name: String) -> String? { request.queryValue(name) }
     public func header(_ name: String) -> String? { request.value(of: name) }
 }
@@ -109,7 +111,7 @@ public final class Socket {
 
     /// To every socket of the namespace except this one.
     public var broadcast: BroadcastOperator {
-        BroadcastOperator(io: namespace.io, namespace: namespace.name, exceptConnection: connectionID)
+        BroadcastOperator(io: namespace.io, namespace: namespace.name, exceptConnection: connectionID, exceptSocketID: id)
     }
 
     // MARK: Leaving

@@ -3,6 +3,9 @@ import ChorusServer
 import ChorusWebSocket
 import Logging
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public struct SocketIOConfiguration: Sendable {
     /// The Engine.IO endpoint (`/socket.io/`); with or without the trailing slash.
@@ -45,9 +48,15 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     private let namespaces = Mutex<[String: Namespace]>([:])
     private let serverBox = Mutex<WebSocketServer?>(nil)
     /// Per loop, the sessions it owns (touched only by that loop's thread).
-    private let loopSessions: [LoopSessions]
+    let loopSessions: [LoopSessions]
+    /// What a broadcast and the cluster-wide operations reach beyond this process. Set it before
+    /// the server starts (`InMemoryAdapter`: this process only; ChorusCluster's `RedisAdapter`:
+    /// every node on one Redis).
+    public var adapter: any SocketIOAdapter = InMemoryAdapter()
     /// Non-Engine.IO HTTP routes (the application's API).
     public var httpHandler: (@Sendable (HTTPRequest, WebSocketServer) -> HTTPResponse?)?
+    /// Routes answered later (cluster-wide queries): return true and call the responder once.
+    public var deferredHTTPHandler: (@Sendable (HTTPRequest, @escaping @Sendable (HTTPResponse) -> Void) -> Bool)?
     private let counters = Mutex<[String: Int]>([:])
     private let asyncMiddlewareRuns = Atomic<Int>(0)
     private let normalizedPath: String
@@ -98,6 +107,19 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
 
     public func serverDidStart(_ server: WebSocketServer) {
         serverBox.withLock { $0 = server }
+        adapter.start(io: self, server: server)
+    }
+
+    /// The namespaces' names (the adapter subscribes to each one's channels).
+    public var namespaceNames: [String] { namespaces.keys.sorted() }
+
+    /// Counts the nodes of the cluster, this one included (1 without a cluster adapter).
+    public func serverCount(_ completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void) {
+        adapter.serverCount(completion: completion)
+    }
+
+    public func serverCount() async throws(AdapterError) -> Int {
+        try await withAdapterResult { serverCount($0) }
     }
 
     private func isEnginePath(_ path: String) -> Bool {
@@ -129,6 +151,15 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
         }
         return httpHandler?(request, server)
     }
+
+    public func handleHTTPLater(_ request: HTTPRequest, server: WebSocketServer,
+                                respond: @escaping @Sendable (HTTPResponse) -> Void) -> Bool {
+        if isEnginePath(request.head.path) { return false }
+        return deferredHTTPHandler?(request, respond) ?? false
+    }
+
+    /// Whether an adapter other than the in-memory one reaches other nodes.
+    public var isClustered: Bool { !(adapter is InMemoryAdapter) }
 
     public func shouldUpgrade(_ head: HTTPRequestHead, remoteAddress: SocketAddress) -> UpgradeDecision {
         guard isEnginePath(head.path) else { return .reject(.text(404, "not found\n")) }
@@ -210,6 +241,7 @@ final class LoopSessions: @unchecked Sendable {
     private var sessions: [ObjectIdentifier: EngineSession] = [:]
 
     func add(_ s: EngineSession) { sessions[ObjectIdentifier(s)] = s }
+    func forEachSession(_ body: (EngineSession) -> Void) { for s in sessions.values { body(s) } }
     func remove(_ s: EngineSession) { sessions[ObjectIdentifier(s)] = nil }
 
     func tick(now: UInt64) {
@@ -337,7 +369,8 @@ final class EngineSession {
         // Already connected, or being connected: ignore the duplicate.
         if sockets[name] != nil || pendingConnects[name] != nil { return }
         let handshake = Handshake(
-            request: request, address: connection.remoteAddress.description, auth: auth ?? .object([:]))
+            request: request, address: connection.remoteAddress.description, auth: auth ?? .object([:]),
+            issued: wallClockMilliseconds())
         let socket = Socket(id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self)
         runMiddleware(socket, from: 0, queued: [], queuedBytes: 0)
     }
@@ -465,4 +498,19 @@ final class EngineSession {
             ackTimersArmed = any
         }
     }
+}
+
+/// Wall-clock milliseconds since 1970 (a handshake's `issued`).
+func wallClockMilliseconds() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
+/// A completion-style adapter call as an async one.
+func withAdapterResult<T: Sendable>(_ body: (@escaping @Sendable (Result<T, AdapterError>) -> Void) -> Void) async throws(AdapterError) -> T {
+    let result: Result<T, AdapterError> = await withCheckedContinuation { continuation in
+        body { continuation.resume(returning: $0) }
+    }
+    return try result.get()
 }

@@ -1,0 +1,501 @@
+// The Socket.IO Redis adapter (socket.io-redis-adapter 8.x protocol) for a SocketIOServer.
+//
+// One publishing connection and one subscribing connection, both driven by one of the server's
+// event loops (loop 0). Everything the adapter keeps (pending requests, counters) is confined to
+// that loop's thread: public calls from other threads hop there with `execute`, and Redis's
+// callbacks already run there. An incoming broadcast is decoded once and emitted with the `local`
+// flag from that loop, so it is framed once, delivered to the loop's own members at once and
+// forwarded to the other loops in one batch, exactly as a local emit is.
+import ChorusLoop
+import ChorusMsgPack
+import ChorusRedis
+import ChorusServer
+import ChorusSocketIO
+import Logging
+import Synchronization
+
+public struct RedisAdapterConfiguration: Sendable {
+    public var url: RedisURL
+    /// The channels' prefix (`--redis-key`), as the adapter's and the emitter's `key` option.
+    public var key = "socket.io"
+    /// Seconds a cluster-wide request waits for the other nodes (`--redis-request-timeout`).
+    public var requestTimeout = 5.0
+    /// Reconnect back-off, command time-out and the bounded queue of publishes while Redis is
+    /// unreachable (`--redis-publish-queue`).
+    public var client = RedisClientConfiguration()
+    /// The server loop that drives the Redis connections.
+    public var loopIndex = 0
+
+    public init(url: RedisURL) { self.url = url }
+}
+
+/// What the adapter has done, for /api/v1/stats and the tests.
+public struct ClusterCounters: Sendable, Equatable {
+    public var broadcastsPublished = 0
+    public var broadcastsReceived = 0
+    /// Delivered to this node's sockets (possibly to nobody if no member was left).
+    public var broadcastsDelivered = 0
+    /// This node's own, another namespace's, or for a room without local members: not decoded further.
+    public var broadcastsSkipped = 0
+    public var requestsPublished = 0
+    public var requestsReceived = 0
+    public var responsesPublished = 0
+    public var responsesReceived = 0
+    public var requestsTimedOut = 0
+    /// Messages from Redis that could not be decoded (skipped).
+    public var malformed = 0
+    public var redisConnected = false
+    /// From the publishing connection: publishes dropped because the queue was full while
+    /// Redis was unreachable, and publishes waiting in it now.
+    public var publishDrops = 0
+    public var publishQueue = 0
+
+    public init() {}
+
+    public var json: JSONValue {
+        [
+            "broadcastsPublished": JSONValue(broadcastsPublished), "broadcastsReceived": JSONValue(broadcastsReceived),
+            "broadcastsDelivered": JSONValue(broadcastsDelivered), "broadcastsSkipped": JSONValue(broadcastsSkipped),
+            "requestsPublished": JSONValue(requestsPublished), "requestsReceived": JSONValue(requestsReceived),
+            "responsesPublished": JSONValue(responsesPublished), "responsesReceived": JSONValue(responsesReceived),
+            "requestsTimedOut": JSONValue(requestsTimedOut), "malformed": JSONValue(malformed),
+            "redisConnected": .bool(redisConnected), "publishDrops": JSONValue(publishDrops), "publishQueue": JSONValue(publishQueue),
+        ]
+    }
+}
+
+public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
+    public let configuration: RedisAdapterConfiguration
+    /// This node's id on the wire (6 alphanumerics, as uid2(6) in the reference adapter).
+    public let uid: String
+    private let logger: Logger
+    private let decoder = MsgPackDecoder(limits: .init(maxDepth: 64, maxContainerCount: 1 << 16))
+
+    // Set once in `start` (main thread, before any Redis callback can run), read-only afterwards.
+    private weak var io: SocketIOServer?
+    private var loop: EventLoop?
+    private var client: RedisClient?
+    private var subscriber: RedisSubscriber?
+    private var channelsByNamespace: [String: ClusterChannels] = [:]
+    /// Subscribed channel/pattern bytes → namespace.
+    private var patternNamespace: [[UInt8]: String] = [:]
+    private var requestNamespace: [[UInt8]: String] = [:]
+    private var responseNamespace: [[UInt8]: String] = [:]
+
+    // Loop-confined.
+    private var pending: [String: PendingRequest] = [:]
+    private var counters = ClusterCounters()
+
+    public init(configuration: RedisAdapterConfiguration, logger: Logger = Logger(label: "chorus.cluster")) {
+        self.configuration = configuration
+        self.logger = logger
+        uid = Self.makeID()
+    }
+
+    static func makeID() -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)
+        var rng = SystemRandomNumberGenerator()
+        return String(decoding: (0..<6).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }, as: UTF8.self)
+    }
+
+    // MARK: Lifecycle
+
+    public func start(io: SocketIOServer, server: WebSocketServer) {
+        self.io = io
+        let loop = server.eventLoop(min(configuration.loopIndex, server.loopCount - 1))
+        self.loop = loop
+        for name in io.namespaceNames {
+            let c = ClusterChannels(key: configuration.key, namespace: name)
+            channelsByNamespace[name] = c
+            patternNamespace[Array(c.broadcastPattern.utf8)] = name
+            requestNamespace[Array(c.request.utf8)] = name
+            responseNamespace[Array(c.response.utf8)] = name
+            responseNamespace[Array(c.response(uid: uid).utf8)] = name
+        }
+        let client = RedisClient(url: configuration.url, loop: loop, configuration: configuration.client, logger: logger) { [weak self] state in
+            self?.publisherState(state)
+        }
+        let subscriber = RedisSubscriber(url: configuration.url, loop: loop, configuration: configuration.client, logger: logger,
+                                         onMessage: { [weak self] message in self?.received(message) },
+                                         onStateChange: { [weak self] state in self?.subscriberState(state) })
+        self.client = client
+        self.subscriber = subscriber
+        subscriber.psubscribe(Array(patternNamespace.keys))
+        subscriber.subscribe(Array(requestNamespace.keys) + Array(responseNamespace.keys))
+        client.start()
+        subscriber.start()
+        logger.info("cluster adapter started", metadata: [
+            "redis": "\(configuration.url)", "key": "\(configuration.key)", "uid": "\(uid)",
+            "namespaces": "\(io.namespaceNames.joined(separator: ","))",
+        ])
+    }
+
+    public func stop() {
+        subscriber?.stop()
+        client?.stop()
+    }
+
+    /// The counters, read on the adapter's loop.
+    public func counters(_ body: @escaping @Sendable (ClusterCounters) -> Void) {
+        onLoop { [self] in
+            var c = counters
+            if let client {
+                let r = client.countersOnLoop()
+                c.publishDrops = r.publishDrops
+                c.publishQueue = r.queueLength
+            }
+            body(c)
+        }
+    }
+
+    /// `{"uid", "servers" (PUBSUB NUMSUB, null if Redis did not answer), counters...}`.
+    public func stats(_ completion: @escaping @Sendable (JSONValue?) -> Void) {
+        counters { [self, uid] c in
+            @Sendable func answer(_ servers: Int?) {
+                var o: JSONObject = ["uid": .string(uid), "servers": servers.map { JSONValue($0) } ?? .null]
+                if case .object(let fields) = c.json { for (k, v) in fields { o[k] = v } }
+                completion(.object(o))
+            }
+            // Disconnected, NUMSUB would only wait in the offline queue: no count.
+            guard c.redisConnected else { return answer(nil) }
+            serverCount { answer(try? $0.get()) }
+        }
+    }
+
+    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+        guard let loop else { return }
+        if loop.inEventLoop { body() } else { loop.execute(body) }
+    }
+
+    private func publisherState(_ state: RedisConnectionState) {
+        switch state {
+        case .connected:
+            counters.redisConnected = true
+            logger.info("connected to Redis", metadata: ["redis": "\(configuration.url)"])
+        case .disconnected(let reason):
+            counters.redisConnected = false
+            logger.warning("Redis unreachable: local delivery continues; publishes wait in the bounded queue, requests answer with this node only",
+                           metadata: ["reason": "\(reason)"])
+        }
+    }
+
+    private func subscriberState(_ state: RedisConnectionState) {
+        if case .connected = state { logger.info("subscribed to the cluster's channels") }
+    }
+
+    private func publish(_ channel: String, _ message: [UInt8]) {
+        client?.publish(channel: Array(channel.utf8), message: message)
+    }
+
+    // MARK: Outgoing (any thread)
+
+    public func broadcast(_ broadcast: AdapterBroadcast) {
+        guard let channels = channelsByNamespace[broadcast.namespace] else { return }
+        let message = ClusterBroadcast(
+            uid: uid, packet: ClusterPacket(data: broadcast.data, namespace: broadcast.namespace),
+            selector: ClusterSelector(rooms: broadcast.rooms, except: broadcast.except))
+        publish(channels.broadcastChannel(rooms: broadcast.rooms), message.encode())
+        onLoop { [self] in counters.broadcastsPublished += 1 }
+    }
+
+    public func addSockets(_ selector: SocketSelector, rooms: [String]) {
+        publishRequest(selector.namespace, .remoteJoin(uid: uid, requestId: nil, .selector(cluster(selector), rooms: rooms)))
+    }
+
+    public func delSockets(_ selector: SocketSelector, rooms: [String]) {
+        publishRequest(selector.namespace, .remoteLeave(uid: uid, requestId: nil, .selector(cluster(selector), rooms: rooms)))
+    }
+
+    public func disconnectSockets(_ selector: SocketSelector, close: Bool) {
+        publishRequest(selector.namespace, .remoteDisconnect(uid: uid, requestId: nil, .selector(cluster(selector), close: close)))
+    }
+
+    public func fetchSockets(_ selector: SocketSelector, local: [SocketDescription],
+                             completion: @escaping @Sendable (Result<[SocketDescription], AdapterError>) -> Void) {
+        ask(selector.namespace, expectingFromOthers: true, accumulator: .sockets(local),
+            make: { [uid] id in .remoteFetch(uid: uid, requestId: id, ClusterSelector(rooms: selector.rooms, except: selector.except)) },
+            done: { completion($0.map { $0.sockets }) })
+    }
+
+    public func allRooms(namespace: String, local: Set<String>, completion: @escaping @Sendable (Result<Set<String>, AdapterError>) -> Void) {
+        ask(namespace, expectingFromOthers: true, accumulator: .rooms(local),
+            make: { [uid] id in .allRooms(uid: uid, requestId: id) },
+            done: { completion($0.map { $0.rooms }) })
+    }
+
+    public func serverSideEmit(namespace: String, data: [JSONValue], ack: (@Sendable (Result<[JSONValue], AdapterError>) -> Void)?) {
+        guard let ack else {
+            publishRequest(namespace, .serverSideEmit(uid: uid, requestId: nil, data: data))
+            return
+        }
+        ask(namespace, expectingFromOthers: true, accumulator: .responses([]),
+            make: { [uid] id in .serverSideEmit(uid: uid, requestId: id, data: data) },
+            done: { ack($0.map { $0.responses }) })
+    }
+
+    public func serverCount(completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void) {
+        onLoop { [self] in
+            numSub(channelsByNamespace["/"]?.request ?? ClusterChannels(key: configuration.key, namespace: "/").request, completion)
+        }
+    }
+
+    private func cluster(_ s: SocketSelector) -> ClusterSelector { ClusterSelector(rooms: s.rooms, except: s.except) }
+
+    private func publishRequest(_ namespace: String, _ request: ClusterRequest) {
+        guard let channels = channelsByNamespace[namespace] else { return }
+        publish(channels.request, request.encode())
+        onLoop { [self] in counters.requestsPublished += 1 }
+    }
+
+    /// `PUBSUB NUMSUB <request channel>`: how many nodes (this one included) listen.
+    private func numSub(_ channel: String, _ completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void) {
+        guard let client else { return completion(.failure(.notRunning)) }
+        let timeout = Duration.milliseconds(Int64(configuration.requestTimeout * 1000))
+        client.commandOnLoop([Array("PUBSUB".utf8), Array("NUMSUB".utf8), Array(channel.utf8)], timeout: timeout) { reply in
+            switch reply {
+            case .success(let value):
+                guard let count = value.array?.dropFirst().first?.integer else { return completion(.failure(.unavailable("unexpected NUMSUB reply"))) }
+                completion(.success(Int(count)))
+            case .failure(let error):
+                completion(.failure(.unavailable("\(error)")))
+            }
+        }
+    }
+
+    /// A request every other node answers: counts the nodes, publishes, and completes once all
+    /// answered or after the request timeout.
+    private func ask(_ namespace: String, expectingFromOthers: Bool, accumulator: PendingRequest.Accumulator,
+                     make: @escaping @Sendable (String) -> ClusterRequest,
+                     done: @escaping @Sendable (Result<PendingRequest.Accumulator, AdapterError>) -> Void) {
+        onLoop { [self] in
+            guard let channels = channelsByNamespace[namespace] else { return done(.success(accumulator)) }
+            numSub(channels.request) { [self] result in
+                // The reply runs on the loop.
+                switch result {
+                case .failure(let error): done(.failure(error))
+                case .success(let nodes):
+                    let others = nodes - 1
+                    guard others > 0 else { return done(.success(accumulator)) }
+                    let requestId = Self.makeID() + Self.makeID()
+                    let request = make(requestId)
+                    let entry = PendingRequest(type: request.type, expected: others, accumulator: accumulator, done: done)
+                    pending[requestId] = entry
+                    entry.timer = loop?.schedule(afterNanoseconds: UInt64(configuration.requestTimeout * 1e9)) { [weak self] in
+                        self?.expire(requestId)
+                    }
+                    publish(channels.request, request.encode())
+                    counters.requestsPublished += 1
+                }
+            }
+        }
+    }
+
+    private func expire(_ requestId: String) {
+        guard let entry = pending.removeValue(forKey: requestId) else { return }
+        counters.requestsTimedOut += 1
+        logger.warning("cluster request timed out", metadata: [
+            "type": "\(entry.type)", "received": "\(entry.received)", "expected": "\(entry.expected)",
+        ])
+        entry.done(.failure(.timeout(received: entry.received, expected: entry.expected)))
+    }
+
+    // MARK: Incoming (loop thread)
+
+    private func received(_ message: RedisPubSubMessage) {
+        if let pattern = message.pattern {
+            guard let namespace = patternNamespace[Array(pattern)] else { return }
+            receivedBroadcast(namespace: namespace, channel: message.channel, payload: message.payload)
+            return
+        }
+        let channel = Array(message.channel)
+        if let namespace = requestNamespace[channel] {
+            receivedRequest(namespace: namespace, payload: message.payload)
+        } else if responseNamespace[channel] != nil {
+            receivedResponse(payload: message.payload)
+        }
+    }
+
+    private func receivedBroadcast(namespace: String, channel: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) {
+        counters.broadcastsReceived += 1
+        guard let io, let channels = channelsByNamespace[namespace], let room = channels.room(ofBroadcastChannel: channel) else {
+            counters.broadcastsSkipped += 1
+            return
+        }
+        // A room's own channel and no local member: nothing to decode (as the reference adapter).
+        if !room.isEmpty && io.rooms.members(of: namespace + "#" + room) == 0 {
+            counters.broadcastsSkipped += 1
+            return
+        }
+        let broadcast: ClusterBroadcast
+        do throws(ClusterWireError) {
+            broadcast = try ClusterBroadcast.decode(payload, decoder: decoder)
+        } catch {
+            counters.malformed += 1
+            logger.debug("malformed broadcast skipped", metadata: ["error": "\(error)"])
+            return
+        }
+        guard broadcast.uid != uid, broadcast.packet.namespace == namespace, let event = broadcast.packet.event else {
+            counters.broadcastsSkipped += 1
+            return
+        }
+        counters.broadcastsDelivered += 1
+        io.of(namespace).to(broadcast.selector.rooms).except(broadcast.selector.except).local
+            .emit(event, Array(broadcast.packet.args))
+    }
+
+    private func receivedRequest(namespace: String, payload: UnsafeRawBufferPointer) {
+        let request: ClusterRequest
+        do throws(ClusterWireError) {
+            request = try ClusterRequest.decode(payload, decoder: decoder)
+        } catch {
+            counters.malformed += 1
+            logger.debug("malformed request skipped", metadata: ["error": "\(error)"])
+            return
+        }
+        // Our own requests come back to us: the local part is already done.
+        if request.uid == uid { return }
+        if let id = request.requestId, pending[id] != nil { return }
+        counters.requestsReceived += 1
+        guard let io, let channels = channelsByNamespace[namespace] else { return }
+        let ns = io.of(namespace)
+        let respond: @Sendable (ClusterResponse) -> Void = { [weak self] response in
+            guard let self else { return }
+            publish(channels.response, response.encode())
+            onLoop { [self] in counters.responsesPublished += 1 }
+        }
+        switch request {
+        case .sockets(_, let requestId, let rooms):
+            io.withLocalSockets(SocketSelector(namespace: namespace, rooms: rooms), { $0.id }) { ids in
+                respond(.sockets(requestId: requestId, socketIds: ids))
+            }
+        case .allRooms(_, let requestId):
+            respond(.allRooms(requestId: requestId, rooms: io.localRooms(namespace: namespace).sorted()))
+        case .remoteJoin(_, let requestId, let target), .remoteLeave(_, let requestId, let target):
+            let join = request.type == .remoteJoin
+            switch target {
+            case .selector(let s, let rooms):
+                let selector = SocketSelector(namespace: namespace, rooms: s.rooms, except: s.except)
+                if join { io.localSocketsJoin(selector, rooms: rooms) } else { io.localSocketsLeave(selector, rooms: rooms) }
+            case .socket(let id, let room):
+                io.withLocalSockets(SocketSelector(namespace: namespace, rooms: [id]), { socket -> Bool? in
+                    if join { socket.join(room) } else { socket.leave(room) }
+                    return true
+                }) { found in
+                    if let requestId, !found.isEmpty { respond(.done(requestId: requestId)) }
+                }
+            }
+        case .remoteDisconnect(_, let requestId, let target):
+            switch target {
+            case .selector(let s, let close):
+                io.localDisconnectSockets(SocketSelector(namespace: namespace, rooms: s.rooms, except: s.except), close: close)
+            case .socket(let id, let close):
+                io.withLocalSockets(SocketSelector(namespace: namespace, rooms: [id]), { socket -> Bool? in
+                    socket.disconnect(close: close)
+                    return true
+                }) { found in
+                    if let requestId, !found.isEmpty { respond(.done(requestId: requestId)) }
+                }
+            }
+        case .remoteFetch(_, let requestId, let s):
+            io.localSocketDescriptions(SocketSelector(namespace: namespace, rooms: s.rooms, except: s.except)) { sockets in
+                respond(.fetch(requestId: requestId, sockets: sockets.map {
+                    ClusterRemoteSocket(id: $0.id, handshake: $0.handshake, rooms: $0.rooms, data: $0.data)
+                }))
+            }
+        case .serverSideEmit(_, let requestId, let data):
+            guard let requestId else {
+                ns.receiveServerSideEmit(data, ack: nil)
+                return
+            }
+            // The requester waits for one answer per node: a node without a handler for the event
+            // answers null at once rather than leaving it to time out.
+            guard let event = data.first?.stringValue, ns.hasServerSideHandler(event) else {
+                respond(.serverSideEmit(requestId: requestId, data: .null))
+                return
+            }
+            let once = AnswerOnce()
+            ns.receiveServerSideEmit(data) { value in
+                if once.claim() { respond(.serverSideEmit(requestId: requestId, data: value)) }
+            }
+        case .broadcast(_, let requestId, let packet, let s, let flags):
+            guard let event = packet.event else { return }
+            let args = Array(packet.args)
+            let timeout = Double(flags.timeout ?? Int64(configuration.requestTimeout * 1000)) / 1000
+            io.withLocalSockets(SocketSelector(namespace: namespace, rooms: s.rooms, except: s.except), { socket -> Bool? in
+                socket.emit(event, args, timeout: timeout) { result in
+                    if case .success(let answer) = result {
+                        respond(.broadcastAck(requestId: requestId, packet: answer.first ?? .null))
+                    }
+                }
+                return true
+            }) { reached in
+                respond(.broadcastClientCount(requestId: requestId, clientCount: reached.count))
+            }
+        }
+    }
+
+    private func receivedResponse(payload: UnsafeRawBufferPointer) {
+        let response: ClusterResponse?
+        do throws(ClusterWireError) {
+            response = try ClusterResponse.decode(payload, decoder: decoder) { [pending] id in pending[id]?.type }
+        } catch {
+            counters.malformed += 1
+            return
+        }
+        guard let response, let entry = pending[response.requestId] else { return }
+        counters.responsesReceived += 1
+        entry.received += 1
+        switch (response, entry.accumulator) {
+        case (.fetch(_, let sockets), .sockets(var all)):
+            all += sockets.map { SocketDescription(id: $0.id, handshake: $0.handshake, rooms: $0.rooms, data: $0.data) }
+            entry.accumulator = .sockets(all)
+        case (.allRooms(_, let rooms), .rooms(var all)):
+            all.formUnion(rooms)
+            entry.accumulator = .rooms(all)
+        case (.serverSideEmit(_, let data), .responses(var all)):
+            all.append(data)
+            entry.accumulator = .responses(all)
+        default:
+            break
+        }
+        if entry.received >= entry.expected {
+            pending[response.requestId] = nil
+            if let timer = entry.timer { loop?.cancel(timer) }
+            entry.done(.success(entry.accumulator))
+        }
+    }
+}
+
+/// A request this node waits on (adapter loop only).
+final class PendingRequest {
+    enum Accumulator: Sendable {
+        case sockets([SocketDescription])
+        case rooms(Set<String>)
+        case responses([JSONValue])
+
+        var sockets: [SocketDescription] { if case .sockets(let s) = self { return s }; return [] }
+        var rooms: Set<String> { if case .rooms(let r) = self { return r }; return [] }
+        var responses: [JSONValue] { if case .responses(let r) = self { return r }; return [] }
+    }
+
+    let type: ClusterRequestType
+    let expected: Int
+    var received = 0
+    var accumulator: Accumulator
+    var timer: LoopTimer?
+    let done: @Sendable (Result<Accumulator, AdapterError>) -> Void
+
+    init(type: ClusterRequestType, expected: Int, accumulator: Accumulator,
+         done: @escaping @Sendable (Result<Accumulator, AdapterError>) -> Void) {
+        self.type = type
+        self.expected = expected
+        self.accumulator = accumulator
+        self.done = done
+    }
+}
+
+/// The first call wins (a server-side ack is answered once, from whatever thread calls it).
+final class AnswerOnce: Sendable {
+    private let claimed = Mutex(false)
+    func claim() -> Bool { claimed.withLock { was in defer { was = true }; return !was } }
+}

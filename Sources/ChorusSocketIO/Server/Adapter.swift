@@ -1,0 +1,119 @@
+import ChorusServer
+import ChorusWebSocket
+
+/// Which sockets an operation is for: those of `namespace` in any of `rooms` (all of them when
+/// `rooms` is empty) and in none of `except`. A socket is in the room named after its id.
+public struct SocketSelector: Sendable, Hashable {
+    public var namespace: String
+    public var rooms: [String]
+    public var except: [String]
+
+    public init(namespace: String, rooms: [String] = [], except: [String] = []) {
+        self.namespace = namespace
+        self.rooms = rooms
+        self.except = except
+    }
+
+    /// Loop thread of `socket` only.
+    func matches(_ socket: Socket) -> Bool {
+        guard socket.connected, socket.namespace.name == namespace else { return false }
+        let inRoom = { (room: String) in room == socket.id || socket.rooms.contains(room) }
+        if !rooms.isEmpty && !rooms.contains(where: inRoom) { return false }
+        return !except.contains(where: inRoom)
+    }
+}
+
+/// A socket as `fetchSockets` describes it, on this node or another (Socket.IO's `RemoteSocket`
+/// without its methods: use `io.to(id)` and the selector operations with its id as the room).
+public struct SocketDescription: Sendable, Hashable {
+    public var id: String
+    /// Node's handshake shape: `{headers, time, address, xdomain, secure, issued, url, query, auth}`.
+    public var handshake: JSONValue
+    /// The rooms it is in, its own id first (as Node lists them).
+    public var rooms: [String]
+    /// `socket.data` as JSON (see `SocketDataRepresentable`), null otherwise.
+    public var data: JSONValue
+
+    public init(id: String, handshake: JSONValue, rooms: [String], data: JSONValue) {
+        self.id = id
+        self.handshake = handshake
+        self.rooms = rooms
+        self.data = data
+    }
+}
+
+/// `socket.data` that other nodes may see in `fetchSockets` (Node sends `socket.data` as JSON).
+public protocol SocketDataRepresentable {
+    var socketDataJSON: JSONValue { get }
+}
+
+/// Why a cluster-wide operation did not complete.
+public enum AdapterError: Error, Sendable, Hashable {
+    /// Not every node answered within the request timeout (`--redis-request-timeout`).
+    case timeout(received: Int, expected: Int)
+    /// The cluster connection is down (Redis unreachable): only this node's part is known.
+    case unavailable(String)
+    /// The server is not running.
+    case notRunning
+}
+
+/// A broadcast just delivered to this process's sockets, for the other nodes.
+public struct AdapterBroadcast: Sendable {
+    public var namespace: String
+    /// `[event, ...args]`.
+    public var data: [JSONValue]
+    public var rooms: [String]
+    /// Excluded rooms; a `socket.broadcast` emit excludes the sender's id (its own room).
+    public var except: [String]
+}
+
+/// What a `SocketIOServer` tells the other nodes and asks them: the seam of Socket.IO's adapter.
+/// Local delivery and local operations are done by the server itself before it calls these; an
+/// adapter only adds the other nodes. The default, `InMemoryAdapter`, is one node: nothing to add.
+/// Methods are called from any thread; completions may run on any thread.
+public protocol SocketIOAdapter: AnyObject, Sendable {
+    /// The server is accepting (its loops run): connect, subscribe.
+    func start(io: SocketIOServer, server: WebSocketServer)
+    /// The server is stopping.
+    func stop()
+    /// Publishes a broadcast this node just delivered locally.
+    func broadcast(_ broadcast: AdapterBroadcast)
+    /// The other nodes' sockets matching `selector` join `rooms`.
+    func addSockets(_ selector: SocketSelector, rooms: [String])
+    func delSockets(_ selector: SocketSelector, rooms: [String])
+    func disconnectSockets(_ selector: SocketSelector, close: Bool)
+    /// The other nodes' sockets matching `selector`, appended to `local`.
+    func fetchSockets(_ selector: SocketSelector, local: [SocketDescription],
+                      completion: @escaping @Sendable (Result<[SocketDescription], AdapterError>) -> Void)
+    /// Rooms of `namespace` on every node, `local` included.
+    func allRooms(namespace: String, local: Set<String>, completion: @escaping @Sendable (Result<Set<String>, AdapterError>) -> Void)
+    /// Server-side emit to the other nodes (`data`: `[event, ...args]`); with `ack`, one answer per node.
+    func serverSideEmit(namespace: String, data: [JSONValue], ack: (@Sendable (Result<[JSONValue], AdapterError>) -> Void)?)
+    /// Nodes in the cluster, this one included.
+    func serverCount(completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void)
+    /// The adapter's counters as JSON (nil: nothing to report).
+    func stats(_ completion: @escaping @Sendable (JSONValue?) -> Void)
+}
+
+/// One node: every operation is local and already done.
+public final class InMemoryAdapter: SocketIOAdapter {
+    public init() {}
+    public func start(io: SocketIOServer, server: WebSocketServer) {}
+    public func stop() {}
+    public func broadcast(_ broadcast: AdapterBroadcast) {}
+    public func addSockets(_ selector: SocketSelector, rooms: [String]) {}
+    public func delSockets(_ selector: SocketSelector, rooms: [String]) {}
+    public func disconnectSockets(_ selector: SocketSelector, close: Bool) {}
+    public func fetchSockets(_ selector: SocketSelector, local: [SocketDescription],
+                             completion: @escaping @Sendable (Result<[SocketDescription], AdapterError>) -> Void) {
+        completion(.success(local))
+    }
+    public func allRooms(namespace: String, local: Set<String>, completion: @escaping @Sendable (Result<Set<String>, AdapterError>) -> Void) {
+        completion(.success(local))
+    }
+    public func serverSideEmit(namespace: String, data: [JSONValue], ack: (@Sendable (Result<[JSONValue], AdapterError>) -> Void)?) {
+        ack?(.success([]))
+    }
+    public func serverCount(completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void) { completion(.success(1)) }
+    public func stats(_ completion: @escaping @Sendable (JSONValue?) -> Void) { completion(nil) }
+}

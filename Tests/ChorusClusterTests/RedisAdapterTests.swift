@@ -1,0 +1,125 @@
+import ChorusCluster
+import ChorusRedis
+import ChorusServer
+import ChorusSocketIO
+import ChorusTestSupport
+import Foundation
+import Testing
+
+/// Two Socket.IO servers in this process, each with a `RedisAdapter`, on one real redis-server:
+/// the Swift API's cluster-wide operations issued on one node and answered by the other.
+struct TwoNodes {
+    let redis: RedisServerProcess
+    let ios: [SocketIOServer]
+    let servers: [WebSocketServer]
+
+    static func start() async throws -> TwoNodes {
+        let redis = try await RedisServerProcess.start()
+        var ios: [SocketIOServer] = []
+        var servers: [WebSocketServer] = []
+        for name in ["a", "b"] {
+            let io = SocketIOServer()
+            var config = RedisAdapterConfiguration(url: try RedisURL(parsing: redis.url))
+            config.requestTimeout = 3
+            io.adapter = RedisAdapter(configuration: config)
+            io.sockets.onServerSideEmit("hello") { args, ack in ack?(["from": .string(name), "args": .array(args)]) }
+            io.sockets.on("join") { socket, args, ack in
+                if let room = args.first?.stringValue { socket.join(room) }
+                ack?(true)
+            }
+            var sc = ServerConfiguration()
+            sc.host = "127.0.0.1"
+            sc.port = 0
+            sc.threads = 2
+            sc.applicationTimeouts = io.configuration.timeouts
+            let server = WebSocketServer(configuration: sc, application: io)
+            try server.start()
+            ios.append(io)
+            servers.append(server)
+        }
+        let nodes = TwoNodes(redis: redis, ios: ios, servers: servers)
+        // Both subscribed: each counts two servers.
+        for io in ios {
+            var count = 0
+            for _ in 0..<100 {
+                count = (try? await io.serverCount()) ?? 0
+                if count == 2 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(count == 2)
+        }
+        return nodes
+    }
+
+    func stop() {
+        for (io, server) in zip(ios, servers) {
+            server.shutdown()
+            io.adapter.stop()
+        }
+        redis.kill()
+    }
+
+    /// A raw Engine.IO/Socket.IO client connected to the main namespace of node `index`; returns its socket id.
+    func connect(_ index: Int) throws -> (BlockingWebSocketClient, String) {
+        let client = try BlockingWebSocketClient(port: servers[index].port, path: "/socket.io/?EIO=4&transport=websocket")
+        _ = try client.receive()  // Engine.IO open
+        try client.send(text: "40")
+        let connected = try client.receive().text  // 40{"sid":"..."}
+        guard let range = connected.range(of: #""sid":""#) else { throw HarnessError("no sid in \(connected)") }
+        let sid = String(connected[range.upperBound...].prefix(20))
+        return (client, sid)
+    }
+}
+
+@Suite("RedisAdapter: the Swift API across two nodes on a real Redis", .serialized)
+struct RedisAdapterTests {
+    @Test(.timeLimit(.minutes(1)))
+    func serverSideEmitWithAckCollectsTheOtherNodesAnswers() async throws {
+        let nodes = try await TwoNodes.start()
+        defer { nodes.stop() }
+        let answers = try await nodes.ios[0].sockets.serverSideEmitWithAck("hello", [1, "x"])
+        #expect(answers == [["from": "b", "args": [1, "x"]]])
+        // An event nobody handles is answered null rather than left to time out.
+        #expect(try await nodes.ios[1].sockets.serverSideEmitWithAck("nobody-listens") == [nil])
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func fetchSocketsAllRoomsAndJoinAcrossNodes() async throws {
+        let nodes = try await TwoNodes.start()
+        defer { nodes.stop() }
+        let (clientB, sidB) = try nodes.connect(1)
+        defer { clientB.closeNow() }
+        #expect(sidB.count == 20)
+        // All rooms, asked on A, include B's socket-id room.
+        #expect(try await nodes.ios[0].sockets.allRooms().contains(sidB))
+        // Fetched from A: B's socket, its rooms with its own id first.
+        let fetched = try await nodes.ios[0].sockets.fetchSockets()
+        #expect(fetched.map(\.id) == [sidB])
+        #expect(fetched.first?.rooms == [sidB])
+        // Join from A; B's socket is then in the room (seen from A again).
+        nodes.ios[0].to(sidB).socketsJoin("team")
+        var rooms: [String] = []
+        for _ in 0..<100 {
+            rooms = try await nodes.ios[0].to("team").fetchSockets().first?.rooms ?? []
+            if rooms.contains("team") { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(rooms == [sidB, "team"])
+        // `.local` stays on this node: A has no socket in "team".
+        #expect(try await nodes.ios[0].to("team").local.fetchSockets().isEmpty)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func emitOnOneNodeIsFramedOnceOnTheOther() async throws {
+        let nodes = try await TwoNodes.start()
+        defer { nodes.stop() }
+        let (clientB, _) = try nodes.connect(1)
+        defer { clientB.closeNow() }
+        try clientB.send(text: #"420["join","r"]"#)
+        #expect(try clientB.receive().text == "430[true]")
+        nodes.ios[0].sockets.to("r").emit("news", ["n": 1], .binary([1, 2]))
+        // The binary event arrives as one text frame and its attachment, as from a local emit.
+        #expect(try clientB.receive().text == #"451-["news",{"n":1},{"_placeholder":true,"num":0}]"#)
+        #expect(try clientB.receive().payload == [1, 2])
+    }
+}
