@@ -111,7 +111,7 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     }
 
     /// The namespaces' names (the adapter subscribes to each one's channels).
-    public var namespaceNames: [String] { namespaces.keys.sorted() }
+    public var namespaceNames: [String] { namespaces.withLock { $0.keys.sorted() } }
 
     /// Counts the nodes of the cluster, this one included (1 without a cluster adapter).
     public func serverCount(_ completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void) {
