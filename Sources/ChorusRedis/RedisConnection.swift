@@ -282,11 +282,34 @@ final class RedisConnection {
     private func handle(_ events: Epoll.Events) {
         let failed = !events.isDisjoint(with: [.error, .hangup])
         if let ac = context, events.contains(.writable) || (failed && interest.contains(.writable)) {
-            redisAsyncHandleWrite(ac)
+            Self.withoutSIGPIPE { redisAsyncHandleWrite(ac) }
         }
         // The write may have ended the context (cleanup sets `context` to nil).
         if let ac = context, events.contains(.readable) || failed {
             redisAsyncHandleRead(ac)
+        }
+    }
+
+    /// hiredis writes with plain write(2), so a write to a Redis that just went away raises
+    /// SIGPIPE, which kills a process that does not ignore it (a test runner, an embedding app;
+    /// `chorus serve` does ignore it). SIGPIPE from write(2) is directed at the writing thread, so
+    /// blocking it around the write makes the write fail with EPIPE instead (hiredis then drops
+    /// the connection); the pending signal is consumed before the old mask comes back. hiredis
+    /// writes only here, on write readiness: commands are only buffered when they are sent.
+    private static func withoutSIGPIPE(_ body: () -> Void) {
+        var pipe = sigset_t(), old = sigset_t()
+        sigemptyset(&pipe)
+        sigaddset(&pipe, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &pipe, &old)
+        body()
+        if sigismember(&old, SIGPIPE) == 0 {
+            var pending = sigset_t()
+            sigpending(&pending)
+            if sigismember(&pending, SIGPIPE) == 1 {
+                var now = timespec()
+                _ = sigtimedwait(&pipe, nil, &now)
+            }
+            pthread_sigmask(SIG_SETMASK, &old, nil)
         }
     }
 
