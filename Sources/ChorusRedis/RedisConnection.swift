@@ -354,23 +354,19 @@ final class RedisConnection {
     }
 
     /// `PUBLISH channel message`; the reply only updates counters (privdata carries the size).
-    func transmitPublish(channel: [UInt8], message: [UInt8]) -> Bool {
+    func transmitPublish(channel c: UnsafeRawBufferPointer, message m: UnsafeRawBufferPointer) -> Bool {
         guard let ac = context, !freeRequested else { return false }
-        let bytes = channel.count + message.count
-        return channel.withUnsafeBytes { c in
-            message.withUnsafeBytes { m in
-                withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: 3) { argv in
-                    withUnsafeTemporaryAllocation(of: Int.self, capacity: 3) { lengths in
-                        argv[0] = Self.publishName
-                        lengths[0] = 7
-                        argv[1] = Self.pointer(c)
-                        lengths[1] = c.count
-                        argv[2] = Self.pointer(m)
-                        lengths[2] = m.count
-                        return redisAsyncCommandArgv(ac, publishReplied, UnsafeMutableRawPointer(bitPattern: UInt(bytes + 8)),
-                                                     3, argv.baseAddress, lengths.baseAddress) == REDIS_OK
-                    }
-                }
+        let bytes = c.count + m.count
+        return withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: 3) { argv in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: 3) { lengths in
+                argv[0] = Self.publishName
+                lengths[0] = 7
+                argv[1] = Self.pointer(c)
+                lengths[1] = c.count
+                argv[2] = Self.pointer(m)
+                lengths[2] = m.count
+                return redisAsyncCommandArgv(ac, publishReplied, UnsafeMutableRawPointer(bitPattern: UInt(bytes + 8)),
+                                             3, argv.baseAddress, lengths.baseAddress) == REDIS_OK
             }
         }
     }

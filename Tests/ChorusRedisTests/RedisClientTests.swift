@@ -36,7 +36,12 @@ struct RedisClientTests {
             Array(0...255).map { UInt8($0) },
             [UInt8](repeating: 0, count: 100_000),
         ]
-        for p in payloads { client.publish(channel: channel, message: p) }
+        for p in payloads.dropLast() { client.publish(channel: channel, message: p) }
+        // The last one from borrowed bytes, on the loop (what an encoder with a scratch buffer does).
+        let last = payloads[payloads.count - 1]
+        harness.loop.execute {
+            last.withUnsafeBytes { m in channel.withUnsafeBytes { c in client.publishOnLoop(channel: c, message: m) } }
+        }
         #expect(await eventually { inbox.received.count == payloads.count })
         #expect(inbox.payloads == payloads)
         #expect(inbox.received.allSatisfy { $0.channel == channel && $0.pattern == nil })
