@@ -85,6 +85,13 @@ public final class RedisClient: @unchecked Sendable {
         }
     }
 
+    /// A client released without `stop()` stops its connection on the loop (queued publishes are
+    /// lost; queued commands end with `.timeout`).
+    deinit {
+        let connection = UncheckedSendable(connection)
+        loop.execute { connection.value.stop() }
+    }
+
     /// Connects; while Redis is unreachable it keeps trying with capped exponential back-off.
     /// A host name is resolved here, on the calling thread.
     public func start() {

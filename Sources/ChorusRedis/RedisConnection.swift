@@ -504,3 +504,9 @@ private func subscriptionReplied(_ ac: UnsafeMutablePointer<redisAsyncContext>?,
     guard let reply, let connection = RedisConnection.from(ac?.pointee.data) else { return }
     connection.onPush(UnsafePointer(reply.assumingMemoryBound(to: redisReply.self)))
 }
+
+/// Carries a loop-confined object into `EventLoop.execute`, whose task runs on that same loop.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

@@ -391,6 +391,24 @@ struct RedisClientTests {
         #expect(Self.socketsConnected(toPort: server.port) == 0)
     }
 
+    @Test func aClientOrSubscriberReleasedWithoutStopClosesItsConnection() async throws {
+        let server = try await RedisServerProcess.start()
+        let harness = try TestLoop()
+        defer { harness.shutdown() }
+        do {
+            let client = RedisClient(url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger)
+            let subscriber = RedisSubscriber(url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger, onMessage: { _ in })
+            client.start()
+            subscriber.start()
+            await subscriber.subscribeConfirmed(["x"])
+            #expect(await client.run(["PING"]) == .success(.status("PONG")))
+            #expect(Self.socketsConnected(toPort: server.port) == 2)
+        }
+        #expect(await eventually { Self.socketsConnected(toPort: server.port) == 0 })
+        #expect(await harness.onLoop { harness.loop.foreignRegistrationCount } == 0)
+        #expect(await harness.onLoop { harness.loop.pendingTimerCount } == 0)
+    }
+
     // MARK: Descriptor accounting
 
     private static func openDescriptorCount() -> Int {
