@@ -126,6 +126,12 @@ final class RedisConnection {
             attemptFailed("cannot watch the socket: \(error)")
             return
         }
+        if case .tcp = url.endpoint {
+            // A Redis host that vanishes without a FIN or RST (a partition, a dead machine) would
+            // leave a subscriber waiting forever: TCP keepalive notices within ~30 s (idle 15 s,
+            // then 3 probes 5 s apart), and the connection is then redone.
+            _ = redisEnableKeepAlive(&ac.pointee.c)
+        }
         context = ac
         freeRequested = false
         interest = []

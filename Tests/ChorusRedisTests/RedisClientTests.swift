@@ -367,6 +367,7 @@ struct RedisClientTests {
         client.publish(channel: Array("bye".utf8), message: [1])
         #expect(await eventually { inbox.received.count == 1 })
         #expect(Self.socketsConnected(toPort: server.port) == 2)
+        #expect(Self.keepAliveFlags(toPort: server.port) == [1, 1])
         #expect(await harness.onLoop { harness.loop.foreignRegistrationCount } == 2)
 
         // A command waiting in flight fails with .stopped rather than vanishing.
@@ -413,6 +414,32 @@ struct RedisClientTests {
 
     private static func openDescriptorCount() -> Int {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+    }
+
+    /// SO_KEEPALIVE of each of this process's sockets connected to 127.0.0.1:`port`.
+    private static func keepAliveFlags(toPort port: UInt16) -> [Int32] {
+        let inodes = Set(tcpInodes(toPort: port))
+        var flags: [Int32] = []
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+            guard let fd = Int32(entry),
+                  let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(entry)"),
+                  target.hasPrefix("socket:["), inodes.contains(String(target.dropFirst(8).dropLast())) else { continue }
+            var value: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &value, &length)
+            flags.append(value)
+        }
+        return flags
+    }
+
+    /// Inodes of the TCP sockets (of any process) whose peer is 127.0.0.1:`port`.
+    private static func tcpInodes(toPort port: UInt16) -> [String] {
+        let remote = String(format: "0100007F:%04X", port)
+        guard let handle = FileHandle(forReadingAtPath: "/proc/net/tcp"), let data = try? handle.readToEnd() else { return [] }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").dropFirst().compactMap { line in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            return fields.count > 9 && fields[2] == remote ? String(fields[9]) : nil
+        }
     }
 
     /// This process's TCP sockets whose peer is 127.0.0.1:`port` (from /proc/net/tcp, matched by
