@@ -333,6 +333,47 @@ struct RedisClientTests {
         #expect(subscriberCounters.reconnects == 1 && subscriberCounters.channels == 1)
     }
 
+    @Test func repeatedRestartsUnderAStreamOfPublishesLoseNothingUnaccounted() async throws {
+        let server = try await RedisServerProcess.start()
+        let harness = try TestLoop()
+        defer { harness.shutdown() }
+        let inbox = Inbox(), clientStates = Inbox()
+        let subscriber = RedisSubscriber(url: try Self.url(server), loop: harness.loop, configuration: Self.fast,
+                                         logger: TestLoop.logger, onMessage: inbox.receive, onStateChange: inbox.record)
+        let client = RedisClient(url: try Self.url(server), loop: harness.loop,
+                                 configuration: RedisClientConfiguration(initialReconnectDelay: .milliseconds(20),
+                                                                         maximumReconnectDelay: .milliseconds(100), maxQueuedCommands: 200),
+                                 logger: TestLoop.logger, onStateChange: clientStates.record)
+        defer { subscriber.stop(); client.stop() }
+        subscriber.start()
+        client.start()
+        await subscriber.subscribeConfirmed(["flood"])
+        let channel = Array("flood".utf8)
+        var published = 0
+        for round in 0..<3 {
+            for i in 0..<300 {
+                client.publish(channel: channel, message: [UInt8(round), UInt8(truncatingIfNeeded: i), 0])
+                published += 1
+                if i % 10 == 0 { try await Task.sleep(for: .milliseconds(1)) }
+                if i == 150 { server.kill() }
+                if i == 250 { try await server.restart() }
+            }
+        }
+        // Each of the three outages ends in one reconnect of each connection.
+        #expect(await eventually { await client.snapshot().reconnects == 3 && inbox.connectedCount == 4 })
+        #expect(await eventually { await client.snapshot().queueLength == 0 })
+        let counters = await client.snapshot()
+        // Every publish is sent, dropped (queue full) or still queued: none vanishes uncounted.
+        #expect(counters.publishes + counters.publishDrops == published, "\(counters)")
+        #expect(counters.reconnects == 3)
+        #expect(clientStates.lastState == .connected)
+        // And the stream still flows.
+        let before = inbox.received.count
+        client.publish(channel: channel, message: [9, 9, 9])
+        #expect(await eventually { inbox.received.count == before + 1 })
+        #expect(inbox.received.last?.payload == [9, 9, 9])
+    }
+
     @Test func aCommandTimesOutAgainstAPausedRedisAndTheLateReplyIsDropped() async throws {
         let server = try await RedisServerProcess.start()
         let harness = try TestLoop()
