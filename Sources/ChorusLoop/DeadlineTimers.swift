@@ -25,6 +25,8 @@ final class DeadlineHeap {
     private var nextID: UInt64 = 1
 
     var liveCount: Int { live.count }
+    /// No entries at all (dead ones included): nothing to check this iteration.
+    var isEmpty: Bool { heap.isEmpty }
     /// Entries in the heap, dead ones included (for the compaction test).
     var heapCount: Int { heap.count }
 

@@ -104,8 +104,11 @@ public final class EventLoop: @unchecked Sendable {
                 batch.removeAll(keepingCapacity: true)
             }
             // Timers due now; one scheduled by a timer for `now` or earlier waits for the next turn.
-            let due = monotonicNanoseconds()
-            while let body = timers.popDue(now: due) { body() }
+            // (No clock read when there are none: the server's loops usually have none.)
+            if !timers.isEmpty {
+                let due = monotonicNanoseconds()
+                while let body = timers.popDue(now: due) { body() }
+            }
             if ticked { delegate.eventLoopTick(self, now: now) }
             delegate.eventLoopDidFinishIteration(self)
         }

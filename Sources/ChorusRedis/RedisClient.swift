@@ -85,6 +85,13 @@ public final class RedisClient: @unchecked Sendable {
         }
     }
 
+    /// A client released without `stop()` stops its connection on the loop (queued publishes are
+    /// lost; queued commands end with `.timeout`).
+    deinit {
+        let connection = UncheckedSendable(connection)
+        loop.execute { connection.value.stop() }
+    }
+
     /// Connects; while Redis is unreachable it keeps trying with capped exponential back-off.
     /// A host name is resolved here, on the calling thread.
     public func start() {
@@ -182,6 +189,13 @@ public final class RedisClient: @unchecked Sendable {
     }
 
     private func publishOnLoop(channel: [UInt8], message: [UInt8]) {
+        channel.withUnsafeBytes { c in message.withUnsafeBytes { m in publishOnLoop(channel: c, message: m) } }
+    }
+
+    /// Loop thread only: PUBLISH from borrowed bytes, e.g. a message encoded into a scratch
+    /// buffer. hiredis copies them into its output buffer; they are copied here only when the
+    /// publish must wait in the queue.
+    public func publishOnLoop(channel: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer) {
         guard !stopped else {
             counters.publishDrops += 1
             return
@@ -200,10 +214,10 @@ public final class RedisClient: @unchecked Sendable {
             counters.publishDrops += 1
             return
         }
-        enqueue(.publish(channel: channel, message: message), bytes: bytes)
+        enqueue(.publish(channel: Array(channel), message: Array(message)), bytes: bytes)
     }
 
-    private func transmitPublish(channel: [UInt8], message: [UInt8]) -> Bool {
+    private func transmitPublish(channel: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer) -> Bool {
         guard connection.transmitPublish(channel: channel, message: message) else { return false }
         counters.publishes += 1
         inFlightBytes += channel.count + message.count
@@ -235,7 +249,8 @@ public final class RedisClient: @unchecked Sendable {
             let entry = queue[queueHead]
             switch entry {
             case .publish(let channel, let message):
-                guard transmitPublish(channel: channel, message: message) else { return }
+                let sent = channel.withUnsafeBytes { c in message.withUnsafeBytes { m in transmitPublish(channel: c, message: m) } }
+                guard sent else { return }
                 queuedBytes -= channel.count + message.count
             case .command(let argv, let id):
                 // A command that timed out while queued is not sent.

@@ -126,6 +126,12 @@ final class RedisConnection {
             attemptFailed("cannot watch the socket: \(error)")
             return
         }
+        if case .tcp = url.endpoint {
+            // A Redis host that vanishes without a FIN or RST (a partition, a dead machine) would
+            // leave a subscriber waiting forever: TCP keepalive notices within ~30 s (idle 15 s,
+            // then 3 probes 5 s apart), and the connection is then redone.
+            _ = redisEnableKeepAlive(&ac.pointee.c)
+        }
         context = ac
         freeRequested = false
         interest = []
@@ -282,11 +288,34 @@ final class RedisConnection {
     private func handle(_ events: Epoll.Events) {
         let failed = !events.isDisjoint(with: [.error, .hangup])
         if let ac = context, events.contains(.writable) || (failed && interest.contains(.writable)) {
-            redisAsyncHandleWrite(ac)
+            Self.withoutSIGPIPE { redisAsyncHandleWrite(ac) }
         }
         // The write may have ended the context (cleanup sets `context` to nil).
         if let ac = context, events.contains(.readable) || failed {
             redisAsyncHandleRead(ac)
+        }
+    }
+
+    /// hiredis writes with plain write(2), so a write to a Redis that just went away raises
+    /// SIGPIPE, which kills a process that does not ignore it (a test runner, an embedding app;
+    /// `chorus serve` does ignore it). SIGPIPE from write(2) is directed at the writing thread, so
+    /// blocking it around the write makes the write fail with EPIPE instead (hiredis then drops
+    /// the connection); the pending signal is consumed before the old mask comes back. hiredis
+    /// writes only here, on write readiness: commands are only buffered when they are sent.
+    private static func withoutSIGPIPE(_ body: () -> Void) {
+        var pipe = sigset_t(), old = sigset_t()
+        sigemptyset(&pipe)
+        sigaddset(&pipe, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &pipe, &old)
+        body()
+        if sigismember(&old, SIGPIPE) == 0 {
+            var pending = sigset_t()
+            sigpending(&pending)
+            if sigismember(&pending, SIGPIPE) == 1 {
+                var now = timespec()
+                _ = sigtimedwait(&pipe, nil, &now)
+            }
+            pthread_sigmask(SIG_SETMASK, &old, nil)
         }
     }
 
@@ -331,23 +360,19 @@ final class RedisConnection {
     }
 
     /// `PUBLISH channel message`; the reply only updates counters (privdata carries the size).
-    func transmitPublish(channel: [UInt8], message: [UInt8]) -> Bool {
+    func transmitPublish(channel c: UnsafeRawBufferPointer, message m: UnsafeRawBufferPointer) -> Bool {
         guard let ac = context, !freeRequested else { return false }
-        let bytes = channel.count + message.count
-        return channel.withUnsafeBytes { c in
-            message.withUnsafeBytes { m in
-                withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: 3) { argv in
-                    withUnsafeTemporaryAllocation(of: Int.self, capacity: 3) { lengths in
-                        argv[0] = Self.publishName
-                        lengths[0] = 7
-                        argv[1] = Self.pointer(c)
-                        lengths[1] = c.count
-                        argv[2] = Self.pointer(m)
-                        lengths[2] = m.count
-                        return redisAsyncCommandArgv(ac, publishReplied, UnsafeMutableRawPointer(bitPattern: UInt(bytes + 8)),
-                                                     3, argv.baseAddress, lengths.baseAddress) == REDIS_OK
-                    }
-                }
+        let bytes = c.count + m.count
+        return withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: 3) { argv in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: 3) { lengths in
+                argv[0] = Self.publishName
+                lengths[0] = 7
+                argv[1] = Self.pointer(c)
+                lengths[1] = c.count
+                argv[2] = Self.pointer(m)
+                lengths[2] = m.count
+                return redisAsyncCommandArgv(ac, publishReplied, UnsafeMutableRawPointer(bitPattern: UInt(bytes + 8)),
+                                             3, argv.baseAddress, lengths.baseAddress) == REDIS_OK
             }
         }
     }
@@ -484,4 +509,10 @@ private func publishReplied(_ ac: UnsafeMutablePointer<redisAsyncContext>?, _ re
 private func subscriptionReplied(_ ac: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?, _ privdata: UnsafeMutableRawPointer?) {
     guard let reply, let connection = RedisConnection.from(ac?.pointee.data) else { return }
     connection.onPush(UnsafePointer(reply.assumingMemoryBound(to: redisReply.self)))
+}
+
+/// Carries a loop-confined object into `EventLoop.execute`, whose task runs on that same loop.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

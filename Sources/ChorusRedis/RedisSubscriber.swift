@@ -84,6 +84,12 @@ public final class RedisSubscriber: @unchecked Sendable {
         }
     }
 
+    /// A subscriber released without `stop()` stops its connection on the loop.
+    deinit {
+        let connection = UncheckedSendable(connection)
+        loop.execute { connection.value.stop() }
+    }
+
     /// Connects; while Redis is unreachable it keeps trying with capped exponential back-off.
     public func start() {
         connection.resolveHost()
@@ -162,16 +168,19 @@ public final class RedisSubscriber: @unchecked Sendable {
             }
         }
         let verb = (pattern ? "P" : "") + (add ? "SUBSCRIBE" : "UNSUBSCRIBE")
-        // Never an empty UNSUBSCRIBE: to Redis that means "all of them".
-        if connection.isReady && !changed.isEmpty {
-            if send(verb, changed) {
+        if !changed.isEmpty {
+            // Never an empty UNSUBSCRIBE: to Redis that means "all of them".
+            if connection.isReady && send(verb, changed) {
                 if add { confirmations.append((changed.count, confirmed ?? {})) }
-                return
+            } else if let confirmed {
+                // Not connected (or the connection is closing): the resubscription after the
+                // next login carries these names.
+                waitingForConnection.append(confirmed)
             }
+            return
         }
         guard let confirmed else { return }
-        if !connection.isReady || !toldConnected {
-            // Sent with the resubscription after the next login.
+        if !toldConnected {
             waitingForConnection.append(confirmed)
         } else if confirmations.isEmpty {
             confirmed()
