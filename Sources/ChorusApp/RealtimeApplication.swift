@@ -58,6 +58,7 @@ public final class RealtimeApplication: Sendable {
         }
         configure()
         io.httpHandler = { [self] request, _ in handleAPI(request) }
+        io.httpHeadHandler = { [self] head in checkAPIHead(head) }
     }
 
     /// What the WebSocket server runs.

@@ -25,6 +25,10 @@ public struct ServerConfiguration: Sendable {
     public var handshakeTimeout = 10.0
     /// Seconds without any received byte before the server closes with 1001 (0: never).
     public var idleTimeout = 120.0
+    /// Seconds one message may take to arrive, from its first byte to its last (0: no limit);
+    /// beyond, the connection is closed with 1008. Each byte resets the idle timer, so without
+    /// this a client could keep a half message buffered forever by trickling it.
+    public var messageTimeout = 60.0
     /// Seconds of silence after which the server pings (0: never).
     public var pingInterval = 30.0
     /// Seconds to wait for the peer's close frame / FIN after the server's close frame.
@@ -33,6 +37,10 @@ public struct ServerConfiguration: Sendable {
     /// buffers it points into, each counted whole, plus 64 bytes per queue entry.
     public var maxBackpressure = 1024 * 1024
     public var backpressurePolicy = BackpressurePolicy.drop
+    /// SO_SNDBUF of accepted sockets (the kernel doubles it for its bookkeeping); 0 leaves the
+    /// kernel's autotuning (up to net.ipv4.tcp_wmem's maximum, 4 MiB by default, per socket). The
+    /// bytes the kernel holds for a connection count toward `maxBackpressure` too.
+    public var socketSendBuffer = 64 * 1024
     /// Open connections at most (0: only the fd limit); beyond, new ones get HTTP 503.
     public var maxConnections = 0
     /// Open connections per client IP at most (0: unlimited); beyond, HTTP 503.
@@ -53,7 +61,7 @@ public struct ServerConfiguration: Sendable {
 
     /// The coarse timer resolution: fine enough for the smallest configured timeout.
     var tickNanoseconds: UInt64 {
-        let timeouts = ([handshakeTimeout, idleTimeout, pingInterval, closeTimeout] + applicationTimeouts).filter { $0 > 0 }
+        let timeouts = ([handshakeTimeout, idleTimeout, pingInterval, closeTimeout, messageTimeout] + applicationTimeouts).filter { $0 > 0 }
         let smallest = timeouts.min() ?? 1
         let tick = min(1.0, max(0.01, smallest / 4))
         return UInt64(tick * 1e9)

@@ -47,6 +47,24 @@ public struct HTTPRequestHead: Sendable {
     public func queryValue(_ name: String) -> String? {
         query.first(where: { $0.name == name })?.value
     }
+
+    /// Whether `Connection` lists `token` (RFC 9110 §7.6.1: a comma-separated list of tokens).
+    public func connectionHasToken(_ token: String) -> Bool {
+        guard let value = value(of: "connection") else { return false }
+        return value.split(separator: ",").contains { asciiCaseInsensitiveEquals(String($0.trimmingHTTPWhitespace), token) }
+    }
+
+    /// Whether the connection stays open after the response (RFC 9112 §9.3): HTTP/1.1 unless the
+    /// client sent `Connection: close`. HTTP/1.0 closes (its `keep-alive` extension is not offered).
+    public var keepsConnectionAlive: Bool {
+        versionMinor >= 1 && !connectionHasToken("close")
+    }
+
+    /// `Expect: 100-continue` (RFC 9110 §10.1.1): the client waits for a go-ahead before its body.
+    public var expectsContinue: Bool {
+        guard versionMinor >= 1, let value = value(of: "expect") else { return false }
+        return asciiCaseInsensitiveEquals(String(value.trimmingHTTPWhitespace), "100-continue")
+    }
 }
 
 @usableFromInline

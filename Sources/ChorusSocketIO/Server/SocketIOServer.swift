@@ -21,6 +21,14 @@ public struct SocketIOConfiguration: Sendable {
     /// (`Namespace.use(async:)`); they are replayed once it is accepted. Beyond this count, or
     /// beyond maxPayload bytes in all, the connection is closed (1008, "transport error").
     public var maxPendingPackets = 16
+    /// Seconds an asynchronous connection middleware (`Namespace.use(async:)`) may take; beyond,
+    /// the CONNECT is refused with CONNECT_ERROR "middleware timeout" and the middleware's task is
+    /// cancelled (its late result is dropped). 0: no limit.
+    public var middlewareTimeout = 10.0
+    /// Largest message a client may send before its first namespace CONNECT succeeds (0: maxPayload):
+    /// enough for a CONNECT carrying a token, far less than a message an unauthenticated client
+    /// could otherwise make the server assemble. Beyond it: 1009.
+    public var maxPayloadBeforeConnect = 16 * 1024
 
     public init() {}
 
@@ -30,7 +38,7 @@ public struct SocketIOConfiguration: Sendable {
     public var webSocketMessageLimit: Int { maxPayload }
 
     /// Timers the server's tick must resolve (`ServerConfiguration.applicationTimeouts`).
-    public var timeouts: [Double] { [pingInterval, pingTimeout] }
+    public var timeouts: [Double] { [pingInterval, pingTimeout, middlewareTimeout] }
 }
 
 /// Engine.IO v4 / Socket.IO v5 over the WebSocket server (WebSocket transport only).
@@ -45,6 +53,9 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     private let loopSessions: [LoopSessions]
     /// Non-Engine.IO HTTP routes (the application's API).
     public var httpHandler: (@Sendable (HTTPRequest, WebSocketServer) -> HTTPResponse?)?
+    /// The application's verdict on a non-Engine.IO request's head, before its body is read
+    /// (`ServerApplication.respondBeforeBody`): nil to read the body, or the refusal.
+    public var httpHeadHandler: (@Sendable (HTTPRequestHead) -> HTTPResponse?)?
     private let counters = Mutex<[String: Int]>([:])
     private let asyncMiddlewareRuns = Atomic<Int>(0)
     private let normalizedPath: String
@@ -78,9 +89,9 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
 
     static func roomKey(_ namespace: String, _ room: String) -> String { namespace + "#" + room }
 
-    /// Counters: disconnect reasons ("disconnect:<reason>"), "connect", "connect_error", and
+    /// Counters: disconnect reasons ("disconnect:<reason>"), "connect", "connect_error",
     /// "connect_abandoned" (an asynchronous middleware finished after the client left the
-    /// namespace; its result was dropped).
+    /// namespace, or after its timeout; its result was dropped) and "middleware_timeout".
     public var stats: [String: Int] { counters.withLock { $0 } }
 
     /// Asynchronous middleware runs in flight (tasks started and not finished), all loops.
@@ -117,6 +128,16 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
         return nil
     }
 
+    public func respondBeforeBody(_ head: HTTPRequestHead, remoteAddress: SocketAddress) -> HTTPResponse? {
+        // Engine.IO's answers depend on the head alone.
+        if isEnginePath(head.path) {
+            if head.method == "OPTIONS" { return HTTPResponse(status: 204) }
+            return Self.verify(head, isUpgrade: false)
+        }
+        guard httpHandler != nil else { return .webSocketEndpointNotFound }
+        return httpHeadHandler?(head)
+    }
+
     public func handleHTTP(_ request: HTTPRequest, server: WebSocketServer) -> HTTPResponse? {
         if isEnginePath(request.head.path) {
             if request.head.method == "OPTIONS" { return HTTPResponse(status: 204) }
@@ -137,6 +158,9 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
         let session = EngineSession(io: self, connection: connection, request: request, now: now)
         connection.userData = session
         sessions.add(session)
+        if configuration.maxPayloadBeforeConnect > 0 {
+            connection.incomingMessageLimit = configuration.maxPayloadBeforeConnect
+        }
         let open = EngineIOPacket.open(EngineIOHandshake(
             sid: session.sid, upgrades: [], pingInterval: Int(configuration.pingInterval * 1000),
             pingTimeout: Int(configuration.pingTimeout * 1000), maxPayload: configuration.maxPayload))
@@ -185,9 +209,9 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     /// result hops back to the connection's loop, if the connection still exists. The task holds
     /// no session or socket: a connection that closes meanwhile is freed as usual.
     func runAsyncMiddleware(_ middleware: @escaping @Sendable (Handshake) async -> AsyncMiddlewareResult,
-                            handshake: Handshake, connection id: ConnectionID, namespace name: String, ticket: UInt64) {
+                            handshake: Handshake, connection id: ConnectionID, namespace name: String, ticket: UInt64) -> Task<Void, Never> {
         asyncMiddlewareRuns.add(1, ordering: .relaxed)
-        Task { [self] in
+        return Task { [self] in
             let result = await middleware(handshake)
             webSocketServer?.withConnection(id) { connection in
                 guard let session = connection.userData as? EngineSession else { return }
@@ -223,13 +247,18 @@ final class PendingConnect {
     /// Packets for the namespace received meanwhile, replayed after the CONNECT reply.
     var queued: [SessionInput]
     var queuedBytes: Int
+    /// When the middleware has taken too long (nil: no limit).
+    var deadline: UInt64?
+    /// The middleware's task, cancelled at the deadline.
+    var task: Task<Void, Never>?
 
-    init(socket: Socket, ticket: UInt64, resumeAt: Int, queued: [SessionInput], queuedBytes: Int) {
+    init(socket: Socket, ticket: UInt64, resumeAt: Int, queued: [SessionInput], queuedBytes: Int, deadline: UInt64?) {
         self.socket = socket
         self.ticket = ticket
         self.resumeAt = resumeAt
         self.queued = queued
         self.queuedBytes = queuedBytes
+        self.deadline = deadline
     }
 }
 
@@ -353,14 +382,31 @@ final class EngineSession {
                 guard connection.isOpen else { return }
                 lastTicket &+= 1
                 let name = socket.namespace.name
-                pendingConnects[name] = PendingConnect(
-                    socket: socket, ticket: lastTicket, resumeAt: i + 1, queued: queued, queuedBytes: queuedBytes)
-                io.runAsyncMiddleware(middleware, handshake: socket.handshake, connection: connection.id, namespace: name, ticket: lastTicket)
+                let timeout = io.configuration.middlewareTimeout
+                let pending = PendingConnect(
+                    socket: socket, ticket: lastTicket, resumeAt: i + 1, queued: queued, queuedBytes: queuedBytes,
+                    deadline: timeout > 0 ? now &+ UInt64(timeout * 1e9) : nil)
+                pendingConnects[name] = pending
+                pending.task = io.runAsyncMiddleware(
+                    middleware, handshake: socket.handshake, connection: connection.id, namespace: name, ticket: lastTicket)
                 return
             }
             i += 1
         }
         admit(socket, replaying: queued)
+    }
+
+    /// Refuses the CONNECTs whose asynchronous middleware passed `middlewareTimeout`: a middleware
+    /// that never finishes must not hold the namespace (and its queued packets) until the
+    /// connection's own timeout.
+    private func expireMiddlewares(now: UInt64) {
+        for (name, pending) in pendingConnects {
+            guard let deadline = pending.deadline, now >= deadline else { continue }
+            pendingConnects[name] = nil
+            pending.task?.cancel()
+            io.count("middleware_timeout")
+            refuse(name, message: "middleware timeout", data: nil)
+        }
     }
 
     private func refuse(_ name: String, message: String, data: JSONValue?) {
@@ -401,6 +447,10 @@ final class EngineSession {
         let name = socket.namespace.name
         let namespace = socket.namespace
         guard connection.isOpen else { return }
+        if sockets.isEmpty {
+            // The first namespace joined: the client has passed its middleware, full-size messages.
+            connection.incomingMessageLimit = nil
+        }
         connectDeadline = nil
         sockets[name] = socket
         socket.connected = true
@@ -451,6 +501,7 @@ final class EngineSession {
             close(reason: .transportClose, code: .policyViolation)
             return
         }
+        if !pendingConnects.isEmpty { expireMiddlewares(now: now) }
         if ackTimersArmed {
             var any = false
             for socket in Array(sockets.values) {
