@@ -154,8 +154,12 @@ public struct HTTPRequestParser {
             if n > maxHeaderSize { return .failed(HTTPParseError(status: 431, message: "Request header too large")) }
             return .needMoreData
         }
+        // The same verdict however the head was segmented: a bad request line within the size
+        // limit is 400 even when the whole head arrives at once and is also too large.
+        let earlyError = checkRequestLineEarly(bytes)
         scanned = 0
         requestLineChecked = false
+        if let earlyError { return .failed(earlyError) }
         if end > maxHeaderSize { return .failed(HTTPParseError(status: 431, message: "Request header too large")) }
         switch Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[..<end])) {
         case .success(let head): return .complete(head, headerLength: end)
@@ -257,7 +261,9 @@ public struct HTTPRequestParser {
         guard !requestLineChecked else { return nil }
         var start = 0
         while start < bytes.count && (bytes[start] == 0x0D || bytes[start] == 0x0A) { start += 1 }
-        guard let nl = bytes[start...].firstIndex(of: 0x0A) else { return nil }
+        // Only a line that ends within the size limit is judged (a longer one is 431 whatever
+        // its content), so that the answer does not depend on how the bytes were segmented.
+        guard let nl = bytes[start..<max(start, min(bytes.count, maxHeaderSize))].firstIndex(of: 0x0A) else { return nil }
         requestLineChecked = true
         var e = nl
         if e > start && bytes[e - 1] == 0x0D { e -= 1 }

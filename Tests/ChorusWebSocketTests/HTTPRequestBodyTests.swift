@@ -190,3 +190,30 @@ extension Array where Element == UInt8 {
         return (0...(count - needle.count)).contains { Array(self[$0..<$0 + needle.count]) == needle }
     }
 }
+
+@Suite struct HTTPParserSegmentationTests {
+    /// Found by scripts/fuzz.sh HTTPParser: a malformed request line in a head over the size
+    /// limit was 431 when the head arrived whole and 400 when it arrived in pieces.
+    @Test("the verdict on a head does not depend on how it was segmented")
+    func sameVerdictWholeAndSplit() {
+        let head = Array(("GET /a b c HTTP/1.1\r\nX: " + String(repeating: "y", count: 300) + "\r\n\r\n").utf8)
+        var whole = HTTPRequestParser(maxHeaderSize: 256)
+        guard case .failed(let a) = head.withUnsafeBytes({ whole.parse($0) }) else { Issue.record("whole accepted"); return }
+        var split = HTTPRequestParser(maxHeaderSize: 256)
+        var verdict: HTTPParseError?
+        for n in stride(from: 10, through: head.count, by: 10) where verdict == nil {
+            if case .failed(let e) = head[..<n].withUnsafeBytes({ split.parse($0) }) { verdict = e }
+        }
+        #expect(a.status == 400 && verdict?.status == 400)
+        // A request line longer than the limit is 431 either way.
+        let long = Array(("GET /" + String(repeating: "a", count: 300) + " HTTP/1.1\r\n\r\n").utf8)
+        var w = HTTPRequestParser(maxHeaderSize: 256)
+        var s = HTTPRequestParser(maxHeaderSize: 256)
+        guard case .failed(let lw) = long.withUnsafeBytes({ w.parse($0) }) else { Issue.record("accepted"); return }
+        var ls: HTTPParseError?
+        for n in stride(from: 7, through: long.count, by: 7) where ls == nil {
+            if case .failed(let e) = long[..<n].withUnsafeBytes({ s.parse($0) }) { ls = e }
+        }
+        #expect(lw.status == 431 && ls?.status == 431)
+    }
+}
