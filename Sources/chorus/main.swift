@@ -89,6 +89,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Bearer token of the HTTP emit API (/api/v1/...); without it the API answers 401.") var apiToken: String?
     @Option(help: "File holding the emit API token.") var apiTokenFile: String?
     @Option(help: "Longest chat message content in characters (realtime).") var maxContentLength = 10_000
+    @Option(help: "Sockets one user may have connected at once (0: unlimited); beyond, CONNECT_ERROR \"too many connections\" (realtime).")
+    var maxConnectionsPerUser = 32
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
@@ -104,6 +106,7 @@ struct Serve: ParsableCommand {
             guard sioPingInterval > 0, sioPingTimeout > 0 else { throw ValidationError("--sio-ping-interval and --sio-ping-timeout must be positive") }
             guard maxPayload > 0, maxContentLength > 0 else { throw ValidationError("--max-payload and --max-content-length must be positive") }
             guard maxPayloadBeforeConnect >= 0 else { throw ValidationError("--max-payload-before-connect must not be negative") }
+            guard maxConnectionsPerUser >= 0 else { throw ValidationError("--max-connections-per-user must not be negative") }
             guard middlewareTimeout >= 0 else { throw ValidationError("--middleware-timeout must not be negative") }
             guard jwtMaxSize > 0, jwtMaxDepth > 0 else { throw ValidationError("--jwt-max-size and --jwt-max-depth must be positive") }
             if auth == .jwt {
@@ -176,6 +179,7 @@ struct Serve: ParsableCommand {
             rc.auth = auth
             rc.authorization = authz ?? (auth == .jwt ? .claims : .open)
             rc.maxContentLength = maxContentLength
+            rc.maxConnectionsPerUser = maxConnectionsPerUser
             rc.apiToken = try apiToken ?? apiTokenFile.map { try Self.readSecret($0) }
             if auth == .jwt {
                 let key: JWTVerifier.Key
