@@ -62,6 +62,9 @@ public final class Connection {
 
     var lastActivity: UInt64
     var deadline: UInt64 = 0
+    /// The connection's rate limits (`ServerConfiguration.messageRate` / `byteRate`).
+    var messageTokens: TokenBucket
+    var byteTokens: TokenBucket
     /// When the first byte of the message now partly received arrived (0: none partial).
     var messageStartedAt: UInt64 = 0
     /// The largest message this connection may send now (`incomingMessageLimit`).
@@ -92,6 +95,8 @@ public final class Connection {
         self.httpParser = HTTPRequestParser(maxHeaderSize: loop.configuration.maxHeaderSize)
         self.lastActivity = now
         self.messageLimit = loop.configuration.maxMessageSize
+        self.messageTokens = TokenBucket(loop.configuration.messageRate, now: now)
+        self.byteTokens = TokenBucket(loop.configuration.byteRate, now: now)
     }
 
     deinit {

@@ -41,6 +41,12 @@ public struct ServerConfiguration: Sendable {
     /// kernel's autotuning (up to net.ipv4.tcp_wmem's maximum, 4 MiB by default, per socket). The
     /// bytes the kernel holds for a connection count toward `maxBackpressure` too.
     public var socketSendBuffer = 64 * 1024
+    /// Messages per second one connection may send (text/binary messages, which carry Socket.IO
+    /// events too), with a burst; beyond, `rateLimitPolicy`. Unlimited by default.
+    public var messageRate = RateLimit.unlimited
+    /// Message bytes per second one connection may send, with a burst.
+    public var byteRate = RateLimit.unlimited
+    public var rateLimitPolicy = RateLimitPolicy.drop
     /// Open connections at most (0: only the fd limit); beyond, new ones get HTTP 503.
     public var maxConnections = 0
     /// Open connections per client IP at most (0: unlimited); beyond, HTTP 503.
@@ -77,6 +83,8 @@ public struct ServerStats: Sendable, Equatable {
     public var deliveries = 0
     public var dropped = 0
     public var backpressureClosed = 0
+    /// Messages not delivered because their connection was over its rate limit.
+    public var rateLimited = 0
     public var protocolErrors = 0
     public var bytesOut = 0
     /// Rooms with at least one member, counted per loop (a room spread over two loops counts twice).

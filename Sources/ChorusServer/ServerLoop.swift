@@ -369,10 +369,12 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                 case .text(let payload):
                     guard connection.isOpen else { return true }
                     stats.messagesIn += 1
+                    guard withinRateLimits(connection, payload.count) else { return connection.isOpen }
                     application.connection(connection, received: .text(payload))
                 case .binary(let payload):
                     guard connection.isOpen else { return true }
                     stats.messagesIn += 1
+                    guard withinRateLimits(connection, payload.count) else { return connection.isOpen }
                     application.connection(connection, received: .binary(payload))
                 case .ping(let payload):
                     // A peer that pings without reading gets no more pongs once over its limit
@@ -413,6 +415,24 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             failConnection(connection, code: error.closeCode, reason: error.reason)
             return (bytes.count, false)
         }
+    }
+
+    /// Spends one message and `size` bytes of the connection's rate limits (when configured);
+    /// over either, the message is dropped (counted) or the connection closed, per policy.
+    @inline(__always)
+    private func withinRateLimits(_ connection: Connection, _ size: Int) -> Bool {
+        let messages = configuration.messageRate, bytes = configuration.byteRate
+        if messages.isUnlimited && bytes.isUnlimited { return true }
+        let now = loop.now
+        if (messages.isUnlimited || connection.messageTokens.take(1, limit: messages, now: now))
+            && (bytes.isUnlimited || connection.byteTokens.take(Double(size), limit: bytes, now: now)) {
+            return true
+        }
+        stats.rateLimited += 1
+        if configuration.rateLimitPolicy == .close {
+            failConnection(connection, code: .policyViolation, reason: "rate limit exceeded")
+        }
+        return false
     }
 
     // MARK: HTTP

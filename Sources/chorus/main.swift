@@ -25,6 +25,7 @@ extension AuthMode: ExpressibleByArgument {}
 extension AuthorizationMode: ExpressibleByArgument {}
 
 extension BackpressurePolicy: ExpressibleByArgument {}
+extension RateLimitPolicy: ExpressibleByArgument {}
 extension DeflateMode: ExpressibleByArgument {}
 
 struct Serve: ParsableCommand {
@@ -50,6 +51,16 @@ struct Serve: ParsableCommand {
     var backpressurePolicy = BackpressurePolicy.drop
     @Option(help: "SO_SNDBUF of each client socket in bytes (the kernel doubles it); bounds the kernel memory a client that stops reading can pin. 0: kernel autotuning (up to 4 MiB per socket).")
     var socketSendBuffer = 64 * 1024
+    @Option(help: "Messages per second one connection may send (WebSocket messages, so Socket.IO events too; 0: unlimited).")
+    var rateLimitMessages = 0.0
+    @Option(help: "Messages a connection may send at once after a quiet period (default: twice --rate-limit-messages).")
+    var rateLimitMessageBurst: Double?
+    @Option(help: "Message bytes per second one connection may send (0: unlimited).")
+    var rateLimitBytes = 0.0
+    @Option(help: "Message bytes a connection may send at once (default: twice --rate-limit-bytes; a message larger than this never passes).")
+    var rateLimitByteBurst: Double?
+    @Option(help: "Beyond a rate limit: drop (the message is not delivered, counted) or close (1008).")
+    var rateLimitPolicy = RateLimitPolicy.drop
     @Option(help: "Open connections at most (0: limited only by file descriptors); beyond, HTTP 503.") var maxConnections = 0
     @Option(help: "Open connections per client IP at most (0: unlimited); beyond, HTTP 503.") var maxConnectionsPerIp = 0
     @Option(help: "Listen backlog.") var backlog: Int32 = 1024
@@ -98,6 +109,9 @@ struct Serve: ParsableCommand {
         guard (1...9).contains(deflateMemLevel) else { throw ValidationError("--deflate-mem-level must be 1...9") }
         guard maxMessageSize > 0, maxHeaderSize >= 256 else { throw ValidationError("message and header limits must be positive (header >= 256)") }
         guard socketSendBuffer >= 0 else { throw ValidationError("--socket-send-buffer must not be negative") }
+        guard rateLimitMessages >= 0, rateLimitBytes >= 0, (rateLimitMessageBurst ?? 1) > 0, (rateLimitByteBurst ?? 1) > 0 else {
+            throw ValidationError("rate limits must not be negative, bursts must be positive")
+        }
         guard messageTimeout >= 0 else { throw ValidationError("--message-timeout must not be negative") }
         guard maxBodySize >= 0 else { throw ValidationError("--max-body-size must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
@@ -155,6 +169,9 @@ struct Serve: ParsableCommand {
         config.maxBackpressure = maxBackpressure
         config.backpressurePolicy = backpressurePolicy
         config.socketSendBuffer = socketSendBuffer
+        config.messageRate = RateLimit(perSecond: rateLimitMessages, burst: rateLimitMessageBurst ?? 2 * rateLimitMessages)
+        config.byteRate = RateLimit(perSecond: rateLimitBytes, burst: rateLimitByteBurst ?? 2 * rateLimitBytes)
+        config.rateLimitPolicy = rateLimitPolicy
         config.maxConnections = maxConnections
         config.maxConnectionsPerIP = maxConnectionsPerIp
         config.backlog = backlog
