@@ -166,6 +166,10 @@ struct AsyncMiddlewareTests {
         try c.send(text: #"421["echo","a"]"#)
         try c.send(text: #"422["echo","b"]"#)
         try c.send(text: "40")  // a duplicate CONNECT while parked is ignored
+        // An Engine.IO ping answered: everything before it was handled while parked (a CONNECT
+        // arriving after the admission would close the connection, as the reference does).
+        try c.send(text: "2")
+        #expect(try await c.text() == "3")
         #expect(await Self.eventually { f.io.asyncMiddlewaresInFlight == 1 })
         f.gate.open()
         #expect(try await c.text().hasPrefix(#"40{"sid":"#))

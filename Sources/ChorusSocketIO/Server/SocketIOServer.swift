@@ -331,13 +331,19 @@ final class EngineSession {
         case .disconnect(let name):
             if let socket = sockets[name] {
                 removeSocket(socket, reason: .clientNamespaceDisconnect)
-            } else {
+            } else if pendingConnects[name] != nil {
                 // Leaving while the CONNECT is parked: the middleware's result will be dropped.
                 pendingConnects[name] = nil
+            } else {
+                invalidState("DISCONNECT", name)
             }
         case .event(let name, let event, let args, let ackId):
             guard let socket = sockets[name], socket.connected else {
-                if let pending = pendingConnects[name] { queue(input, size: size, in: pending) }
+                if let pending = pendingConnects[name] {
+                    queue(input, size: size, in: pending)
+                } else {
+                    invalidState("EVENT", name)
+                }
                 return
             }
             let ack = ackId.map { Ack(socket: socket, id: $0) }
@@ -347,9 +353,23 @@ final class EngineSession {
                 socket.namespace.unknownEventHandler?(socket, event, args, ack)
             }
         case .ack(let name, let id, let args):
-            guard let socket = sockets[name], let pending = socket.pendingAcks.removeValue(forKey: id) else { return }
+            guard let socket = sockets[name] else {
+                invalidState("ACK", name)
+                return
+            }
+            // An ack nobody waits for (late, or a made-up id) is ignored, as the reference does.
+            guard let pending = socket.pendingAcks.removeValue(forKey: id) else { return }
             pending.callback(.success(args))
         }
+    }
+
+    /// A packet that is wrong for the namespace's state (socket.io's `Client.ondecoded`: anything
+    /// but CONNECT for a namespace without a socket, a CONNECT for one with a socket): the
+    /// reference closes the whole connection ("invalid state"), and so do we. The one extension:
+    /// packets for a namespace whose CONNECT is parked on an asynchronous middleware are queued.
+    private func invalidState(_ packet: String, _ namespace: String) {
+        io.logger.debug("closing connection", metadata: ["reason": "invalid state", "packet": "\(packet)", "namespace": "\(namespace)"])
+        close(reason: .forcedServerClose, code: .policyViolation)
     }
 
     private func connect(namespace name: String, auth: JSONValue?) {
@@ -358,8 +378,13 @@ final class EngineSession {
             io.count("connect_error")
             return
         }
-        // Already connected, or being connected: ignore the duplicate.
-        if sockets[name] != nil || pendingConnects[name] != nil { return }
+        // Already connected: the reference closes the connection. Being connected (parked on an
+        // asynchronous middleware): the duplicate is ignored.
+        if sockets[name] != nil {
+            invalidState("CONNECT", name)
+            return
+        }
+        if pendingConnects[name] != nil { return }
         let handshake = Handshake(
             request: request, address: connection.remoteAddress.description, auth: auth ?? .object([:]))
         let socket = Socket(id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self)
