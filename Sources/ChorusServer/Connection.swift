@@ -49,6 +49,8 @@ public final class Connection {
     var closeReceived = false
     var closeSent = false
     var writeShutDown = false
+    /// Complete frames wait in `inbound` (the last read passed `maxMessagesPerRead`).
+    var hasBacklog = false
     /// After a protocol error: read and discard until the peer's FIN.
     var discardInput = false
     var pingOutstanding = false

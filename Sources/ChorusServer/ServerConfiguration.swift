@@ -57,6 +57,9 @@ public struct ServerConfiguration: Sendable {
     public var deflate = PerMessageDeflateConfig(mode: .off)
     /// Seconds a graceful shutdown waits for clients to answer the 1001 close.
     public var shutdownDrain = 5.0
+    /// Messages handled per connection per read (0: no bound); the rest of what it sent waits for
+    /// the next turn, after the other ready connections, so one client cannot stall its loop.
+    public var maxMessagesPerRead = 1024
     /// Size of each loop's shared receive buffer.
     public var readBufferSize = 256 * 1024
 

@@ -32,6 +32,9 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     private var flushing: [Connection] = []
     /// Emits made on this loop during the current iteration, for the other loops.
     private var forwardBatch: [PendingEmit] = []
+    /// Connections that stopped at `maxMessagesPerRead` with complete frames still buffered: resumed
+    /// at the end of the iteration and in the next ones, before their sockets are read again.
+    private var backlogged: [Connection] = []
     /// Slow consumers to close (policy `close`) once the emit that found them is done.
     private var pendingBackpressureCloses: [Connection] = []
     /// The listener is out of epoll after EMFILE/ENFILE until the next tick (no busy loop).
@@ -142,6 +145,13 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     }
 
     func eventLoopDidFinishIteration(_ loop: EventLoop) {
+        if !backlogged.isEmpty {
+            let resuming = backlogged
+            backlogged = []
+            for connection in resuming where connection.hasBacklog { resumeBacklog(connection) }
+            // Still more: the loop must come round again even if no socket is ready.
+            if !backlogged.isEmpty { loop.execute {} }
+        }
         while let connection = pendingBackpressureCloses.popLast() {
             connection.backpressureClosePending = false
             beginClose(connection, code: .policyViolation, reason: "backpressure limit exceeded")
@@ -252,6 +262,11 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         case .closed: return
         default: break
         }
+        // Frames already here come first: the socket (and the client's sending) waits for them.
+        if connection.hasBacklog {
+            resumeBacklog(connection)
+            return
+        }
         let needed = connection.reader?.bytesNeededForCurrentFrame ?? 0
         let pending = connection.inbound.count
         let result: IOResult<Int>
@@ -292,15 +307,33 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         } else {
             connection.inbound.replace(with: rest)
         }
-        if connection.isOpen {
-            // A message under way (a partial frame, or fragments) must be complete within
-            // messageTimeout of its first byte, however its bytes trickle in.
-            if !connection.inbound.isEmpty || connection.reader?.isAssemblingMessage == true {
-                if connection.messageStartedAt == 0 { connection.messageStartedAt = loop.now }
-            } else {
-                connection.messageStartedAt = 0
-            }
+        noteMessageProgress(connection)
+    }
+
+    /// A message under way (a partial frame, or fragments) must be complete within messageTimeout
+    /// of its first byte, however its bytes trickle in.
+    private func noteMessageProgress(_ connection: Connection) {
+        guard connection.isOpen else { return }
+        if (!connection.inbound.isEmpty && !connection.hasBacklog) || connection.reader?.isAssemblingMessage == true {
+            if connection.messageStartedAt == 0 { connection.messageStartedAt = loop.now }
+        } else {
+            connection.messageStartedAt = 0
         }
+    }
+
+    /// Handles the next `maxMessagesPerRead` messages of a connection's buffered input.
+    private func resumeBacklog(_ connection: Connection) {
+        connection.hasBacklog = false
+        guard connection.isOpen, !connection.discardInput, let base = connection.inbound.base else { return }
+        let total = connection.inbound.count
+        let consumed = process(connection, UnsafeMutableRawBufferPointer(start: base, count: total))
+        if case .closed = connection.state { return }
+        if connection.discardInput {
+            connection.inbound.replace(with: UnsafeRawBufferPointer(start: nil, count: 0))
+        } else {
+            connection.inbound.replace(with: UnsafeRawBufferPointer(start: base + consumed, count: total - consumed))
+        }
+        noteMessageProgress(connection)
     }
 
     /// Handles `bytes`; returns how many were consumed.
@@ -348,17 +381,24 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
 
     private func readFrames(_ connection: Connection, _ bytes: UnsafeMutableRawBufferPointer) -> Int {
         var consumed = 0
+        // Fairness: one read can hold tens of thousands of tiny frames; the rest waits its turn.
+        var budget = configuration.maxMessagesPerRead > 0 ? configuration.maxMessagesPerRead : Int.max
         while true {
             // The application may change the connection's limit from a message's callback (a
             // client that just authenticated): the frames after that message are read with it.
             let limit = connection.messageLimit
-            let (n, limitChanged) = readFrames(connection, UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...]), limit: limit)
+            let (n, limitChanged) = readFrames(connection, UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...]), limit: limit, budget: &budget)
             consumed += n
+            if budget == 0 && consumed < bytes.count && connection.isOpen && !connection.discardInput {
+                connection.hasBacklog = true
+                backlogged.append(connection)
+                return consumed
+            }
             guard limitChanged, n > 0, consumed < bytes.count, connection.isOpen, !connection.discardInput else { return consumed }
         }
     }
 
-    private func readFrames(_ connection: Connection, _ bytes: UnsafeMutableRawBufferPointer, limit: Int) -> (Int, limitChanged: Bool) {
+    private func readFrames(_ connection: Connection, _ bytes: UnsafeMutableRawBufferPointer, limit: Int, budget: inout Int) -> (Int, limitChanged: Bool) {
         var reader = connection.reader.take()!
         defer { if connection.reader == nil { connection.reader = reader } }
         reader.maxMessageSize = limit
@@ -406,7 +446,13 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                     limitChanged = true
                     return false
                 }
-                return true
+                switch event {
+                case .text, .binary:
+                    budget -= 1
+                    return budget > 0
+                default:
+                    return true
+                }
             }
             return (n, limitChanged)
         } catch {

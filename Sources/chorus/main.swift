@@ -61,6 +61,8 @@ struct Serve: ParsableCommand {
     var rateLimitByteBurst: Double?
     @Option(help: "Beyond a rate limit: drop (the message is not delivered, counted) or close (1008).")
     var rateLimitPolicy = RateLimitPolicy.drop
+    @Option(help: "Messages handled per connection per read (0: no bound); the rest waits for the next turn, so one client cannot stall the others on its loop.")
+    var maxMessagesPerRead = 1024
     @Option(help: "Open connections at most (0: limited only by file descriptors); beyond, HTTP 503.") var maxConnections = 0
     @Option(help: "Open connections per client IP at most (0: unlimited); beyond, HTTP 503.") var maxConnectionsPerIp = 0
     @Option(help: "Listen backlog.") var backlog: Int32 = 1024
@@ -112,6 +114,7 @@ struct Serve: ParsableCommand {
         guard rateLimitMessages >= 0, rateLimitBytes >= 0, (rateLimitMessageBurst ?? 1) > 0, (rateLimitByteBurst ?? 1) > 0 else {
             throw ValidationError("rate limits must not be negative, bursts must be positive")
         }
+        guard maxMessagesPerRead >= 0 else { throw ValidationError("--max-messages-per-read must not be negative") }
         guard messageTimeout >= 0 else { throw ValidationError("--message-timeout must not be negative") }
         guard maxBodySize >= 0 else { throw ValidationError("--max-body-size must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
@@ -172,6 +175,7 @@ struct Serve: ParsableCommand {
         config.messageRate = RateLimit(perSecond: rateLimitMessages, burst: rateLimitMessageBurst ?? 2 * rateLimitMessages)
         config.byteRate = RateLimit(perSecond: rateLimitBytes, burst: rateLimitByteBurst ?? 2 * rateLimitBytes)
         config.rateLimitPolicy = rateLimitPolicy
+        config.maxMessagesPerRead = maxMessagesPerRead
         config.maxConnections = maxConnections
         config.maxConnectionsPerIP = maxConnectionsPerIp
         config.backlog = backlog

@@ -84,3 +84,32 @@ struct RateLimitEndToEndTests {
         #expect(try c.receiveClose() == 1008)
     }
 }
+
+/// `maxMessagesPerRead`: a burst of tiny frames in one segment is handled a slice per turn, and
+/// all of it, in order, even when nothing more arrives on the socket.
+@Suite("Messages per read", .serialized, .timeLimit(.minutes(1)))
+struct MessagesPerReadTests {
+    @Test("5000 frames in one write with a bound of 7 per read: every one echoed, in order; another client is served meanwhile")
+    func burstInOneWrite() throws {
+        let server = try startServer(EchoApplication(), threads: 1) { $0.maxMessagesPerRead = 7 }
+        defer { server.shutdown() }
+        let flooder = try BlockingWebSocketClient(port: server.port)
+        let other = try BlockingWebSocketClient(port: server.port)
+        var burst: [UInt8] = []
+        for i in 0..<5000 { burst += maskedTextFrame("\(i)") }
+        try flooder.sendRaw(burst)
+        try other.send(text: "me too")
+        #expect(try other.receiveText() == "me too")
+        for i in 0..<5000 {
+            let text = try flooder.receiveText()
+            if text != "\(i)" { Issue.record("frame \(i): got \(text)"); break }
+        }
+        #expect(flooder.isQuiet(milliseconds: 100))
+    }
+
+    func maskedTextFrame(_ text: String) -> [UInt8] {
+        let payload = Array(text.utf8)
+        let key: [UInt8] = [1, 2, 3, 4]
+        return [0x81, 0x80 | UInt8(payload.count)] + key + payload.enumerated().map { $0.element ^ key[$0.offset % 4] }
+    }
+}
