@@ -6,6 +6,8 @@
 #   AUTOBAHN_PROFILE=full scripts/test.sh             # every Autobahn case (20-30 min)
 #   CHORUS_AUTOBAHN_CASES='1.*,2.*' scripts/test.sh   # chosen Autobahn cases
 #   CHORUS_TEST_FILTER=EndToEnd scripts/test.sh       # passed to `swift test --filter`
+#   CHORUS_SKIP_FUZZ=1 scripts/test.sh                # skip the fuzzing step (45 s per target)
+#   CHORUS_FUZZ_SECONDS=120 scripts/test.sh           # longer fuzzing per target
 #
 # CHORUS_BIN (end-to-end tests) and CHORUS_AUTOBAHN_BIN (conformance; skips the release build)
 # point the suite at another server binary, e.g. a stand-in while checking the harness itself.
@@ -63,6 +65,25 @@ if chorus_swift_build --build-tests; then
   ((rc == 0)) || failed+=("swift test (exit $rc)")
 else
   failed+=("swift build --build-tests")
+fi
+
+# --- fuzzing ----------------------------------------------------------------------------------
+# Each libFuzzer target (Fuzz/*/) for a short while: property checks, not only crashes.
+fuzz_summary="fuzz: did not run"
+if [[ ${CHORUS_SKIP_FUZZ:-0} == 1 ]]; then
+  fuzz_summary="fuzz: SKIPPED (CHORUS_SKIP_FUZZ=1)"
+else
+  fuzz_failed=()
+  for target in $(scripts/fuzz.sh --list); do
+    step "fuzz $target (${CHORUS_FUZZ_SECONDS:-45} s)"
+    scripts/fuzz.sh "$target" "${CHORUS_FUZZ_SECONDS:-45}" || fuzz_failed+=("$target")
+  done
+  if ((${#fuzz_failed[@]} > 0)); then
+    failed+=("fuzz (${fuzz_failed[*]})")
+    fuzz_summary="fuzz: findings in ${fuzz_failed[*]}"
+  else
+    fuzz_summary="fuzz: $(scripts/fuzz.sh --list | wc -l) targets, no finding"
+  fi
 fi
 
 # --- Autobahn conformance -------------------------------------------------------------------
@@ -158,6 +179,7 @@ run_autobahn
 # --- summary --------------------------------------------------------------------------------
 step "summary"
 echo "$swift_summary"
+echo "$fuzz_summary"
 echo "$autobahn_summary"
 if ((${#failed[@]} > 0)); then
   printf 'FAILED: %s\n' "${failed[@]}"

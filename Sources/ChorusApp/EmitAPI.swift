@@ -17,43 +17,105 @@ import ChorusWebSocket
 extension RealtimeApplication {
     public static let apiPrefix = "/api/v1/"
 
+    /// A route of the API, with its path parameter.
+    enum APIRoute: Equatable {
+        case stats
+        case emit
+        case projectUpdates(String)
+        case stageCompleted(String)
+        case notifications(String)
+        /// `GET /api/v1/sockets` (answered later, see OperatorAPI.swift).
+        case fetchSockets
+        /// `POST /api/v1/sockets/{join,leave,disconnect}`.
+        case sockets(String)
+    }
+
+    /// The route `head` asks for, or the refusal (404 unknown route, 405 wrong method, 400 bad
+    /// path parameter): decided on the head alone. `head.path` starts with `apiPrefix`.
+    enum RouteDecision {
+        case route(APIRoute)
+        case refuse(HTTPResponse)
+    }
+
+    static func route(_ head: HTTPRequestHead) -> RouteDecision {
+        let path = head.path
+        let segments = path.dropFirst(apiPrefix.count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let route: APIRoute
+        switch segments.count {
+        case 1 where segments[0] == "stats":
+            guard head.method == "GET" else { return .refuse(methodNotAllowed("GET")) }
+            return .route(.stats)
+        case 1 where segments[0] == "sockets":
+            guard head.method == "GET" else { return .refuse(methodNotAllowed("GET")) }
+            return .route(.fetchSockets)
+        case 2 where segments[0] == "sockets":
+            route = .sockets(segments[1])
+        case 1 where segments[0] == "emit":
+            route = .emit
+        case 3 where segments[0] == "projects" && segments[2] == "updates":
+            guard let id = pathID(segments[1]) else { return .refuse(badRequest("invalid projectId")) }
+            route = .projectUpdates(id)
+        case 4 where segments[0] == "projects" && segments[2] == "stages" && segments[3] == "completed":
+            guard let id = pathID(segments[1]) else { return .refuse(badRequest("invalid projectId")) }
+            route = .stageCompleted(id)
+        case 3 where segments[0] == "users" && segments[2] == "notifications":
+            guard let id = pathID(segments[1]) else { return .refuse(badRequest("invalid userId")) }
+            route = .notifications(id)
+        default:
+            return .refuse(json(404, ["error": "no such route"]))
+        }
+        guard head.method == "POST" else { return .refuse(methodNotAllowed("POST")) }
+        return .route(route)
+    }
+
+    /// The API's verdict on a request's head, before its body is read: not the API → 404,
+    /// no valid token → 401, then the route's 404/405/400; nil when the body is wanted.
+    public func checkAPIHead(_ head: HTTPRequestHead) -> HTTPResponse? {
+        guard head.path.hasPrefix(Self.apiPrefix) else { return .webSocketEndpointNotFound }
+        guard authorized(head) else { return Self.unauthorized }
+        if case .refuse(let refusal) = Self.route(head) { return refusal }
+        return nil
+    }
+
+    static var unauthorized: HTTPResponse {
+        json(401, ["error": "unauthorized"], headers: [("WWW-Authenticate", "Bearer")])
+    }
+
     public func handleAPI(_ request: HTTPRequest) -> HTTPResponse? {
-        let path = request.head.path
-        guard path.hasPrefix(Self.apiPrefix) else { return nil }
-        guard authorized(request.head) else {
-            return Self.json(401, ["error": "unauthorized"], headers: [("WWW-Authenticate", "Bearer")])
+        guard request.head.path.hasPrefix(Self.apiPrefix) else { return nil }
+        guard authorized(request.head) else { return Self.unauthorized }
+        let route: APIRoute
+        switch Self.route(request.head) {
+        case .refuse(let refusal): return refusal
+        case .route(let r): route = r
         }
-        let segments = path.dropFirst(Self.apiPrefix.count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        if segments == ["stats"] {
-            guard request.head.method == "GET" else { return Self.methodNotAllowed("GET") }
-            return Self.json(200, stats)
-        }
-        guard request.head.method == "POST" else { return Self.methodNotAllowed("POST") }
+        if route == .stats { return Self.json(200, stats) }
+        // Answered through the deferred handler; reaching here means it declined.
+        if route == .fetchSockets { return Self.json(404, ["error": "no such route"]) }
         let body: JSONValue
         if request.body.isEmpty {
             body = .object([:])
         } else {
             do { body = try JSONValue.parse(request.body) } catch { return Self.badRequest("body is not valid JSON: \(error)") }
         }
-        switch segments.count {
-        case 2 where segments[0] == "sockets":
-            return socketsRoute(segments[1], body)
-        case 1 where segments[0] == "emit":
+        switch route {
+        case .stats:
+            return Self.json(200, stats)
+        case .fetchSockets:
+            return Self.json(404, ["error": "no such route"])
+        case .sockets(let action):
+            return socketsRoute(action, body)
+        case .emit:
             return emitRoute(body)
-        case 3 where segments[0] == "projects" && segments[2] == "updates":
-            guard let id = Self.pathID(segments[1]) else { return Self.badRequest("invalid projectId") }
+        case .projectUpdates(let id):
             guard body.objectValue != nil else { return Self.badRequest("body must be a JSON object") }
             return accepted(emitProjectUpdate(projectId: id, data: body))
-        case 4 where segments[0] == "projects" && segments[2] == "stages" && segments[3] == "completed":
-            guard let id = Self.pathID(segments[1]) else { return Self.badRequest("invalid projectId") }
+        case .stageCompleted(let id):
             guard body.objectValue != nil else { return Self.badRequest("body must be a JSON object") }
             return accepted(emitStageCompletion(projectId: id, data: body))
-        case 3 where segments[0] == "users" && segments[2] == "notifications":
-            guard let id = Self.pathID(segments[1]) else { return Self.badRequest("invalid userId") }
+        case .notifications(let id):
             guard body.objectValue != nil else { return Self.badRequest("body must be a JSON object") }
             return accepted(emitNotification(userId: id, data: body))
-        default:
-            return Self.json(404, ["error": "no such route"])
         }
     }
 

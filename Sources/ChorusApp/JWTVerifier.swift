@@ -39,20 +39,34 @@ public struct JWTVerifier: Sendable {
 
     public enum Failure: Error, Equatable, Sendable {
         case malformed, algorithmMismatch, badSignature, expired, notYetValid, wrongIssuer, wrongAudience, missingSubject
+        /// Longer than `maxTokenSize`, or header/claims nested deeper than `maxNestingDepth`:
+        /// refused before jwt-kit decodes anything.
+        case tooLarge, tooDeep
     }
+
+    /// Longest token accepted, in bytes (a token with a few dozen room claims is well under 2 KiB).
+    public static let defaultMaxTokenSize = 8 * 1024
+    /// Deepest `[`/`{` nesting of the header and the claims. Chorus reads flat claims and arrays of
+    /// ids (depth 2); Foundation's JSON decoding costs about the cube of the depth (0.4 s at 300).
+    public static let defaultMaxNestingDepth = 16
 
     public let key: Key
     public var issuer: String?
     public var audience: String?
     /// Seconds of clock skew tolerated for exp/nbf.
     public var leeway: Double
+    public var maxTokenSize: Int
+    public var maxNestingDepth: Int
     private let keys: KeyRing
 
-    public init(key: Key, issuer: String? = nil, audience: String? = nil, leeway: Double = 0) {
+    public init(key: Key, issuer: String? = nil, audience: String? = nil, leeway: Double = 0,
+                maxTokenSize: Int = JWTVerifier.defaultMaxTokenSize, maxNestingDepth: Int = JWTVerifier.defaultMaxNestingDepth) {
         self.key = key
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
+        self.maxTokenSize = maxTokenSize
+        self.maxNestingDepth = maxNestingDepth
         self.keys = KeyRing(key)
     }
 
@@ -64,7 +78,9 @@ public struct JWTVerifier: Sendable {
 
     /// The verified claims. `now`: seconds since 1970.
     public func verify(_ token: String, now: Double = JWTVerifier.currentTime()) async throws(Failure) -> JSONObject {
+        guard token.utf8.count <= maxTokenSize else { throw .tooLarge }
         let bytes = Array(token.utf8)
+        try Self.checkNesting(bytes, maxDepth: maxNestingDepth)
         let header: JWTHeader
         do {
             header = try DefaultJWTParser().parse(bytes, as: Unchecked.self).header
@@ -100,6 +116,72 @@ public struct JWTVerifier: Sendable {
         }
         guard let sub = claims.object["sub"], RealtimeIDs.id(from: sub) != nil else { throw .missingSubject }
         return claims.object
+    }
+
+    /// The header's and the claims' nesting, by a byte scan of their base64url-decoded JSON:
+    /// linear in the token's size, before any decoder (whose cost grows with the cube of the depth)
+    /// sees them. Not a JSON validator: jwt-kit still refuses what is not JSON.
+    static func checkNesting(_ token: [UInt8], maxDepth: Int) throws(Failure) {
+        var segments = token.split(separator: UInt8(ascii: "."), maxSplits: 2, omittingEmptySubsequences: false)
+        guard segments.count == 3 else { throw .malformed }
+        segments.removeLast()
+        for segment in segments {
+            guard let json = base64URLDecode(segment) else { throw .malformed }
+            if jsonNestingDepth(json, limit: maxDepth) > maxDepth { throw .tooDeep }
+        }
+    }
+
+    /// The deepest `[`/`{` nesting of JSON text, counted outside strings; stops counting once past
+    /// `limit` (returns `limit + 1`).
+    static func jsonNestingDepth(_ json: [UInt8], limit: Int) -> Int {
+        var depth = 0
+        var deepest = 0
+        var inString = false
+        var escaped = false
+        for c in json {
+            if inString {
+                if escaped { escaped = false } else if c == UInt8(ascii: "\\") { escaped = true } else if c == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch c {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth > deepest {
+                    deepest = depth
+                    if deepest > limit { return deepest }
+                }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
+            }
+        }
+        return deepest
+    }
+
+    /// RFC 4648 §5 without padding (RFC 7515 §2); nil on any other byte.
+    static func base64URLDecode(_ text: ArraySlice<UInt8>) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(text.count * 3 / 4)
+        var accumulator: UInt32 = 0
+        var bits = 0
+        for c in text {
+            let v: UInt32
+            switch c {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): v = UInt32(c - UInt8(ascii: "A"))
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): v = UInt32(c - UInt8(ascii: "a")) + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = UInt32(c - UInt8(ascii: "0")) + 52
+            case UInt8(ascii: "-"): v = 62
+            case UInt8(ascii: "_"): v = 63
+            default: return nil
+            }
+            accumulator = accumulator << 6 | v
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+            }
+        }
+        return out
     }
 
     /// RFC 7518 §3.2: an HS256 key should be at least 256 bits.

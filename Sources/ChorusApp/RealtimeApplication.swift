@@ -26,6 +26,9 @@ public struct RealtimeConfiguration: Sendable {
     public var maxContentLength = 10_000
     /// Bearer token of the emit API; nil disables the API (every call gets 401).
     public var apiToken: String?
+    /// Sockets one user may have connected to the main namespace at once (0: unlimited): a user
+    /// with a few tabs on a few devices stays far below; a leaked token opening thousands does not.
+    public var maxConnectionsPerUser = 32
 
     public init() {}
 }
@@ -38,6 +41,8 @@ public final class RealtimeApplication: Sendable {
     let logger: Logger
     private let unknownEventCount = Atomic<Int>(0)
     private let messageCount = Atomic<Int>(0)
+    /// Connected sockets per user id, all loops (taken at CONNECT and disconnect only).
+    private let connectionsPerUser = Mutex<[String: Int]>([:])
 
     public static let projectUpdate = "project:update"
     public static let stageCompleted = "stage:completed"
@@ -59,6 +64,7 @@ public final class RealtimeApplication: Sendable {
         configure()
         io.httpHandler = { [self] request, _ in handleAPI(request) }
         io.deferredHTTPHandler = { [self] request, respond in handleDeferredAPI(request, respond) }
+        io.httpHeadHandler = { [self] head in checkAPIHead(head) }
     }
 
     /// What the WebSocket server runs.
@@ -85,6 +91,35 @@ public final class RealtimeApplication: Sendable {
                 logger.debug("token refused", metadata: ["error": "\(error)", "address": "\(handshake.address)"])
                 return nil
             }
+        }
+    }
+
+    // MARK: Connections per user
+
+    /// Connected sockets of `userId` now (all loops).
+    public func connections(ofUser userId: String) -> Int {
+        connectionsPerUser.withLock { $0[userId] ?? 0 }
+    }
+
+    func hasRoomForConnection(of user: AuthenticatedUser) -> Bool {
+        let limit = configuration.maxConnectionsPerUser
+        return limit <= 0 || connections(ofUser: user.id) < limit
+    }
+
+    func admitConnection(of user: AuthenticatedUser) -> Bool {
+        let limit = configuration.maxConnectionsPerUser
+        return connectionsPerUser.withLock { counts in
+            let n = counts[user.id] ?? 0
+            if limit > 0 && n >= limit { return false }
+            counts[user.id] = n + 1
+            return true
+        }
+    }
+
+    func releaseConnection(of user: AuthenticatedUser) {
+        connectionsPerUser.withLock { counts in
+            let n = (counts[user.id] ?? 1) - 1
+            counts[user.id] = n > 0 ? n : nil
         }
     }
 
@@ -137,8 +172,9 @@ public final class RealtimeApplication: Sendable {
         switch configuration.auth {
         case .none:
             // Nothing to wait for: synchronous, on the loop thread.
-            ns.use { socket in
+            ns.use { [self] socket in
                 guard let user = Self.developmentUser(socket.handshake) else { return .reject(message: "unauthorized") }
+                guard hasRoomForConnection(of: user) else { return .reject(message: "too many connections") }
                 socket.data = user
                 return .accept
             }
@@ -146,11 +182,16 @@ public final class RealtimeApplication: Sendable {
             // jwt-kit verifies asynchronously: the CONNECT is parked meanwhile (see Namespace.use(async:)).
             ns.use(async: { [self] handshake in
                 guard let user = await authenticate(handshake) else { return .reject(message: "unauthorized") }
+                guard hasRoomForConnection(of: user) else { return .reject(message: "too many connections") }
                 return .accept(data: user)
             })
         }
-        ns.onConnection { socket in
+        ns.onConnection { [self] socket in
             guard let user = socket.data as? AuthenticatedUser else { socket.disconnect(); return }
+            // The middleware's check can race with another CONNECT of the same user: counted here,
+            // on admission, where it is definitive.
+            guard admitConnection(of: user) else { socket.disconnect(); return }
+            socket.onDisconnect { [self] _, _ in releaseConnection(of: user) }
             socket.join(Self.userRoom(user.id))
         }
         registerRoomEvents(on: ns, kind: "project", idKey: "projectId", room: Self.projectRoom,

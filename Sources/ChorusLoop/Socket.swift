@@ -152,6 +152,12 @@ public enum Socket {
         return fd
     }
 
+    /// Bytes the kernel still holds in `fd`'s send queue (SIOCOUTQ: unsent plus unacknowledged);
+    /// 0 if the socket cannot tell.
+    public static func sendQueueBytes(_ fd: Int32) -> Int {
+        max(0, Int(chorus_send_queue_bytes(fd)))
+    }
+
     /// The pending error of a socket (after a non-blocking connect completes).
     public static func pendingError(_ fd: Int32) -> Int32 {
         var err: Int32 = 0

@@ -9,8 +9,8 @@ public final class Connection {
     enum State {
         /// Reading the HTTP request head.
         case http
-        /// Reading a request body of `remaining` bytes (non-upgrade routes only).
-        case httpBody(HTTPRequestHead, remaining: Int)
+        /// Reading a request body into `bodyReader` (non-upgrade routes only).
+        case httpBody(HTTPRequestHead)
         /// Answered a plain HTTP request; closing once the response is written.
         case httpDone
         case open
@@ -30,6 +30,11 @@ public final class Connection {
     var state = State.http
     var httpParser: HTTPRequestParser
     var reader: WebSocketMessageReader?
+    /// The body of the plain request being read (state `httpBody`).
+    var bodyReader: HTTPBodyReader?
+    /// Plain requests answered on this connection with it kept alive: an idle keep-alive
+    /// connection is closed quietly at its deadline, a half-sent request gets 408.
+    var requestsServed = 0
     var inbound = InboundBuffer()
     var outbound = OutboundQueue()
 
@@ -37,9 +42,15 @@ public final class Connection {
     var isDirty = false
     /// EPOLLOUT registered because the socket buffer was full.
     var awaitingWritable = false
+    /// What the kernel's send queue held when last asked (SIOCOUTQ), counted toward the
+    /// backpressure limit. Asked only when the socket is or was recently full (a flush that could
+    /// not write everything, an EPOLLOUT, then each tick until it reads 0), never per message.
+    var kernelQueued = 0
     var closeReceived = false
     var closeSent = false
     var writeShutDown = false
+    /// Complete frames wait in `inbound` (the last read passed `maxMessagesPerRead`).
+    var hasBacklog = false
     /// After a protocol error: read and discard until the peer's FIN.
     var discardInput = false
     var pingOutstanding = false
@@ -53,6 +64,13 @@ public final class Connection {
 
     var lastActivity: UInt64
     var deadline: UInt64 = 0
+    /// The connection's rate limits (`ServerConfiguration.messageRate` / `byteRate`).
+    var messageTokens: TokenBucket
+    var byteTokens: TokenBucket
+    /// When the first byte of the message now partly received arrived (0: none partial).
+    var messageStartedAt: UInt64 = 0
+    /// The largest message this connection may send now (`incomingMessageLimit`).
+    var messageLimit: Int
 
     /// Rooms this connection is in, with its index in each room's member array.
     var memberships: [Membership] = []
@@ -78,6 +96,9 @@ public final class Connection {
         self.remoteAddress = remoteAddress
         self.httpParser = HTTPRequestParser(maxHeaderSize: loop.configuration.maxHeaderSize)
         self.lastActivity = now
+        self.messageLimit = loop.configuration.maxMessageSize
+        self.messageTokens = TokenBucket(loop.configuration.messageRate, now: now)
+        self.byteTokens = TokenBucket(loop.configuration.byteRate, now: now)
     }
 
     deinit {
@@ -139,6 +160,14 @@ public final class Connection {
     public var rooms: [String] { memberships.map(\.room.name) }
 
     public func isMember(of room: String) -> Bool { memberships.contains { $0.room.name == room } }
+
+    /// The largest message this client may send now, at most the server's `maxMessageSize`
+    /// (beyond it: 1009). An application lowers it until the client has authenticated, so that an
+    /// unknown client cannot make the server assemble a large message; nil restores the server's.
+    public var incomingMessageLimit: Int? {
+        get { messageLimit }
+        set { messageLimit = min(newValue ?? loop.configuration.maxMessageSize, loop.configuration.maxMessageSize) }
+    }
 
     /// Bytes waiting in this connection's outbound queue.
     public var bufferedAmount: Int { outbound.byteCount }

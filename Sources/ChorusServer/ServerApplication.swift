@@ -23,6 +23,11 @@ public enum UpgradeDecision: Sendable {
 /// a connection may be used only there. `WebSocketServer.emit` is the thread-safe way to reach others.
 public protocol ServerApplication: AnyObject, Sendable {
     func serverDidStart(_ server: WebSocketServer)
+    /// A non-upgrade request's head, before any of its body is read: nil to read the body and
+    /// call `handleHTTP`, or the answer (a refusal: 401, 404, 405, 413...), in which case the body
+    /// is never read. Routing and authorisation belong here, so that an unauthenticated client
+    /// cannot make the server hold a body.
+    func respondBeforeBody(_ head: HTTPRequestHead, remoteAddress: SocketAddress) -> HTTPResponse?
     /// Non-upgrade requests other than `GET /healthz`. Return nil for 404.
     func handleHTTP(_ request: HTTPRequest, server: WebSocketServer) -> HTTPResponse?
     /// Asked first: a request whose answer is not ready at once (e.g. a cluster-wide query). Return
@@ -42,6 +47,7 @@ public protocol ServerApplication: AnyObject, Sendable {
 
 extension ServerApplication {
     public func serverDidStart(_ server: WebSocketServer) {}
+    public func respondBeforeBody(_ head: HTTPRequestHead, remoteAddress: SocketAddress) -> HTTPResponse? { nil }
     public func handleHTTP(_ request: HTTPRequest, server: WebSocketServer) -> HTTPResponse? { nil }
     public func handleHTTPLater(_ request: HTTPRequest, server: WebSocketServer,
                                 respond: @escaping @Sendable (HTTPResponse) -> Void) -> Bool { false }
@@ -51,9 +57,19 @@ extension ServerApplication {
     public func tick(loopIndex: Int, now: UInt64) {}
 }
 
+extension HTTPResponse {
+    /// The answer to a plain request on a server without HTTP routes.
+    public static let webSocketEndpointNotFound = HTTPResponse.text(
+        404, "not found: this is a WebSocket endpoint (send an Upgrade: websocket request)\n")
+}
+
 /// `--app echo`: every message goes back to its sender (the conformance suite's target).
 public final class EchoApplication: ServerApplication {
     public init() {}
+    /// No HTTP routes: a plain request is refused on its head, its body never read.
+    public func respondBeforeBody(_ head: HTTPRequestHead, remoteAddress: SocketAddress) -> HTTPResponse? {
+        .webSocketEndpointNotFound
+    }
     public func connection(_ connection: Connection, received message: WebSocketMessage) {
         switch message {
         case .text(let bytes): connection.send(.text, bytes)
@@ -66,6 +82,9 @@ public final class EchoApplication: ServerApplication {
 public final class BroadcastApplication: ServerApplication {
     public static let room = "all"
     public init() {}
+    public func respondBeforeBody(_ head: HTTPRequestHead, remoteAddress: SocketAddress) -> HTTPResponse? {
+        .webSocketEndpointNotFound
+    }
     public func connectionOpened(_ connection: Connection, request: HTTPRequestHead) {
         connection.join(Self.room)
     }

@@ -32,6 +32,9 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     private var flushing: [Connection] = []
     /// Emits made on this loop during the current iteration, for the other loops.
     private var forwardBatch: [PendingEmit] = []
+    /// Connections that stopped at `maxMessagesPerRead` with complete frames still buffered: resumed
+    /// at the end of the iteration and in the next ones, before their sockets are read again.
+    private var backlogged: [Connection] = []
     /// Slow consumers to close (policy `close`) once the emit that found them is done.
     private var pendingBackpressureCloses: [Connection] = []
     /// The listener is out of epoll after EMFILE/ENFILE until the next tick (no busy loop).
@@ -147,6 +150,13 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     }
 
     func eventLoopDidFinishIteration(_ loop: EventLoop) {
+        if !backlogged.isEmpty {
+            let resuming = backlogged
+            backlogged = []
+            for connection in resuming where connection.hasBacklog { resumeBacklog(connection) }
+            // Still more: the loop must come round again even if no socket is ready.
+            if !backlogged.isEmpty { loop.execute {} }
+        }
         while let connection = pendingBackpressureCloses.popLast() {
             connection.backpressureClosePending = false
             beginClose(connection, code: .policyViolation, reason: "backpressure limit exceeded")
@@ -226,6 +236,11 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             connection.deadline = loop.now + UInt64(configuration.handshakeTimeout * 1e9)
         }
         _ = try? Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        if configuration.socketSendBuffer > 0 {
+            // Bounds what a client that stops reading pins in kernel memory (autotuning would let
+            // it grow to 4 MiB, outside the process's RSS and outside maxBackpressure).
+            _ = try? Socket.setOption(fd, SOL_SOCKET, SO_SNDBUF, Int32(clamping: configuration.socketSendBuffer))
+        }
         do {
             try loop.epoll.add(fd, events: [.readable, .readHangup], token: id.token)
         } catch {
@@ -251,6 +266,11 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         switch connection.state {
         case .closed: return
         default: break
+        }
+        // Frames already here come first: the socket (and the client's sending) waits for them.
+        if connection.hasBacklog {
+            resumeBacklog(connection)
+            return
         }
         let needed = connection.reader?.bytesNeededForCurrentFrame ?? 0
         let pending = connection.inbound.count
@@ -292,6 +312,33 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         } else {
             connection.inbound.replace(with: rest)
         }
+        noteMessageProgress(connection)
+    }
+
+    /// A message under way (a partial frame, or fragments) must be complete within messageTimeout
+    /// of its first byte, however its bytes trickle in.
+    private func noteMessageProgress(_ connection: Connection) {
+        guard connection.isOpen else { return }
+        if (!connection.inbound.isEmpty && !connection.hasBacklog) || connection.reader?.isAssemblingMessage == true {
+            if connection.messageStartedAt == 0 { connection.messageStartedAt = loop.now }
+        } else {
+            connection.messageStartedAt = 0
+        }
+    }
+
+    /// Handles the next `maxMessagesPerRead` messages of a connection's buffered input.
+    private func resumeBacklog(_ connection: Connection) {
+        connection.hasBacklog = false
+        guard connection.isOpen, !connection.discardInput, let base = connection.inbound.base else { return }
+        let total = connection.inbound.count
+        let consumed = process(connection, UnsafeMutableRawBufferPointer(start: base, count: total))
+        if case .closed = connection.state { return }
+        if connection.discardInput {
+            connection.inbound.replace(with: UnsafeRawBufferPointer(start: nil, count: 0))
+        } else {
+            connection.inbound.replace(with: UnsafeRawBufferPointer(start: base + consumed, count: total - consumed))
+        }
+        noteMessageProgress(connection)
     }
 
     /// Handles `bytes`; returns how many were consumed.
@@ -311,15 +358,21 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                     offset += headerLength
                     handleRequest(connection, head)
                 }
-            case .httpBody(let head, let remaining):
-                let take = min(remaining, slice.count)
-                if take < remaining {
-                    // Keep accumulating: the body is bounded by maxBodySize.
-                    return offset
+            case .httpBody(let head):
+                // The body goes straight into its reader (bounded by maxBodySize), not into the
+                // connection's leftovers.
+                switch connection.bodyReader!.read(UnsafeRawBufferPointer(slice)) {
+                case .needMoreData:
+                    return bytes.count
+                case .failed(let error):
+                    respondAndClose(connection, error.response)
+                    return bytes.count
+                case .complete(let consumed):
+                    offset += consumed
+                    let body = connection.bodyReader!.body
+                    connection.bodyReader = nil
+                    answerHTTP(connection, HTTPRequest(head: head, body: body, remoteAddress: connection.remoteAddress))
                 }
-                let body = Array(UnsafeRawBufferPointer(rebasing: slice[..<take]))
-                offset += take
-                answerHTTP(connection, HTTPRequest(head: head, body: body, remoteAddress: connection.remoteAddress))
             case .open, .closing:
                 guard !connection.discardInput, connection.reader != nil else { return bytes.count }
                 offset += readFrames(connection, slice)
@@ -332,18 +385,41 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     }
 
     private func readFrames(_ connection: Connection, _ bytes: UnsafeMutableRawBufferPointer) -> Int {
+        var consumed = 0
+        // Fairness: one read can hold tens of thousands of tiny frames; the rest waits its turn.
+        var budget = configuration.maxMessagesPerRead > 0 ? configuration.maxMessagesPerRead : Int.max
+        while true {
+            // The application may change the connection's limit from a message's callback (a
+            // client that just authenticated): the frames after that message are read with it.
+            let limit = connection.messageLimit
+            let (n, limitChanged) = readFrames(connection, UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...]), limit: limit, budget: &budget)
+            consumed += n
+            if budget == 0 && consumed < bytes.count && connection.isOpen && !connection.discardInput {
+                connection.hasBacklog = true
+                backlogged.append(connection)
+                return consumed
+            }
+            guard limitChanged, n > 0, consumed < bytes.count, connection.isOpen, !connection.discardInput else { return consumed }
+        }
+    }
+
+    private func readFrames(_ connection: Connection, _ bytes: UnsafeMutableRawBufferPointer, limit: Int, budget: inout Int) -> (Int, limitChanged: Bool) {
         var reader = connection.reader.take()!
         defer { if connection.reader == nil { connection.reader = reader } }
+        reader.maxMessageSize = limit
+        var limitChanged = false
         do {
-            return try reader.read(bytes) { event in
+            let n = try reader.read(bytes) { event in
                 switch event {
                 case .text(let payload):
                     guard connection.isOpen else { return true }
                     stats.messagesIn += 1
+                    guard withinRateLimits(connection, payload.count) else { return connection.isOpen }
                     application.connection(connection, received: .text(payload))
                 case .binary(let payload):
                     guard connection.isOpen else { return true }
                     stats.messagesIn += 1
+                    guard withinRateLimits(connection, payload.count) else { return connection.isOpen }
                     application.connection(connection, received: .binary(payload))
                 case .ping(let payload):
                     // A peer that pings without reading gets no more pongs once over its limit
@@ -371,14 +447,43 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                     return false
                 }
                 if case .closed = connection.state { return false }
-                return true
+                if connection.messageLimit != limit {
+                    limitChanged = true
+                    return false
+                }
+                switch event {
+                case .text, .binary:
+                    budget -= 1
+                    return budget > 0
+                default:
+                    return true
+                }
             }
+            return (n, limitChanged)
         } catch {
             stats.protocolErrors += 1
             logger.debug("connection \(connection.id): \(error.reason) (\(error.closeCode.rawValue))")
             failConnection(connection, code: error.closeCode, reason: error.reason)
-            return bytes.count
+            return (bytes.count, false)
         }
+    }
+
+    /// Spends one message and `size` bytes of the connection's rate limits (when configured);
+    /// over either, the message is dropped (counted) or the connection closed, per policy.
+    @inline(__always)
+    private func withinRateLimits(_ connection: Connection, _ size: Int) -> Bool {
+        let messages = configuration.messageRate, bytes = configuration.byteRate
+        if messages.isUnlimited && bytes.isUnlimited { return true }
+        let now = loop.now
+        if (messages.isUnlimited || connection.messageTokens.take(1, limit: messages, now: now))
+            && (bytes.isUnlimited || connection.byteTokens.take(Double(size), limit: bytes, now: now)) {
+            return true
+        }
+        stats.rateLimited += 1
+        if configuration.rateLimitPolicy == .close {
+            failConnection(connection, code: .policyViolation, reason: "rate limit exceeded")
+        }
+        return false
     }
 
     // MARK: HTTP
@@ -392,25 +497,31 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             respondAndClose(connection, HTTPResponse.text(200, "ok\n"))
             return
         }
-        if head.value(of: "transfer-encoding") != nil {
-            respondAndClose(connection, HTTPResponse.text(411, "chunked bodies are not accepted: send Content-Length\n"))
+        // The body's framing first (a malformed one is 400 whatever the route), then the
+        // application's verdict on the head: a refused request's body is never read or held.
+        let framing: HTTPBodyFraming
+        switch HTTPBodyFraming.of(head, maxBodySize: configuration.maxBodySize) {
+        case .failure(let error):
+            respondAndClose(connection, error.response)
+            return
+        case .success(let f):
+            framing = f
+        }
+        if let refusal = application.respondBeforeBody(head, remoteAddress: connection.remoteAddress) {
+            // Kept alive only when there is no unread body to skip.
+            respond(connection, refusal, keepAlive: framing == .none && head.keepsConnectionAlive)
             return
         }
-        let length = head.value(of: "content-length").flatMap { Int($0.trimmingSpaces) } ?? 0
-        guard length >= 0 else {
-            respondAndClose(connection, HTTPResponse.text(400, "bad Content-Length\n"))
-            return
-        }
-        if length > configuration.maxBodySize {
-            respondAndClose(connection, HTTPResponse.text(413, "request body larger than \(configuration.maxBodySize) bytes\n"))
-            return
-        }
-        if length > 0 {
-            connection.state = .httpBody(head, remaining: length)
-        } else {
+        guard framing != .none else {
             answerHTTP(connection, HTTPRequest(head: head, body: [], remoteAddress: connection.remoteAddress))
+            return
         }
+        if head.expectsContinue { queueRaw(connection, Self.continueResponse) }
+        connection.bodyReader = HTTPBodyReader(framing: framing, maxBodySize: configuration.maxBodySize)
+        connection.state = .httpBody(head)
     }
+
+    static let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
     private func answerHTTP(_ connection: Connection, _ request: HTTPRequest) {
         let id = connection.id
@@ -419,14 +530,26 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         }
         if later {
             // Awaiting the answer: input is ignored (.httpDone) and the handshake deadline still
-            // runs; `closeSent` stays false until the answer is queued.
+            // runs; `closeSent` stays false until the answer is queued (the connection then closes).
             connection.state = .httpDone
             connection.deadline = loop.now + UInt64(max(configuration.handshakeTimeout, 1) * 1e9)
             return
         }
-        let response = application.handleHTTP(request, server: server)
-            ?? HTTPResponse.text(404, "not found: this is a WebSocket endpoint (send an Upgrade: websocket request)\n")
-        respondAndClose(connection, response)
+        let response = application.handleHTTP(request, server: server) ?? .webSocketEndpointNotFound
+        respond(connection, response, keepAlive: request.head.keepsConnectionAlive)
+    }
+
+    /// Answers a plain request; with `keepAlive` the connection then waits for the next request
+    /// (RFC 9112 §9.3) under a fresh handshake deadline, otherwise it closes after the response.
+    private func respond(_ connection: Connection, _ response: HTTPResponse, keepAlive: Bool) {
+        guard keepAlive && !shuttingDown else {
+            respondAndClose(connection, response)
+            return
+        }
+        queueRaw(connection, response.serialize(closeConnection: false))
+        connection.state = .http
+        connection.requestsServed += 1
+        connection.deadline = configuration.handshakeTimeout > 0 ? loop.now + UInt64(configuration.handshakeTimeout * 1e9) : 0
     }
 
     private func upgrade(_ connection: Connection, _ head: HTTPRequestHead) {
@@ -540,11 +663,11 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
 
     /// Over `maxBackpressure` with `cost` more queued? The queue's charge is the memory its entries
     /// keep alive (whole buffers, plus a fixed cost per entry: a flood of tiny frames is bounded
-    /// too). An empty queue always takes one message, so a single message larger than the limit
-    /// still goes out.
+    /// too), plus what the kernel's send queue held when last asked. An empty queue always takes
+    /// one message, so a single message larger than the limit still goes out.
     @inline(__always)
     private func wouldExceedLimit(_ connection: Connection, adding cost: Int) -> Bool {
-        connection.outbound.charge + cost > configuration.maxBackpressure && !connection.outbound.isEmpty
+        connection.outbound.charge + connection.kernelQueued + cost > configuration.maxBackpressure && !connection.outbound.isEmpty
     }
 
     private func applyBackpressure(_ connection: Connection) {
@@ -594,12 +717,18 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         if drained {
             if connection.awaitingWritable {
                 connection.awaitingWritable = false
+                // Written on EPOLLOUT: the kernel may still hold most of its buffer.
+                connection.kernelQueued = Socket.sendQueueBytes(connection.fd)
                 try? loop.epoll.modify(connection.fd, events: [.readable, .readHangup], token: connection.id.token)
             }
             afterDrain(connection)
-        } else if !connection.awaitingWritable {
-            connection.awaitingWritable = true
-            try? loop.epoll.modify(connection.fd, events: [.readable, .readHangup, .writable], token: connection.id.token)
+        } else {
+            // The socket is full: the kernel holds its whole send buffer for this client.
+            connection.kernelQueued = Socket.sendQueueBytes(connection.fd)
+            if !connection.awaitingWritable {
+                connection.awaitingWritable = true
+                try? loop.epoll.modify(connection.fd, events: [.readable, .readHangup, .writable], token: connection.id.token)
+            }
         }
     }
 
@@ -704,11 +833,19 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     private func sweepTimers(now: UInt64) {
         let idle = configuration.idleTimeout > 0 ? UInt64(configuration.idleTimeout * 1e9) : UInt64.max
         let pingAfter = configuration.pingInterval > 0 ? UInt64(configuration.pingInterval * 1e9) : UInt64.max
+        let messageTimeout = configuration.messageTimeout > 0 ? UInt64(configuration.messageTimeout * 1e9) : UInt64.max
         for case let connection? in slots {
             switch connection.state {
             case .open:
+                if connection.kernelQueued > 0 && !connection.awaitingWritable {
+                    // Recently full: follow the kernel's queue down until the client has read it.
+                    connection.kernelQueued = Socket.sendQueueBytes(connection.fd)
+                }
                 let silent = now &- connection.lastActivity
-                if silent >= idle {
+                if connection.messageStartedAt != 0 && now &- connection.messageStartedAt >= messageTimeout {
+                    stats.protocolErrors += 1
+                    failConnection(connection, code: .policyViolation, reason: "message timeout")
+                } else if silent >= idle {
                     queueClose(connection, code: .goingAway, reason: "idle timeout")
                 } else if silent >= pingAfter && !connection.pingOutstanding {
                     connection.pingOutstanding = true
@@ -718,10 +855,15 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                 break
             default:
                 if connection.deadline != 0 && now >= connection.deadline {
-                    if case .http = connection.state {
+                    switch connection.state {
+                    case .http where connection.requestsServed > 0 && connection.inbound.isEmpty:
+                        // An idle keep-alive connection: nothing was asked, nothing to answer.
+                        finalize(connection)
+                    case .http, .httpBody:
+                        // A stalled head or body (RFC 9110 §15.5.9).
                         respondAndClose(connection, HTTPResponse.text(408, "request timeout\n"))
                         connection.deadline = now + UInt64(configuration.closeTimeout * 1e9)
-                    } else {
+                    default:
                         finalize(connection)
                     }
                 }

@@ -208,6 +208,7 @@ public final class WebSocketServer: @unchecked Sendable {
                 total.deliveries += s.deliveries
                 total.dropped += s.dropped
                 total.backpressureClosed += s.backpressureClosed
+                total.rateLimited += s.rateLimited
                 total.protocolErrors += s.protocolErrors
                 total.bytesOut += s.bytesOut
                 total.rooms += s.rooms

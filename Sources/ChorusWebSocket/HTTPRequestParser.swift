@@ -47,6 +47,24 @@ public struct HTTPRequestHead: Sendable {
     public func queryValue(_ name: String) -> String? {
         query.first(where: { $0.name == name })?.value
     }
+
+    /// Whether `Connection` lists `token` (RFC 9110 §7.6.1: a comma-separated list of tokens).
+    public func connectionHasToken(_ token: String) -> Bool {
+        guard let value = value(of: "connection") else { return false }
+        return value.split(separator: ",").contains { asciiCaseInsensitiveEquals(String($0.trimmingHTTPWhitespace), token) }
+    }
+
+    /// Whether the connection stays open after the response (RFC 9112 §9.3): HTTP/1.1 unless the
+    /// client sent `Connection: close`. HTTP/1.0 closes (its `keep-alive` extension is not offered).
+    public var keepsConnectionAlive: Bool {
+        versionMinor >= 1 && !connectionHasToken("close")
+    }
+
+    /// `Expect: 100-continue` (RFC 9110 §10.1.1): the client waits for a go-ahead before its body.
+    public var expectsContinue: Bool {
+        guard versionMinor >= 1, let value = value(of: "expect") else { return false }
+        return asciiCaseInsensitiveEquals(String(value.trimmingHTTPWhitespace), "100-continue")
+    }
 }
 
 @usableFromInline
@@ -136,8 +154,12 @@ public struct HTTPRequestParser {
             if n > maxHeaderSize { return .failed(HTTPParseError(status: 431, message: "Request header too large")) }
             return .needMoreData
         }
+        // The same verdict however the head was segmented: a bad request line within the size
+        // limit is 400 even when the whole head arrives at once and is also too large.
+        let earlyError = checkRequestLineEarly(bytes)
         scanned = 0
         requestLineChecked = false
+        if let earlyError { return .failed(earlyError) }
         if end > maxHeaderSize { return .failed(HTTPParseError(status: 431, message: "Request header too large")) }
         switch Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[..<end])) {
         case .success(let head): return .complete(head, headerLength: end)
@@ -239,7 +261,9 @@ public struct HTTPRequestParser {
         guard !requestLineChecked else { return nil }
         var start = 0
         while start < bytes.count && (bytes[start] == 0x0D || bytes[start] == 0x0A) { start += 1 }
-        guard let nl = bytes[start...].firstIndex(of: 0x0A) else { return nil }
+        // Only a line that ends within the size limit is judged (a longer one is 431 whatever
+        // its content), so that the answer does not depend on how the bytes were segmented.
+        guard let nl = bytes[start..<max(start, min(bytes.count, maxHeaderSize))].firstIndex(of: 0x0A) else { return nil }
         requestLineChecked = true
         var e = nl
         if e > start && bytes[e - 1] == 0x0D { e -= 1 }

@@ -26,8 +26,9 @@ public struct WebSocketMessageReader {
         case close(code: WebSocketCloseCode?, reason: UnsafeRawBufferPointer)
     }
 
-    /// Largest message (after inflation) accepted; larger ones fail with 1009 (§7.4.1).
-    public let maxMessageSize: Int
+    /// Largest message (after inflation) accepted; larger ones fail with 1009 (§7.4.1). May change
+    /// between calls to `read` (a lower limit until a client has authenticated).
+    public var maxMessageSize: Int
     @usableFromInline let inflater: (any WebSocketInflater)?
 
     /// Opcode (text/binary) of the message being assembled, nil between messages.

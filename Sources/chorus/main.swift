@@ -32,6 +32,7 @@ extension AuthMode: ExpressibleByArgument {}
 extension AuthorizationMode: ExpressibleByArgument {}
 
 extension BackpressurePolicy: ExpressibleByArgument {}
+extension RateLimitPolicy: ExpressibleByArgument {}
 extension DeflateMode: ExpressibleByArgument {}
 
 struct Serve: ParsableCommand {
@@ -45,12 +46,30 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest message in bytes after reassembly and inflation; larger ones are closed with 1009.")
     var maxMessageSize = 16 * 1024 * 1024
     @Option(help: "Largest HTTP request head in bytes; larger ones get 431.") var maxHeaderSize = 8 * 1024
+    @Option(help: "Largest HTTP request body in bytes on the plain routes (the emit API), Content-Length or chunked; larger ones get 413.")
+    var maxBodySize = 1024 * 1024
     @Option(help: "Seconds a client has to send its HTTP request (0: no limit).") var handshakeTimeout = 10.0
     @Option(help: "Seconds without traffic before a connection is closed with 1001 (0: never).") var idleTimeout = 120.0
     @Option(help: "Seconds of silence before the server pings a client (0: never).") var pingInterval = 30.0
+    @Option(help: "Seconds one message may take from its first byte to its last (0: no limit); beyond, the connection is closed with 1008.")
+    var messageTimeout = 60.0
     @Option(help: "Memory one connection's queue may keep alive (the frame buffers it points into, + 64 per entry) before the backpressure policy applies.") var maxBackpressure = 1024 * 1024
     @Option(help: "What to do with a connection over --max-backpressure: drop (skip messages) or close (1008).")
     var backpressurePolicy = BackpressurePolicy.drop
+    @Option(help: "SO_SNDBUF of each client socket in bytes (the kernel doubles it); bounds the kernel memory a client that stops reading can pin. 0: kernel autotuning (up to 4 MiB per socket).")
+    var socketSendBuffer = 64 * 1024
+    @Option(help: "Messages per second one connection may send (WebSocket messages, so Socket.IO events too; 0: unlimited).")
+    var rateLimitMessages = 0.0
+    @Option(help: "Messages a connection may send at once after a quiet period (default: twice --rate-limit-messages).")
+    var rateLimitMessageBurst: Double?
+    @Option(help: "Message bytes per second one connection may send (0: unlimited).")
+    var rateLimitBytes = 0.0
+    @Option(help: "Message bytes a connection may send at once (default: twice --rate-limit-bytes; a message larger than this never passes).")
+    var rateLimitByteBurst: Double?
+    @Option(help: "Beyond a rate limit: drop (the message is not delivered, counted) or close (1008).")
+    var rateLimitPolicy = RateLimitPolicy.drop
+    @Option(help: "Messages handled per connection per read (0: no bound); the rest waits for the next turn, so one client cannot stall the others on its loop.")
+    var maxMessagesPerRead = 1024
     @Option(help: "Open connections at most (0: limited only by file descriptors); beyond, HTTP 503.") var maxConnections = 0
     @Option(help: "Open connections per client IP at most (0: unlimited); beyond, HTTP 503.") var maxConnectionsPerIp = 0
     @Option(help: "Listen backlog.") var backlog: Int32 = 1024
@@ -70,6 +89,10 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest Socket.IO message in bytes (Engine.IO maxPayload); larger closes the connection with 1009 (realtime).")
     var maxPayload = 1_000_000
     @Option(help: "Seconds a client has to connect to a namespace after the handshake (realtime).") var connectTimeout = 45.0
+    @Option(help: "Largest message in bytes before the client's first namespace CONNECT succeeds (0: --max-payload); larger closes with 1009 (realtime).")
+    var maxPayloadBeforeConnect = 16 * 1024
+    @Option(help: "Seconds an asynchronous connection middleware (JWT verification) may take before the CONNECT is refused with CONNECT_ERROR (0: no limit; realtime).")
+    var middlewareTimeout = 10.0
     @Option(help: "Authentication: jwt, or none (development: trusts the userId query parameter).") var auth = AuthMode.jwt
     @Option(help: "Authorization of room joins: claims (token's projects/conversations arrays) or open (default: claims with --auth jwt, open with --auth none).")
     var authz: AuthorizationMode?
@@ -79,9 +102,15 @@ struct Serve: ParsableCommand {
     @Option(help: "Required iss claim.") var jwtIssuer: String?
     @Option(help: "Required aud claim.") var jwtAudience: String?
     @Option(help: "Seconds of clock skew tolerated for exp/nbf.") var jwtLeeway = 0.0
+    @Option(help: "Longest JWT in bytes; longer tokens are refused before decoding (realtime).")
+    var jwtMaxSize = JWTVerifier.defaultMaxTokenSize
+    @Option(help: "Deepest [ / { nesting of a JWT's header and claims; deeper tokens are refused before decoding (realtime).")
+    var jwtMaxDepth = JWTVerifier.defaultMaxNestingDepth
     @Option(help: "Bearer token of the HTTP emit API (/api/v1/...); without it the API answers 401.") var apiToken: String?
     @Option(help: "File holding the emit API token.") var apiTokenFile: String?
     @Option(help: "Longest chat message content in characters (realtime).") var maxContentLength = 10_000
+    @Option(help: "Sockets one user may have connected at once (0: unlimited); beyond, CONNECT_ERROR \"too many connections\" (realtime).")
+    var maxConnectionsPerUser = 32
 
     @Option(help: "Where broadcasts and cluster-wide operations reach (realtime): memory (this process) or redis (every node on one Redis, wire-compatible with socket.io-redis-adapter 8.x and socket.io-redis-emitter 5.x).")
     var adapter = AdapterName.memory
@@ -97,6 +126,13 @@ struct Serve: ParsableCommand {
         guard (9...15).contains(deflateWindowBits) else { throw ValidationError("--deflate-window-bits must be 9...15") }
         guard (1...9).contains(deflateMemLevel) else { throw ValidationError("--deflate-mem-level must be 1...9") }
         guard maxMessageSize > 0, maxHeaderSize >= 256 else { throw ValidationError("message and header limits must be positive (header >= 256)") }
+        guard socketSendBuffer >= 0 else { throw ValidationError("--socket-send-buffer must not be negative") }
+        guard rateLimitMessages >= 0, rateLimitBytes >= 0, (rateLimitMessageBurst ?? 1) > 0, (rateLimitByteBurst ?? 1) > 0 else {
+            throw ValidationError("rate limits must not be negative, bursts must be positive")
+        }
+        guard maxMessagesPerRead >= 0 else { throw ValidationError("--max-messages-per-read must not be negative") }
+        guard messageTimeout >= 0 else { throw ValidationError("--message-timeout must not be negative") }
+        guard maxBodySize >= 0 else { throw ValidationError("--max-body-size must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be 1...256") }
         if adapter == .redis {
@@ -109,6 +145,10 @@ struct Serve: ParsableCommand {
         if app == .realtime {
             guard sioPingInterval > 0, sioPingTimeout > 0 else { throw ValidationError("--sio-ping-interval and --sio-ping-timeout must be positive") }
             guard maxPayload > 0, maxContentLength > 0 else { throw ValidationError("--max-payload and --max-content-length must be positive") }
+            guard maxPayloadBeforeConnect >= 0 else { throw ValidationError("--max-payload-before-connect must not be negative") }
+            guard maxConnectionsPerUser >= 0 else { throw ValidationError("--max-connections-per-user must not be negative") }
+            guard middlewareTimeout >= 0 else { throw ValidationError("--middleware-timeout must not be negative") }
+            guard jwtMaxSize > 0, jwtMaxDepth > 0 else { throw ValidationError("--jwt-max-size and --jwt-max-depth must be positive") }
             if auth == .jwt {
                 let keys = [jwtSecret, jwtSecretFile, jwtPublicKeyFile].compactMap { $0 }.count
                 guard keys == 1 else {
@@ -147,11 +187,18 @@ struct Serve: ParsableCommand {
         config.threads = threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         config.maxMessageSize = maxMessageSize
         config.maxHeaderSize = maxHeaderSize
+        config.maxBodySize = maxBodySize
         config.handshakeTimeout = handshakeTimeout
         config.idleTimeout = idleTimeout
         config.pingInterval = pingInterval
+        config.messageTimeout = messageTimeout
         config.maxBackpressure = maxBackpressure
         config.backpressurePolicy = backpressurePolicy
+        config.socketSendBuffer = socketSendBuffer
+        config.messageRate = RateLimit(perSecond: rateLimitMessages, burst: rateLimitMessageBurst ?? 2 * rateLimitMessages)
+        config.byteRate = RateLimit(perSecond: rateLimitBytes, burst: rateLimitByteBurst ?? 2 * rateLimitBytes)
+        config.rateLimitPolicy = rateLimitPolicy
+        config.maxMessagesPerRead = maxMessagesPerRead
         config.maxConnections = maxConnections
         config.maxConnectionsPerIP = maxConnectionsPerIp
         config.backlog = backlog
@@ -171,9 +218,12 @@ struct Serve: ParsableCommand {
             rc.socketIO.pingTimeout = Double(sioPingTimeout) / 1000
             rc.socketIO.maxPayload = maxPayload
             rc.socketIO.connectTimeout = connectTimeout
+            rc.socketIO.middlewareTimeout = middlewareTimeout
+            rc.socketIO.maxPayloadBeforeConnect = maxPayloadBeforeConnect
             rc.auth = auth
             rc.authorization = authz ?? (auth == .jwt ? .claims : .open)
             rc.maxContentLength = maxContentLength
+            rc.maxConnectionsPerUser = maxConnectionsPerUser
             rc.apiToken = try apiToken ?? apiTokenFile.map { try Self.readSecret($0) }
             if auth == .jwt {
                 let key: JWTVerifier.Key
@@ -182,7 +232,8 @@ struct Serve: ParsableCommand {
                 } else {
                     key = .hs256(Array((try jwtSecret ?? Self.readSecret(jwtSecretFile!)).utf8))
                 }
-                rc.jwt = JWTVerifier(key: key, issuer: jwtIssuer, audience: jwtAudience, leeway: jwtLeeway)
+                rc.jwt = JWTVerifier(key: key, issuer: jwtIssuer, audience: jwtAudience, leeway: jwtLeeway,
+                                     maxTokenSize: jwtMaxSize, maxNestingDepth: jwtMaxDepth)
             }
             if rc.apiToken == nil { logger.warning("no --api-token: the HTTP emit API answers 401") }
             // Engine.IO's limits replace the WebSocket ones; its heartbeat replaces WebSocket pings.

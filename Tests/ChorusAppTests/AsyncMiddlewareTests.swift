@@ -34,9 +34,11 @@ struct AsyncMiddlewareTests {
         let gate = Gate()
         let connections = Counter()
 
-        init(maxPendingPackets: Int = 16) throws {
+        init(maxPendingPackets: Int = 16, middlewareTimeout: Double = 10, maxPayloadBeforeConnect: Int = 16 * 1024) throws {
             var sio = SocketIOConfiguration()
             sio.maxPendingPackets = maxPendingPackets
+            sio.middlewareTimeout = middlewareTimeout
+            sio.maxPayloadBeforeConnect = maxPayloadBeforeConnect
             io = SocketIOServer(configuration: sio)
             let gate = self.gate
             io.sockets.use(async: { handshake in
@@ -59,6 +61,7 @@ struct AsyncMiddlewareTests {
             config.port = 0
             config.threads = 1
             config.applicationTimeouts = sio.timeouts
+            config.maxMessageSize = sio.webSocketMessageLimit
             server = WebSocketServer(configuration: config, application: io)
             try server.start()
         }
@@ -100,6 +103,49 @@ struct AsyncMiddlewareTests {
         #expect(await Self.eventually { f.io.asyncMiddlewaresInFlight == 0 })
     }
 
+    @Test("a middleware that never finishes: CONNECT_ERROR at middlewareTimeout, its late result dropped", .timeLimit(.minutes(1)))
+    func timedOut() async throws {
+        let f = try Fixture(middlewareTimeout: 0.3)
+        let c = try await f.client()
+        let clock = ContinuousClock()
+        let start = clock.now
+        try c.send(text: #"40{"name":"ann"}"#)
+        #expect(try await c.text() == #"44{"message":"middleware timeout"}"#)
+        let elapsed = clock.now - start
+        #expect(elapsed >= .milliseconds(250) && elapsed < .seconds(5), "after \(elapsed)")
+        #expect(f.io.stats["middleware_timeout"] == 1 && f.io.stats["connect_error"] == 1)
+        // The middleware finishing late changes nothing; the connection still serves a new CONNECT.
+        f.gate.open()
+        #expect(await Self.eventually { f.io.asyncMiddlewaresInFlight == 0 })
+        #expect(await Self.eventually { f.io.stats["connect_abandoned"] == 1 })
+        #expect(f.connections.load() == 0)
+        try c.send(text: #"40{"name":"ann"}"#)
+        #expect(try await c.text().hasPrefix(#"40{"sid":"#))
+    }
+
+    @Test("before the first CONNECT succeeds, messages over maxPayloadBeforeConnect close with 1009; after, full size", .timeLimit(.minutes(1)))
+    func limitBeforeConnect() async throws {
+        let f = try Fixture(maxPayloadBeforeConnect: 1000)
+        f.gate.open()
+        // At the limit before CONNECT: accepted (an unknown packet type is a parse error, so send a
+        // CONNECT padded with auth data to exactly 1000 bytes).
+        let c = try await f.client()
+        let prefix = #"40{"name":"ann","pad":""#
+        let connect = prefix + String(repeating: "x", count: 1000 - prefix.utf8.count - 2) + #""}"#
+        #expect(connect.utf8.count == 1000)
+        try c.send(text: connect)
+        #expect(try await c.text().hasPrefix(#"40{"sid":"#))
+        #expect(try await c.text() == #"42["hello","ann"]"#)
+        // Connected: a 5000-byte event is read whole.
+        let big = String(repeating: "y", count: 5000)
+        try c.send(text: #"421["echo",""# + big + #""]"#)
+        #expect(try await c.text() == #"431[""# + big + #""]"#)
+        // One byte over, before CONNECT: 1009, without the server assembling it.
+        let d = try await f.client()
+        try d.send(text: connect + " ")
+        #expect(try await d.closeCode() == 1009)
+    }
+
     @Test("rejected: CONNECT_ERROR {message} and nothing else", .timeLimit(.minutes(1)))
     func rejected() async throws {
         let f = try Fixture()
@@ -120,6 +166,10 @@ struct AsyncMiddlewareTests {
         try c.send(text: #"421["echo","a"]"#)
         try c.send(text: #"422["echo","b"]"#)
         try c.send(text: "40")  // a duplicate CONNECT while parked is ignored
+        // An Engine.IO ping answered: everything before it was handled while parked (a CONNECT
+        // arriving after the admission would close the connection, as the reference does).
+        try c.send(text: "2")
+        #expect(try await c.text() == "3")
         #expect(await Self.eventually { f.io.asyncMiddlewaresInFlight == 1 })
         f.gate.open()
         #expect(try await c.text().hasPrefix(#"40{"sid":"#))

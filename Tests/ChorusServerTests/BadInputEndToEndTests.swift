@@ -26,6 +26,8 @@ struct BadInputEndToEndTests {
         // 1009 Message Too Big, for one frame and for fragments that add up past the limit.
         Case(mode: "oversized_message", server: ["--max-message-size", "200000"], client: ["--size", "300000"]),
         Case(mode: "abrupt", server: [], client: []),
+        // RFC 9112 §6.3: a body whose length two parties could read differently is refused with 400.
+        Case(mode: "bad_body_framing", server: [], client: []),
     ]
 
     @Test("hostile client is answered per the RFC and the server keeps serving", arguments: cases)
@@ -57,5 +59,40 @@ struct BadInputEndToEndTests {
         try connection.send(RawTCPConnection.clientFrame(opcode: 0x2, payload: payload))
         let frame = try #require(try connection.readFrame())
         #expect(frame == .init(fin: true, opcode: 0x2, payload: payload))
+    }
+
+    @Test("--message-timeout: a message trickled in (a byte at a time, or fragments kept alive by pings) is closed with 1008")
+    func messageTimeout() async throws {
+        let server = try await ChorusProcess.start(app: "echo", ["--message-timeout", "1"])
+        let payload = [UInt8](repeating: 7, count: 100)
+        let frame = RawTCPConnection.clientFrame(opcode: 0x2, payload: payload)
+        // Slowly but within the time: read and echoed.
+        let slow = try RawTCPConnection(port: server.port)
+        #expect(try slow.upgrade()?.status == 101)
+        for start in stride(from: 0, to: frame.count, by: 20) {
+            try slow.send(Array(frame[start..<min(frame.count, start + 20)]))
+            usleep(100_000)
+        }
+        #expect(try slow.readFrame() == .init(fin: true, opcode: 0x2, payload: payload))
+        // A byte every 300 ms: each resets the idle timer, none finishes the message.
+        let trickle = try RawTCPConnection(port: server.port)
+        #expect(try trickle.upgrade()?.status == 101)
+        for byte in frame.prefix(8) {
+            try? trickle.send([byte])
+            usleep(300_000)
+        }
+        #expect(try trickle.readFrame()?.closeCode == 1008)
+        // A fragmented message whose end never comes, the connection kept busy with pings.
+        let fragments = try RawTCPConnection(port: server.port)
+        #expect(try fragments.upgrade()?.status == 101)
+        try fragments.send(RawTCPConnection.clientFrame(opcode: 0x1, payload: Array("start".utf8), fin: false))
+        var closeCode: UInt16?
+        for _ in 0..<10 where closeCode == nil {
+            try? fragments.send(RawTCPConnection.clientFrame(opcode: 0x9, payload: []))
+            if let f = try fragments.readFrame(), f.opcode == 0x8 { closeCode = f.closeCode }
+            usleep(300_000)
+        }
+        #expect(closeCode == 1008)
+        #expect(server.isRunning)
     }
 }

@@ -12,6 +12,8 @@ Modes:
   invalid_utf8       text message that is not UTF-8 (§8.1)     -> close 1007
   oversized_message  message over --max-message-size, whole and in fragments -> close 1009
   abrupt             disconnects mid-handshake and mid-frame (FIN and RST); nothing to answer
+  bad_body_framing   invalid / repeated Content-Length, Transfer-Encoding with Content-Length
+                     (RFC 9112 §6.3)  -> HTTP 400 (501 for unknown codings), whatever the route
 """
 import os
 import socket
@@ -173,8 +175,29 @@ def abrupt(c):
     c.expect("closed after one header byte", True, "done")
 
 
+def bad_body_framing(c):
+    h, p = c.args.host, c.args.port
+
+    def post(headers, body=b""):
+        return (f"POST /api/v1/emit HTTP/1.1\r\nHost: {h}:{p}\r\n{headers}\r\n").encode() + body
+
+    for value in ("abc", "+17", "-1", "", "0x10", "1.5", "99999999999999999999999"):
+        c.http_status(f"Content-Length: {value!r} -> 400", post(f"Content-Length: {value}\r\n", b"{}"), 400)
+    c.http_status("Content-Length twice, same value -> 400",
+                  post("Content-Length: 2\r\nContent-Length: 2\r\n", b"{}"), 400)
+    c.http_status("Content-Length twice, different values -> 400",
+                  post("Content-Length: 2\r\nContent-Length: 3\r\n", b"{}x"), 400)
+    c.http_status("Content-Length list -> 400", post("Content-Length: 2, 2\r\n", b"{}"), 400)
+    c.http_status("Transfer-Encoding and Content-Length -> 400",
+                  post("Transfer-Encoding: chunked\r\nContent-Length: 7\r\n", b"2\r\n{}\r\n0\r\n\r\n"), 400)
+    c.http_status("Transfer-Encoding in HTTP/1.0 -> 400",
+                  post("Transfer-Encoding: chunked\r\n").replace(b"HTTP/1.1", b"HTTP/1.0"), 400)
+    c.http_status("Transfer-Encoding: gzip -> 400", post("Transfer-Encoding: gzip\r\n"), 400)
+    c.http_status("Transfer-Encoding: gzip, chunked -> 501", post("Transfer-Encoding: gzip, chunked\r\n"), 501)
+
+
 MODES = {f.__name__: f for f in (oversized_header, malformed, wrong_version, unmasked,
-                                 invalid_utf8, oversized_message, abrupt)}
+                                 invalid_utf8, oversized_message, abrupt, bad_body_framing)}
 
 
 def main():

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/resource.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -43,6 +45,13 @@ void *chorus_current_loop(void);
 void chorus_set_current_loop(void *loop);
 
 static inline int chorus_errno(void) { return errno; }
+
+// Bytes a socket's send queue still holds (sent but unacknowledged, and not yet sent): ioctl is
+// variadic, which Swift cannot call. -1 on error.
+static inline int chorus_send_queue_bytes(int fd) {
+    int n = 0;
+    return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
+}
 static inline int chorus_iov_max(void) { return IOV_MAX; }
 
 // Constants Swift imports awkwardly (enum-valued macros).

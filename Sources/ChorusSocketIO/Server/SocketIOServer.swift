@@ -24,6 +24,14 @@ public struct SocketIOConfiguration: Sendable {
     /// (`Namespace.use(async:)`); they are replayed once it is accepted. Beyond this count, or
     /// beyond maxPayload bytes in all, the connection is closed (1008, "transport error").
     public var maxPendingPackets = 16
+    /// Seconds an asynchronous connection middleware (`Namespace.use(async:)`) may take; beyond,
+    /// the CONNECT is refused with CONNECT_ERROR "middleware timeout" and the middleware's task is
+    /// cancelled (its late result is dropped). 0: no limit.
+    public var middlewareTimeout = 10.0
+    /// Largest message a client may send before its first namespace CONNECT succeeds (0: maxPayload):
+    /// enough for a CONNECT carrying a token, far less than a message an unauthenticated client
+    /// could otherwise make the server assemble. Beyond it: 1009.
+    public var maxPayloadBeforeConnect = 16 * 1024
 
     public init() {}
 
@@ -33,7 +41,7 @@ public struct SocketIOConfiguration: Sendable {
     public var webSocketMessageLimit: Int { maxPayload }
 
     /// Timers the server's tick must resolve (`ServerConfiguration.applicationTimeouts`).
-    public var timeouts: [Double] { [pingInterval, pingTimeout] }
+    public var timeouts: [Double] { [pingInterval, pingTimeout, middlewareTimeout] }
 }
 
 /// Engine.IO v4 / Socket.IO v5 over the WebSocket server (WebSocket transport only).
@@ -57,6 +65,9 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     public var httpHandler: (@Sendable (HTTPRequest, WebSocketServer) -> HTTPResponse?)?
     /// Routes answered later (cluster-wide queries): return true and call the responder once.
     public var deferredHTTPHandler: (@Sendable (HTTPRequest, @escaping @Sendable (HTTPResponse) -> Void) -> Bool)?
+    /// The application's verdict on a non-Engine.IO request's head, before its body is read
+    /// (`ServerApplication.respondBeforeBody`): nil to read the body, or the refusal.
+    public var httpHeadHandler: (@Sendable (HTTPRequestHead) -> HTTPResponse?)?
     private let counters = Mutex<[String: Int]>([:])
     private let asyncMiddlewareRuns = Atomic<Int>(0)
     private let normalizedPath: String
@@ -92,9 +103,9 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
 
     static func roomKey(_ namespace: String, _ room: String) -> String { namespace + "#" + room }
 
-    /// Counters: disconnect reasons ("disconnect:<reason>"), "connect", "connect_error", and
+    /// Counters: disconnect reasons ("disconnect:<reason>"), "connect", "connect_error",
     /// "connect_abandoned" (an asynchronous middleware finished after the client left the
-    /// namespace; its result was dropped).
+    /// namespace, or after its timeout; its result was dropped) and "middleware_timeout".
     public var stats: [String: Int] { counters.withLock { $0 } }
 
     /// Asynchronous middleware runs in flight (tasks started and not finished), all loops.
@@ -144,6 +155,16 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
         return nil
     }
 
+    public func respondBeforeBody(_ head: HTTPRequestHead, remoteAddress: SocketAddress) -> HTTPResponse? {
+        // Engine.IO's answers depend on the head alone.
+        if isEnginePath(head.path) {
+            if head.method == "OPTIONS" { return HTTPResponse(status: 204) }
+            return Self.verify(head, isUpgrade: false)
+        }
+        guard httpHandler != nil else { return .webSocketEndpointNotFound }
+        return httpHeadHandler?(head)
+    }
+
     public func handleHTTP(_ request: HTTPRequest, server: WebSocketServer) -> HTTPResponse? {
         if isEnginePath(request.head.path) {
             if request.head.method == "OPTIONS" { return HTTPResponse(status: 204) }
@@ -173,6 +194,9 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
         let session = EngineSession(io: self, connection: connection, request: request, now: now)
         connection.userData = session
         sessions.add(session)
+        if configuration.maxPayloadBeforeConnect > 0 {
+            connection.incomingMessageLimit = configuration.maxPayloadBeforeConnect
+        }
         let open = EngineIOPacket.open(EngineIOHandshake(
             sid: session.sid, upgrades: [], pingInterval: Int(configuration.pingInterval * 1000),
             pingTimeout: Int(configuration.pingTimeout * 1000), maxPayload: configuration.maxPayload))
@@ -221,9 +245,9 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     /// result hops back to the connection's loop, if the connection still exists. The task holds
     /// no session or socket: a connection that closes meanwhile is freed as usual.
     func runAsyncMiddleware(_ middleware: @escaping @Sendable (Handshake) async -> AsyncMiddlewareResult,
-                            handshake: Handshake, connection id: ConnectionID, namespace name: String, ticket: UInt64) {
+                            handshake: Handshake, connection id: ConnectionID, namespace name: String, ticket: UInt64) -> Task<Void, Never> {
         asyncMiddlewareRuns.add(1, ordering: .relaxed)
-        Task { [self] in
+        return Task { [self] in
             let result = await middleware(handshake)
             webSocketServer?.withConnection(id) { connection in
                 guard let session = connection.userData as? EngineSession else { return }
@@ -260,13 +284,18 @@ final class PendingConnect {
     /// Packets for the namespace received meanwhile, replayed after the CONNECT reply.
     var queued: [SessionInput]
     var queuedBytes: Int
+    /// When the middleware has taken too long (nil: no limit).
+    var deadline: UInt64?
+    /// The middleware's task, cancelled at the deadline.
+    var task: Task<Void, Never>?
 
-    init(socket: Socket, ticket: UInt64, resumeAt: Int, queued: [SessionInput], queuedBytes: Int) {
+    init(socket: Socket, ticket: UInt64, resumeAt: Int, queued: [SessionInput], queuedBytes: Int, deadline: UInt64?) {
         self.socket = socket
         self.ticket = ticket
         self.resumeAt = resumeAt
         self.queued = queued
         self.queuedBytes = queuedBytes
+        self.deadline = deadline
     }
 }
 
@@ -339,13 +368,19 @@ final class EngineSession {
         case .disconnect(let name):
             if let socket = sockets[name] {
                 removeSocket(socket, reason: .clientNamespaceDisconnect)
-            } else {
+            } else if pendingConnects[name] != nil {
                 // Leaving while the CONNECT is parked: the middleware's result will be dropped.
                 pendingConnects[name] = nil
+            } else {
+                invalidState("DISCONNECT", name)
             }
         case .event(let name, let event, let args, let ackId):
             guard let socket = sockets[name], socket.connected else {
-                if let pending = pendingConnects[name] { queue(input, size: size, in: pending) }
+                if let pending = pendingConnects[name] {
+                    queue(input, size: size, in: pending)
+                } else {
+                    invalidState("EVENT", name)
+                }
                 return
             }
             let ack = ackId.map { Ack(socket: socket, id: $0) }
@@ -355,9 +390,23 @@ final class EngineSession {
                 socket.namespace.unknownEventHandler?(socket, event, args, ack)
             }
         case .ack(let name, let id, let args):
-            guard let socket = sockets[name], let pending = socket.pendingAcks.removeValue(forKey: id) else { return }
+            guard let socket = sockets[name] else {
+                invalidState("ACK", name)
+                return
+            }
+            // An ack nobody waits for (late, or a made-up id) is ignored, as the reference does.
+            guard let pending = socket.pendingAcks.removeValue(forKey: id) else { return }
             pending.callback(.success(args))
         }
+    }
+
+    /// A packet that is wrong for the namespace's state (socket.io's `Client.ondecoded`: anything
+    /// but CONNECT for a namespace without a socket, a CONNECT for one with a socket): the
+    /// reference closes the whole connection ("invalid state"), and so do we. The one extension:
+    /// packets for a namespace whose CONNECT is parked on an asynchronous middleware are queued.
+    private func invalidState(_ packet: String, _ namespace: String) {
+        io.logger.debug("closing connection", metadata: ["reason": "invalid state", "packet": "\(packet)", "namespace": "\(namespace)"])
+        close(reason: .forcedServerClose, code: .policyViolation)
     }
 
     private func connect(namespace name: String, auth: JSONValue?) {
@@ -366,8 +415,13 @@ final class EngineSession {
             io.count("connect_error")
             return
         }
-        // Already connected, or being connected: ignore the duplicate.
-        if sockets[name] != nil || pendingConnects[name] != nil { return }
+        // Already connected: the reference closes the connection. Being connected (parked on an
+        // asynchronous middleware): the duplicate is ignored.
+        if sockets[name] != nil {
+            invalidState("CONNECT", name)
+            return
+        }
+        if pendingConnects[name] != nil { return }
         let handshake = Handshake(
             request: request, address: connection.remoteAddress.description, auth: auth ?? .object([:]),
             issued: wallClockMilliseconds())
@@ -391,14 +445,31 @@ final class EngineSession {
                 guard connection.isOpen else { return }
                 lastTicket &+= 1
                 let name = socket.namespace.name
-                pendingConnects[name] = PendingConnect(
-                    socket: socket, ticket: lastTicket, resumeAt: i + 1, queued: queued, queuedBytes: queuedBytes)
-                io.runAsyncMiddleware(middleware, handshake: socket.handshake, connection: connection.id, namespace: name, ticket: lastTicket)
+                let timeout = io.configuration.middlewareTimeout
+                let pending = PendingConnect(
+                    socket: socket, ticket: lastTicket, resumeAt: i + 1, queued: queued, queuedBytes: queuedBytes,
+                    deadline: timeout > 0 ? now &+ UInt64(timeout * 1e9) : nil)
+                pendingConnects[name] = pending
+                pending.task = io.runAsyncMiddleware(
+                    middleware, handshake: socket.handshake, connection: connection.id, namespace: name, ticket: lastTicket)
                 return
             }
             i += 1
         }
         admit(socket, replaying: queued)
+    }
+
+    /// Refuses the CONNECTs whose asynchronous middleware passed `middlewareTimeout`: a middleware
+    /// that never finishes must not hold the namespace (and its queued packets) until the
+    /// connection's own timeout.
+    private func expireMiddlewares(now: UInt64) {
+        for (name, pending) in pendingConnects {
+            guard let deadline = pending.deadline, now >= deadline else { continue }
+            pendingConnects[name] = nil
+            pending.task?.cancel()
+            io.count("middleware_timeout")
+            refuse(name, message: "middleware timeout", data: nil)
+        }
     }
 
     private func refuse(_ name: String, message: String, data: JSONValue?) {
@@ -439,6 +510,10 @@ final class EngineSession {
         let name = socket.namespace.name
         let namespace = socket.namespace
         guard connection.isOpen else { return }
+        if sockets.isEmpty {
+            // The first namespace joined: the client has passed its middleware, full-size messages.
+            connection.incomingMessageLimit = nil
+        }
         connectDeadline = nil
         sockets[name] = socket
         socket.connected = true
@@ -489,6 +564,7 @@ final class EngineSession {
             close(reason: .transportClose, code: .policyViolation)
             return
         }
+        if !pendingConnects.isEmpty { expireMiddlewares(now: now) }
         if ackTimersArmed {
             var any = false
             for socket in Array(sockets.values) {

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Fuzz one parser with libFuzzer for a while.
+#
+#   scripts/fuzz.sh TARGET SECONDS      e.g. scripts/fuzz.sh HTTPParser 60
+#   scripts/fuzz.sh --list              the targets (folders of Fuzz/)
+#
+# A target is a folder Fuzz/TARGET/ holding
+#   harness.swift   defines LLVMFuzzerTestOneInput (with @_cdecl); checks properties and traps
+#                   (precondition / fatalError) when one does not hold
+#   sources.txt     the source files it needs, one per line, relative to the repository root
+#                   (blank lines and # comments ignored)
+#   flags.txt       optional: extra swiftc flags, one per line (e.g. -I Sources/CZlib, -lz)
+#   corpus/         the seed corpus (libFuzzer adds what it finds to a copy, not to the repository)
+#
+# SwiftPM cannot build fuzz targets, so the harness and the sources are compiled together into
+# one module with `swiftc -sanitize=fuzzer,address`. SWIFT_BACKTRACE=enable=no keeps Swift's crash
+# handler from hiding the sanitizer's report. Exits non-zero on a finding (crash, leak, timeout,
+# failed property); the input that found it is left in .build/fuzz/TARGET/ as crash-* / timeout-*.
+#
+# FUZZ_JOBS=N runs N workers (default 1); FUZZ_ARGS adds libFuzzer options.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+if [[ ${1:-} == --list ]]; then
+  for d in Fuzz/*/; do [[ -f $d/harness.swift ]] && basename "$d"; done
+  exit 0
+fi
+if [[ $# -ne 2 || ! $2 =~ ^[0-9]+$ ]]; then
+  echo "usage: scripts/fuzz.sh TARGET SECONDS   (targets: $(ls Fuzz | tr '\n' ' '))" >&2
+  exit 2
+fi
+target=$1 seconds=$2
+dir=Fuzz/$target
+[[ -f $dir/harness.swift && -f $dir/sources.txt ]] || { echo "fuzz: $dir/harness.swift and $dir/sources.txt needed" >&2; exit 2; }
+
+swiftc=swiftc
+[[ -x /opt/swift/usr/bin/swiftc ]] && ! command -v swiftc >/dev/null && swiftc=/opt/swift/usr/bin/swiftc
+
+mapfile -t sources < <(sed -e 's/#.*//' -e 's/[[:space:]]*$//' "$dir/sources.txt" | grep -v '^$')
+flags=()
+[[ -f $dir/flags.txt ]] && mapfile -t flags < <(sed -e 's/#.*//' -e 's/[[:space:]]*$//' "$dir/flags.txt" | grep -v '^$')
+for s in "${sources[@]}"; do [[ -f $s ]] || { echo "fuzz: $dir/sources.txt names a missing file: $s" >&2; exit 2; }; done
+
+out=.build/fuzz/$target
+mkdir -p "$out/corpus"
+# Rebuild only when the harness, its sources or its flags changed.
+stamp=$(cat "$dir/harness.swift" "$dir/sources.txt" "${sources[@]}" $([[ -f $dir/flags.txt ]] && echo "$dir/flags.txt") | sha256sum | cut -c1-16)
+if [[ ! -x $out/fuzzer || $(cat "$out/stamp" 2>/dev/null) != "$stamp" ]]; then
+  echo "fuzz: building $target (${#sources[@]} source files)"
+  # -O: libFuzzer wants speed; ASan stays on. ld.gold's "cannot export local symbol" notes are noise.
+  "$swiftc" -sanitize=fuzzer,address -parse-as-library -O -module-name "Fuzz$target" \
+    "${flags[@]}" "$dir/harness.swift" "${sources[@]}" -o "$out/fuzzer" 2>&1 \
+    | grep -v -e 'Cannot export local symbol' || true
+  [[ -x $out/fuzzer ]] || { echo "fuzz: build failed" >&2; exit 2; }
+  echo "$stamp" >"$out/stamp"
+fi
+
+# Work on a copy of the seed corpus so that a run does not grow the repository.
+[[ -d $dir/corpus ]] && cp -n "$dir/corpus/"* "$out/corpus/" 2>/dev/null || true
+echo "fuzz: $target for ${seconds}s"
+cd "$out"
+rc=0
+SWIFT_BACKTRACE=enable=no ./fuzzer -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  -print_final_stats=1 ${FUZZ_JOBS:+-jobs=$FUZZ_JOBS -workers=$FUZZ_JOBS} ${FUZZ_ARGS:-} corpus >fuzz.log 2>&1 || rc=$?
+grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)|ERROR|SUMMARY|Fatal error|Precondition|Test unit written' fuzz.log | head -n 30 || true
+if ((rc != 0)); then
+  echo "fuzz: $target FOUND A PROBLEM (exit $rc); the log is $out/fuzz.log" >&2
+  tail -n 60 fuzz.log >&2
+  exit 1
+fi
+echo "fuzz: $target: no finding"
