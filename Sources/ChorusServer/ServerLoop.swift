@@ -53,6 +53,8 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     let compressedFrameArena = FrameArena()
 
     private(set) var stats = ServerStats()
+    /// Socket events handled in the current iteration (for `ServerStats.eventsPerIteration`).
+    private var iterationEvents = 0
     private var shuttingDown = false
 
     static let listenerToken = UInt64.max - 2
@@ -117,6 +119,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     // MARK: EventLoopDelegate
 
     func eventLoop(_ loop: EventLoop, ready token: UInt64, events: Epoll.Events) {
+        iterationEvents &+= 1
         if token == Self.listenerToken {
             acceptConnections()
             return
@@ -163,7 +166,25 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             flushing.removeAll(keepingCapacity: true)
         }
         stats.rooms = rooms.count
+        recordIteration()
         server.publish(stats, loop: index)
+    }
+
+    /// One iteration's events and busy time into the histograms: a clock read and a few adds per
+    /// iteration, nothing per event or per frame.
+    private func recordIteration() {
+        let busy = Int(truncatingIfNeeded: monotonicNanoseconds() &- loop.now)
+        stats.iterations &+= 1
+        stats.events &+= iterationEvents
+        stats.eventsPerIteration[ServerStats.Histograms.eventsIndex(iterationEvents)] &+= 1
+        stats.busyNanoseconds &+= busy
+        stats.iterationTime[ServerStats.Histograms.iterationTimeIndex(busy)] &+= 1
+        iterationEvents = 0
+    }
+
+    /// An HTTP request refused before any upgrade, by status.
+    private func countRefusedRequest(_ status: Int) {
+        stats.handshakesFailed[ServerStats.FailureStatuses.index(status)] &+= 1
     }
 
     // MARK: Accept
@@ -278,6 +299,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             return
         }
         connection.lastActivity = loop.now
+        stats.bytesIn &+= n
         let total = pending + n
         let consumed = process(connection, UnsafeMutableRawBufferPointer(start: base, count: total))
         if case .closed = connection.state { return }
@@ -300,6 +322,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                 case .needMoreData:
                     return offset
                 case .failed(let error):
+                    countRefusedRequest(error.status)
                     respondAndClose(connection, HTTPResponse.text(error.status, error.message + "\n"))
                     return bytes.count
                 case .complete(let head, let headerLength):
@@ -335,10 +358,12 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                 case .text(let payload):
                     guard connection.isOpen else { return true }
                     stats.messagesIn += 1
+                    stats.payloadBytesIn &+= payload.count
                     application.connection(connection, received: .text(payload))
                 case .binary(let payload):
                     guard connection.isOpen else { return true }
                     stats.messagesIn += 1
+                    stats.payloadBytesIn &+= payload.count
                     application.connection(connection, received: .binary(payload))
                 case .ping(let payload):
                     // A peer that pings without reading gets no more pongs once over its limit
@@ -370,7 +395,9 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             }
         } catch {
             stats.protocolErrors += 1
-            logger.debug("connection \(connection.id): \(error.reason) (\(error.closeCode.rawValue))")
+            // A constant message: repeats share one rate-limit window in the log handler.
+            logger.debug("protocol error", metadata: [
+                "connection": "\(connection.id)", "reason": "\(error.reason)", "code": "\(error.closeCode.rawValue)"])
             failConnection(connection, code: error.closeCode, reason: error.reason)
             return bytes.count
         }
@@ -408,7 +435,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     }
 
     private func answerHTTP(_ connection: Connection, _ request: HTTPRequest) {
-        let response = application.handleHTTP(request, server: server)
+        let response = server.operatorRoutes?(request, server) ?? application.handleHTTP(request, server: server)
             ?? HTTPResponse.text(404, "not found: this is a WebSocket endpoint (send an Upgrade: websocket request)\n")
         respondAndClose(connection, response)
     }
@@ -417,16 +444,19 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         let request: WebSocketUpgradeRequest
         switch WebSocketHandshake.validate(head, subprotocols: configuration.subprotocols) {
         case .failure(let rejection):
+            countRefusedRequest(rejection.response.status)
             respondAndClose(connection, rejection.response)
             return
         case .success(let valid):
             request = valid
         }
         if shuttingDown {
+            countRefusedRequest(503)
             respondAndClose(connection, HTTPResponse.text(503, "server shutting down\n"))
             return
         }
         if case .reject(let response) = application.shouldUpgrade(head, remoteAddress: connection.remoteAddress) {
+            countRefusedRequest(response.status)
             respondAndClose(connection, response)
             return
         }
@@ -474,7 +504,9 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         // does not pay: a dedicated compressor with context takeover has already put this message
         // into its history, which the client's window must then contain too.
         compressScratch.removeAll(keepingCapacity: true)
+        let started = monotonicNanoseconds()
         deflater.compressMessage(payload, into: &compressScratch)
+        countCompression(payload.count, started: started)
         let frame = compressScratch.withUnsafeBytes { OutgoingFrame.encode(opcode, $0, rsv1: true, arena: frameArena) }
         enqueueBytes(connection, frame)
     }
@@ -656,8 +688,25 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         openConnections.removeLast()
         connection.openIndex = -1
         rooms.leaveAll(connection)
+        countClose(connection)
         if connection.deflateAgreement != nil { server.compressionClients.subtract(1, ordering: .relaxed) }
         application.connectionClosed(connection, code: connection.peerCloseCode ?? (connection.closeReceived ? .noStatusReceived : nil))
+    }
+
+    /// An open connection's end: the code the server sent, else the peer's, else 1006 (vanished).
+    private func countClose(_ connection: Connection) {
+        let code: UInt16
+        if let sent = connection.serverCloseCode {
+            code = sent.rawValue
+            stats.closesByInitiator[0] &+= 1
+        } else if connection.closeReceived {
+            code = connection.peerCloseCode?.rawValue ?? 1005
+            stats.closesByInitiator[1] &+= 1
+        } else {
+            code = 1006
+            stats.closesByInitiator[2] &+= 1
+        }
+        stats.closesByCode[ServerStats.CloseCodes.index(code)] &+= 1
     }
 
     /// Closes the socket and frees the slot. Idempotent.
@@ -682,7 +731,10 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     private func sweepTimers(now: UInt64) {
         let idle = configuration.idleTimeout > 0 ? UInt64(configuration.idleTimeout * 1e9) : UInt64.max
         let pingAfter = configuration.pingInterval > 0 ? UInt64(configuration.pingInterval * 1e9) : UInt64.max
+        // Queued bytes are sampled here, on the walk the tick makes anyway, not tracked per frame.
+        var queued = 0
         for case let connection? in slots {
+            queued &+= connection.outbound.byteCount
             switch connection.state {
             case .open:
                 let silent = now &- connection.lastActivity
@@ -697,6 +749,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             default:
                 if connection.deadline != 0 && now >= connection.deadline {
                     if case .http = connection.state {
+                        countRefusedRequest(408)
                         respondAndClose(connection, HTTPResponse.text(408, "request timeout\n"))
                         connection.deadline = now + UInt64(configuration.closeTimeout * 1e9)
                     } else {
@@ -705,6 +758,8 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                 }
             }
         }
+        stats.queuedBytes = queued
+        stats.queuedBytesHighWater = max(stats.queuedBytesHighWater, queued)
     }
 
     // MARK: Emits and shutdown (on this loop's thread)
@@ -723,13 +778,25 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
 
     /// Delivers `frame` to this loop's share of `target`.
     func deliver(_ frame: OutgoingFrame, to target: BroadcastTarget) {
+        let before = stats.deliveries &+ stats.dropped
         forEachRecipient(of: target) { enqueue(frame, to: $0) }
+        countBroadcast(recipients: stats.deliveries &+ stats.dropped &- before)
     }
 
     /// Delivers a sequence of frames that only makes sense whole (a Socket.IO binary event and its
     /// attachments): each recipient gets all of them back to back, or none under backpressure.
     func deliver(_ frames: [OutgoingFrame], to target: BroadcastTarget) {
-        forEachRecipient(of: target) { enqueueGroup(frames, to: $0) }
+        var recipients = 0
+        forEachRecipient(of: target) { recipients &+= 1; enqueueGroup(frames, to: $0) }
+        countBroadcast(recipients: recipients)
+    }
+
+    /// One emit on this loop, and its share of the fan-out (counted from the delivery counters
+    /// around the walk: nothing is added per recipient for it).
+    private func countBroadcast(recipients: Int) {
+        stats.broadcasts &+= 1
+        stats.broadcastRecipients &+= recipients
+        stats.fanout[ServerStats.Histograms.fanoutIndex(recipients)] &+= 1
     }
 
     /// All of `frames` back to back, or none when they would pass the connection's limit.
@@ -804,9 +871,29 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         }
     }
 
+    /// This loop's largest rooms (name, members), at most `limit` of them (on the loop's thread).
+    func roomSizes(limit: Int) -> [(String, Int)] {
+        rooms.rooms.values.map { ($0.name, $0.members.count) }
+            .sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }.prefix(limit).map { $0 }
+    }
+
     /// Compresses a broadcast once on this thread's compressor.
     func makeFrame(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, compress: Bool) -> OutgoingFrame {
-        OutgoingFrame.make(opcode, payload, deflater: compress ? sharedDeflater : nil, scratch: &compressScratch, arenas: (frameArena, compressedFrameArena))
+        guard compress, sharedDeflater != nil, !opcode.isControl else {
+            return OutgoingFrame.make(opcode, payload, deflater: nil, scratch: &compressScratch, arenas: (frameArena, compressedFrameArena))
+        }
+        let started = monotonicNanoseconds()
+        let frame = OutgoingFrame.make(opcode, payload, deflater: sharedDeflater, scratch: &compressScratch, arenas: (frameArena, compressedFrameArena))
+        countCompression(payload.count, started: started)
+        return frame
+    }
+
+    /// One compression (once per broadcast, not per recipient): what went in, what came out
+    /// (left in `compressScratch`), and the time it took.
+    private func countCompression(_ bytesIn: Int, started: UInt64) {
+        stats.compressionBytesIn &+= bytesIn
+        stats.compressionBytesOut &+= compressScratch.count
+        stats.compressionNanoseconds &+= Int(truncatingIfNeeded: monotonicNanoseconds() &- started)
     }
 }
 

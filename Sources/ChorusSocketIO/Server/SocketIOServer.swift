@@ -42,7 +42,9 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     private var namespaces: [String: Namespace] = [:]
     private let serverBox = Mutex<WebSocketServer?>(nil)
     /// Per loop, the sessions it owns (touched only by that loop's thread).
-    private let loopSessions: [LoopSessions]
+    let loopSessions: [LoopSessions]
+    /// Each loop's event counters as published at its last tick (read by `eventCounters`).
+    private let publishedCounters = Mutex<[Int: SocketIOEventCounters]>([:])
     /// Non-Engine.IO HTTP routes (the application's API).
     public var httpHandler: (@Sendable (HTTPRequest, WebSocketServer) -> HTTPResponse?)?
     private let counters = Mutex<[String: Int]>([:])
@@ -175,7 +177,22 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
 
     public func tick(loopIndex: Int, now: UInt64) {
         loopSessions[loopIndex].tick(now: now)
+        // Published once per tick, not per event: a scrape sees counts at most one tick old.
+        let counters = loopSessions[loopIndex].counters
+        publishedCounters.withLock { $0[loopIndex] = counters }
     }
+
+    /// Events, acks and their counts, summed over loops (as of each loop's last timer tick).
+    public var eventCounters: SocketIOEventCounters {
+        publishedCounters.withLock { all in
+            var total = SocketIOEventCounters()
+            for counters in all.values { total.add(counters) }
+            return total
+        }
+    }
+
+    /// The namespaces' names (created before the server starts, so a bounded label set).
+    public var namespaceNames: [String] { namespaces.keys.sorted() }
 
     // MARK: Dispatch (loop thread)
 
@@ -203,6 +220,8 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
 /// A loop's sessions (confined to that loop's thread).
 final class LoopSessions: @unchecked Sendable {
     private var sessions: [ObjectIdentifier: EngineSession] = [:]
+    /// Plain counters of this loop's thread; `SocketIOServer.tick` publishes them.
+    var counters = SocketIOEventCounters()
 
     func add(_ s: EngineSession) { sessions[ObjectIdentifier(s)] = s }
     func remove(_ s: EngineSession) { sessions[ObjectIdentifier(s)] = nil }
@@ -312,13 +331,19 @@ final class EngineSession {
                 return
             }
             let ack = ackId.map { Ack(socket: socket, id: $0) }
+            let counters = io.loopSessions[connection.loopIndex]
+            if ackId != nil { counters.counters.acksRequested &+= 1 }
             if let handler = socket.handlers[event] ?? socket.namespace.eventHandlers[event] {
+                // Only registered names are counted by name: a client cannot grow the label set.
+                counters.counters.eventsIn[.init(namespace: name, event: event), default: 0] &+= 1
                 handler(socket, args, ack)
             } else {
+                counters.counters.eventsIn[.init(namespace: name, event: SocketIOEventCounters.otherEvent), default: 0] &+= 1
                 socket.namespace.unknownEventHandler?(socket, event, args, ack)
             }
         case .ack(let name, let id, let args):
             guard let socket = sockets[name], let pending = socket.pendingAcks.removeValue(forKey: id) else { return }
+            io.loopSessions[connection.loopIndex].counters.acksReceived &+= 1
             pending.callback(.success(args))
         }
     }
@@ -327,6 +352,7 @@ final class EngineSession {
         guard let namespace = io.namespace(name) else {
             send(.connectError(namespace: name, message: "Invalid namespace"))
             io.count("connect_error")
+            io.count("connect_error:Invalid namespace")
             return
         }
         // Already connected, or being connected: ignore the duplicate.
@@ -366,6 +392,8 @@ final class EngineSession {
     private func refuse(_ name: String, message: String, data: JSONValue?) {
         send(.connectError(namespace: name, message: message, data: data))
         io.count("connect_error")
+        // The middleware's message is the reason (the application's own, bounded set of strings).
+        io.count("connect_error:" + String(message.prefix(64)))
     }
 
     /// An asynchronous middleware's result, back on the loop thread.
@@ -459,5 +487,30 @@ final class EngineSession {
             }
             ackTimersArmed = any
         }
+    }
+}
+
+/// Socket.IO traffic counted per loop in plain integers (published at each tick).
+public struct SocketIOEventCounters: Sendable {
+    public struct EventKey: Hashable, Sendable {
+        public var namespace: String
+        public var event: String
+    }
+
+    /// The label of events no handler is registered for.
+    public static let otherEvent = "other"
+
+    /// Events received, by namespace and registered event name (others as `otherEvent`).
+    public var eventsIn: [EventKey: Int] = [:]
+    /// Events received that asked for an ack; acks received for the server's own emits.
+    public var acksRequested = 0
+    public var acksReceived = 0
+
+    public init() {}
+
+    public mutating func add(_ other: SocketIOEventCounters) {
+        for (key, count) in other.eventsIn { eventsIn[key, default: 0] += count }
+        acksRequested += other.acksRequested
+        acksReceived += other.acksReceived
     }
 }
