@@ -20,13 +20,14 @@ enum DashboardPage {
   #status { font-size:13px; color:var(--muted); }
   #status.live::before { content:""; display:inline-block; width:8px; height:8px; border-radius:50%; background:var(--accent2); margin-right:6px; }
   main { padding:16px; max-width:1200px; margin:0 auto; }
-  .grid { display:grid; grid-template-columns:repeat(auto-fit, minmax(150px, 1fr)); gap:12px; }
+  .grid { display:grid; grid-template-columns:repeat(auto-fit, minmax(240px, 1fr)); gap:12px; }
   .card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:12px; min-width:0; }
   .card h2 { font-size:12px; text-transform:uppercase; letter-spacing:.05em; color:var(--muted); margin:0 0 6px; font-weight:500; }
-  .value { font-size:26px; font-weight:600; font-variant-numeric:tabular-nums; overflow-wrap:anywhere; }
+  .value { font-size:26px; font-weight:600; font-variant-numeric:tabular-nums; white-space:nowrap; overflow:hidden; text-overflow:ellipsis; }
   .sub { font-size:12px; color:var(--muted); }
   .charts { display:grid; grid-template-columns:repeat(auto-fit, minmax(300px, 1fr)); gap:12px; margin-top:12px; }
   svg.chart { width:100%; height:160px; display:block; }
+  .card h2 .scale { float:right; text-transform:none; letter-spacing:0; }
   .bars div.bar { display:flex; align-items:center; gap:8px; margin:4px 0; font-size:13px; }
   .bars .track { flex:1; height:10px; background:var(--line); border-radius:5px; overflow:hidden; }
   .bars .fill { height:100%; background:var(--accent); }
@@ -39,7 +40,7 @@ enum DashboardPage {
   #error { display:none; background:#3a1d1d; border:1px solid var(--bad); color:#ffd6d6; padding:8px 12px; border-radius:6px; margin-bottom:12px; }
   #login-error { color:var(--bad); min-height:1.4em; font-size:13px; }
   #app { display:none; }
-  @media (max-width: 520px) { .value { font-size:22px; } main { padding:10px; } svg.chart { height:120px; } }
+  @media (max-width: 520px) { .grid { grid-template-columns:repeat(2, minmax(0, 1fr)); } .value { font-size:22px; } main { padding:10px; } svg.chart { height:120px; } }
 </style>
 </head>
 <body>
@@ -65,8 +66,8 @@ enum DashboardPage {
       <div class="card"><h2>Adapter</h2><div class="value" id="adapter">–</div><div class="sub" id="uptime"></div></div>
     </div>
     <div class="charts">
-      <div class="card"><h2>Connections, last 5 minutes</h2><svg class="chart" id="chart-connections" viewBox="0 0 600 160" preserveAspectRatio="none"></svg></div>
-      <div class="card"><h2>Deliveries / s, last 5 minutes</h2><svg class="chart" id="chart-deliveries" viewBox="0 0 600 160" preserveAspectRatio="none"></svg></div>
+      <div class="card"><h2>Connections <span class="scale" id="scale-connections"></span></h2><svg class="chart" id="chart-connections" viewBox="0 0 600 160" preserveAspectRatio="none"></svg></div>
+      <div class="card"><h2>Deliveries / s <span class="scale" id="scale-deliveries"></span></h2><svg class="chart" id="chart-deliveries" viewBox="0 0 600 160" preserveAspectRatio="none"></svg></div>
       <div class="card"><h2>Event loop load</h2><div class="bars" id="loops"></div></div>
       <div class="card"><h2>Busiest rooms</h2><table><thead><tr><th>Room</th><th class="num">Members</th></tr></thead><tbody id="rooms"></tbody></table>
         <h2 style="margin-top:12px">Socket.IO namespaces</h2><table><tbody id="namespaces"></tbody></table></div>
@@ -98,18 +99,20 @@ enum DashboardPage {
   }
   function text(id, value) { $(id).textContent = value; }
 
-  function chart(svg, values, color) {
+  // The x axis spans the samples kept, at least one minute, at most HISTORY (five minutes).
+  function chart(svg, scale, values, color) {
     const w = 600, h = 160, pad = 4;
     const max = Math.max(1, ...values);
-    const step = w / (HISTORY - 1);
-    const offset = HISTORY - values.length;
+    const span = Math.min(HISTORY, Math.max(60, values.length));
+    const step = w / (span - 1);
+    const offset = span - values.length;
     const points = values.map((v, i) => ((offset + i) * step).toFixed(1) + "," + (h - pad - (v / max) * (h - 2 * pad)).toFixed(1));
     let body = '<line x1="0" y1="' + (h - pad) + '" x2="' + w + '" y2="' + (h - pad) + '" stroke="#2b3540"/>';
     if (points.length > 1) {
       body += '<polyline fill="none" stroke="' + color + '" stroke-width="2" vector-effect="non-scaling-stroke" points="' + points.join(" ") + '"/>';
     }
-    body += '<text x="4" y="14" fill="#8b98a5" font-size="12">max ' + fmt(max) + '</text>';
     svg.innerHTML = body;
+    scale.textContent = "max " + fmt(max) + " · last " + Math.round(span / 60) + " min";
   }
 
   function render(d) {
@@ -150,8 +153,8 @@ enum DashboardPage {
     text("adapter", d.adapter);
     text("uptime", "up " + Math.round(d.uptimeSeconds) + " s, " + d.roomCount + " rooms");
 
-    chart($("chart-connections"), series.connections, "#4fc3f7");
-    chart($("chart-deliveries"), series.deliveries, "#81c784");
+    chart($("chart-connections"), $("scale-connections"), series.connections, "#4fc3f7");
+    chart($("chart-deliveries"), $("scale-deliveries"), series.deliveries, "#81c784");
 
     $("loops").innerHTML = "";
     for (const l of loopLoads) {

@@ -162,6 +162,7 @@ def main():
     p.add_argument("--token", required=True)
     p.add_argument("--screenshot", required=True)
     p.add_argument("--phone-screenshot")
+    p.add_argument("--settle", type=float, default=0, help="seconds of traffic before the screenshots (for docs)")
     ARGS = p.parse_args()
 
     browser = Browser()
@@ -170,7 +171,7 @@ def main():
     try:
         browser.call("Page.navigate", url=ARGS.url + "/dashboard")
         browser.wait("the login form", "document.readyState === 'complete' && !!document.getElementById('token')")
-        check(ARGS.token not in browser.eval("location.href"), "token in the URL")
+        check(ARGS.token not in browser.eval("location.search + location.hash"), "token in the URL")
 
         # A wrong token is refused on the form.
         browser.type_into("token", "not-the-token")
@@ -183,7 +184,7 @@ def main():
         browser.type_into("token", ARGS.token)
         browser.click("signin")
         browser.wait("the dashboard", "getComputedStyle(document.getElementById('app')).display === 'block'")
-        check(ARGS.token not in browser.eval("location.href"), "token in the URL")
+        check(ARGS.token not in browser.eval("location.search + location.hash"), "token in the URL")
         check(browser.eval("document.getElementById('token').value") == "", "the token stayed in the form field")
 
         thread = threading.Thread(target=broadcaster, args=(ARGS.url, stop, counts), daemon=True)
@@ -203,6 +204,7 @@ def main():
         check(browser.eval("document.body.dataset.error") != "1", f"the page shows an error: {text_of(browser, 'error')}")
         check(browser.eval("getComputedStyle(document.getElementById('error')).display") == "none", "error banner shown")
 
+        time.sleep(ARGS.settle)
         png = browser.screenshot(ARGS.screenshot, 1280, 900, False)
         check(png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000, f"screenshot looks empty ({len(png)} bytes)")
         if ARGS.phone_screenshot:
