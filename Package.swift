@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.1.0"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C headers Glibc does not export (epoll, eventfd, timerfd) and tiny inline helpers.
@@ -77,9 +79,18 @@ let package = Package(
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // What an operator sees: the loops' plain counters handed to swift-metrics (Prometheus
+        // text on /metrics) on each scrape, process metrics from /proc, the dashboard page, log
+        // handlers. Never a dependency of the hot targets: they only keep integers.
+        .target(name: "ChorusMetrics", dependencies: [
+            "ChorusServer", "ChorusSocketIO", "ChorusLoop", "ChorusWebSocket",
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
 
         .executableTarget(name: "chorus", dependencies: [
-            "ChorusServer", "ChorusApp", "ChorusCluster", "ChorusSocketIO", "ChorusRedis",
+            "ChorusServer", "ChorusApp", "ChorusCluster", "ChorusSocketIO", "ChorusRedis", "ChorusMetrics",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -110,6 +121,7 @@ let package = Package(
             "ChorusServer", "ChorusWebSocket", "ChorusLoop", "ChorusTestSupport",
         ]),
         .testTarget(name: "ChorusSocketIOTests", dependencies: ["ChorusSocketIO", "ChorusWebSocket", "ChorusTestSupport"]),
+        .testTarget(name: "ChorusMetricsTests", dependencies: ["ChorusMetrics", "ChorusServer", "ChorusTestSupport"]),
         .testTarget(name: "ChorusAppTests", dependencies: [
             "ChorusApp", "ChorusSocketIO", "ChorusServer", "ChorusTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a machine to build and test Chorus. Idempotent and silent when nothing is missing.
 #
-#   scripts/setup.sh              system packages + Python test venv (.venv-test/)
+#   scripts/setup.sh              system packages + test packages (chromium) + Python test venv (.venv-test/)
 #   scripts/setup.sh --system     system packages only (what scripts/run.sh needs)
 #   source scripts/setup.sh       define chorus_setup_system / chorus_setup_venv and CHORUS_ROOT
 #
@@ -14,6 +14,8 @@
 CHORUS_ROOT=${CHORUS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 CHORUS_VENV=${CHORUS_VENV:-$CHORUS_ROOT/.venv-test}
 CHORUS_SYSTEM_PACKAGES=(zlib1g-dev pkg-config libhiredis-dev redis-server)
+# Test-only: the dashboard test drives Debian's chromium headless (Tests/clients/dashboard_check.py).
+CHORUS_TEST_PACKAGES=(chromium)
 
 chorus_setup_system() {
   local missing=() pkg sudo=()
@@ -43,7 +45,7 @@ chorus_setup_venv() {
     fi
   fi
   "$CHORUS_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req" >&2 || return 1
-  "$CHORUS_VENV/bin/python" -c 'import websockets.asyncio.client, socketio, websocket' || return 1
+  "$CHORUS_VENV/bin/python" -c 'import websockets.asyncio.client, socketio, websocket, prometheus_client' || return 1
   echo "$want" >"$stamp"
 }
 
@@ -63,5 +65,8 @@ chorus_swift_build() {
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
   set -euo pipefail
   chorus_setup_system
-  [[ ${1:-} == --system ]] || chorus_setup_venv
+  if [[ ${1:-} != --system ]]; then
+    CHORUS_SYSTEM_PACKAGES=("${CHORUS_TEST_PACKAGES[@]}") chorus_setup_system
+    chorus_setup_venv
+  fi
 fi

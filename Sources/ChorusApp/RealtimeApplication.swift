@@ -43,6 +43,8 @@ public final class RealtimeApplication: Sendable {
     private let messageCount = Atomic<Int>(0)
     /// Connected sockets per user id, all loops (taken at CONNECT and disconnect only).
     private let connectionsPerUser = Mutex<[String: Int]>([:])
+    /// Refused JWTs by reason (`JWTVerifier.Failure` case, or "missing"); a rare path, so a lock.
+    private let jwtFailureCounts = Mutex<[String: Int]>([:])
 
     public static let projectUpdate = "project:update"
     public static let stageCompleted = "stage:completed"
@@ -72,6 +74,9 @@ public final class RealtimeApplication: Sendable {
 
     public var unknownEvents: Int { unknownEventCount.load(ordering: .relaxed) }
 
+    /// Refused JWTs by reason: "missing", or a `JWTVerifier.Failure` case (`expired`, `badSignature`...).
+    public var jwtFailures: [String: Int] { jwtFailureCounts.withLock { $0 } }
+
     static func projectRoom(_ id: String) -> String { "project:" + id }
     static func conversationRoom(_ id: String) -> String { "conversation:" + id }
     static func userRoom(_ id: String) -> String { "user:" + id }
@@ -84,10 +89,15 @@ public final class RealtimeApplication: Sendable {
         case .none:
             return Self.developmentUser(handshake)
         case .jwt:
-            guard let verifier = configuration.jwt, let token = Self.token(from: handshake) else { return nil }
+            guard let verifier = configuration.jwt, let token = Self.token(from: handshake) else {
+                jwtFailureCounts.withLock { $0["missing", default: 0] += 1 }
+                return nil
+            }
             do {
                 return AuthenticatedUser(claims: try await verifier.verify(token))
             } catch {
+                let reason = "\(error)"
+                jwtFailureCounts.withLock { $0[reason, default: 0] += 1 }
                 logger.debug("token refused", metadata: ["error": "\(error)", "address": "\(handshake.address)"])
                 return nil
             }

@@ -78,6 +78,10 @@ public struct ServerConfiguration: Sendable {
 }
 
 /// Counters, summed over all loops. Loops publish theirs once per iteration.
+///
+/// Every field is a plain integer (histograms and labelled counts are fixed-size SIMD vectors), so
+/// the struct is trivially copyable: a loop bumps its own copy with no atomic or lock, and publishing
+/// it is one copy under one mutex per iteration (see `WebSocketServer.publish`).
 public struct ServerStats: Sendable, Equatable {
     public var connections = 0
     public var accepted = 0
@@ -93,5 +97,124 @@ public struct ServerStats: Sendable, Equatable {
     /// Rooms with at least one member, counted per loop (a room spread over two loops counts twice).
     public var rooms = 0
 
+    /// Wire bytes read from sockets (HTTP and WebSocket).
+    public var bytesIn = 0
+    /// Payload bytes of the data messages received (after reassembly and inflation).
+    public var payloadBytesIn = 0
+    /// Emits delivered by this loop (one per emit per loop, whatever the number of recipients).
+    public var broadcasts = 0
+    /// Bytes queued for clients at the last timer tick (current), and the largest such sum seen.
+    public var queuedBytes = 0
+    public var queuedBytesHighWater = 0
+    /// permessage-deflate: payload bytes handed to a compressor, bytes it produced, nanoseconds spent.
+    public var compressionBytesIn = 0
+    public var compressionBytesOut = 0
+    public var compressionNanoseconds = 0
+    /// Open WebSocket connections that ended, by close code (`CloseCodes.index`).
+    public var closesByCode = SIMD16<Int>()
+    /// Who started those closes: [server, peer, nobody (the TCP connection vanished)].
+    public var closesByInitiator = SIMD4<Int>()
+    /// HTTP requests refused before an upgrade, by status (`FailureStatuses.index`).
+    public var handshakesFailed = SIMD16<Int>()
+    /// Loop iterations; socket events handled per iteration; busy time per iteration (from epoll's
+    /// return to the end of the flush), each as non-cumulative histogram buckets (`Histograms`).
+    public var iterations = 0
+    public var events = 0
+    public var eventsPerIteration = SIMD16<Int>()
+    public var busyNanoseconds = 0
+    public var iterationTime = SIMD16<Int>()
+    /// Recipients per emit on this loop (its share of the fan-out), and their sum.
+    public var fanout = SIMD16<Int>()
+    public var broadcastRecipients = 0
+
     public init() {}
+
+    /// Adds `other`'s counters (and gauges: connections, rooms, queued bytes) to these.
+    public mutating func add(_ other: ServerStats) {
+        connections += other.connections
+        accepted += other.accepted
+        refused += other.refused
+        messagesIn += other.messagesIn
+        deliveries += other.deliveries
+        dropped += other.dropped
+        backpressureClosed += other.backpressureClosed
+        rateLimited += other.rateLimited
+        protocolErrors += other.protocolErrors
+        bytesOut += other.bytesOut
+        rooms += other.rooms
+        bytesIn += other.bytesIn
+        payloadBytesIn += other.payloadBytesIn
+        broadcasts += other.broadcasts
+        queuedBytes += other.queuedBytes
+        queuedBytesHighWater += other.queuedBytesHighWater
+        compressionBytesIn += other.compressionBytesIn
+        compressionBytesOut += other.compressionBytesOut
+        compressionNanoseconds += other.compressionNanoseconds
+        closesByCode &+= other.closesByCode
+        closesByInitiator &+= other.closesByInitiator
+        handshakesFailed &+= other.handshakesFailed
+        iterations += other.iterations
+        events += other.events
+        eventsPerIteration &+= other.eventsPerIteration
+        busyNanoseconds += other.busyNanoseconds
+        iterationTime &+= other.iterationTime
+        fanout &+= other.fanout
+        broadcastRecipients += other.broadcastRecipients
+    }
+
+    /// The close codes counted apart; anything else is "other" (the last index).
+    public enum CloseCodes {
+        public static let codes: [UInt16] = [1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011]
+        public static var other: Int { codes.count }
+
+        @inline(__always)
+        public static func index(_ code: UInt16) -> Int {
+            switch code {
+            case 1000...1003: Int(code - 1000)
+            case 1005...1011: Int(code - 1001)
+            default: other
+            }
+        }
+    }
+
+    /// The HTTP statuses of refused requests counted apart; anything else is "other".
+    public enum FailureStatuses {
+        public static let statuses = [400, 401, 403, 404, 405, 408, 411, 413, 426, 431, 503]
+        public static var other: Int { statuses.count }
+
+        public static func index(_ status: Int) -> Int { statuses.firstIndex(of: status) ?? other }
+    }
+
+    /// Upper bounds (`le`) of the histogram buckets; the last bucket of each is +Inf.
+    public enum Histograms {
+        /// Powers of two: 1, 2, 4, ... 1024, then +Inf.
+        public static let eventsBounds: [Int] = (0...10).map { 1 << $0 }
+        /// Nanoseconds: 10 µs ... 1 s, then +Inf.
+        public static let iterationTimeBounds: [Int] = [
+            10_000, 25_000, 100_000, 250_000, 1_000_000, 2_500_000, 10_000_000, 25_000_000, 100_000_000, 250_000_000, 1_000_000_000,
+        ]
+        /// Powers of four: 0, 1, 4, 16, ... 65536, then +Inf.
+        public static let fanoutBounds: [Int] = [0] + (0...8).map { 1 << (2 * $0) }
+
+        /// The bucket of `events` socket events (1 -> 0, 2 -> 1, 3...4 -> 2, ...).
+        @inline(__always)
+        public static func eventsIndex(_ events: Int) -> Int {
+            events <= 1 ? 0 : min(Int.bitWidth - (events - 1).leadingZeroBitCount, eventsBounds.count)
+        }
+
+        @inline(__always)
+        public static func iterationTimeIndex(_ nanoseconds: Int) -> Int {
+            var i = 0
+            while i < iterationTimeBounds.count && nanoseconds > iterationTimeBounds[i] { i += 1 }
+            return i
+        }
+
+        /// 0 -> 0, 1 -> 1, 2...4 -> 2, 5...16 -> 3, ...
+        @inline(__always)
+        public static func fanoutIndex(_ recipients: Int) -> Int {
+            if recipients <= 1 { return recipients <= 0 ? 0 : 1 }
+            let bits = Int.bitWidth - (recipients - 1).leadingZeroBitCount
+            return min(1 + (bits + 1) / 2, fanoutBounds.count)
+        }
+    }
 }

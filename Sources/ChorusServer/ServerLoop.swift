@@ -56,6 +56,8 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     let compressedFrameArena = FrameArena()
 
     private(set) var stats = ServerStats()
+    /// Socket events handled in the current iteration (for `ServerStats.eventsPerIteration`).
+    private var iterationEvents = 0
     private var shuttingDown = false
 
     static let listenerToken = UInt64.max - 2
@@ -125,6 +127,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     // MARK: EventLoopDelegate
 
     func eventLoop(_ loop: EventLoop, ready token: UInt64, events: Epoll.Events) {
+        iterationEvents &+= 1
         if token == Self.listenerToken {
             acceptConnections()
             return
@@ -178,7 +181,25 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             flushing.removeAll(keepingCapacity: true)
         }
         stats.rooms = rooms.count
+        recordIteration()
         server.publish(stats, loop: index)
+    }
+
+    /// One iteration's events and busy time into the histograms: a clock read and a few adds per
+    /// iteration, nothing per event or per frame.
+    private func recordIteration() {
+        let busy = Int(truncatingIfNeeded: monotonicNanoseconds() &- loop.now)
+        stats.iterations &+= 1
+        stats.events &+= iterationEvents
+        stats.eventsPerIteration[ServerStats.Histograms.eventsIndex(iterationEvents)] &+= 1
+        stats.busyNanoseconds &+= busy
+        stats.iterationTime[ServerStats.Histograms.iterationTimeIndex(busy)] &+= 1
+        iterationEvents = 0
+    }
+
+    /// An HTTP request refused before any upgrade, by status.
+    private func countRefusedRequest(_ status: Int) {
+        stats.handshakesFailed[ServerStats.FailureStatuses.index(status)] &+= 1
     }
 
     // MARK: Accept
@@ -303,6 +324,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             return
         }
         connection.lastActivity = loop.now
+        stats.bytesIn &+= n
         let total = pending + n
         let consumed = process(connection, UnsafeMutableRawBufferPointer(start: base, count: total))
         if case .closed = connection.state { return }
@@ -352,6 +374,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                 case .needMoreData:
                     return offset
                 case .failed(let error):
+                    countRefusedRequest(error.status)
                     respondAndClose(connection, HTTPResponse.text(error.status, error.message + "\n"))
                     return bytes.count
                 case .complete(let head, let headerLength):
@@ -414,11 +437,13 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                 case .text(let payload):
                     guard connection.isOpen else { return true }
                     stats.messagesIn += 1
+                    stats.payloadBytesIn &+= payload.count
                     guard withinRateLimits(connection, payload.count) else { return connection.isOpen }
                     application.connection(connection, received: .text(payload))
                 case .binary(let payload):
                     guard connection.isOpen else { return true }
                     stats.messagesIn += 1
+                    stats.payloadBytesIn &+= payload.count
                     guard withinRateLimits(connection, payload.count) else { return connection.isOpen }
                     application.connection(connection, received: .binary(payload))
                 case .ping(let payload):
@@ -462,7 +487,9 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             return (n, limitChanged)
         } catch {
             stats.protocolErrors += 1
-            logger.debug("connection \(connection.id): \(error.reason) (\(error.closeCode.rawValue))")
+            // A constant message: repeats share one rate-limit window in the log handler.
+            logger.debug("protocol error", metadata: [
+                "connection": "\(connection.id)", "reason": "\(error.reason)", "code": "\(error.closeCode.rawValue)"])
             failConnection(connection, code: error.closeCode, reason: error.reason)
             return (bytes.count, false)
         }
@@ -506,6 +533,12 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             return
         case .success(let f):
             framing = f
+        }
+        // The operator's routes (metrics, dashboard) take no body and are answered on the head.
+        if let routes = server.operatorRoutes,
+           let response = routes(HTTPRequest(head: head, body: [], remoteAddress: connection.remoteAddress), server) {
+            respond(connection, response, keepAlive: framing == .none && head.keepsConnectionAlive)
+            return
         }
         if let refusal = application.respondBeforeBody(head, remoteAddress: connection.remoteAddress) {
             // Kept alive only when there is no unread body to skip.
@@ -556,16 +589,19 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         let request: WebSocketUpgradeRequest
         switch WebSocketHandshake.validate(head, subprotocols: configuration.subprotocols) {
         case .failure(let rejection):
+            countRefusedRequest(rejection.response.status)
             respondAndClose(connection, rejection.response)
             return
         case .success(let valid):
             request = valid
         }
         if shuttingDown {
+            countRefusedRequest(503)
             respondAndClose(connection, HTTPResponse.text(503, "server shutting down\n"))
             return
         }
         if case .reject(let response) = application.shouldUpgrade(head, remoteAddress: connection.remoteAddress) {
+            countRefusedRequest(response.status)
             respondAndClose(connection, response)
             return
         }
@@ -619,7 +655,9 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         // does not pay: a dedicated compressor with context takeover has already put this message
         // into its history, which the client's window must then contain too.
         compressScratch.removeAll(keepingCapacity: true)
+        let started = monotonicNanoseconds()
         deflater.compressMessage(payload, into: &compressScratch)
+        countCompression(payload.count, started: started)
         let frame = compressScratch.withUnsafeBytes { OutgoingFrame.encode(opcode, $0, rsv1: true, arena: frameArena) }
         enqueueBytes(connection, frame)
     }
@@ -807,8 +845,25 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         openConnections.removeLast()
         connection.openIndex = -1
         rooms.leaveAll(connection)
+        countClose(connection)
         if connection.deflateAgreement != nil { server.compressionClients.subtract(1, ordering: .relaxed) }
         application.connectionClosed(connection, code: connection.peerCloseCode ?? (connection.closeReceived ? .noStatusReceived : nil))
+    }
+
+    /// An open connection's end: the code the server sent, else the peer's, else 1006 (vanished).
+    private func countClose(_ connection: Connection) {
+        let code: UInt16
+        if let sent = connection.serverCloseCode {
+            code = sent.rawValue
+            stats.closesByInitiator[0] &+= 1
+        } else if connection.closeReceived {
+            code = connection.peerCloseCode?.rawValue ?? 1005
+            stats.closesByInitiator[1] &+= 1
+        } else {
+            code = 1006
+            stats.closesByInitiator[2] &+= 1
+        }
+        stats.closesByCode[ServerStats.CloseCodes.index(code)] &+= 1
     }
 
     /// Closes the socket and frees the slot. Idempotent.
@@ -834,7 +889,10 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         let idle = configuration.idleTimeout > 0 ? UInt64(configuration.idleTimeout * 1e9) : UInt64.max
         let pingAfter = configuration.pingInterval > 0 ? UInt64(configuration.pingInterval * 1e9) : UInt64.max
         let messageTimeout = configuration.messageTimeout > 0 ? UInt64(configuration.messageTimeout * 1e9) : UInt64.max
+        // Queued bytes are sampled here, on the walk the tick makes anyway, not tracked per frame.
+        var queued = 0
         for case let connection? in slots {
+            queued &+= connection.outbound.byteCount
             switch connection.state {
             case .open:
                 if connection.kernelQueued > 0 && !connection.awaitingWritable {
@@ -861,6 +919,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                         finalize(connection)
                     case .http, .httpBody:
                         // A stalled head or body (RFC 9110 §15.5.9).
+                        countRefusedRequest(408)
                         respondAndClose(connection, HTTPResponse.text(408, "request timeout\n"))
                         connection.deadline = now + UInt64(configuration.closeTimeout * 1e9)
                     default:
@@ -869,6 +928,8 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
                 }
             }
         }
+        stats.queuedBytes = queued
+        stats.queuedBytesHighWater = max(stats.queuedBytesHighWater, queued)
     }
 
     // MARK: Emits and shutdown (on this loop's thread)
@@ -887,13 +948,25 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
 
     /// Delivers `frame` to this loop's share of `target`.
     func deliver(_ frame: OutgoingFrame, to target: BroadcastTarget) {
+        let before = stats.deliveries &+ stats.dropped
         forEachRecipient(of: target) { enqueue(frame, to: $0) }
+        countBroadcast(recipients: stats.deliveries &+ stats.dropped &- before)
     }
 
     /// Delivers a sequence of frames that only makes sense whole (a Socket.IO binary event and its
     /// attachments): each recipient gets all of them back to back, or none under backpressure.
     func deliver(_ frames: [OutgoingFrame], to target: BroadcastTarget) {
-        forEachRecipient(of: target) { enqueueGroup(frames, to: $0) }
+        var recipients = 0
+        forEachRecipient(of: target) { recipients &+= 1; enqueueGroup(frames, to: $0) }
+        countBroadcast(recipients: recipients)
+    }
+
+    /// One emit on this loop, and its share of the fan-out (counted from the delivery counters
+    /// around the walk: nothing is added per recipient for it).
+    private func countBroadcast(recipients: Int) {
+        stats.broadcasts &+= 1
+        stats.broadcastRecipients &+= recipients
+        stats.fanout[ServerStats.Histograms.fanoutIndex(recipients)] &+= 1
     }
 
     /// All of `frames` back to back, or none when they would pass the connection's limit.
@@ -968,9 +1041,29 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         }
     }
 
+    /// This loop's largest rooms (name, members), at most `limit` of them (on the loop's thread).
+    func roomSizes(limit: Int) -> [(String, Int)] {
+        rooms.rooms.values.map { ($0.name, $0.members.count) }
+            .sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }.prefix(limit).map { $0 }
+    }
+
     /// Compresses a broadcast once on this thread's compressor.
     func makeFrame(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, compress: Bool) -> OutgoingFrame {
-        OutgoingFrame.make(opcode, payload, deflater: compress ? sharedDeflater : nil, scratch: &compressScratch, arenas: (frameArena, compressedFrameArena))
+        guard compress, sharedDeflater != nil, !opcode.isControl else {
+            return OutgoingFrame.make(opcode, payload, deflater: nil, scratch: &compressScratch, arenas: (frameArena, compressedFrameArena))
+        }
+        let started = monotonicNanoseconds()
+        let frame = OutgoingFrame.make(opcode, payload, deflater: sharedDeflater, scratch: &compressScratch, arenas: (frameArena, compressedFrameArena))
+        countCompression(payload.count, started: started)
+        return frame
+    }
+
+    /// One compression (once per broadcast, not per recipient): what went in, what came out
+    /// (left in `compressScratch`), and the time it took.
+    private func countCompression(_ bytesIn: Int, started: UInt64) {
+        stats.compressionBytesIn &+= bytesIn
+        stats.compressionBytesOut &+= compressScratch.count
+        stats.compressionNanoseconds &+= Int(truncatingIfNeeded: monotonicNanoseconds() &- started)
     }
 }
 

@@ -200,26 +200,59 @@ public final class WebSocketServer: @unchecked Sendable {
     public var stats: ServerStats {
         loopStats.withLock { all in
             var total = ServerStats()
-            for s in all {
-                total.connections += s.connections
-                total.accepted += s.accepted
-                total.refused += s.refused
-                total.messagesIn += s.messagesIn
-                total.deliveries += s.deliveries
-                total.dropped += s.dropped
-                total.backpressureClosed += s.backpressureClosed
-                total.rateLimited += s.rateLimited
-                total.protocolErrors += s.protocolErrors
-                total.bytesOut += s.bytesOut
-                total.rooms += s.rooms
-            }
+            for s in all { total.add(s) }
             return total
+        }
+    }
+
+    /// Each loop's counters as last published, by loop index.
+    public var statsPerLoop: [ServerStats] { loopStats.withLock { $0 } }
+
+    /// Routes answered before the application's (`/metrics`, `/dashboard`): set before `start()`.
+    /// Runs on a loop thread; nil (the default) hands every request to the application.
+    public var operatorRoutes: (@Sendable (HTTPRequest, WebSocketServer) -> HTTPResponse?)?
+
+    /// The largest rooms by members, summed over loops, from each loop's own registry (read on its
+    /// thread). `completion` runs once, on the last loop to answer, with at most `limit` rooms.
+    public func largestRooms(limit: Int, completion: @escaping @Sendable ([(name: String, members: Int)]) -> Void) {
+        let collector = RoomSizeCollector(expected: loops.count, limit: limit, completion: completion)
+        if loops.isEmpty { collector.finish() }
+        for loop in loops {
+            loop.loop.execute { collector.add(loop.roomSizes(limit: limit)) }
         }
     }
 
     public var openConnections: Int { connectionCount.load(ordering: .relaxed) }
 }
 
+
+/// Gathers the loops' room sizes for `largestRooms`.
+private final class RoomSizeCollector: Sendable {
+    private let state: Mutex<(sizes: [String: Int], pending: Int)>
+    private let limit: Int
+    private let completion: @Sendable ([(name: String, members: Int)]) -> Void
+
+    init(expected: Int, limit: Int, completion: @escaping @Sendable ([(name: String, members: Int)]) -> Void) {
+        state = Mutex(([:], expected))
+        self.limit = limit
+        self.completion = completion
+    }
+
+    func add(_ sizes: [(String, Int)]) {
+        let done = state.withLock { state -> Bool in
+            for (name, members) in sizes { state.sizes[name, default: 0] += members }
+            state.pending -= 1
+            return state.pending == 0
+        }
+        if done { finish() }
+    }
+
+    func finish() {
+        let sizes = state.withLock { $0.sizes }
+        let top = sizes.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(limit)
+        completion(top.map { (name: $0.key, members: $0.value) })
+    }
+}
 
 /// The compressor for emits from threads that are not loops, behind a lock (never on a loop's path).
 private final class ForeignDeflater: @unchecked Sendable {

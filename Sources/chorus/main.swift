@@ -2,11 +2,13 @@ import ArgumentParser
 import ChorusApp
 import ChorusCluster
 import ChorusLoop
+import ChorusMetrics
 import ChorusRedis
 import ChorusServer
 import ChorusSocketIO
 import ChorusWebSocket
 import Logging
+import Metrics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,6 +36,7 @@ extension AuthorizationMode: ExpressibleByArgument {}
 extension BackpressurePolicy: ExpressibleByArgument {}
 extension RateLimitPolicy: ExpressibleByArgument {}
 extension DeflateMode: ExpressibleByArgument {}
+extension LogFormat: ExpressibleByArgument {}
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the server.")
@@ -81,6 +84,14 @@ struct Serve: ParsableCommand {
     @Option(help: "zlib memLevel for compression (1-9): lower uses less memory per stream.") var deflateMemLevel = 8
     @Option(help: "Seconds a graceful shutdown waits for clients to close.") var shutdownDrain = 5.0
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @Option(help: "Log format on standard error: text, or json (one object per line).") var logFormat = LogFormat.text
+
+    // Observing (see README, "Observing Chorus")
+    @Option(help: "Bearer token for GET /metrics and the dashboard's data on the main port (default: --api-token).")
+    var metricsToken: String?
+    @Option(help: "Also serve GET /metrics without a token on this port (a separate listener; 0 picks a free one).")
+    var metricsPort: Int?
+    @Option(help: "Address of the --metrics-port listener (keep it private).") var metricsHost = "127.0.0.1"
 
     // --app realtime (Socket.IO)
     @Option(help: "Engine.IO endpoint path (realtime).") var socketioPath = "/socket.io/"
@@ -123,6 +134,7 @@ struct Serve: ParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+        if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be 0...65535") }
         guard (9...15).contains(deflateWindowBits) else { throw ValidationError("--deflate-window-bits must be 9...15") }
         guard (1...9).contains(deflateMemLevel) else { throw ValidationError("--deflate-mem-level must be 1...9") }
         guard maxMessageSize > 0, maxHeaderSize >= 256 else { throw ValidationError("message and header limits must be positive (header >= 256)") }
@@ -174,11 +186,7 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrapChorus(format: logFormat, level: level)
         let logger = Logger(label: "chorus")
 
         var config = ServerConfiguration()
@@ -208,6 +216,7 @@ struct Serve: ParsableCommand {
         config.shutdownDrain = shutdownDrain
 
         let application: any ServerApplication
+        var realtime: RealtimeApplication?
         switch app {
         case .echo: application = EchoApplication()
         case .broadcast: application = BroadcastApplication()
@@ -239,15 +248,16 @@ struct Serve: ParsableCommand {
             // Engine.IO's limits replace the WebSocket ones; its heartbeat replaces WebSocket pings.
             config.maxMessageSize = rc.socketIO.webSocketMessageLimit
             config.applicationTimeouts = rc.socketIO.timeouts
-            let realtime = RealtimeApplication(configuration: rc, logger: logger)
+            let app = RealtimeApplication(configuration: rc, logger: logger)
             if adapter == .redis {
                 var cluster = RedisAdapterConfiguration(url: try RedisURL(parsing: redisUrl))
                 cluster.key = redisKey
                 cluster.requestTimeout = Double(redisRequestTimeout) / 1000
                 cluster.client.maxQueuedCommands = redisPublishQueue
-                realtime.io.adapter = RedisAdapter(configuration: cluster, logger: Logger(label: "chorus.cluster"))
+                app.io.adapter = RedisAdapter(configuration: cluster, logger: Logger(label: "chorus.cluster"))
             }
-            application = realtime.serverApplication
+            realtime = app
+            application = app.serverApplication
         }
 
         // Signals are taken synchronously by one thread; every other thread inherits the mask.
@@ -260,7 +270,29 @@ struct Serve: ParsableCommand {
 
         let fileLimit = ResourceLimits.raiseOpenFileLimit()
         let server = WebSocketServer(configuration: config, application: application, logger: logger)
+        // swift-metrics, backed by swift-prometheus: the loops' counters are handed over on each scrape.
+        let metricsFactory = ChorusPrometheusFactory()
+        MetricsSystem.bootstrap(metricsFactory)
+        var jwtFailures: (@Sendable () -> [String: Int])?
+        if let realtime { jwtFailures = { realtime.jwtFailures } }
+        let collector = MetricsCollector(server: server, socketIO: realtime?.io, jwtFailures: jwtFailures, factory: metricsFactory)
+        let routes = OperatorRoutes(collector: collector, tokens: [metricsToken, realtime?.configuration.apiToken ?? apiToken],
+                                    adapter: adapter == .redis ? "redis" : "memory")
+        server.operatorRoutes = { request, _ in routes.handle(request) }
         try server.start()
+        var metricsServer: WebSocketServer?
+        if let metricsPort {
+            var mc = ServerConfiguration()
+            mc.host = metricsHost
+            mc.port = metricsPort
+            mc.threads = 1
+            mc.maxConnections = 64
+            mc.deflate = PerMessageDeflateConfig(mode: .off)
+            let endpoint = WebSocketServer(configuration: mc, application: MetricsEndpoint(collector: collector), logger: logger)
+            try endpoint.start()
+            print("chorus: metrics on \(endpoint.localAddress!)")
+            metricsServer = endpoint
+        }
         logger.info("chorus started", metadata: [
             "app": "\(app.rawValue)", "threads": "\(config.threads)", "open-file-limit": "\(fileLimit)",
             "deflate": "\(deflate.rawValue)",
@@ -272,6 +304,7 @@ struct Serve: ParsableCommand {
         sigwait(&mask, &signalNumber)
         logger.info("shutting down", metadata: ["signal": "\(signalNumber)"])
         server.shutdown()
+        metricsServer?.shutdown()
         (application as? SocketIOServer)?.adapter.stop()
     }
 }

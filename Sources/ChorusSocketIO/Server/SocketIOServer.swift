@@ -61,6 +61,8 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     /// the server starts (`InMemoryAdapter`: this process only; ChorusCluster's `RedisAdapter`:
     /// every node on one Redis).
     public var adapter: any SocketIOAdapter = InMemoryAdapter()
+    /// Each loop's event counters as published at its last tick (read by `eventCounters`).
+    private let publishedCounters = Mutex<[Int: SocketIOEventCounters]>([:])
     /// Non-Engine.IO HTTP routes (the application's API).
     public var httpHandler: (@Sendable (HTTPRequest, WebSocketServer) -> HTTPResponse?)?
     /// Routes answered later (cluster-wide queries): return true and call the responder once.
@@ -235,6 +237,18 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
 
     public func tick(loopIndex: Int, now: UInt64) {
         loopSessions[loopIndex].tick(now: now)
+        // Published once per tick, not per event: a scrape sees counts at most one tick old.
+        let counters = loopSessions[loopIndex].counters
+        publishedCounters.withLock { $0[loopIndex] = counters }
+    }
+
+    /// Events, acks and their counts, summed over loops (as of each loop's last timer tick).
+    public var eventCounters: SocketIOEventCounters {
+        publishedCounters.withLock { all in
+            var total = SocketIOEventCounters()
+            for counters in all.values { total.add(counters) }
+            return total
+        }
     }
 
     // MARK: Dispatch (loop thread)
@@ -263,6 +277,8 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
 /// A loop's sessions (confined to that loop's thread).
 final class LoopSessions: @unchecked Sendable {
     private var sessions: [ObjectIdentifier: EngineSession] = [:]
+    /// Plain counters of this loop's thread; `SocketIOServer.tick` publishes them.
+    var counters = SocketIOEventCounters()
 
     func add(_ s: EngineSession) { sessions[ObjectIdentifier(s)] = s }
     func forEachSession(_ body: (EngineSession) -> Void) { for s in sessions.values { body(s) } }
@@ -384,9 +400,14 @@ final class EngineSession {
                 return
             }
             let ack = ackId.map { Ack(socket: socket, id: $0) }
+            let counters = io.loopSessions[connection.loopIndex]
+            if ackId != nil { counters.counters.acksRequested &+= 1 }
             if let handler = socket.handlers[event] ?? socket.namespace.eventHandlers[event] {
+                // Only registered names are counted by name: a client cannot grow the label set.
+                counters.counters.eventsIn[.init(namespace: name, event: event), default: 0] &+= 1
                 handler(socket, args, ack)
             } else {
+                counters.counters.eventsIn[.init(namespace: name, event: SocketIOEventCounters.otherEvent), default: 0] &+= 1
                 socket.namespace.unknownEventHandler?(socket, event, args, ack)
             }
         case .ack(let name, let id, let args):
@@ -396,6 +417,7 @@ final class EngineSession {
             }
             // An ack nobody waits for (late, or a made-up id) is ignored, as the reference does.
             guard let pending = socket.pendingAcks.removeValue(forKey: id) else { return }
+            io.loopSessions[connection.loopIndex].counters.acksReceived &+= 1
             pending.callback(.success(args))
         }
     }
@@ -413,6 +435,7 @@ final class EngineSession {
         guard let namespace = io.namespace(name) else {
             send(.connectError(namespace: name, message: "Invalid namespace"))
             io.count("connect_error")
+            io.count("connect_error:Invalid namespace")
             return
         }
         // Already connected: the reference closes the connection. Being connected (parked on an
@@ -475,6 +498,8 @@ final class EngineSession {
     private func refuse(_ name: String, message: String, data: JSONValue?) {
         send(.connectError(namespace: name, message: message, data: data))
         io.count("connect_error")
+        // The middleware's message is the reason (the application's own, bounded set of strings).
+        io.count("connect_error:" + String(message.prefix(64)))
     }
 
     /// An asynchronous middleware's result, back on the loop thread.
@@ -589,4 +614,29 @@ func withAdapterResult<T: Sendable>(_ body: (@escaping @Sendable (Result<T, Adap
         body { continuation.resume(returning: $0) }
     }
     return try result.get()
+}
+
+/// Socket.IO traffic counted per loop in plain integers (published at each tick).
+public struct SocketIOEventCounters: Sendable {
+    public struct EventKey: Hashable, Sendable {
+        public var namespace: String
+        public var event: String
+    }
+
+    /// The label of events no handler is registered for.
+    public static let otherEvent = "other"
+
+    /// Events received, by namespace and registered event name (others as `otherEvent`).
+    public var eventsIn: [EventKey: Int] = [:]
+    /// Events received that asked for an ack; acks received for the server's own emits.
+    public var acksRequested = 0
+    public var acksReceived = 0
+
+    public init() {}
+
+    public mutating func add(_ other: SocketIOEventCounters) {
+        for (key, count) in other.eventsIn { eventsIn[key, default: 0] += count }
+        acksRequested += other.acksRequested
+        acksReceived += other.acksReceived
+    }
 }

@@ -1,0 +1,64 @@
+import ChorusTestSupport
+import Foundation
+import Testing
+
+/// `/metrics` of the real binary, parsed by the Prometheus project's Python parser
+/// (Tests/clients/metrics_check.py): 401 without the token, values that move while Socket.IO
+/// clients chat, and the token-less `--metrics-port` listener.
+@Suite("Metrics end to end") struct MetricsE2ETests {
+    @Test("/metrics parses with prometheus_client and moves with traffic; --metrics-port needs no token")
+    func metricsEndToEnd() async throws {
+        let server = try await E2E.server([
+            "--jwt-secret", E2E.secret, "--api-token", E2E.apiToken, "--threads", "2", "--metrics-port", "0",
+        ])
+        defer { server.kill() }
+        let line = try await server.child.waitForLine(timeout: .seconds(5)) { $0.hasPrefix("chorus: metrics on ") }
+        let metricsPort = try #require(line.split(separator: ":").last.map(String.init))
+        let result = try await PythonClient.run(
+            "metrics_check.py",
+            args: ["--url", server.url, "--token", E2E.apiToken, "--secret", E2E.secret,
+                   "--metrics-url", "http://127.0.0.1:\(metricsPort)"],
+            requiring: PythonClient.socketIO + ", prometheus_client", timeout: .seconds(60))
+        #expect(result.exitCode == 0 && result.stdout.contains("OK metrics"), "\(result)\n\(server.diagnostics)")
+    }
+
+    @Test("--metrics-token opens /metrics too (beside the API token)")
+    func metricsToken() async throws {
+        let server = try await E2E.server([
+            "--jwt-secret", E2E.secret, "--api-token", E2E.apiToken, "--metrics-token", "scraper-token",
+        ])
+        defer { server.kill() }
+        let tcp = try RawTCPConnection(port: server.port)
+        try tcp.send("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer scraper-token\r\n\r\n")
+        let answer = String(decoding: try tcp.readToEOF(), as: UTF8.self)
+        #expect(answer.hasPrefix("HTTP/1.1 200") && answer.contains("# TYPE chorus_connections gauge"), "\(answer.prefix(300))")
+    }
+}
+
+/// `--log-format json` of the real binary: one JSON object per line, and a flood of bad clients
+/// logs at most the rate limiter's burst of the same line.
+@Suite("JSON logs end to end") struct JSONLogE2ETests {
+    @Test("every stderr line is a JSON object; 30 bad clients give only the first 10 'closing connection' lines")
+    func jsonLogsAreRateLimited() async throws {
+        let server = try await ChorusProcess.start(app: "realtime", ["--auth", "none", "--log-format", "json", "--log-level", "debug"])
+        defer { server.kill() }
+        for _ in 0..<30 {
+            let client = try BlockingWebSocketClient(port: Int(server.port), path: "/socket.io/?EIO=4&transport=websocket")
+            _ = try client.receiveText()  // the Engine.IO open packet
+            try client.send(text: "x")    // not an Engine.IO packet: the server closes with 1008
+            _ = try client.receiveClose()
+        }
+        server.terminate()
+        _ = try await server.waitForExit(timeout: .seconds(10))
+        let lines = server.stderr.split(separator: "\n").map(String.init)
+        #expect(lines.count >= 3)
+        var closing = 0
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["timestamp"] is String && object?["level"] is String && object?["label"] is String
+                    && object?["metadata"] is [String: Any], "\(line)")
+            if object?["message"] as? String == "closing connection" { closing += 1 }
+        }
+        #expect(closing == 10, "\(server.stderr)")
+    }
+}
