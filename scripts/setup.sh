@@ -17,9 +17,11 @@ CHORUS_SYSTEM_PACKAGES=(zlib1g-dev pkg-config libhiredis-dev redis-server)
 # Test-only: the dashboard test drives Debian's chromium headless (Tests/clients/dashboard_check.py).
 CHORUS_TEST_PACKAGES=(chromium)
 
+# chorus_setup_system [PACKAGE...]: the packages given, or CHORUS_SYSTEM_PACKAGES.
 chorus_setup_system() {
-  local missing=() pkg sudo=()
-  for pkg in "${CHORUS_SYSTEM_PACKAGES[@]}"; do
+  local missing=() pkg sudo=() wanted=("$@")
+  ((${#wanted[@]} > 0)) || wanted=("${CHORUS_SYSTEM_PACKAGES[@]}")
+  for pkg in "${wanted[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   ((${#missing[@]} == 0)) && return 0
@@ -40,7 +42,7 @@ chorus_setup_venv() {
     if ! python3 -m venv "$CHORUS_VENV" >/dev/null 2>&1; then
       # Debian's own python3 keeps ensurepip in a separate package.
       rm -rf "$CHORUS_VENV"
-      CHORUS_SYSTEM_PACKAGES=(python3-venv) chorus_setup_system || return 1
+      chorus_setup_system python3-venv || return 1
       python3 -m venv "$CHORUS_VENV" || return 1
     fi
   fi
@@ -66,7 +68,7 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
   set -euo pipefail
   chorus_setup_system
   if [[ ${1:-} != --system ]]; then
-    CHORUS_SYSTEM_PACKAGES=("${CHORUS_TEST_PACKAGES[@]}") chorus_setup_system
+    chorus_setup_system "${CHORUS_TEST_PACKAGES[@]}"
     chorus_setup_venv
   fi
 fi

@@ -47,7 +47,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "setup"
 chorus_setup_system || { echo "test: system packages could not be installed" >&2; exit 1; }
-CHORUS_SYSTEM_PACKAGES=("${CHORUS_TEST_PACKAGES[@]}") chorus_setup_system || { echo "test: test packages (chromium) could not be installed" >&2; exit 1; }
+chorus_setup_system "${CHORUS_TEST_PACKAGES[@]}" || { echo "test: test packages (chromium) could not be installed" >&2; exit 1; }
 chorus_setup_venv || { echo "test: the Python test venv could not be created" >&2; exit 1; }
 export CHORUS_PYTHON=$CHORUS_VENV/bin/python
 export CHORUS_BIN=${CHORUS_BIN:-$CHORUS_ROOT/.build/debug/chorus}

@@ -29,7 +29,7 @@ import Testing
         ])
         defer { server.kill() }
         let tcp = try RawTCPConnection(port: server.port)
-        try tcp.send("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer scraper-token\r\n\r\n")
+        try tcp.send("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer scraper-token\r\n\r\n")
         let answer = String(decoding: try tcp.readToEOF(), as: UTF8.self)
         #expect(answer.hasPrefix("HTTP/1.1 200") && answer.contains("# TYPE chorus_connections gauge"), "\(answer.prefix(300))")
     }

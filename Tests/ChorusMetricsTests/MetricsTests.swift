@@ -34,7 +34,7 @@ private func sample(_ text: String, _ name: String, _ labels: String = "") -> Do
 
 private func get(_ port: Int, _ path: String, token: String?) throws -> String {
     let tcp = try RawTCPConnection(port: UInt16(port))
-    var request = "GET \(path) HTTP/1.1\r\nHost: x\r\n"
+    var request = "GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
     if let token { request += "Authorization: Bearer \(token)\r\n" }
     try tcp.send(request + "\r\n")
     return String(decoding: try tcp.readToEOF(), as: UTF8.self)
