@@ -76,6 +76,21 @@ struct Serve: ParsableCommand {
     @Option(help: "File holding the emit API token.") var apiTokenFile: String?
     @Option(help: "Longest chat message content in characters (realtime).") var maxContentLength = 10_000
 
+    // Backend proxies (realtime): the product's backend decides, Chorus fans out.
+    @Option(help: "URL the backend stores each message:send at before it is broadcast (POST JSON; realtime).") var proxyMessage: String?
+    @Option(help: "URL the backend decides each join:project / join:conversation at, instead of --authz (realtime).") var proxyJoin: String?
+    @Option(help: "URL the backend decides each CONNECT at: alone with --auth none, after the JWT with --auth jwt (realtime).") var proxyConnect: String?
+    @Option(help: "Bearer token the proxies send to the backend.") var proxyToken: String?
+    @Option(help: "File holding the proxies' bearer token.") var proxyTokenFile: String?
+    @Option(help: "Seconds a proxy call has before it fails as unavailable.") var proxyTimeout = 3.0
+    @Option(help: "Proxy calls in flight per endpoint at most; beyond, refused as unavailable at once.") var proxyMaxInFlight = 1000
+    @Option(help: "Kept-alive connections to the backend per host at most.") var proxyConnections = 8
+    @Option(help: "message:send calls one socket may have waiting for the backend; beyond, refused as unavailable.") var proxyMaxPerSocket = 32
+    @Option(help: "Seconds a join decision (allowed/forbidden) is reused for the same user and room (0: ask every time).") var proxyJoinCache = 0.0
+    @Option(help: "Join decisions cached at most.") var proxyJoinCacheSize = 100_000
+    @Option(help: "Comma-separated request headers forwarded to the connect proxy (empty: none).")
+    var proxyConnectHeaders = "authorization,cookie,origin,user-agent"
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard (9...15).contains(deflateWindowBits) else { throw ValidationError("--deflate-window-bits must be 9...15") }
@@ -86,6 +101,17 @@ struct Serve: ParsableCommand {
         if app == .realtime {
             guard sioPingInterval > 0, sioPingTimeout > 0 else { throw ValidationError("--sio-ping-interval and --sio-ping-timeout must be positive") }
             guard maxPayload > 0, maxContentLength > 0 else { throw ValidationError("--max-payload and --max-content-length must be positive") }
+            for (flag, url) in [("--proxy-message", proxyMessage), ("--proxy-join", proxyJoin), ("--proxy-connect", proxyConnect)] {
+                if let url, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+                    throw ValidationError("\(flag) must be an http:// or https:// URL")
+                }
+            }
+            guard proxyTimeout > 0 else { throw ValidationError("--proxy-timeout must be positive") }
+            guard proxyMaxInFlight >= 1, proxyConnections >= 1, proxyMaxPerSocket >= 1, proxyJoinCacheSize >= 1 else {
+                throw ValidationError("--proxy-max-in-flight, --proxy-connections, --proxy-max-per-socket and --proxy-join-cache-size must be at least 1")
+            }
+            guard proxyJoinCache >= 0 else { throw ValidationError("--proxy-join-cache must not be negative") }
+            guard proxyToken == nil || proxyTokenFile == nil else { throw ValidationError("give --proxy-token or --proxy-token-file, not both") }
             if auth == .jwt {
                 let keys = [jwtSecret, jwtSecretFile, jwtPublicKeyFile].compactMap { $0 }.count
                 guard keys == 1 else {
@@ -138,6 +164,7 @@ struct Serve: ParsableCommand {
         config.shutdownDrain = shutdownDrain
 
         let application: any ServerApplication
+        var realtimeApp: RealtimeApplication?
         switch app {
         case .echo: application = EchoApplication()
         case .broadcast: application = BroadcastApplication()
@@ -149,7 +176,8 @@ struct Serve: ParsableCommand {
             rc.socketIO.maxPayload = maxPayload
             rc.socketIO.connectTimeout = connectTimeout
             rc.auth = auth
-            rc.authorization = authz ?? (auth == .jwt ? .claims : .open)
+            // Claims by default whenever someone vouches for the user (the token or the connect proxy).
+            rc.authorization = authz ?? (auth == .jwt || proxyConnect != nil ? .claims : .open)
             rc.maxContentLength = maxContentLength
             rc.apiToken = try apiToken ?? apiTokenFile.map { try Self.readSecret($0) }
             if auth == .jwt {
@@ -162,10 +190,26 @@ struct Serve: ParsableCommand {
                 rc.jwt = JWTVerifier(key: key, issuer: jwtIssuer, audience: jwtAudience, leeway: jwtLeeway)
             }
             if rc.apiToken == nil { logger.warning("no --api-token: the HTTP emit API answers 401") }
+            rc.proxies.messageURL = proxyMessage
+            rc.proxies.joinURL = proxyJoin
+            rc.proxies.connectURL = proxyConnect
+            rc.proxies.client.token = try proxyToken ?? proxyTokenFile.map { try Self.readSecret($0) }
+            rc.proxies.client.timeout = proxyTimeout
+            rc.proxies.client.maxInFlight = proxyMaxInFlight
+            rc.proxies.client.connections = proxyConnections
+            // A stored message must fit in a Socket.IO packet anyway.
+            rc.proxies.client.maxResponseSize = maxPayload
+            rc.proxies.maxPerSocket = proxyMaxPerSocket
+            rc.proxies.joinCacheTTL = proxyJoinCache
+            rc.proxies.joinCacheSize = proxyJoinCacheSize
+            rc.proxies.connectHeaders = proxyConnectHeaders.split(separator: ",")
+                .map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }
             // Engine.IO's limits replace the WebSocket ones; its heartbeat replaces WebSocket pings.
             config.maxMessageSize = rc.socketIO.webSocketMessageLimit
             config.applicationTimeouts = rc.socketIO.timeouts
-            application = RealtimeApplication(configuration: rc, logger: logger).serverApplication
+            let realtime = RealtimeApplication(configuration: rc, logger: logger)
+            realtimeApp = realtime
+            application = realtime.serverApplication
         }
 
         // Signals are taken synchronously by one thread; every other thread inherits the mask.
@@ -190,5 +234,6 @@ struct Serve: ParsableCommand {
         sigwait(&mask, &signalNumber)
         logger.info("shutting down", metadata: ["signal": "\(signalNumber)"])
         server.shutdown()
+        realtimeApp?.shutdownProxies()
     }
 }
