@@ -297,7 +297,8 @@ def s_join():
     check(s["answered"]["2xx"] >= 2 and s["answered"]["4xx"] >= 1 and s["answered"]["5xx"] == 2, f"join counters {s}")
     if cached:
         st, stats = api("GET", "/api/v1/stats")
-        check(stats["proxies"]["joinCache"]["hits"] == 2, f"cache hits {stats['proxies']}")
+        # forbidden-1 without an ack, p1 again, forbidden-1 again
+        check(stats["proxies"]["joinCache"]["hits"] == 3, f"cache hits {stats['proxies']}")
     alice.close(); bob.close()
 
 
