@@ -1,4 +1,5 @@
 import ChorusTestSupport
+import Foundation
 import Testing
 
 /// The backend proxies end to end: Tests/clients/proxy_backend.py (Python's standard library HTTP
@@ -11,7 +12,8 @@ struct ProxyE2ETests {
     /// The backend, chorus with `serverArguments` (`{backend}` replaced by the backend's URL), then
     /// the scenario. `backendDown`: the backend is stopped before chorus starts (its port refuses).
     static func scenario(_ name: String, _ serverArguments: [String], scenarioArguments: [String] = [],
-                         auth: [String] = ["--jwt-secret", E2E.secret], backendDown: Bool = false) async throws {
+                         auth: [String] = ["--jwt-secret", E2E.secret], backendDown: Bool = false,
+                         token: [String] = ["--proxy-token", proxyToken]) async throws {
         let backend = try PythonClient.start("proxy_backend.py", args: [], requiring: "json")
         defer { backend.kill() }
         let line = try await backend.waitForLine(timeout: .seconds(20)) { $0.hasPrefix("LISTENING ") }
@@ -22,7 +24,7 @@ struct ProxyE2ETests {
         }
         let arguments = serverArguments.map { $0.replacing("{backend}", with: backendURL) }
         let server = try await E2E.server(
-            auth + ["--api-token", E2E.apiToken, "--threads", "2", "--proxy-token", proxyToken] + arguments)
+            auth + ["--api-token", E2E.apiToken, "--threads", "2"] + token + arguments)
         defer { server.kill() }
         let result = try await PythonClient.run(
             "proxy_scenarios.py",
@@ -43,6 +45,11 @@ struct ProxyE2ETests {
     @Test("message:send order per sender survives out-of-order backend answers", .timeLimit(.minutes(1)))
     func order() async throws {
         try await Self.scenario("order", ["--proxy-message", "{backend}/message", "--proxy-connections", "16"])
+    }
+
+    @Test("--proxy-connections 1: the backend gets the calls one after the other", .timeLimit(.minutes(1)))
+    func oneConnection() async throws {
+        try await Self.scenario("one_connection", ["--proxy-message", "{backend}/message", "--proxy-connections", "1"])
     }
 
     @Test("a slow backend hits --proxy-timeout: unavailable, nothing broadcast", .timeLimit(.minutes(1)))
@@ -79,18 +86,42 @@ struct ProxyE2ETests {
                                 scenarioArguments: ["--join-cached"])
     }
 
-    @Test("--auth none --proxy-connect: the backend names the user; 401/403 are CONNECT_ERROR", .timeLimit(.minutes(1)))
+    @Test("--auth none --proxy-connect: the backend names the user; 401/403 are CONNECT_ERROR; --proxy-token-file",
+          .timeLimit(.minutes(1)))
     func connect() async throws {
+        let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-proxy-token-\(getpid())")
+        try Data((Self.proxyToken + "\n").utf8).write(to: tokenFile)
+        defer { try? FileManager.default.removeItem(at: tokenFile) }
         try await Self.scenario(
             "connect", ["--proxy-connect", "{backend}/connect", "--proxy-message", "{backend}/message",
-                        "--proxy-connect-headers", "cookie,authorization"],
-            auth: ["--auth", "none"])
+                        "--proxy-connect-headers", "cookie, authorization"],
+            auth: ["--auth", "none"], token: ["--proxy-token-file", tokenFile.path])
     }
 
     @Test("--auth jwt --proxy-connect: the token first (a bad one never reaches the backend), then the backend",
           .timeLimit(.minutes(1)))
     func connectAfterJWT() async throws {
         try await Self.scenario("connect_jwt", ["--proxy-connect", "{backend}/connect"])
+    }
+
+    @Test("bad proxy flags are refused at start", .timeLimit(.minutes(1)),
+          arguments: [
+              (["--proxy-message", "ftp://x/message"], "--proxy-message must be an http:// or https:// URL"),
+              (["--proxy-connect", "localhost:8080"], "--proxy-connect must be an http:// or https:// URL"),
+              (["--proxy-timeout", "0"], "--proxy-timeout must be positive"),
+              (["--proxy-max-in-flight", "0"], "must be at least 1"),
+              (["--proxy-max-per-socket", "0"], "must be at least 1"),
+              (["--proxy-join-cache=-1"], "--proxy-join-cache must not be negative"),
+              (["--proxy-token", "a", "--proxy-token-file", "/dev/null"], "not both"),
+          ])
+    func badFlags(_ flags: [String], _ message: String) async throws {
+        let child = try ChildProcess(
+            executable: ChorusProcess.binary,
+            arguments: ["serve", "--host", "127.0.0.1", "--port", "0", "--auth", "none"] + flags)
+        defer { child.kill() }
+        let code = try await child.waitForExit(timeout: .seconds(20))
+        #expect(code != 0)
+        #expect(child.stderr.text.contains(message), "\(child.diagnostics)")
     }
 
     @Test("a connect proxy that is down: CONNECT_ERROR unavailable", .timeLimit(.minutes(1)))

@@ -180,6 +180,20 @@ def s_order():
     alice.close(); bob.close()
 
 
+def s_one_connection():
+    """--proxy-connections 1: calls share one kept-alive connection, so the backend gets them one by one."""
+    alice, bob = members("u-alice", "u-bob")
+    acks = Acks()
+    for c in ("sleep:0.5 first", "sleep:0.1 second", "third"):
+        emit_send(alice, "c1", c, acks)
+    got = acks.wait(3)
+    check([label for label, _, _ in got] == ["sleep:0.5 first", "sleep:0.1 second", "third"], f"acks {got}")
+    log = backend_log("/message")
+    for earlier, later in zip(log, log[1:]):
+        check(later["at"] >= earlier["done"] - 0.001, f"two calls at once on one connection: {log}")
+    alice.close(); bob.close()
+
+
 def s_timeout():
     alice, bob = members("u-alice", "u-bob")
     start = time.time()
