@@ -47,6 +47,11 @@ struct ProxyE2ETests {
         try await Self.scenario("order", ["--proxy-message", "{backend}/message", "--proxy-connections", "16"])
     }
 
+    @Test("a message stored after its sender left is still broadcast, in order", .timeLimit(.minutes(1)))
+    func senderLeft() async throws {
+        try await Self.scenario("sender_left", ["--proxy-message", "{backend}/message"])
+    }
+
     @Test("--proxy-connections 1: the backend gets the calls one after the other", .timeLimit(.minutes(1)))
     func oneConnection() async throws {
         try await Self.scenario("one_connection", ["--proxy-message", "{backend}/message", "--proxy-connections", "1"])

@@ -180,6 +180,20 @@ def s_order():
     alice.close(); bob.close()
 
 
+def s_sender_left():
+    """A message the backend stores after its sender disconnected is still broadcast, in order."""
+    alice, bob = members("u-alice", "u-bob")
+    acks = Acks()
+    emit_send(alice, "c1", "sleep:0.6 one", acks)
+    emit_send(alice, "c1", "two", acks)
+    time.sleep(0.2)
+    alice.close()
+    contents = [bob.wait_event("message:new")[0]["content"] for _ in range(2)]
+    check(contents == ["sleep:0.6 one", "two"], f"broadcast after the sender left {contents}")
+    check(len(backend_log("/message")) == 2, "backend calls")
+    bob.close()
+
+
 def s_one_connection():
     """--proxy-connections 1: calls share one kept-alive connection, so the backend gets them one by one."""
     alice, bob = members("u-alice", "u-bob")
