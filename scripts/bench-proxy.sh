@@ -6,14 +6,14 @@
 # echoing the content so the generator's timestamps survive). Prints one row per run and the
 # difference: latency added per message (p50/p99) and messages/s. Servers are started on free loopback
 # ports and stopped by PID. Env: DURATION=10, WARMUP=2, SIZE=64, CHORUS_BIN (default
-# .build/release/chorus). Full JSON lines are appended to bench-results/proxy.jsonl.
+# .build/release/chorus), BENCH_BIN (default .build/release/chorus-bench). Full JSON lines are appended to bench-results/proxy.jsonl.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 RECEIVERS="${1:-100}"; PUBLISHERS="${2:-10}"; WINDOW="${3:-4}"
 DURATION="${DURATION:-10}"; WARMUP="${WARMUP:-2}"; SIZE="${SIZE:-64}"
 CHORUS_BIN="${CHORUS_BIN:-.build/release/chorus}"
-BENCH=".build/release/chorus-bench"
+BENCH="${BENCH_BIN:-.build/release/chorus-bench}"
 [ -x "$CHORUS_BIN" ] || swift build -c release --product chorus >/dev/null
 [ -x "$BENCH" ] || swift build -c release --product chorus-bench >/dev/null
 mkdir -p bench-results
