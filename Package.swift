@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.0.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // C headers Glibc does not export (epoll, eventfd, timerfd) and tiny inline helpers.
@@ -71,11 +72,17 @@ let package = Package(
             "ChorusSocketIO", "ChorusServer", "ChorusLoop", "ChorusMsgPack", "ChorusRedis",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // HTTP calls to the product's backend (connect, join and message proxies) with AsyncHTTPClient:
+        // keep-alive, a bounded pool, a deadline and a bound on calls in flight. The only target that
+        // imports SwiftNIO; the hot targets above never do.
+        .target(name: "ChorusProxy", dependencies: [
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
         // The chat + project-updates application, auth, emit API.
         // JWTs are verified with vapor/jwt-kit in a Swift concurrency task, off the loop threads;
         // the CONNECT waits in the namespace's asynchronous middleware (see README, "The realtime gateway").
         .target(name: "ChorusApp", dependencies: [
-            "ChorusSocketIO",
+            "ChorusSocketIO", "ChorusProxy",
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -123,7 +130,7 @@ let package = Package(
         .testTarget(name: "ChorusSocketIOTests", dependencies: ["ChorusSocketIO", "ChorusWebSocket", "ChorusTestSupport"]),
         .testTarget(name: "ChorusMetricsTests", dependencies: ["ChorusMetrics", "ChorusServer", "ChorusTestSupport"]),
         .testTarget(name: "ChorusAppTests", dependencies: [
-            "ChorusApp", "ChorusSocketIO", "ChorusServer", "ChorusTestSupport",
+            "ChorusApp", "ChorusSocketIO", "ChorusServer", "ChorusTestSupport", "ChorusProxy",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),

@@ -8,6 +8,7 @@
 
 With --secret the script mints its own HS256 token (development only); in production pass --token.
 With `chorus --auth none`, --user is sent as the userId query parameter and no token is needed.
+With a connect proxy (examples/backend.py), --session is sent as auth.session for the backend to check.
 """
 import argparse
 import base64
@@ -38,6 +39,7 @@ def main():
     p.add_argument("--project", default=None)
     p.add_argument("--token", default=None, help="a JWT from your auth service")
     p.add_argument("--secret", default="dev-secret", help="HS256 secret to mint a development token")
+    p.add_argument("--session", default=None, help="a session id for the connect proxy (auth.session)")
     args = p.parse_args()
 
     token = args.token or dev_token(args.user, args.secret, [args.conversation], [args.project] if args.project else [])
@@ -65,7 +67,10 @@ def main():
     for event in ("project:update", "stage:completed", "notification:new", "error"):
         sio.on(event, lambda data, event=event: print(f"{event}: {json.dumps(data)}"))
 
-    sio.connect(f"{args.url}?userId={args.user}", auth={"token": token}, transports=["websocket"])
+    auth = {"token": token}
+    if args.session:
+        auth["session"] = args.session
+    sio.connect(f"{args.url}?userId={args.user}", auth=auth, transports=["websocket"])
     try:
         for line in sys.stdin:
             line = line.rstrip("\n")

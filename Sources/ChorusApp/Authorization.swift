@@ -48,11 +48,14 @@ public final class AuthenticatedUser: Sendable {
     public let id: String
     public let projects: Grant
     public let conversations: Grant
+    /// What the connect proxy's backend attached (`data` of its answer), if any.
+    public let data: JSONValue?
 
-    public init(id: String, projects: Grant = .ids([]), conversations: Grant = .ids([])) {
+    public init(id: String, projects: Grant = .ids([]), conversations: Grant = .ids([]), data: JSONValue? = nil) {
         self.id = id
         self.projects = projects
         self.conversations = conversations
+        self.data = data
     }
 
     public convenience init?(claims: JSONObject) {

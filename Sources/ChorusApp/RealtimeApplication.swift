@@ -29,6 +29,8 @@ public struct RealtimeConfiguration: Sendable {
     /// Sockets one user may have connected to the main namespace at once (0: unlimited): a user
     /// with a few tabs on a few devices stays far below; a leaked token opening thousands does not.
     public var maxConnectionsPerUser = 32
+    /// The backend proxies (connect, join, message); none by default.
+    public var proxies = BackendProxyConfiguration()
 
     public init() {}
 }
@@ -39,6 +41,8 @@ public final class RealtimeApplication: Sendable {
     public let configuration: RealtimeConfiguration
     let policy: any AuthorizationPolicy
     let logger: Logger
+    /// nil without any `--proxy-*` URL.
+    let proxies: BackendProxies?
     private let unknownEventCount = Atomic<Int>(0)
     private let messageCount = Atomic<Int>(0)
     /// Connected sockets per user id, all loops (taken at CONNECT and disconnect only).
@@ -56,7 +60,8 @@ public final class RealtimeApplication: Sendable {
         self.logger = logger
         self.policy = configuration.authorization == .claims ? ClaimsPolicy() : OpenPolicy()
         self.io = SocketIOServer(configuration: configuration.socketIO, logger: logger)
-        if configuration.auth == .none {
+        self.proxies = configuration.proxies.isEnabled ? BackendProxies(configuration.proxies) : nil
+        if configuration.auth == .none, configuration.proxies.connectURL == nil {
             logger.warning("authentication is OFF (--auth none): the userId query parameter is trusted; development only")
         }
         precondition(configuration.auth == .none || configuration.jwt != nil, "--auth jwt needs a JWT key")
@@ -76,6 +81,12 @@ public final class RealtimeApplication: Sendable {
 
     /// Refused JWTs by reason: "missing", or a `JWTVerifier.Failure` case (`expired`, `badSignature`...).
     public var jwtFailures: [String: Int] { jwtFailureCounts.withLock { $0 } }
+    func countMessage() { messageCount.add(1, ordering: .relaxed) }
+
+    /// Closes the proxies' HTTP connections (after the server stopped).
+    public func shutdownProxies() {
+        proxies?.client.syncShutdown()
+    }
 
     static func projectRoom(_ id: String) -> String { "project:" + id }
     static func conversationRoom(_ id: String) -> String { "conversation:" + id }
@@ -161,6 +172,13 @@ public final class RealtimeApplication: Sendable {
         canJoin: @escaping @Sendable (AuthenticatedUser, String) -> Bool
     ) {
         ns.on("join:" + kind) { [self] socket, args, ack in
+            if let proxies, let endpoint = proxies.join {
+                let id: String
+                do throws(PayloadError) { id = try parse(args) } catch { respond(socket, "join:" + kind, ack, .failure(error)); return }
+                proxyJoin(socket, event: "join:" + kind, kind: kind, id: id, room: room(id), idKey: idKey,
+                          ack: ack, endpoint: endpoint, proxies: proxies)
+                return
+            }
             handle(socket, "join:" + kind, ack) { user throws(PayloadError) in
                 let id = try parse(args)
                 guard canJoin(user, id) else { throw PayloadError("forbidden") }
@@ -179,6 +197,50 @@ public final class RealtimeApplication: Sendable {
 
     private func configure() {
         let ns = io.sockets
+        if let endpoint = proxies?.connect {
+            // The backend decides each CONNECT: alone (--auth none), or after the JWT (--auth jwt).
+            let headers = configuration.proxies.connectHeaders
+            let jwt = configuration.auth == .jwt
+            ns.use(async: { [self] handshake in
+                var verified: AuthenticatedUser?
+                if jwt {
+                    guard let user = await authenticate(handshake) else { return .reject(message: "unauthorized") }
+                    verified = user
+                }
+                return await proxyConnect(handshake, verified: verified, endpoint: endpoint, headers: headers)
+            })
+        } else {
+            configureAuthentication(ns)
+        }
+        ns.onConnection { [self] socket in
+            guard let user = socket.data as? AuthenticatedUser else { socket.disconnect(); return }
+            // The middleware's check can race with another CONNECT of the same user (and the connect
+            // proxy does not make it): counted here, on admission, where it is definitive.
+            guard admitConnection(of: user) else { socket.disconnect(); return }
+            socket.onDisconnect { [self] _, _ in releaseConnection(of: user) }
+            socket.join(Self.userRoom(user.id))
+            if let endpoint = proxies?.message {
+                // This socket's own handler: it owns the queue that keeps its messages in send order.
+                let queue = LoopBound(value: SenderQueue(limit: configuration.proxies.maxPerSocket))
+                socket.on("message:send") { [self] socket, args, ack in
+                    proxyMessage(socket, args, ack, queue: queue.value, endpoint: endpoint)
+                }
+            }
+        }
+        registerRoomEvents(on: ns, kind: "project", idKey: "projectId", room: Self.projectRoom,
+                           parse: RealtimeValidation.projectId, canJoin: policy.canJoinProject)
+        registerRoomEvents(on: ns, kind: "conversation", idKey: "conversationId", room: Self.conversationRoom,
+                           parse: RealtimeValidation.conversationId, canJoin: policy.canJoinConversation)
+        if proxies?.message == nil { registerLocalMessageSend(on: ns) }
+        ns.onUnknownEvent { [self] socket, event, _, ack in
+            unknownEventCount.add(1, ordering: .relaxed)
+            logger.debug("unknown event ignored", metadata: ["event": "\(event)", "socket": "\(socket.id)"])
+            ack?(["ok": false, "error": .string("unknown event \(event)")])
+        }
+    }
+
+    /// Without a connect proxy: `--auth none` or `--auth jwt` alone.
+    private func configureAuthentication(_ ns: Namespace) {
         switch configuration.auth {
         case .none:
             // Nothing to wait for: synchronous, on the loop thread.
@@ -196,18 +258,10 @@ public final class RealtimeApplication: Sendable {
                 return .accept(data: user)
             })
         }
-        ns.onConnection { [self] socket in
-            guard let user = socket.data as? AuthenticatedUser else { socket.disconnect(); return }
-            // The middleware's check can race with another CONNECT of the same user: counted here,
-            // on admission, where it is definitive.
-            guard admitConnection(of: user) else { socket.disconnect(); return }
-            socket.onDisconnect { [self] _, _ in releaseConnection(of: user) }
-            socket.join(Self.userRoom(user.id))
-        }
-        registerRoomEvents(on: ns, kind: "project", idKey: "projectId", room: Self.projectRoom,
-                           parse: RealtimeValidation.projectId, canJoin: policy.canJoinProject)
-        registerRoomEvents(on: ns, kind: "conversation", idKey: "conversationId", room: Self.conversationRoom,
-                           parse: RealtimeValidation.conversationId, canJoin: policy.canJoinConversation)
+    }
+
+    /// Without a message proxy: Chorus stamps the message itself and broadcasts it at once.
+    private func registerLocalMessageSend(on ns: Namespace) {
         ns.on("message:send") { [self] socket, args, ack in
             handle(socket, "message:send", ack) { user throws(PayloadError) in
                 let m = try RealtimeValidation.messageSend(args, maxContentLength: configuration.maxContentLength)
@@ -228,11 +282,6 @@ public final class RealtimeApplication: Sendable {
                 return ["message": message]
             }
         }
-        ns.onUnknownEvent { [self] socket, event, _, ack in
-            unknownEventCount.add(1, ordering: .relaxed)
-            logger.debug("unknown event ignored", metadata: ["event": "\(event)", "socket": "\(socket.id)"])
-            ack?(["ok": false, "error": .string("unknown event \(event)")])
-        }
     }
 
     /// Runs an event body; answers the ack `{ok: true, ...}` / `{ok: false, error}`, or emits
@@ -241,14 +290,22 @@ public final class RealtimeApplication: Sendable {
                         _ body: (AuthenticatedUser) throws(PayloadError) -> JSONObject) {
         guard let user = socket.data as? AuthenticatedUser else { return }
         do {
-            var result = try body(user)
-            if let ack {
-                var reply: JSONObject = ["ok": true]
-                for (k, v) in result { reply[k] = v }
-                result = reply
-                ack(.object(result))
-            }
+            respond(socket, event, ack, .success(try body(user)))
         } catch {
+            respond(socket, event, ack, .failure(error))
+        }
+    }
+
+    /// Answers an event: the ack `{ok: true, ...}` / `{ok: false, error}`, or `error {event, error}`
+    /// on failure when the client asked for no ack.
+    func respond(_ socket: Socket, _ event: String, _ ack: Ack?, _ result: Result<JSONObject, PayloadError>) {
+        switch result {
+        case .success(let fields):
+            guard let ack else { return }
+            var reply: JSONObject = ["ok": true]
+            for (k, v) in fields { reply[k] = v }
+            ack(.object(reply))
+        case .failure(let error):
             if let ack {
                 ack(["ok": false, "error": .string(error.message)])
             } else {
@@ -298,6 +355,7 @@ public final class RealtimeApplication: Sendable {
         var counters = JSONObject()
         for (k, v) in io.stats.sorted(by: { $0.key < $1.key }) { counters[k] = JSONValue(v) }
         o["counters"] = .object(counters)
+        if let proxies { o["proxies"] = proxies.stats }
         return .object(o)
     }
 }

@@ -156,6 +156,14 @@ public final class WebSocketServer: @unchecked Sendable {
         loop.loop.execute { loop.connection(id).map(body) }
     }
 
+    /// Runs `body` on loop `index` (a connection's `id.loop`) whether or not the connection is still
+    /// there: to finish, in order, work a connection started (a proxied chat message is broadcast
+    /// even when its sender left before the backend answered).
+    public func execute(onLoop index: Int, _ body: @escaping @Sendable () -> Void) {
+        guard index >= 0, index < loops.count else { return }
+        loops[index].loop.execute(body)
+    }
+
     // MARK: Admission and accounting
 
     /// nil to admit, or the reason for refusing.

@@ -132,6 +132,21 @@ struct Serve: ParsableCommand {
     var redisRequestTimeout = 5000
     @Option(help: "Publishes kept while Redis is unreachable; beyond, they are dropped and counted.") var redisPublishQueue = 10_000
 
+    // Backend proxies (realtime): the product's backend decides, Chorus fans out.
+    @Option(help: "URL the backend stores each message:send at before it is broadcast (POST JSON; realtime).") var proxyMessage: String?
+    @Option(help: "URL the backend decides each join:project / join:conversation at, instead of --authz (realtime).") var proxyJoin: String?
+    @Option(help: "URL the backend decides each CONNECT at: alone with --auth none, after the JWT with --auth jwt (realtime).") var proxyConnect: String?
+    @Option(help: "Bearer token the proxies send to the backend.") var proxyToken: String?
+    @Option(help: "File holding the proxies' bearer token.") var proxyTokenFile: String?
+    @Option(help: "Seconds a proxy call has before it fails as unavailable.") var proxyTimeout = 3.0
+    @Option(help: "Proxy calls in flight per endpoint at most; beyond, refused as unavailable at once.") var proxyMaxInFlight = 1000
+    @Option(help: "Kept-alive connections to the backend per host at most.") var proxyConnections = 8
+    @Option(help: "message:send calls one socket may have waiting for the backend; beyond, refused as unavailable.") var proxyMaxPerSocket = 32
+    @Option(help: "Seconds a join decision (allowed/forbidden) is reused for the same user and room (0: ask every time).") var proxyJoinCache = 0.0
+    @Option(help: "Join decisions cached at most.") var proxyJoinCacheSize = 100_000
+    @Option(help: "Comma-separated request headers forwarded to the connect proxy (empty: none).")
+    var proxyConnectHeaders = "authorization,cookie,origin,user-agent"
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be 0...65535") }
@@ -161,6 +176,17 @@ struct Serve: ParsableCommand {
             guard maxConnectionsPerUser >= 0 else { throw ValidationError("--max-connections-per-user must not be negative") }
             guard middlewareTimeout >= 0 else { throw ValidationError("--middleware-timeout must not be negative") }
             guard jwtMaxSize > 0, jwtMaxDepth > 0 else { throw ValidationError("--jwt-max-size and --jwt-max-depth must be positive") }
+            for (flag, url) in [("--proxy-message", proxyMessage), ("--proxy-join", proxyJoin), ("--proxy-connect", proxyConnect)] {
+                if let url, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+                    throw ValidationError("\(flag) must be an http:// or https:// URL")
+                }
+            }
+            guard proxyTimeout > 0 else { throw ValidationError("--proxy-timeout must be positive") }
+            guard proxyMaxInFlight >= 1, proxyConnections >= 1, proxyMaxPerSocket >= 1, proxyJoinCacheSize >= 1 else {
+                throw ValidationError("--proxy-max-in-flight, --proxy-connections, --proxy-max-per-socket and --proxy-join-cache-size must be at least 1")
+            }
+            guard proxyJoinCache >= 0 else { throw ValidationError("--proxy-join-cache must not be negative") }
+            guard proxyToken == nil || proxyTokenFile == nil else { throw ValidationError("give --proxy-token or --proxy-token-file, not both") }
             if auth == .jwt {
                 let keys = [jwtSecret, jwtSecretFile, jwtPublicKeyFile].compactMap { $0 }.count
                 guard keys == 1 else {
@@ -230,7 +256,8 @@ struct Serve: ParsableCommand {
             rc.socketIO.middlewareTimeout = middlewareTimeout
             rc.socketIO.maxPayloadBeforeConnect = maxPayloadBeforeConnect
             rc.auth = auth
-            rc.authorization = authz ?? (auth == .jwt ? .claims : .open)
+            // Claims by default whenever someone vouches for the user (the token or the connect proxy).
+            rc.authorization = authz ?? (auth == .jwt || proxyConnect != nil ? .claims : .open)
             rc.maxContentLength = maxContentLength
             rc.maxConnectionsPerUser = maxConnectionsPerUser
             rc.apiToken = try apiToken ?? apiTokenFile.map { try Self.readSecret($0) }
@@ -245,6 +272,20 @@ struct Serve: ParsableCommand {
                                      maxTokenSize: jwtMaxSize, maxNestingDepth: jwtMaxDepth)
             }
             if rc.apiToken == nil { logger.warning("no --api-token: the HTTP emit API answers 401") }
+            rc.proxies.messageURL = proxyMessage
+            rc.proxies.joinURL = proxyJoin
+            rc.proxies.connectURL = proxyConnect
+            rc.proxies.client.token = try proxyToken ?? proxyTokenFile.map { try Self.readSecret($0) }
+            rc.proxies.client.timeout = proxyTimeout
+            rc.proxies.client.maxInFlight = proxyMaxInFlight
+            rc.proxies.client.connections = proxyConnections
+            // A stored message must fit in a Socket.IO packet anyway.
+            rc.proxies.client.maxResponseSize = maxPayload
+            rc.proxies.maxPerSocket = proxyMaxPerSocket
+            rc.proxies.joinCacheTTL = proxyJoinCache
+            rc.proxies.joinCacheSize = proxyJoinCacheSize
+            rc.proxies.connectHeaders = proxyConnectHeaders.split(separator: ",")
+                .map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }
             // Engine.IO's limits replace the WebSocket ones; its heartbeat replaces WebSocket pings.
             config.maxMessageSize = rc.socketIO.webSocketMessageLimit
             config.applicationTimeouts = rc.socketIO.timeouts
@@ -306,5 +347,6 @@ struct Serve: ParsableCommand {
         server.shutdown()
         metricsServer?.shutdown()
         (application as? SocketIOServer)?.adapter.stop()
+        realtime?.shutdownProxies()
     }
 }
