@@ -951,12 +951,3 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         OutgoingFrame.make(opcode, payload, deflater: compress ? sharedDeflater : nil, scratch: &compressScratch, arenas: (frameArena, compressedFrameArena))
     }
 }
-
-extension String {
-    var trimmingSpaces: Substring {
-        var s = Substring(self)
-        while s.first == " " || s.first == "\t" { s.removeFirst() }
-        while s.last == " " || s.last == "\t" { s.removeLast() }
-        return s
-    }
-}
