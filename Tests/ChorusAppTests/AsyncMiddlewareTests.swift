@@ -34,7 +34,9 @@ struct AsyncMiddlewareTests {
         let gate = Gate()
         let connections = Counter()
 
-        init(maxPendingPackets: Int = 16, middlewareTimeout: Double = 10, maxPayloadBeforeConnect: Int = 16 * 1024) throws {
+        /// `middlewareTimeout`: far above the longest wait of these tests on a loaded machine (the
+        /// gated middleware would otherwise time out before the test opens the gate).
+        init(maxPendingPackets: Int = 16, middlewareTimeout: Double = 120, maxPayloadBeforeConnect: Int = 16 * 1024) throws {
             var sio = SocketIOConfiguration()
             sio.maxPendingPackets = maxPendingPackets
             sio.middlewareTimeout = middlewareTimeout
