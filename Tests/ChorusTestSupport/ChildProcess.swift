@@ -187,6 +187,7 @@ public final class ChildProcess: @unchecked Sendable {
 /// PR_SET_PDEATHSIG (set by setpriv in the child) fires only when the whole runner dies.
 final class SpawnerThread: @unchecked Sendable {
     static let shared = SpawnerThread()
+    private let callers = NSLock()
     private let condition = NSCondition()
     private var job: (() -> (any Error)?)?
     private var result: (any Error)??
@@ -212,17 +213,18 @@ final class SpawnerThread: @unchecked Sendable {
         }
     }
 
-    /// Runs `work` on the spawner thread and returns its result; one caller at a time.
+    /// Runs `work` on the spawner thread and returns its result; one caller at a time (the
+    /// `callers` lock is held for the whole hand-off, so no caller can take another's result).
     func run(_ work: @escaping () -> (any Error)?) -> (any Error)? {
+        callers.lock()
+        defer { callers.unlock() }
         condition.lock()
         defer { condition.unlock() }
-        while job != nil || result != nil { condition.wait() }
         job = work
         condition.broadcast()
         while result == nil { condition.wait() }
         let outcome = result!
         result = nil
-        condition.broadcast()
         return outcome
     }
 }
