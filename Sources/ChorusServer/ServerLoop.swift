@@ -101,6 +101,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
 
     func run() {
         threadID = pthread_self()
+        stats.threadID = Self.kernelThreadID()
         do {
             try loop.run(delegate: self)
         } catch {
@@ -109,6 +110,15 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         // Whatever is left (forced stop) is closed without ceremony.
         for case let connection? in slots { finalize(connection) }
         if listenerFD >= 0 { Socket.close(listenerFD) }
+    }
+
+    /// This thread's kernel id, from /proc/thread-self ("PID/task/TID"); once per loop, at start.
+    private static func kernelThreadID() -> Int32 {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/thread-self", &buffer, buffer.count - 1)
+        guard n > 0 else { return 0 }
+        let path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return path.split(separator: "/").last.flatMap { Int32($0) } ?? 0
     }
 
     var isCurrentThread: Bool {
