@@ -42,6 +42,7 @@ public enum MetricCatalog {
         .init(name: "chorus_loop_connections", kind: .gauge, labels: ["loop"], help: "Open connections of one event loop."),
         .init(name: "chorus_loop_iterations_total", kind: .counter, labels: ["loop"], help: "Event loop iterations (one per epoll_wait return)."),
         .init(name: "chorus_loop_busy_seconds_total", kind: .counter, labels: ["loop"], help: "Time an event loop spent working (from epoll_wait's return to the end of its flush); its rate is the loop's load."),
+        .init(name: "chorus_loop_cpu_seconds_total", kind: .counter, labels: ["loop"], help: "User and system CPU time of an event loop's thread."),
         .init(name: "chorus_loop_events_per_iteration", kind: .histogram, labels: [], help: "Socket events handled per event loop iteration."),
         .init(name: "chorus_loop_iteration_seconds", kind: .histogram, labels: [], help: "Busy time of one event loop iteration."),
         // Socket.IO

@@ -75,6 +75,7 @@ public final class MetricsCollector: Sendable {
                 w.gauge("chorus_loop_connections", loop.connections, ["loop": String(i)])
                 w.count("chorus_loop_iterations_total", loop.iterations, ["loop": String(i)])
                 w.seconds("chorus_loop_busy_seconds_total", Double(loop.busyNanoseconds) / 1e9, ["loop": String(i)])
+                w.seconds("chorus_loop_cpu_seconds_total", ProcessMetrics.threadCPUSeconds(loop.threadID), ["loop": String(i)])
             }
             if case let (counts, events, sockets)? = sio {
                 for (ns, n) in sockets { w.gauge("chorus_socketio_sockets", n, ["namespace": ns]) }

@@ -13,7 +13,7 @@ public final class MetricsEndpoint: ServerApplication {
 
     public func handleHTTP(_ request: HTTPRequest, server: WebSocketServer) -> HTTPResponse? {
         guard request.head.path == OperatorRoutes.metricsPath else { return .text(404, "not found: only /metrics here\n") }
-        guard request.head.method == "GET" || request.head.method == "HEAD" else { return OperatorRoutes.methodNotAllowed }
+        guard request.head.method == "GET" else { return OperatorRoutes.methodNotAllowed }
         return OperatorRoutes.metricsResponse(collector)
     }
 

@@ -39,7 +39,7 @@ public final class OperatorRoutes: Sendable {
     public func handle(_ request: HTTPRequest) -> HTTPResponse? {
         switch request.head.path {
         case Self.metricsPath:
-            guard request.head.method == "GET" || request.head.method == "HEAD" else { return Self.methodNotAllowed }
+            guard request.head.method == "GET" else { return Self.methodNotAllowed }
             guard authorized(request.head) else { return Self.unauthorized }
             return Self.metricsResponse(collector)
         case Self.dashboardPath, Self.dashboardPath + "/":

@@ -36,6 +36,16 @@ public struct ProcessMetrics: Sendable, Equatable {
         return m
     }
 
+    /// User and system CPU seconds of one thread of this process (0 if it cannot be read).
+    public static func threadCPUSeconds(_ threadID: Int32) -> Double {
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        guard threadID > 0, ticks > 0, let stat = readFile("/proc/self/task/\(threadID)/stat"),
+              let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return 0 }
+        let fields = stat[(close + 1)...].split(separator: UInt8(ascii: " ")).map { String(decoding: $0, as: UTF8.self) }
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / ticks
+    }
+
     /// Seconds since the epoch at boot (`btime` in /proc/stat).
     static func bootTime() -> Double {
         guard let stat = readFile("/proc/stat") else { return 0 }

@@ -126,6 +126,9 @@ public struct ServerStats: Sendable, Equatable {
     /// Recipients per emit on this loop (its share of the fan-out), and their sum.
     public var fanout = SIMD16<Int>()
     public var broadcastRecipients = 0
+    /// The loop thread's kernel thread id (in `WebSocketServer.statsPerLoop`; not summed), for
+    /// reading its CPU time from /proc.
+    public var threadID: Int32 = 0
 
     public init() {}
 

@@ -106,6 +106,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         // The server outlives its loop threads, so the unretained pointer stays valid while set.
         chorus_set_current_loop(Unmanaged.passUnretained(self).toOpaque())
         defer { chorus_set_current_loop(nil) }
+        stats.threadID = Self.kernelThreadID()
         do {
             try loop.run(delegate: self)
         } catch {
@@ -122,6 +123,15 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         guard let pointer = chorus_current_loop() else { return nil }
         let loop = Unmanaged<ServerLoop>.fromOpaque(pointer).takeUnretainedValue()
         return loop.server === server ? loop : nil
+    }
+
+    /// This thread's kernel id, from /proc/thread-self ("PID/task/TID"); once per loop, at start.
+    private static func kernelThreadID() -> Int32 {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/thread-self", &buffer, buffer.count - 1)
+        guard n > 0 else { return 0 }
+        let path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return path.split(separator: "/").last.flatMap { Int32($0) } ?? 0
     }
 
     // MARK: EventLoopDelegate
@@ -1064,14 +1074,5 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         stats.compressionBytesIn &+= bytesIn
         stats.compressionBytesOut &+= compressScratch.count
         stats.compressionNanoseconds &+= Int(truncatingIfNeeded: monotonicNanoseconds() &- started)
-    }
-}
-
-extension String {
-    var trimmingSpaces: Substring {
-        var s = Substring(self)
-        while s.first == " " || s.first == "\t" { s.removeFirst() }
-        while s.last == " " || s.last == "\t" { s.removeLast() }
-        return s
     }
 }

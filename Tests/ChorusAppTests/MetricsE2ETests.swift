@@ -62,3 +62,32 @@ import Testing
         #expect(closing == 10, "\(server.stderr)")
     }
 }
+
+/// The observing flags at their edges: bad values are refused at start with the flag's name.
+@Suite("Observing flags") struct ObservingFlagTests {
+    @Test("--metrics-port outside 0...65535 and an unknown --log-format are refused", arguments: [
+        (["--metrics-port", "65536"], "--metrics-port"),
+        (["--metrics-port", "-1"], "metrics-port"),
+        (["--log-format", "xml"], "log-format"),
+    ])
+    func refused(_ flags: [String], _ mentioned: String) async throws {
+        let child = try ChildProcess(executable: ChorusProcess.binary,
+                                     arguments: ["serve", "--app", "echo", "--port", "0"] + flags)
+        let status = try await child.waitForExit(timeout: .seconds(20))
+        #expect(status != 0)
+        #expect(child.stderr.text.contains(mentioned), "\(child.diagnostics)")
+    }
+
+    @Test("--metrics-host binds the metrics listener where asked")
+    func metricsHost() async throws {
+        let server = try await ChorusProcess.start(app: "echo", ["--metrics-port", "0", "--metrics-host", "127.0.0.2"])
+        defer { server.kill() }
+        let line = try await server.child.waitForLine(timeout: .seconds(5)) { $0.hasPrefix("chorus: metrics on ") }
+        #expect(line.hasPrefix("chorus: metrics on 127.0.0.2:"), "\(line)")
+        let port = try #require(UInt16(line.split(separator: ":").last.map(String.init) ?? ""))
+        let tcp = try RawTCPConnection(port: port, host: "127.0.0.2")
+        try tcp.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        let answer = String(decoding: try tcp.readToEOF(), as: UTF8.self)
+        #expect(answer.hasPrefix("HTTP/1.1 200") && answer.contains("# TYPE chorus_connections gauge"))
+    }
+}

@@ -68,6 +68,7 @@ private func get(_ port: Int, _ path: String, token: String?) throws -> String {
         #expect((sample(text, "chorus_received_bytes_total") ?? 0) > 0)
         #expect(sample(text, "chorus_loops") == 2)
         #expect((sample(text, "chorus_loop_iterations_total", "loop=\"0\"") ?? 0) > 0)
+        #expect(sample(text, "chorus_loop_cpu_seconds_total", "loop=\"1\"") != nil)
         #expect((sample(text, "process_resident_memory_bytes") ?? 0) > 1_000_000)
         #expect((sample(text, "process_open_fds") ?? 0) > 3)
         #expect((sample(text, "process_start_time_seconds") ?? 0) > 1_600_000_000)

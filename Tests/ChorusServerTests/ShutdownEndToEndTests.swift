@@ -41,3 +41,18 @@ struct ShutdownEndToEndTests {
         #expect(try await server.waitForExit(timeout: .seconds(5)) == 0, "\(server.diagnostics)")
     }
 }
+
+/// Children of the test runner die with it (PR_SET_PDEATHSIG through setpriv): a crashed runner
+/// leaves no server behind.
+@Suite("Child processes")
+struct ChildProcessTests {
+    @Test("a child started by the harness has SIGKILL as its parent-death signal")
+    func parentDeathSignal() async throws {
+        // PR_GET_PDEATHSIG (2) from inside the child, through ctypes.
+        let python = URL(fileURLWithPath: ProcessInfo.processInfo.environment["CHORUS_PYTHON"] ?? "/usr/bin/python3")
+        let script = "import ctypes; s = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(s)); print('pdeathsig', s.value)"
+        let child = try ChildProcess(executable: python, arguments: ["-c", script])
+        let line = try await child.waitForLine(timeout: .seconds(20)) { $0.hasPrefix("pdeathsig") }
+        #expect(line == "pdeathsig \(SIGKILL)")
+    }
+}

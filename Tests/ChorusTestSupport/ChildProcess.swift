@@ -62,11 +62,21 @@ public final class ChildProcess: @unchecked Sendable {
     public let stdout: OutputCollector
     public let stderr: OutputCollector
 
+    /// util-linux's setpriv, to start children with PR_SET_PDEATHSIG (nil if absent).
+    static let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
     public init(executable: URL, arguments: [String], environment: [String: String]? = nil) throws {
         name = executable.lastPathComponent
         process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
+        if let setpriv = Self.setpriv {
+            // The child gets SIGKILL when the test runner dies, even of a crash: no server is left
+            // behind. setpriv sets the signal and execs the program (same pid).
+            process.executableURL = URL(fileURLWithPath: setpriv)
+            process.arguments = ["--pdeathsig", "KILL", "--", executable.path] + arguments
+        } else {
+            process.executableURL = executable
+            process.arguments = arguments
+        }
         process.currentDirectoryURL = Repository.root
         if let environment { process.environment = environment }
         let out = Pipe(), err = Pipe()
@@ -76,15 +86,22 @@ public final class ChildProcess: @unchecked Sendable {
         // The test's threads (libdispatch workers) block most signals, and a spawned child
         // inherits the spawning thread's mask: chorus would then never see SIGTERM/SIGINT.
         // Spawn with nothing blocked, as from a shell, and restore the thread's mask after.
-        var empty = sigset_t(), saved = sigset_t()
-        sigemptyset(&empty)
-        pthread_sigmask(SIG_SETMASK, &empty, &saved)
-        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
-        do {
-            try process.run()
-        } catch {
-            throw HarnessError("could not start \(executable.path): \(error)")
+        // Spawned from the one spawner thread: the parent-death signal fires when the *thread*
+        // that started the child exits, and the cooperative pool retires idle threads.
+        let process = self.process
+        let failure: (any Error)? = SpawnerThread.shared.run {
+            var empty = sigset_t(), saved = sigset_t()
+            sigemptyset(&empty)
+            pthread_sigmask(SIG_SETMASK, &empty, &saved)
+            defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+            do {
+                try process.run()
+                return nil
+            } catch {
+                return error
+            }
         }
+        if let failure { throw HarnessError("could not start \(executable.path): \(failure)") }
         // The parent must not hold the write ends, or the readers never see EOF.
         try? out.fileHandleForWriting.close()
         try? err.fileHandleForWriting.close()
@@ -163,5 +180,51 @@ public final class ChildProcess: @unchecked Sendable {
             return lines.suffix(40).joined(separator: "\n")
         }
         return "--- \(name) stdout ---\n\(tail(stdout.text))\n--- \(name) stderr ---\n\(tail(stderr.text))"
+    }
+}
+
+/// A thread that lives as long as the test process and starts every child process, so that
+/// PR_SET_PDEATHSIG (set by setpriv in the child) fires only when the whole runner dies.
+final class SpawnerThread: @unchecked Sendable {
+    static let shared = SpawnerThread()
+    private let callers = NSLock()
+    private let condition = NSCondition()
+    private var job: (() -> (any Error)?)?
+    private var result: (any Error)??
+
+    private init() {
+        let thread = Thread { [unowned self] in self.serve() }
+        thread.name = "child-spawner"
+        thread.start()
+    }
+
+    private func serve() {
+        while true {
+            condition.lock()
+            while job == nil { condition.wait() }
+            let work = job!
+            job = nil
+            condition.unlock()
+            let outcome = work()
+            condition.lock()
+            result = .some(outcome)
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    /// Runs `work` on the spawner thread and returns its result; one caller at a time (the
+    /// `callers` lock is held for the whole hand-off, so no caller can take another's result).
+    func run(_ work: @escaping () -> (any Error)?) -> (any Error)? {
+        callers.lock()
+        defer { callers.unlock() }
+        condition.lock()
+        defer { condition.unlock() }
+        job = work
+        condition.broadcast()
+        while result == nil { condition.wait() }
+        let outcome = result!
+        result = nil
+        return outcome
     }
 }
