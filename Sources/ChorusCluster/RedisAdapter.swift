@@ -196,8 +196,13 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
         let message = ClusterBroadcast(
             uid: uid, packet: ClusterPacket(data: broadcast.data, namespace: broadcast.namespace),
             selector: ClusterSelector(rooms: broadcast.rooms, except: broadcast.except))
-        publish(channels.broadcastChannel(rooms: broadcast.rooms), message.encode())
-        onLoop { [self] in counters.broadcastsPublished += 1 }
+        // Encoded on the caller's thread; one hop to the Redis loop publishes and counts it.
+        let channel = channels.broadcastChannel(rooms: broadcast.rooms)
+        let bytes = message.encode()
+        onLoop { [self] in
+            publish(channel, bytes)
+            counters.broadcastsPublished += 1
+        }
     }
 
     public func addSockets(_ selector: SocketSelector, rooms: [String]) {
@@ -262,8 +267,11 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
 
     private func publishRequest(_ namespace: String, _ request: ClusterRequest) {
         guard let channels = channelsByNamespace[namespace] else { return }
-        publish(channels.request, request.encode())
-        onLoop { [self] in counters.requestsPublished += 1 }
+        let bytes = request.encode()
+        onLoop { [self] in
+            publish(channels.request, bytes)
+            counters.requestsPublished += 1
+        }
     }
 
     /// `PUBSUB NUMSUB <request channel>`: how many nodes (this one included) listen.
@@ -379,8 +387,11 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
         let ns = io.of(namespace)
         let respond: @Sendable (ClusterResponse) -> Void = { [weak self] response in
             guard let self else { return }
-            publish(channels.response, response.encode())
-            onLoop { [self] in counters.responsesPublished += 1 }
+            let bytes = response.encode()
+            onLoop { [self] in
+                publish(channels.response, bytes)
+                counters.responsesPublished += 1
+            }
         }
         switch request {
         case .sockets(_, let requestId, let rooms):
