@@ -29,6 +29,9 @@ public struct LoadPlan: Sendable {
     /// Socket.IO mode (`chorus-bench socketio`): Engine.IO v4 / Socket.IO v5 over WebSocket, messages
     /// sent as `message:send` to a conversation room, received as `message:new`. Nil: raw WebSocket.
     public var socketIO: SocketIOPlan?
+    /// More servers (nodes of one cluster): connection `id` goes to server `id % (1 + count)`, the
+    /// first being `url`, so publishers and receivers are spread over the nodes.
+    public var alsoURLs: [WebSocketURL] = []
 
     public init(
         url: WebSocketURL, receivers: Int, publishers: Int, size: Int, rate: Double = 0, window: Int = 0,
@@ -147,7 +150,7 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
     let loop: EventLoop
     let plan: LoadPlan
     let control: RunControl
-    let server: SocketAddress
+    let servers: [SocketAddress]
     let sources: [SocketAddress]
     var conns: [Connection] = []
     var publishers: [Connection] = []
@@ -175,11 +178,11 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
     var opened = 0
     var failed = 0
 
-    init(index: Int, plan: LoadPlan, control: RunControl, server: SocketAddress, sources: [SocketAddress], share: Double) throws(IOError) {
+    init(index: Int, plan: LoadPlan, control: RunControl, servers: [SocketAddress], sources: [SocketAddress], share: Double) throws(IOError) {
         loop = try EventLoop(index: index, tickNanoseconds: 1_000_000, eventBatch: 1024)
         self.plan = plan
         self.control = control
-        self.server = server
+        self.servers = servers
         self.sources = sources
         self.share = share
         readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
@@ -230,7 +233,7 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
             attempts -= 1
             let source: SocketAddress? = sources.isEmpty ? nil : sources[sourceCursor % sources.count]
             do {
-                let fd = try Socket.connect(to: server, from: source)
+                let fd = try Socket.connect(to: servers[c.id % servers.count], from: source)
                 _ = try? Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
                 c.fd = fd
                 c.state = .connecting

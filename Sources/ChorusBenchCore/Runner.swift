@@ -142,10 +142,10 @@ final class Fleet {
     var threads: [LoopThread] = []
 
     init(plan: LoadPlan, total: Int, publishers: Int) throws {
-        let server = try SocketAddress(host: plan.url.host, port: plan.url.port)
+        let servers = try ([plan.url] + plan.alsoURLs).map { url throws(IOError) in try SocketAddress(host: url.host, port: url.port) }
         let sources = try plan.sourceAddresses.map { host throws(IOError) in try SocketAddress(host: host, port: 0) }
         for i in 0..<plan.threads {
-            workers.append(try Worker(index: i, plan: plan, control: control, server: server, sources: sources,
+            workers.append(try Worker(index: i, plan: plan, control: control, servers: servers, sources: sources,
                                       share: 1.0 / Double(plan.threads)))
         }
         control.publisherHomes = []

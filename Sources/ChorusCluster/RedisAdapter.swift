@@ -84,6 +84,8 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
 
     // Loop-confined.
     private var pending: [String: PendingRequest] = [:]
+    /// This node's broadcasts with acknowledgements awaiting the other nodes' counts and answers.
+    private var ackRequests: [String: (clientCount: @Sendable (Int) -> Void, ack: @Sendable (JSONValue) -> Void)] = [:]
     private var counters = ClusterCounters()
 
     public init(configuration: RedisAdapterConfiguration, logger: Logger = Logger(label: "chorus.cluster")) {
@@ -194,8 +196,13 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
         let message = ClusterBroadcast(
             uid: uid, packet: ClusterPacket(data: broadcast.data, namespace: broadcast.namespace),
             selector: ClusterSelector(rooms: broadcast.rooms, except: broadcast.except))
-        publish(channels.broadcastChannel(rooms: broadcast.rooms), message.encode())
-        onLoop { [self] in counters.broadcastsPublished += 1 }
+        // Encoded on the caller's thread; one hop to the Redis loop publishes and counts it.
+        let channel = channels.broadcastChannel(rooms: broadcast.rooms)
+        let bytes = message.encode()
+        onLoop { [self] in
+            publish(channel, bytes)
+            counters.broadcastsPublished += 1
+        }
     }
 
     public func addSockets(_ selector: SocketSelector, rooms: [String]) {
@@ -233,6 +240,23 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
             done: { ack($0.map { $0.responses }) })
     }
 
+    public func broadcastWithAck(_ broadcast: AdapterBroadcast, timeout: Double,
+                                 clientCount: @escaping @Sendable (Int) -> Void, ack: @escaping @Sendable (JSONValue) -> Void) {
+        guard let channels = channelsByNamespace[broadcast.namespace] else { return }
+        onLoop { [self] in
+            let requestId = Self.makeID() + Self.makeID()
+            ackRequests[requestId] = (clientCount, ack)
+            let request = ClusterRequest.broadcast(
+                uid: uid, requestId: requestId, packet: ClusterPacket(data: broadcast.data, namespace: broadcast.namespace),
+                selector: ClusterSelector(rooms: broadcast.rooms, except: broadcast.except),
+                flags: ClusterFlags(.object(["timeout": MsgPackValue(json: .double((timeout * 1000).rounded()))])))
+            publish(channels.request, request.encode())
+            counters.requestsPublished += 1
+            // Answers after the timeout have nobody to go to (as in the reference adapter).
+            loop?.schedule(afterNanoseconds: UInt64(max(timeout, 0) * 1e9)) { [weak self] in self?.ackRequests[requestId] = nil }
+        }
+    }
+
     public func serverCount(completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void) {
         onLoop { [self] in
             numSub(channelsByNamespace["/"]?.request ?? ClusterChannels(key: configuration.key, namespace: "/").request, completion)
@@ -243,8 +267,11 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
 
     private func publishRequest(_ namespace: String, _ request: ClusterRequest) {
         guard let channels = channelsByNamespace[namespace] else { return }
-        publish(channels.request, request.encode())
-        onLoop { [self] in counters.requestsPublished += 1 }
+        let bytes = request.encode()
+        onLoop { [self] in
+            publish(channels.request, bytes)
+            counters.requestsPublished += 1
+        }
     }
 
     /// `PUBSUB NUMSUB <request channel>`: how many nodes (this one included) listen.
@@ -354,14 +381,17 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
         }
         // Our own requests come back to us: the local part is already done.
         if request.uid == uid { return }
-        if let id = request.requestId, pending[id] != nil { return }
+        if let id = request.requestId, pending[id] != nil || ackRequests[id] != nil { return }
         counters.requestsReceived += 1
         guard let io, let channels = channelsByNamespace[namespace] else { return }
         let ns = io.of(namespace)
         let respond: @Sendable (ClusterResponse) -> Void = { [weak self] response in
             guard let self else { return }
-            publish(channels.response, response.encode())
-            onLoop { [self] in counters.responsesPublished += 1 }
+            let bytes = response.encode()
+            onLoop { [self] in
+                publish(channels.response, bytes)
+                counters.responsesPublished += 1
+            }
         }
         switch request {
         case .sockets(_, let requestId, let rooms):
@@ -437,9 +467,20 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
     private func receivedResponse(payload: UnsafeRawBufferPointer) {
         let response: ClusterResponse?
         do throws(ClusterWireError) {
-            response = try ClusterResponse.decode(payload, decoder: decoder) { [pending] id in pending[id]?.type }
+            response = try ClusterResponse.decode(payload, decoder: decoder) { [pending, ackRequests] id in
+                ackRequests[id] != nil ? .broadcast : pending[id]?.type
+            }
         } catch {
             counters.malformed += 1
+            return
+        }
+        if let response, let waiting = ackRequests[response.requestId] {
+            counters.responsesReceived += 1
+            switch response {
+            case .broadcastClientCount(_, let count): waiting.clientCount(count)
+            case .broadcastAck(_, let value): waiting.ack(value)
+            default: break
+            }
             return
         }
         guard let response, let entry = pending[response.requestId] else { return }

@@ -50,6 +50,8 @@ struct LoadOptions: ParsableArguments {
     @Option(help: "Messages per publisher at most (0: no limit; rates are still per --duration).") var messages: Int = 0
     @Option(help: "Exit non-zero when more than this fraction of deliveries is missed.") var maxMissed: Double = 0.001
     @Option(help: "Exit non-zero when errors (protocol, connect, handshake, closes) exceed this.") var maxErrors: Int = 0
+    @Option(help: "Another server to spread connections over (repeatable): the nodes of one cluster; connection i goes to server i mod N.")
+    var alsoUrl: [String] = []
 
     func validate(minimumSize: Int) throws {
         if (rate == nil) == (window == nil) { throw ValidationError("give exactly one of --rate or --window") }
@@ -60,14 +62,17 @@ struct LoadOptions: ParsableArguments {
         if publishers > 99_999 { throw ValidationError("at most 99999 publishers") }
         if duration <= 0 || duration > 3600 || warmup < 0 || warmup > 600 { throw ValidationError("duration in (0, 3600], warmup in [0, 600]") }
         if client.threads < 1 || client.threads > 64 { throw ValidationError("--threads in 1...64") }
+        for u in alsoUrl where WebSocketURL(u) == nil { throw ValidationError("--also-url must look like ws://127.0.0.1:PORT/: \(u)") }
     }
 
     func plan(url: WebSocketURL, binary: Bool = false, socketIO: SocketIOPlan? = nil) -> LoadPlan {
-        LoadPlan(
+        var plan = LoadPlan(
             url: url, receivers: receivers, publishers: publishers, size: size, rate: rate ?? 0,
             window: window ?? 0, duration: duration, warmup: warmup, drain: drain, threads: client.threads,
             deflate: client.deflate, binary: binary, sourceAddresses: parseSources(client.sourceAddresses), connectRate: connectRate,
             connectTimeout: connectTimeout, messages: messages, socketIO: socketIO)
+        plan.alsoURLs = alsoUrl.compactMap { WebSocketURL($0) }
+        return plan
     }
 
     func run(_ plan: LoadPlan) throws {

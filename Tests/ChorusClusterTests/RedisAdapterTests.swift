@@ -122,4 +122,38 @@ struct RedisAdapterTests {
         #expect(try clientB.receive().text == #"451-["news",{"n":1},{"_placeholder":true,"num":0}]"#)
         #expect(try clientB.receive().payload == [1, 2])
     }
+
+    /// Reads an event with an ack id (`42<id>[...]`) and answers it with `answer`.
+    static func answer(_ client: BlockingWebSocketClient, _ answer: String) throws {
+        let frame = try client.receive().text
+        #expect(frame.hasPrefix("42"), "\(frame)")
+        let id = frame.dropFirst(2).prefix(while: \.isNumber)
+        try client.send(text: "43\(id)[\(answer)]")
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func emitWithAckGathersEveryNodesAnswers() async throws {
+        let nodes = try await TwoNodes.start()
+        defer { nodes.stop() }
+        let (clientA, _) = try nodes.connect(0)
+        let (clientB, _) = try nodes.connect(1)
+        defer { clientA.closeNow(); clientB.closeNow() }
+        for client in [clientA, clientB] {
+            try client.send(text: #"420["join","r"]"#)
+            #expect(try client.receive().text == "430[true]")
+        }
+        let all = Task { await nodes.ios[0].to("r").emitWithAck("q", [1], timeout: 5) }
+        try Self.answer(clientA, #""from-a""#)
+        try Self.answer(clientB, #""from-b""#)
+        let result = await all.value
+        #expect(!result.timedOut)
+        #expect(Set(result.answers.compactMap(\.stringValue)) == ["from-a", "from-b"])
+        // One recipient silent: the others' answers at the timeout, marked as timed out.
+        let partial = Task { await nodes.ios[1].to("r").emitWithAck("q", [2], timeout: 1) }
+        try Self.answer(clientA, #""late-a""#)
+        _ = try clientB.receive()
+        let timedOut = await partial.value
+        #expect(timedOut.timedOut)
+        #expect(timedOut.answers == ["late-a"])
+    }
 }

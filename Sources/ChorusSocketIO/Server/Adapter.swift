@@ -1,5 +1,6 @@
 import ChorusServer
 import ChorusWebSocket
+import Synchronization
 
 /// Which sockets an operation is for: those of `namespace` in any of `rooms` (all of them when
 /// `rooms` is empty) and in none of `except`. A socket is in the room named after its id.
@@ -89,6 +90,11 @@ public protocol SocketIOAdapter: AnyObject, Sendable {
     func allRooms(namespace: String, local: Set<String>, completion: @escaping @Sendable (Result<Set<String>, AdapterError>) -> Void)
     /// Server-side emit to the other nodes (`data`: `[event, ...args]`); with `ack`, one answer per node.
     func serverSideEmit(namespace: String, data: [JSONValue], ack: (@Sendable (Result<[JSONValue], AdapterError>) -> Void)?)
+    /// Publishes a broadcast whose recipients answer: each other node reports `clientCount` once
+    /// (the sockets it reached), then `ack` once per answer (the client's first argument), for
+    /// `timeout` seconds at most.
+    func broadcastWithAck(_ broadcast: AdapterBroadcast, timeout: Double,
+                          clientCount: @escaping @Sendable (Int) -> Void, ack: @escaping @Sendable (JSONValue) -> Void)
     /// Nodes in the cluster, this one included.
     func serverCount(completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void)
     /// The adapter's counters as JSON (nil: nothing to report).
@@ -115,5 +121,47 @@ public final class InMemoryAdapter: SocketIOAdapter {
         ack?(.success([]))
     }
     public func serverCount(completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void) { completion(.success(1)) }
+    public func broadcastWithAck(_ broadcast: AdapterBroadcast, timeout: Double,
+                                 clientCount: @escaping @Sendable (Int) -> Void, ack: @escaping @Sendable (JSONValue) -> Void) {}
     public func stats(_ completion: @escaping @Sendable (JSONValue?) -> Void) { completion(nil) }
+}
+
+/// The answers to a broadcast with acknowledgements, from every node: complete once every node
+/// reported how many sockets it reached and that many answers came, or at the timeout.
+final class AckCollector: Sendable {
+    private struct State {
+        var expectedNodes: Int?
+        var reportedNodes = 0
+        var expectedAnswers = 0
+        var answers: [JSONValue] = []
+        var done = false
+    }
+    private let state = Mutex(State())
+    private let completion: @Sendable ([JSONValue], Bool) -> Void
+
+    init(completion: @escaping @Sendable (_ answers: [JSONValue], _ timedOut: Bool) -> Void) { self.completion = completion }
+
+    func nodes(_ count: Int) { update { $0.expectedNodes = max(count, 1) } }
+    func reached(_ clients: Int) { update { $0.reportedNodes += 1; $0.expectedAnswers += clients } }
+    func answer(_ value: JSONValue) { update { $0.answers.append(value) } }
+
+    func timeout() {
+        let answers: [JSONValue]? = state.withLock { s in
+            guard !s.done else { return nil }
+            s.done = true
+            return s.answers
+        }
+        if let answers { completion(answers, true) }
+    }
+
+    private func update(_ body: (inout State) -> Void) {
+        let finished: [JSONValue]? = state.withLock { s in
+            guard !s.done else { return nil }
+            body(&s)
+            guard let nodes = s.expectedNodes, s.reportedNodes >= nodes, s.answers.count >= s.expectedAnswers else { return nil }
+            s.done = true
+            return s.answers
+        }
+        if let finished { completion(finished, false) }
+    }
 }

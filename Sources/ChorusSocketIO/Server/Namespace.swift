@@ -229,6 +229,37 @@ public struct BroadcastOperator: Sendable {
 
     // MARK: Cluster-wide operations (any thread)
 
+    /// Emits to the target, on every node, asking each recipient for an acknowledgement (Socket.IO's
+    /// `io.timeout(ms).emit(event, ..., (err, responses) => ...)`): the answers (each client's first
+    /// argument) once every recipient answered, or those received within `timeout` seconds with
+    /// `timedOut` set. Each recipient's packet carries its own ack id, so it is encoded per socket.
+    public func emitWithAck(_ event: String, _ args: [JSONValue] = [], timeout: Double) async -> (answers: [JSONValue], timedOut: Bool) {
+        let selector = self.selector
+        let io = self.io
+        let local = isLocal
+        return await withCheckedContinuation { continuation in
+            let collector = AckCollector { answers, timedOut in continuation.resume(returning: (answers, timedOut)) }
+            Task {
+                try? await Task.sleep(for: .milliseconds(Int64(max(timeout, 0) * 1000)))
+                collector.timeout()
+            }
+            if local {
+                collector.nodes(1)
+            } else {
+                io.serverCount { collector.nodes((try? $0.get()) ?? 1) }
+                io.adapter.broadcastWithAck(
+                    AdapterBroadcast(namespace: namespace, data: [.string(event)] + args, rooms: selector.rooms, except: selector.except),
+                    timeout: timeout, clientCount: { collector.reached($0) }, ack: { collector.answer($0) })
+            }
+            io.withLocalSockets(selector, { socket -> Bool? in
+                socket.emit(event, args, timeout: timeout) { result in
+                    if case .success(let answer) = result { collector.answer(answer.first ?? .null) }
+                }
+                return true
+            }, completion: { reached in collector.reached(reached.count) })
+        }
+    }
+
     /// The sockets selected, on every node (this one's first).
     public func fetchSockets() async throws(AdapterError) -> [SocketDescription] {
         let selector = self.selector
