@@ -86,7 +86,7 @@ import Testing
         #expect(line.hasPrefix("chorus: metrics on 127.0.0.2:"), "\(line)")
         let port = try #require(UInt16(line.split(separator: ":").last.map(String.init) ?? ""))
         let tcp = try RawTCPConnection(port: port, host: "127.0.0.2")
-        try tcp.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        try tcp.send("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         let answer = String(decoding: try tcp.readToEOF(), as: UTF8.self)
         #expect(answer.hasPrefix("HTTP/1.1 200") && answer.contains("# TYPE chorus_connections gauge"))
     }
