@@ -201,30 +201,19 @@ public enum ClusterRequest: Sendable, Hashable {
     }
 }
 
-/// A socket as REMOTE_FETCH describes it: `{id, handshake, rooms, data}`.
-public struct ClusterRemoteSocket: Sendable, Hashable {
-    public var id: String
-    public var handshake: JSONValue
-    public var rooms: [String]
-    public var data: JSONValue
+/// A socket as REMOTE_FETCH describes it, `{id, handshake, rooms, data}`: exactly the server API's
+/// `SocketDescription`, given its wire form here.
+public typealias ClusterRemoteSocket = SocketDescription
 
-    public init(id: String, handshake: JSONValue, rooms: [String], data: JSONValue) {
-        self.id = id
-        self.handshake = handshake
-        self.rooms = rooms
-        self.data = data
-    }
-
+extension SocketDescription {
     var json: JSONValue {
         ["id": .string(id), "handshake": handshake, "rooms": .array(rooms.map(JSONValue.string)), "data": data]
     }
 
     init(json: JSONValue) throws(ClusterWireError) {
         guard case .object = json, let id = json["id"]?.stringValue else { throw .shape(field: "sockets.id") }
-        self.id = id
-        handshake = json["handshake"] ?? .null
-        rooms = try roomList(json["rooms"], field: "sockets.rooms")
-        data = json["data"] ?? .null
+        self.init(id: id, handshake: json["handshake"] ?? .null,
+                  rooms: try roomList(json["rooms"], field: "sockets.rooms"), data: json["data"] ?? .null)
     }
 }
 

@@ -428,9 +428,7 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
             }
         case .remoteFetch(_, let requestId, let s):
             io.localSocketDescriptions(SocketSelector(namespace: namespace, rooms: s.rooms, except: s.except)) { sockets in
-                respond(.fetch(requestId: requestId, sockets: sockets.map {
-                    ClusterRemoteSocket(id: $0.id, handshake: $0.handshake, rooms: $0.rooms, data: $0.data)
-                }))
+                respond(.fetch(requestId: requestId, sockets: sockets))
             }
         case .serverSideEmit(_, let requestId, let data):
             guard let requestId else {
@@ -488,7 +486,7 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
         entry.received += 1
         switch (response, entry.accumulator) {
         case (.fetch(_, let sockets), .sockets(var all)):
-            all += sockets.map { SocketDescription(id: $0.id, handshake: $0.handshake, rooms: $0.rooms, data: $0.data) }
+            all += sockets
             entry.accumulator = .sockets(all)
         case (.allRooms(_, let rooms), .rooms(var all)):
             all.formUnion(rooms)
