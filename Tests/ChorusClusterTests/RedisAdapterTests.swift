@@ -123,9 +123,11 @@ struct RedisAdapterTests {
         #expect(try clientB.receive().payload == [1, 2])
     }
 
-    /// Reads an event with an ack id (`42<id>[...]`) and answers it with `answer`.
-    static func answer(_ client: BlockingWebSocketClient, _ answer: String) throws {
-        let frame = try client.receive().text
+    /// Reads an event with an ack id (`42<id>[...]`) and answers it with `answer`. Waits without
+    /// blocking a thread of the cooperative pool: the emit it answers runs in a task there, and on a
+    /// 2-core machine with other suites blocking their threads it would otherwise never start.
+    static func answer(_ client: BlockingWebSocketClient, _ answer: String) async throws {
+        let frame = try await client.text(within: 20)
         #expect(frame.hasPrefix("42"), "\(frame)")
         let id = frame.dropFirst(2).prefix(while: \.isNumber)
         try client.send(text: "43\(id)[\(answer)]")
@@ -143,15 +145,15 @@ struct RedisAdapterTests {
             #expect(try client.receive().text == "430[true]")
         }
         let all = Task { await nodes.ios[0].to("r").emitWithAck("q", [1], timeout: 5) }
-        try Self.answer(clientA, #""from-a""#)
-        try Self.answer(clientB, #""from-b""#)
+        try await Self.answer(clientA, #""from-a""#)
+        try await Self.answer(clientB, #""from-b""#)
         let result = await all.value
         #expect(!result.timedOut)
         #expect(Set(result.answers.compactMap(\.stringValue)) == ["from-a", "from-b"])
         // One recipient silent: the others' answers at the timeout, marked as timed out.
         let partial = Task { await nodes.ios[1].to("r").emitWithAck("q", [2], timeout: 1) }
-        try Self.answer(clientA, #""late-a""#)
-        _ = try clientB.receive()
+        try await Self.answer(clientA, #""late-a""#)
+        _ = try await clientB.text(within: 20)
         let timedOut = await partial.value
         #expect(timedOut.timedOut)
         #expect(timedOut.answers == ["late-a"])
