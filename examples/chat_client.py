@@ -60,12 +60,14 @@ def main():
     def disconnect(*reason):
         print("disconnected", *reason)
 
+    # With connection state recovery on (the server's default) every event carries its offset as a
+    # last, extra argument, as a Node server with connectionStateRecovery sends it: accept *_.
     @sio.on("message:new")
-    def message_new(m):
+    def message_new(m, *_):
         print(f"[{m['createdAt']}] {m['senderId']}: {m['content']}")
 
     for event in ("project:update", "stage:completed", "notification:new", "error"):
-        sio.on(event, lambda data, event=event: print(f"{event}: {json.dumps(data)}"))
+        sio.on(event, lambda data, *_, event=event: print(f"{event}: {json.dumps(data)}"))
 
     auth = {"token": token}
     if args.session:

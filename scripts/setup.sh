@@ -2,6 +2,7 @@
 # Prepare a machine to build and test Chorus. Idempotent and silent when nothing is missing.
 #
 #   scripts/setup.sh              system packages + test packages (chromium) + Python test venv (.venv-test/)
+#                                 + the official socket.io-client bundle (.venv-test/js/) and Node.js
 #   scripts/setup.sh --system     system packages only (what scripts/run.sh needs)
 #   source scripts/setup.sh       define chorus_setup_system / chorus_setup_venv and CHORUS_ROOT
 #
@@ -51,6 +52,22 @@ chorus_setup_venv() {
   echo "$want" >"$stamp"
 }
 
+# The official socket.io-client bundle for the connection state recovery tests
+# (Tests/clients/recovery.js), placed by ../shared/js-client/get.sh, and a Node.js to run it
+# (Debian's nodejs and node-ws when the machine has none).
+CHORUS_SIO_JS=${CHORUS_SIO_JS:-$CHORUS_VENV/js/socket.io.min.js}
+chorus_setup_js_client() {
+  command -v node >/dev/null 2>&1 || chorus_setup_system nodejs node-ws || return 1
+  [[ -s $CHORUS_SIO_JS ]] && return 0
+  local get=$CHORUS_ROOT/../shared/js-client/get.sh
+  if [[ ! -f $get ]]; then
+    echo "setup: $get not found: the recovery tests need the official socket.io-client" >&2
+    return 1
+  fi
+  # get.sh downloads with python3 -m pip: the venv's has pip.
+  PATH=$CHORUS_VENV/bin:$PATH bash "$get" "$CHORUS_SIO_JS" >/dev/null || return 1
+}
+
 # swift build, quiet on success; on failure, the log without the progress lines.
 chorus_swift_build() {
   local log rc=0
@@ -70,5 +87,6 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
   if [[ ${1:-} != --system ]]; then
     chorus_setup_system "${CHORUS_TEST_PACKAGES[@]}"
     chorus_setup_venv
+    chorus_setup_js_client
   fi
 fi

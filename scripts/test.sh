@@ -53,7 +53,8 @@ step "setup"
 chorus_setup_system || { echo "test: system packages could not be installed" >&2; exit 1; }
 chorus_setup_system "${CHORUS_TEST_PACKAGES[@]}" || { echo "test: test packages (chromium) could not be installed" >&2; exit 1; }
 chorus_setup_venv || { echo "test: the Python test venv could not be created" >&2; exit 1; }
-export CHORUS_PYTHON=$CHORUS_VENV/bin/python
+chorus_setup_js_client || { echo "test: the official socket.io-client or Node.js could not be set up" >&2; exit 1; }
+export CHORUS_PYTHON=$CHORUS_VENV/bin/python CHORUS_SIO_JS
 export CHORUS_BIN=${CHORUS_BIN:-$CHORUS_ROOT/.build/debug/chorus}
 
 # --- unit and end-to-end tests -----------------------------------------------------------

@@ -356,6 +356,15 @@ public final class RealtimeApplication: Sendable {
         for (k, v) in io.stats.sorted(by: { $0.key < $1.key }) { counters[k] = JSONValue(v) }
         o["counters"] = .object(counters)
         if let proxies { o["proxies"] = proxies.stats }
+        if let r = io.sockets.recoveryCounters {
+            o["recovery"] = [
+                "recovered": JSONValue(r.recovered), "replayed": JSONValue(r.replayed),
+                "unknownSession": JSONValue(r.unknownSession), "expired": JSONValue(r.expired), "offsetGone": JSONValue(r.offsetGone),
+                "persisted": JSONValue(r.persisted), "sessionsEvicted": JSONValue(r.sessionsEvicted),
+                "entriesEvicted": JSONValue(r.entriesEvicted), "entries": JSONValue(r.entries), "bytes": JSONValue(r.bytes),
+                "sessions": JSONValue(r.sessions),
+            ]
+        }
         return .object(o)
     }
 }

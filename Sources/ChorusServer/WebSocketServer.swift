@@ -102,6 +102,17 @@ public final class WebSocketServer: @unchecked Sendable {
         dispatch(.group(frames, target))
     }
 
+    /// Like `emit(frames:to:)`, but through every loop's task queue, never inline on the calling
+    /// loop. Callers that need one order across loops (connection state recovery numbers its
+    /// broadcasts) call it under their own lock: each loop's queue is first in, first out, so every
+    /// connection then receives those frames in the order they were numbered. Safe from any thread.
+    public func emitInOrder(frames: [OutgoingFrame], to target: BroadcastTarget) {
+        let emit: PendingEmit = frames.count == 1 ? .frame(frames[0], target) : .group(frames, target)
+        for loop in loops {
+            loop.loop.execute { loop.deliver(emit) }
+        }
+    }
+
     /// From a loop: delivered to its own connections now, and handed to the other loops in one batch
     /// at the end of the iteration (so they cork as many frames per write as this loop does). From
     /// any other thread: one task per loop.

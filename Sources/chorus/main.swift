@@ -104,6 +104,14 @@ struct Serve: ParsableCommand {
     var maxPayloadBeforeConnect = 16 * 1024
     @Option(help: "Seconds an asynchronous connection middleware (JWT verification) may take before the CONNECT is refused with CONNECT_ERROR (0: no limit; realtime).")
     var middlewareTimeout = 10.0
+    @Option(help: "Seconds a client whose transport dropped may come back as the same socket, with its rooms and the events it missed (Socket.IO connection state recovery; 0: off, and no offsets on the wire; realtime).")
+    var recoveryWindow = 120.0
+    @Flag(inversion: .prefixedNo, help: "A recovered socket skips the connection middleware (JWT, connect proxy) and keeps its authenticated user (realtime).")
+    var recoverySkipMiddlewares = true
+    @Option(help: "Bytes of events kept for replay per namespace; the oldest go first, and a client whose offset fell out gets a fresh session (realtime).")
+    var recoveryBuffer = 64 << 20
+    @Option(help: "Disconnected sessions kept for recovery per namespace; the oldest go first (realtime).")
+    var recoveryMaxSessions = 100_000
     @Option(help: "Authentication: jwt, or none (development: trusts the userId query parameter).") var auth = AuthMode.jwt
     @Option(help: "Authorization of room joins: claims (token's projects/conversations arrays) or open (default: claims with --auth jwt, open with --auth none).")
     var authz: AuthorizationMode?
@@ -175,6 +183,8 @@ struct Serve: ParsableCommand {
             guard maxPayloadBeforeConnect >= 0 else { throw ValidationError("--max-payload-before-connect must not be negative") }
             guard maxConnectionsPerUser >= 0 else { throw ValidationError("--max-connections-per-user must not be negative") }
             guard middlewareTimeout >= 0 else { throw ValidationError("--middleware-timeout must not be negative") }
+            guard recoveryWindow >= 0, recoveryWindow <= 86_400 else { throw ValidationError("--recovery-window must be 0...86400 seconds") }
+            guard recoveryBuffer > 0, recoveryMaxSessions > 0 else { throw ValidationError("--recovery-buffer and --recovery-max-sessions must be positive") }
             guard jwtMaxSize > 0, jwtMaxDepth > 0 else { throw ValidationError("--jwt-max-size and --jwt-max-depth must be positive") }
             for (flag, url) in [("--proxy-message", proxyMessage), ("--proxy-join", proxyJoin), ("--proxy-connect", proxyConnect)] {
                 if let url, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
@@ -255,6 +265,11 @@ struct Serve: ParsableCommand {
             rc.socketIO.connectTimeout = connectTimeout
             rc.socketIO.middlewareTimeout = middlewareTimeout
             rc.socketIO.maxPayloadBeforeConnect = maxPayloadBeforeConnect
+            if recoveryWindow > 0 {
+                rc.socketIO.recovery = RecoveryConfiguration(
+                    window: recoveryWindow, skipMiddlewares: recoverySkipMiddlewares,
+                    maxBufferedBytes: recoveryBuffer, maxSessions: recoveryMaxSessions)
+            }
             rc.auth = auth
             // Claims by default whenever someone vouches for the user (the token or the connect proxy).
             rc.authorization = authz ?? (auth == .jwt || proxyConnect != nil ? .claims : .open)

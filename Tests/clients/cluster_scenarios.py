@@ -56,6 +56,14 @@ def wait_for_nodes(r, count, timeout=10):
     fail(f"only {n} subscribers on {channel}, wanted {count}")
 
 
+def without_offset(args):
+    """An event's arguments without the offset that connection state recovery (on by default)
+    appends as the last one, a string, as a Node server with connectionStateRecovery does;
+    python-socketio hands it to the handler like any other argument."""
+    check(len(args) >= 1 and isinstance(args[-1], str) and args[-1].isdigit(), f"no recovery offset in {args}")
+    return tuple(args[:-1])
+
+
 # ---------------------------------------------------------------- scenarios
 
 def s_cross_node():
@@ -131,7 +139,7 @@ def s_emitter():
     # Several rooms except one, on the namespace channel.
     r.publish(w.broadcast_channel(key, "/", ["user:alice", "user:bob"]),
               w.emitter_broadcast("/", ["hey", "there", 3], rooms=["user:alice", "user:bob"], except_=["user:bob"]))
-    check(alice.wait_event("hey") == ("there", 3), "rooms except")
+    check(without_offset(alice.wait_event("hey")) == ("there", 3), "rooms except")
     bob.assert_no_event("hey")
     # The whole namespace, with a binary argument.
     r.publish(w.broadcast_channel(key, "/", []), w.emitter_broadcast("/", ["blob", b"\x00\x01\xff", {"ok": True}]))
@@ -233,7 +241,7 @@ def s_foreign_node():
     # Its broadcast (adapter form, its own uid) reaches Chorus clients.
     r.publish(w.broadcast_channel(ARGS.key, "/", ["project:9"]),
               w.broadcast(node.uid, "/", ["from-node", 1], rooms=["project:9"]))
-    check(alice.wait_event("from-node") == (1,), "node broadcast")
+    check(without_offset(alice.wait_event("from-node")) == (1,), "node broadcast")
     bob.assert_no_event("from-node", within=0.2)
     # A Chorus broadcast reaches it, in the adapter's form.
     st, _ = api(1, "POST", "/api/v1/emit", {"rooms": ["project:9"], "event": "from-chorus", "data": {"x": 1}})

@@ -121,7 +121,7 @@ def main():
     clients, got = [], threading.Semaphore(0)
     for i in range(3):
         c = socketio.Client(reconnection=False)
-        c.on("message:new", lambda data: got.release())
+        c.on("message:new", lambda *args: got.release())  # args: data, then the recovery offset
         c.connect(ARGS.url, transports=["websocket"], auth={"token": jwt(f"u{i}", ["c1"], ARGS.secret)}, wait_timeout=10)
         ack = c.call("join:conversation", {"conversationId": "c1"}, timeout=10)
         check(ack and ack.get("ok"), f"join: {ack}")

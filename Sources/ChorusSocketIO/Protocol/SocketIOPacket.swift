@@ -86,6 +86,12 @@ public struct SocketIOPacket: Sendable, Hashable {
         SocketIOPacket(type: .connect, namespace: namespace, data: ["sid": .string(sid)])
     }
 
+    /// The reply with connection state recovery on: `0{"sid":"...","pid":"..."}`.
+    public static func connected(namespace: String = "/", sid: String, pid: String?) -> SocketIOPacket {
+        guard let pid else { return connected(namespace: namespace, sid: sid) }
+        return SocketIOPacket(type: .connect, namespace: namespace, data: ["sid": .string(sid), "pid": .string(pid)])
+    }
+
     public static func disconnect(namespace: String = "/") -> SocketIOPacket {
         SocketIOPacket(type: .disconnect, namespace: namespace)
     }

@@ -1,3 +1,4 @@
+import ChorusLoop
 import ChorusServer
 import ChorusWebSocket
 
@@ -36,11 +37,17 @@ public final class Namespace: @unchecked Sendable {
     var eventHandlers: [String: EventHandler] = [:]
     var unknownEventHandler: (@Sendable (Socket, String, [JSONValue], Ack?) -> Void)?
     var serverSideHandlers: [String: ServerSideEventHandler] = [:]
+    /// The events kept for clients that come back (nil: recovery is off).
+    let recovery: RecoveryLog?
 
     init(name: String, io: SocketIOServer) {
         self.name = name
         self.io = io
+        recovery = io.configuration.recovery.map(RecoveryLog.init)
     }
+
+    /// What connection state recovery did in this namespace (nil: recovery is off).
+    public var recoveryCounters: RecoveryCounters? { recovery?.counters }
 
     /// Connection middleware, run in order at each CONNECT (synchronous and asynchronous ones
     /// alike); the first rejection wins. This one runs on the connection's loop thread and must
@@ -211,6 +218,40 @@ public struct BroadcastOperator: Sendable {
         let packet = SocketIOPacket.event(namespace: namespace, event, args)
         let (text, attachments) = packet.encode(engineIOPrefix: true)
         let target = self.target
+        if io.configuration.recovery != nil, let recovery = io.namespace(namespace)?.recovery {
+            // Numbered and delivered in that order on every loop (see RecoveryLog.append).
+            let selector = self.selector
+            recovery.append(rooms: selector.rooms, except: selector.except, now: monotonicNanoseconds(),
+                            build: { offset in Self.frames(server, text, attachments, offset: offset) },
+                            deliver: { server.emitInOrder(frames: $0, to: target) })
+        } else {
+            sendNow(server, text, attachments, target)
+        }
+        if !isLocal {
+            let selector = self.selector
+            io.adapter.broadcast(AdapterBroadcast(
+                namespace: namespace, data: [.string(event)] + args, rooms: selector.rooms, except: selector.except))
+        }
+        return true
+    }
+
+    /// An event's frames, with `offset` as its last argument: `42["e",...]` becomes
+    /// `42["e",...,"<offset>"]` (the data array's closing bracket is the last byte).
+    static func frames(_ server: WebSocketServer, _ text: [UInt8], _ attachments: [[UInt8]], offset: String?) -> [OutgoingFrame] {
+        var text = text
+        if let offset, text.last == UInt8(ascii: "]") {
+            text.removeLast()
+            text.append(UInt8(ascii: ","))
+            text.append(UInt8(ascii: "\""))
+            text.append(contentsOf: offset.utf8)
+            text.append(UInt8(ascii: "\""))
+            text.append(UInt8(ascii: "]"))
+        }
+        return [text.withUnsafeBytes { server.makeFrame(.text, $0) }]
+            + attachments.map { a in a.withUnsafeBytes { server.makeFrame(.binary, $0) } }
+    }
+
+    private func sendNow(_ server: WebSocketServer, _ text: [UInt8], _ attachments: [[UInt8]], _ target: BroadcastTarget) {
         let frame = text.withUnsafeBytes { server.makeFrame(.text, $0) }
         if attachments.isEmpty {
             server.emit(frame, to: target)
@@ -219,12 +260,6 @@ public struct BroadcastOperator: Sendable {
             let binaries = attachments.map { a in a.withUnsafeBytes { server.makeFrame(.binary, $0) } }
             server.emit(frames: [frame] + binaries, to: target)
         }
-        if !isLocal {
-            let selector = self.selector
-            io.adapter.broadcast(AdapterBroadcast(
-                namespace: namespace, data: [.string(event)] + args, rooms: selector.rooms, except: selector.except))
-        }
-        return true
     }
 
     // MARK: Cluster-wide operations (any thread)

@@ -21,6 +21,15 @@ public enum DisconnectReason: String, Sendable, Hashable {
     /// The server closed the whole connection (`socket.disconnect(close: true)`).
     case forcedServerClose = "forced server close"
     case serverShuttingDown = "server shutting down"
+
+    /// The client did not leave on purpose: connection state recovery keeps its session (the
+    /// reference's RECOVERABLE_DISCONNECT_REASONS).
+    public var isRecoverable: Bool {
+        switch self {
+        case .transportError, .transportClose, .forcedClose, .pingTimeout, .serverShuttingDown, .forcedServerClose: true
+        case .clientNamespaceDisconnect, .serverNamespaceDisconnect, .parseError: false
+        }
+    }
 }
 
 /// What a decoded frame means for the session.

@@ -1,3 +1,4 @@
+import ChorusLoop
 import ChorusServer
 import ChorusWebSocket
 
@@ -41,6 +42,13 @@ public final class Socket {
     /// Whatever middleware attaches (e.g. the authenticated user).
     public var data: AnyObject?
     public internal(set) var connected = false
+    /// Whether this socket is a disconnected one restored by connection state recovery (same id,
+    /// rooms and data; the events it missed were sent before its CONNECT reply).
+    public internal(set) var recovered = false
+    /// The private session id recovery restores it by (nil: recovery is off). Never shared.
+    let pid: String?
+    /// The client's offset while this socket waits to be restored (admission does it).
+    var restoreOffset: String?
     let session: EngineSession
 
     var handlers: [String: EventHandler] = [:]
@@ -49,11 +57,12 @@ public final class Socket {
     var nextAckId = 0
     var pendingAcks: [Int: (deadline: UInt64, callback: (Result<[JSONValue], AckError>) -> Void)] = [:]
 
-    init(id: String, namespace: Namespace, handshake: Handshake, session: EngineSession) {
+    init(id: String, namespace: Namespace, handshake: Handshake, session: EngineSession, pid: String? = nil) {
         self.id = id
         self.namespace = namespace
         self.handshake = handshake
         self.session = session
+        self.pid = pid
     }
 
     public var connectionID: ConnectionID { session.connection.id }
@@ -90,8 +99,30 @@ public final class Socket {
     public func emit(_ event: String, _ args: JSONValue...) { emit(event, args) }
 
     public func emit(_ event: String, _ args: [JSONValue]) {
+        if let recovery = namespace.recovery, pid != nil {
+            emitLogged(event, args, recovery)
+            return
+        }
         guard connected else { return }
         session.send(SocketIOPacket.event(namespace: namespace.name, event, args))
+    }
+
+    /// With recovery, as Socket.IO does it: logged for this socket's room, with an offset, and
+    /// sent through this loop's task queue behind the broadcasts numbered before it. While the
+    /// socket is disconnected the event is only logged: a recovery replays it.
+    private func emitLogged(_ event: String, _ args: [JSONValue], _ recovery: RecoveryLog) {
+        let connection = session.connection
+        let server = connection.server
+        let (text, attachments) = SocketIOPacket.event(namespace: namespace.name, event, args).encode(engineIOPrefix: true)
+        let live = connected
+        recovery.append(rooms: [id], except: [], now: monotonicNanoseconds(),
+                        build: { offset in BroadcastOperator.frames(server, text, attachments, offset: offset) },
+                        deliver: { frames in
+                            guard live else { return }
+                            server.withConnection(connection.id) { connection in
+                                if frames.count == 1 { connection.send(frames[0]) } else { connection.send(group: frames) }
+                            }
+                        })
     }
 
     /// With an ack callback: called once with the client's answer, or `.timeout` after `timeout`
@@ -133,6 +164,9 @@ public final class Socket {
         let keys = [namespace.name, SocketIOServer.roomKey(namespace.name, id)] + rooms.map { SocketIOServer.roomKey(namespace.name, $0) }
         for key in keys { session.connection.leave(key) }
         namespace.io.rooms.leave(keys, connectionID)
+        if let recovery = namespace.recovery, let pid, reason.isRecoverable {
+            recovery.persist(SavedSession(sid: id, pid: pid, rooms: Array(rooms), data: data, disconnectedAt: monotonicNanoseconds()))
+        }
         rooms.removeAll()
         let acks = pendingAcks
         pendingAcks.removeAll()

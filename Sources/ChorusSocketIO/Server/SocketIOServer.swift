@@ -32,6 +32,9 @@ public struct SocketIOConfiguration: Sendable {
     /// enough for a CONNECT carrying a token, far less than a message an unauthenticated client
     /// could otherwise make the server assemble. Beyond it: 1009.
     public var maxPayloadBeforeConnect = 16 * 1024
+    /// Connection state recovery (Socket.IO's `connectionStateRecovery`): nil is off, and then no
+    /// offset or `pid` is on the wire.
+    public var recovery: RecoveryConfiguration?
 
     public init() {}
 
@@ -448,6 +451,25 @@ final class EngineSession {
         let handshake = Handshake(
             request: request, address: connection.remoteAddress.description, auth: auth ?? .object([:]),
             issued: wallClockMilliseconds())
+        if let recovery = namespace.recovery {
+            // `{"pid":..., "offset":...}` from a client that had a session: restored if still known.
+            if let pid = auth?["pid"]?.stringValue, let offset = auth?["offset"]?.stringValue,
+               case .success(let saved) = recovery.check(pid: pid, offset: offset, now: monotonicNanoseconds()) {
+                let socket = Socket(id: saved.sid, namespace: namespace, handshake: handshake, session: self, pid: saved.pid)
+                socket.data = saved.data
+                socket.restoreOffset = offset
+                if recovery.configuration.skipMiddlewares {
+                    admit(socket, replaying: [])
+                } else {
+                    runMiddleware(socket, from: 0, queued: [], queuedBytes: 0)
+                }
+                return
+            }
+            let socket = Socket(id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self,
+                                pid: EngineIOSessionID.generate())
+            runMiddleware(socket, from: 0, queued: [], queuedBytes: 0)
+            return
+        }
         let socket = Socket(id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self)
         runMiddleware(socket, from: 0, queued: [], queuedBytes: 0)
     }
@@ -531,7 +553,13 @@ final class EngineSession {
         pending.queuedBytes += size
     }
 
-    private func admit(_ socket: Socket, replaying queued: [SessionInput]) {
+    /// Admits a socket: joins its rooms (`rooms`: a restored socket's), sends the events it missed
+    /// (`missed`, a restored socket's), then the CONNECT reply, then runs the connection handlers.
+    private func admit(_ socket: Socket, replaying queued: [SessionInput], rooms: [String] = [], missed: [[OutgoingFrame]] = []) {
+        if socket.restoreOffset != nil {
+            restore(socket, replaying: queued)
+            return
+        }
         let name = socket.namespace.name
         let namespace = socket.namespace
         guard connection.isOpen else { return }
@@ -546,13 +574,67 @@ final class EngineSession {
             connection.join(key)
             io.rooms.join(key, connection.id)
         }
-        send(.connected(namespace: name, sid: socket.id))
+        for room in rooms { socket.join(room) }
+        for frames in missed {
+            if frames.count == 1 { connection.send(frames[0]) } else { connection.send(group: frames) }
+        }
+        send(.connected(namespace: name, sid: socket.id, pid: socket.pid))
         io.count("connect")
         for handler in namespace.connectionHandlers {
             guard socket.connected else { break }
             handler(socket)
         }
         for input in queued { handle(input) }
+    }
+
+    // MARK: Connection state recovery
+
+    /// Takes the saved session and the events it missed (RecoveryLog.restore), and finishes on this
+    /// loop behind every event numbered before: those still queued here reach the socket live once
+    /// it is in its rooms, those already delivered are replayed, none twice. Packets the client
+    /// sends meanwhile wait as for a parked CONNECT. If the session is gone by now (taken by another
+    /// connection, expired, its events dropped), the client gets a fresh one instead.
+    private func restore(_ socket: Socket, replaying queued: [SessionInput]) {
+        guard let recovery = socket.namespace.recovery, let offset = socket.restoreOffset, let pid = socket.pid else { return }
+        socket.restoreOffset = nil
+        let name = socket.namespace.name
+        guard connection.isOpen else { return }
+        lastTicket &+= 1
+        let ticket = lastTicket
+        pendingConnects[name] = PendingConnect(socket: socket, ticket: ticket, resumeAt: Int.max, queued: queued, queuedBytes: 0, deadline: nil)
+        let server = connection.server
+        let loop = connection.loopIndex
+        let session = UncheckedSession(value: self)
+        let refusal = recovery.restore(pid: pid, offset: offset, now: monotonicNanoseconds()) { saved, missed in
+            server.execute(onLoop: loop) {
+                session.value.finishRestore(name: name, ticket: ticket, saved: saved, missed: missed)
+            }
+        }
+        guard let refusal else { return }
+        pendingConnects[name] = nil
+        io.logger.debug("session not recovered", metadata: ["reason": "\(refusal)", "namespace": "\(name)"])
+        let fresh = Socket(id: EngineIOSessionID.generate(), namespace: socket.namespace, handshake: socket.handshake, session: self,
+                           pid: EngineIOSessionID.generate())
+        if recovery.configuration.skipMiddlewares {
+            runMiddleware(fresh, from: 0, queued: queued, queuedBytes: 0)
+        } else {
+            fresh.data = socket.data
+            admit(fresh, replaying: queued)
+        }
+    }
+
+    private func finishRestore(name: String, ticket: UInt64, saved: SavedSession, missed: [[OutgoingFrame]]) {
+        guard let pending = pendingConnects[name], pending.ticket == ticket, connection.isOpen else {
+            if pendingConnects[name]?.ticket == ticket { pendingConnects[name] = nil }
+            // The client left meanwhile: its session stays restorable.
+            io.namespace(name)?.recovery?.persist(saved)
+            return
+        }
+        pendingConnects[name] = nil
+        let socket = pending.socket
+        socket.recovered = true
+        io.count("connect_recovered")
+        admit(socket, replaying: pending.queued, rooms: saved.rooms, missed: missed)
     }
 
     func removeSocket(_ socket: Socket, reason: DisconnectReason) {
@@ -600,6 +682,9 @@ final class EngineSession {
         }
     }
 }
+
+/// A session handed to its own loop's task queue (used only on that loop).
+private struct UncheckedSession: @unchecked Sendable { let value: EngineSession }
 
 /// Wall-clock milliseconds since 1970 (a handshake's `issued`).
 func wallClockMilliseconds() -> Int64 {
