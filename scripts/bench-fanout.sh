@@ -7,7 +7,8 @@
 # stops the server by PID and prints one table row. `--deflate` among the extra args turns on
 # permessage-deflate in the server too. Defaults (override with env): WINDOW=16 (unless --rate or
 # --window is given), DURATION=10, WARMUP=2, PUBLISHERS=1, CHORUS_THREADS=1, CHORUS_BIN (another
-# chorus binary, e.g. an older build, for A/B runs; default .build/release/chorus).
+# chorus binary, e.g. an older build, for A/B runs; default .build/release/chorus), CHORUS_ARGS (more
+# `chorus serve` flags, e.g. CHORUS_ARGS="--recovery-window 0" for chorus-sio without recovery).
 # The full JSON line is appended to bench-results/fanout.jsonl. HEADER=1 prints the column header first.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -35,11 +36,15 @@ case "$SERVER" in
     [ -x "$CHORUS_BIN" ] || swift build -c release --product chorus >/dev/null
     CMD=("$CHORUS_BIN" serve --host 127.0.0.1 --port 0 --app broadcast --threads "$CHORUS_THREADS")
     if [ "$DEFLATE" = on ]; then CMD+=(--deflate shared); else CMD+=(--deflate off); fi
+    # shellcheck disable=SC2206
+    [ -n "${CHORUS_ARGS:-}" ] && CMD+=($CHORUS_ARGS)
     ;;
   chorus-sio)
     [ -x "$CHORUS_BIN" ] || swift build -c release --product chorus >/dev/null
     CMD=("$CHORUS_BIN" serve --host 127.0.0.1 --port 0 --app realtime --auth none --threads "$CHORUS_THREADS")
     if [ "$DEFLATE" = on ]; then CMD+=(--deflate shared); else CMD+=(--deflate off); fi
+    # shellcheck disable=SC2206
+    [ -n "${CHORUS_ARGS:-}" ] && CMD+=($CHORUS_ARGS)
     BENCH_MODE=socketio; URL_PATH=/socket.io/
     ;;
   node-ws)

@@ -39,4 +39,11 @@ struct RecoveryE2ETests {
     func middlewaresRun() async throws {
         try await Self.scenario("middlewares", serverArguments: ["--no-recovery-skip-middlewares"], scenarioArguments: ["--expect", "refused"])
     }
+
+    @Test("python-socketio (no recovery of its own) gets the offset as one more argument, as from Node; none with --recovery-window 0",
+          .timeLimit(.minutes(1)))
+    func pythonClients() async throws {
+        try await E2E.scenario("offsets", scenarioArguments: ["--offsets", "1"])
+        try await E2E.scenario("offsets", serverArguments: ["--recovery-window", "0"], scenarioArguments: ["--offsets", "0"])
+    }
 }

@@ -276,6 +276,31 @@ def s_notifications():
         x.close()
 
 
+def s_offsets():
+    """python-socketio implements no recovery, and needs none: with recovery on (--offsets 1) each
+    replayable event has the offset as one more, last argument (a string, as from a Node server
+    with connectionStateRecovery); with --recovery-window 0 (--offsets 0) it has none. Joins,
+    acks and chat work either way."""
+    a = Client(token("alice", conversations=["*"], projects=["*"]))
+    a.connect()
+    check(a.call("join:project", {"projectId": "1"})["ok"], "join")
+    check(a.call("join:conversation", {"conversationId": "c1"})["ok"], "join")
+    st, _ = api("POST", "/api/v1/projects/1/updates", {"n": 1})
+    check(st == 202, f"update {st}")
+    reply = a.call("message:send", {"conversationId": "c1", "message": {"content": "hi", "type": "text"}})
+    check(reply["ok"], f"send {reply}")
+    offsets = []
+    for name in ("project:update", "message:new"):
+        args = a.wait_event(name)
+        if ARGS.offsets:
+            check(len(args) == 2 and isinstance(args[1], str) and args[1].isdigit(), f"{name}: {args}")
+            offsets.append(int(args[1]))
+        else:
+            check(len(args) == 1, f"{name}: {args}")
+    check(offsets == sorted(offsets) and len(set(offsets)) == len(offsets), f"offsets {offsets}")
+    a.close()
+
+
 def s_api():
     st, _ = api("POST", "/api/v1/emit", {"event": "x", "rooms": ["r"]}, tok=None)
     check(st == 401, f"no token {st}")
@@ -467,6 +492,7 @@ def main():
     p.add_argument("--ping-timeout", type=int, default=20000)
     p.add_argument("--max-payload", type=int, default=1000000)
     p.add_argument("--max-content", type=int, default=10000)
+    p.add_argument("--offsets", type=int, default=1, help="1: recovery on (an offset after each event); 0: off")
     ARGS = p.parse_args()
     SCENARIOS[ARGS.scenario]()
     print(f"OK {ARGS.scenario}")
