@@ -46,4 +46,21 @@ struct RecoveryE2ETests {
         try await E2E.scenario("offsets", scenarioArguments: ["--offsets", "1"])
         try await E2E.scenario("offsets", serverArguments: ["--recovery-window", "0"], scenarioArguments: ["--offsets", "0"])
     }
+
+    @Test("bad recovery flags are refused at start", .timeLimit(.minutes(1)),
+          arguments: [
+              (["--recovery-window=-1"], "--recovery-window must be 0...86400 seconds"),
+              (["--recovery-window", "86401"], "--recovery-window must be 0...86400 seconds"),
+              (["--recovery-buffer", "0"], "--recovery-buffer and --recovery-max-sessions must be positive"),
+              (["--recovery-max-sessions", "0"], "--recovery-buffer and --recovery-max-sessions must be positive"),
+          ])
+    func badFlags(_ flags: [String], _ message: String) async throws {
+        let child = try ChildProcess(
+            executable: ChorusProcess.binary,
+            arguments: ["serve", "--host", "127.0.0.1", "--port", "0", "--auth", "none"] + flags)
+        defer { child.kill() }
+        let code = try await child.waitForExit(timeout: .seconds(20))
+        #expect(code != 0)
+        #expect(child.stderr.text.contains(message), "\(child.diagnostics)")
+    }
 }

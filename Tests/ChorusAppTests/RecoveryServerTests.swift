@@ -13,14 +13,15 @@ struct RecoveryServerTests {
     final class Fixture {
         let io: SocketIOServer
         let server: WebSocketServer
-        let recovered = Mutex<[Bool]>([])
+        /// `socket.recovered` of every socket the connection handler saw, in order.
+        let recovered = Recorded()
 
         init(recovery: RecoveryConfiguration?, threads: Int = 2) throws {
             var sio = SocketIOConfiguration()
             sio.recovery = recovery
             io = SocketIOServer(configuration: sio)
             let recovered = self.recovered
-            io.sockets.onConnection { socket in recovered.withLock { $0.append(socket.recovered) } }
+            io.sockets.onConnection { socket in recovered.append(socket.recovered) }
             io.sockets.on("join") { socket, args, ack in
                 for room in args.compactMap(\.stringValue) { socket.join(room) }
                 ack?(true)
@@ -54,6 +55,12 @@ struct RecoveryServerTests {
         }
 
         var counters: RecoveryCounters { io.sockets.recoveryCounters ?? RecoveryCounters() }
+    }
+
+    final class Recorded: Sendable {
+        private let list = Mutex<[Bool]>([])
+        func append(_ value: Bool) { list.withLock { $0.append(value) } }
+        var values: [Bool] { list.withLock { $0 } }
     }
 
     static func eventually(_ seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
@@ -124,7 +131,7 @@ struct RecoveryServerTests {
         f.io.to("other").emit("not-for-it", 2)
         f.io.sockets.emit("m", 3)
         f.io.to("s", "r").emit("m", 4)  // in two of its rooms: once
-        f.io.sockets.except("s").emit("not-for-it", 5)
+        f.io.sockets.except(["s"]).emit("not-for-it", 5)
         f.io.to(sid).emit("m", 6)  // to its id, while away
         // A stranger's pid, and a bad offset, are not recovered.
         let (stranger, strangerReply) = try await f.connect(auth: #"{"pid":"nope","offset":"1"}"#)
@@ -140,7 +147,7 @@ struct RecoveryServerTests {
         #expect(try await b.text() == #"42["m",6,"7"]"#)
         let again = try Fixture.object(try await b.text().dropFirst(2))
         #expect(again["sid"] as? String == sid && again["pid"] as? String == pid)
-        #expect(await Self.eventually { f.recovered.withLock { $0 } == [false, false, true] })
+        #expect(await Self.eventually { f.recovered.values == [false, false, true] })
         // Back in its rooms: live events arrive, with the next offsets.
         f.io.to("s").emit("live", 7)
         #expect(try await b.text() == #"42["live",7,"8"]"#)
