@@ -137,6 +137,14 @@ public final class Connection {
         loop.enqueue(frame, to: self)
     }
 
+    /// Queues frames whatever the backpressure limit, in order: bytes the caller holds anyway and
+    /// must deliver whole (a recovered Socket.IO socket's missed events, which the recovery log
+    /// keeps; each costs the queue an entry, not a copy).
+    public func sendPastLimit(_ frames: [OutgoingFrame]) {
+        guard isOpen else { return }
+        for frame in frames { loop.enqueue(frame, to: self, withinLimit: true) }
+    }
+
     /// Queues frames that only make sense together (a Socket.IO binary packet and its attachments):
     /// all of them, or none when they would pass this connection's backpressure limit.
     public func send(group frames: [OutgoingFrame]) {

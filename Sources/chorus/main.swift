@@ -57,8 +57,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds one message may take from its first byte to its last (0: no limit); beyond, the connection is closed with 1008.")
     var messageTimeout = 60.0
     @Option(help: "Memory one connection's queue may keep alive (the frame buffers it points into, + 64 per entry) before the backpressure policy applies.") var maxBackpressure = 1024 * 1024
-    @Option(help: "What to do with a connection over --max-backpressure: drop (skip messages) or close (1008).")
-    var backpressurePolicy = BackpressurePolicy.drop
+    @Option(help: "What to do with a connection over --max-backpressure: drop (skip messages) or close (1008). Default: close for --app realtime with recovery on (the client comes back and gets what it missed), drop otherwise.")
+    var backpressurePolicy: BackpressurePolicy?
     @Option(help: "SO_SNDBUF of each client socket in bytes (the kernel doubles it); bounds the kernel memory a client that stops reading can pin. 0: kernel autotuning (up to 4 MiB per socket).")
     var socketSendBuffer = 64 * 1024
     @Option(help: "Messages per second one connection may send (WebSocket messages, so Socket.IO events too; 0: unlimited).")
@@ -237,7 +237,9 @@ struct Serve: ParsableCommand {
         config.pingInterval = pingInterval
         config.messageTimeout = messageTimeout
         config.maxBackpressure = maxBackpressure
-        config.backpressurePolicy = backpressurePolicy
+        // A dropped event would be a gap that recovery never repairs (the client's offsets go on);
+        // closing lets the client reconnect and receive it from the recovery log.
+        config.backpressurePolicy = backpressurePolicy ?? (app == .realtime && recoveryWindow > 0 ? .close : .drop)
         config.socketSendBuffer = socketSendBuffer
         config.messageRate = RateLimit(perSecond: rateLimitMessages, burst: rateLimitMessageBurst ?? 2 * rateLimitMessages)
         config.byteRate = RateLimit(perSecond: rateLimitBytes, burst: rateLimitByteBurst ?? 2 * rateLimitBytes)

@@ -16,7 +16,7 @@ struct RecoveryServerTests {
         /// `socket.recovered` of every socket the connection handler saw, in order.
         let recovered = Recorded()
 
-        init(recovery: RecoveryConfiguration?, threads: Int = 2) throws {
+        init(recovery: RecoveryConfiguration?, threads: Int = 2, maxBackpressure: Int? = nil) throws {
             var sio = SocketIOConfiguration()
             sio.recovery = recovery
             io = SocketIOServer(configuration: sio)
@@ -34,6 +34,7 @@ struct RecoveryServerTests {
             config.threads = threads
             config.applicationTimeouts = sio.timeouts
             config.maxMessageSize = sio.webSocketMessageLimit
+            if let maxBackpressure { config.maxBackpressure = maxBackpressure }
             server = WebSocketServer(configuration: config, application: io)
             try server.start()
         }
@@ -182,5 +183,27 @@ struct RecoveryServerTests {
         }
         #expect(await Self.eventually { f.counters.persisted == 5 })
         #expect(f.counters.sessions == 2 && f.counters.sessionsEvicted >= 2)
+    }
+
+    @Test("a replay larger than the backpressure limit arrives whole", .timeLimit(.minutes(1)))
+    func replayPastTheLimit() async throws {
+        // 16 KiB: above the 8 KiB chunk small frames share (a queue entry is charged the whole chunk).
+        let f = try Fixture(recovery: RecoveryConfiguration(), maxBackpressure: 16 * 1024)
+        let (a, reply) = try await f.connect()
+        let pid = try #require(reply["pid"] as? String)
+        f.io.sockets.emit("seen")
+        #expect(try await a.text() == #"42["seen","1"]"#)
+        a.closeNow()
+        #expect(await Self.eventually { f.counters.persisted == 1 })
+        let pad = JSONValue.string(String(repeating: "x", count: 1000))
+        for i in 0..<100 { f.io.sockets.emit("m", JSONValue(i), pad) }  // ~100 KB: six times the limit
+        let b = try BlockingWebSocketClient(port: f.server.port, path: "/socket.io/?EIO=4&transport=websocket")
+        defer { b.closeNow() }
+        #expect(try await b.text().hasPrefix("0{"))
+        try b.send(text: #"40{"pid":"\#(pid)","offset":"1"}"#)
+        for i in 0..<100 {
+            #expect(try await b.text().hasPrefix(#"42["m",\#(i),"#))
+        }
+        #expect(try await b.text().hasPrefix(#"40{"sid":"\#(reply["sid"] as? String ?? "")""#))
     }
 }

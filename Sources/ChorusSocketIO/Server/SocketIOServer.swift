@@ -575,10 +575,16 @@ final class EngineSession {
             io.rooms.join(key, connection.id)
         }
         for room in rooms { socket.join(room) }
-        for frames in missed {
-            if frames.count == 1 { connection.send(frames[0]) } else { connection.send(group: frames) }
+        // Past the backpressure limit: a replay is all or nothing (a gap would go unnoticed), and
+        // the CONNECT reply behind it must not be the one frame the limit refuses.
+        for frames in missed { connection.sendPastLimit(frames) }
+        let reply = SocketIOPacket.connected(namespace: name, sid: socket.id, pid: socket.pid)
+        if missed.isEmpty {
+            send(reply)
+        } else {
+            let (text, _) = reply.encode(engineIOPrefix: true)
+            connection.sendPastLimit([text.withUnsafeBytes { connection.server.makeFrame(.text, $0) }])
         }
-        send(.connected(namespace: name, sid: socket.id, pid: socket.pid))
         io.count("connect")
         for handler in namespace.connectionHandlers {
             guard socket.connected else { break }
