@@ -26,8 +26,9 @@ struct RealtimeE2ETests {
     @Test("heartbeat: a client that does not pong is closed after pingTimeout; others stay", .timeLimit(.minutes(1)))
     func heartbeat() async throws {
         try await E2E.scenario(
-            "heartbeat", serverArguments: ["--sio-ping-interval", "300", "--sio-ping-timeout", "300"],
-            scenarioArguments: ["--ping-interval", "300", "--ping-timeout", "300"])
+            // 1 s each: a python-socketio client on a loaded 2-core machine can take 300 ms to pong.
+            "heartbeat", serverArguments: ["--sio-ping-interval", "1000", "--sio-ping-timeout", "1000"],
+            scenarioArguments: ["--ping-interval", "1000", "--ping-timeout", "1000"])
     }
 
     @Test("malformed packets (1008 parse error) and oversized messages (1009); others keep working", .timeLimit(.minutes(1)))
