@@ -131,10 +131,16 @@ public struct WorkerStats: Sendable {
     public var stalls = 0
     public var backlogSkips: UInt64 = 0
     public var handshakeLatency = LatencyRecorder()
+    /// With several servers (`--also-url`): the receivers' latency per server, in URL order.
+    public var latencyByServer: [LatencyRecorder] = []
     public var firstError: String?
 
     mutating func merge(_ o: WorkerStats) {
         latency.merge(o.latency)
+        if latencyByServer.count < o.latencyByServer.count {
+            latencyByServer += Array(repeating: LatencyRecorder(), count: o.latencyByServer.count - latencyByServer.count)
+        }
+        for (i, l) in o.latencyByServer.enumerated() { latencyByServer[i].merge(l) }
         handshakeLatency.merge(o.handshakeLatency)
         receivedInWindow += o.receivedInWindow; payloadBytes += o.payloadBytes; wireBytes += o.wireBytes
         compressedMessages += o.compressedMessages; protocolErrors += o.protocolErrors
@@ -184,6 +190,7 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
         self.control = control
         self.servers = servers
         self.sources = sources
+        if servers.count > 1 { stats.latencyByServer = Array(repeating: LatencyRecorder(), count: servers.count) }
         self.share = share
         readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
         payloadBuffer = .allocate(byteCount: max(plan.size, 64), alignment: 16)
@@ -350,7 +357,7 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
                 case .message(let m):
                     if self.plan.socketIO != nil { try self.socketIOMessage(c, m, now: now); return }
                     if c.isPublisher { return }
-                    self.delivery(m, now: now)
+                    self.delivery(c, m, now: now)
                 case .ping(let payload):
                     FrameEncoder.append(opcode: .pong, payload: payload, maskKey: UInt32(truncatingIfNeeded: self.rng.next()), to: &c.staging)
                     self.markDirty(c)
@@ -378,18 +385,18 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
     struct SocketIORefused: Error {}
 
     @inline(__always)
-    func delivery(_ m: Message, now: UInt64) {
+    func delivery(_ c: Connection, _ m: Message, now: UInt64) {
         checkStarted()
         guard let f = Payload.decode(m.payload) else {
             stats.protocolErrors += 1
             fail("unexpected payload of \(m.payload.count) bytes")
             return
         }
-        account(f, payloadBytes: m.payload.count, m, now: now)
+        account(c, f, payloadBytes: m.payload.count, m, now: now)
     }
 
     @inline(__always)
-    func account(_ f: Payload.Fields, payloadBytes: Int, _ m: Message, now: UInt64) {
+    func account(_ c: Connection, _ f: Payload.Fields, payloadBytes: Int, _ m: Message, now: UInt64) {
         if let counters, counters.delivered(publisher: f.publisher, seq: f.seq) {
             wakePublisher(f.publisher)
         }
@@ -399,6 +406,9 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
             stats.wireBytes += UInt64(m.wireLength)
             if m.compressed { stats.compressedMessages += 1 }
             stats.latency.record(sentAt: f.time, receivedAt: now)
+            // Several nodes: also per node, since the receivers of the publisher's own node are
+            // reached without the cluster hop and would hide it in the overall percentiles.
+            if servers.count > 1 { stats.latencyByServer[c.id % servers.count].record(sentAt: f.time, receivedAt: now) }
         }
     }
 
@@ -439,7 +449,7 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
                 }
                 return  // other events (none expected) are ignored
             }
-            account(f, payloadBytes: content.count, m, now: now)
+            account(c, f, payloadBytes: content.count, m, now: now)
             return
         }
         let text = { String(decoding: UnsafeRawBufferPointer(rebasing: b.prefix(200)), as: UTF8.self) }

@@ -43,6 +43,9 @@ public struct FanoutResult: Sendable {
         lines.append("  deliveries           \(stats.receivedInWindow)  (\(f(deliveriesPerSecond, 0))/s)")
         lines.append("  payload / wire       \(f(payloadMBps, 2)) MB/s / \(f(wireMBps, 2)) MB/s  (\(stats.compressedMessages) compressed)")
         lines.append("  latency µs           p50 \(f(l.percentileMicros(50))) p90 \(f(l.percentileMicros(90))) p99 \(f(l.percentileMicros(99))) p99.9 \(f(l.percentileMicros(99.9))) max \(f(l.maxMicros))")
+        for (i, n) in stats.latencyByServer.enumerated() {
+            lines.append("  server \(i + 1) µs          p50 \(f(n.percentileMicros(50))) p90 \(f(n.percentileMicros(90))) p99 \(f(n.percentileMicros(99))) p99.9 \(f(n.percentileMicros(99.9))) max \(f(n.maxMicros))  (\(n.count) deliveries)")
+        }
         lines.append("  missed deliveries    \(ledger.missed) of \(ledger.expected) (\(f(missedRatio * 100, 4)) %)\(ledger.surplus > 0 ? ", surplus \(ledger.surplus)" : "")")
         lines.append("  errors               protocol \(stats.protocolErrors), connect \(stats.connectFailures), handshake \(stats.handshakeFailures), server closes \(stats.serverCloses), disconnects \(stats.disconnects), stalls \(stats.stalls)")
         lines.append("  generator CPU        \(f(generatorCPUSeconds, 2)) s (\(f(generatorCPUSeconds / measuredSeconds * 100, 0)) % of one core)")
@@ -67,6 +70,10 @@ public struct FanoutResult: Sendable {
         o.add("latency_us_p50", l.percentileMicros(50)); o.add("latency_us_p90", l.percentileMicros(90))
         o.add("latency_us_p99", l.percentileMicros(99)); o.add("latency_us_p999", l.percentileMicros(99.9))
         o.add("latency_us_max", l.maxMicros); o.add("latency_us_mean", l.meanMicros)
+        for (i, n) in stats.latencyByServer.enumerated() {
+            o.add("server\(i + 1)_latency_us_p50", n.percentileMicros(50)); o.add("server\(i + 1)_latency_us_p99", n.percentileMicros(99))
+            o.add("server\(i + 1)_deliveries", Int(n.count))
+        }
         o.add("expected_deliveries", Int(ledger.expected)); o.add("missed", Int(ledger.missed)); o.add("surplus", Int(ledger.surplus))
         o.add("protocol_errors", stats.protocolErrors); o.add("connect_failures", stats.connectFailures)
         o.add("handshake_failures", stats.handshakeFailures); o.add("server_closes", stats.serverCloses)

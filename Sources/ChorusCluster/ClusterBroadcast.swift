@@ -114,6 +114,15 @@ public struct ClusterBroadcast: Sendable, Hashable {
         return MsgPackEncoder.encode(.array([.string(uid), packet.msgpack, opts]))
     }
 
+    /// Whether `bytes` starts as `encode` writes a broadcast of `uid` (a three-element array whose
+    /// first element is `uid` as a fixstr), read from its first bytes only: a node's own
+    /// broadcasts come back to it through its subscription and are dropped without being decoded.
+    /// A message from another publisher that encodes differently is simply decoded.
+    public static func isPublished(by uid: [UInt8], _ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard uid.count < 32, bytes.count > 2 + uid.count, bytes[0] == 0x93, bytes[1] == 0xA0 | UInt8(uid.count) else { return false }
+        return bytes[2..<(2 + uid.count)].elementsEqual(uid)
+    }
+
     public static func decode(_ bytes: UnsafeRawBufferPointer, decoder: MsgPackDecoder = MsgPackDecoder()) throws(ClusterWireError) -> ClusterBroadcast {
         let value: MsgPackValue
         do throws(MsgPackDecodingError) { value = try decoder.decode(bytes) } catch { throw .msgpack(error) }

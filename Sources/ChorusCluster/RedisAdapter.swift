@@ -6,6 +6,12 @@
 // callbacks already run there. An incoming broadcast is decoded once and emitted with the `local`
 // flag from that loop, so it is framed once, delivered to the loop's own members at once and
 // forwarded to the other loops in one batch, exactly as a local emit is.
+//
+// Subscriptions (`RedisSubscriptionMode`): as the reference adapter, the pattern `<key>#<nsp>#*`
+// (every broadcast of the namespace reaches every node, which drops those for rooms it does not
+// hold); or only the channels of the rooms this node holds, kept in step with the server's
+// `RoomDirectory` on the adapter's loop. Publishing is the same in both modes, so nodes of either
+// mode, Node.js nodes and emitters share one Redis.
 import ChorusLoop
 import ChorusMsgPack
 import ChorusRedis
@@ -13,6 +19,24 @@ import ChorusServer
 import ChorusSocketIO
 import Logging
 import Synchronization
+
+/// Which broadcast channels a node subscribes to (`--redis-subscription`).
+public enum RedisSubscriptionMode: String, Sendable, CaseIterable {
+    /// As socket.io-redis-adapter: `PSUBSCRIBE <key>#<nsp>#*`. Every node receives every
+    /// broadcast, including those for rooms it has no member in (received, then skipped).
+    case pattern
+    /// `SUBSCRIBE <key>#<nsp>#` (broadcasts to the namespace or to several rooms) and
+    /// `<key>#<nsp>#<room>#` for each room with a member on this node: subscribed when the room
+    /// gets its first local member, unsubscribed when it loses its last, in batches on the
+    /// adapter's loop. Socket-id rooms are rooms like the others (every socket is alone in the room
+    /// named after its id), so a `to(socketId)` broadcast from any node or emitter, published on
+    /// `<key>#<nsp>#<id>#`, reaches exactly the node holding that socket; the price is one channel
+    /// per local socket on Redis and one SUBSCRIBE argument per connect (batched).
+    /// A broadcast published in the instant between a room's first local join and Redis's
+    /// confirmation of its channel is not received (the pattern mode has the same window for a
+    /// broadcast already in flight when the join happens).
+    case rooms
+}
 
 public struct RedisAdapterConfiguration: Sendable {
     public var url: RedisURL
@@ -25,6 +49,8 @@ public struct RedisAdapterConfiguration: Sendable {
     public var client = RedisClientConfiguration()
     /// The server loop that drives the Redis connections.
     public var loopIndex = 0
+    /// The broadcast channels subscribed to (`--redis-subscription`).
+    public var subscription = RedisSubscriptionMode.pattern
 
     public init(url: RedisURL) { self.url = url }
 }
@@ -37,6 +63,9 @@ public struct ClusterCounters: Sendable, Equatable {
     public var broadcastsDelivered = 0
     /// This node's own, another namespace's, or for a room without local members: not decoded further.
     public var broadcastsSkipped = 0
+    /// Of those skipped: on the channel of a room without a local member, received for nothing
+    /// (what the `rooms` subscription mode avoids; a few still arrive just after a room emptied).
+    public var broadcastsNotHeld = 0
     public var requestsPublished = 0
     public var requestsReceived = 0
     public var responsesPublished = 0
@@ -49,17 +78,22 @@ public struct ClusterCounters: Sendable, Equatable {
     /// Redis was unreachable, and publishes waiting in it now.
     public var publishDrops = 0
     public var publishQueue = 0
+    /// Channels and patterns the subscribing connection holds (in `rooms` mode, one per room
+    /// with a local member, socket-id rooms included, plus the namespace and request/response
+    /// channels).
+    public var subscriptions = 0
 
     public init() {}
 
     public var json: JSONValue {
         [
             "broadcastsPublished": JSONValue(broadcastsPublished), "broadcastsReceived": JSONValue(broadcastsReceived),
-            "broadcastsDelivered": JSONValue(broadcastsDelivered), "broadcastsSkipped": JSONValue(broadcastsSkipped),
+            "broadcastsDelivered": JSONValue(broadcastsDelivered), "broadcastsSkipped": JSONValue(broadcastsSkipped), "broadcastsNotHeld": JSONValue(broadcastsNotHeld),
             "requestsPublished": JSONValue(requestsPublished), "requestsReceived": JSONValue(requestsReceived),
             "responsesPublished": JSONValue(responsesPublished), "responsesReceived": JSONValue(responsesReceived),
             "requestsTimedOut": JSONValue(requestsTimedOut), "malformed": JSONValue(malformed),
             "redisConnected": .bool(redisConnected), "publishDrops": JSONValue(publishDrops), "publishQueue": JSONValue(publishQueue),
+            "subscriptions": JSONValue(subscriptions),
         ]
     }
 }
@@ -68,6 +102,7 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
     public let configuration: RedisAdapterConfiguration
     /// This node's id on the wire (6 alphanumerics, as uid2(6) in the reference adapter).
     public let uid: String
+    private let uidBytes: [UInt8]
     private let logger: Logger
     private let decoder = MsgPackDecoder(limits: .init(maxDepth: 64, maxContainerCount: 1 << 16))
 
@@ -79,6 +114,9 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
     private var channelsByNamespace: [String: ClusterChannels] = [:]
     /// Subscribed channel/pattern bytes → namespace.
     private var patternNamespace: [[UInt8]: String] = [:]
+    /// `rooms` mode: each namespace's broadcast channel prefix `<key>#<nsp>#`, to recognise its
+    /// broadcasts among the plain messages without copying the channel.
+    private var broadcastPrefixes: [(prefix: [UInt8], namespace: String)] = []
     private var requestNamespace: [[UInt8]: String] = [:]
     private var responseNamespace: [[UInt8]: String] = [:]
 
@@ -87,11 +125,15 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
     /// This node's broadcasts with acknowledgements awaiting the other nodes' counts and answers.
     private var ackRequests: [String: (clientCount: @Sendable (Int) -> Void, ack: @Sendable (JSONValue) -> Void)] = [:]
     private var counters = ClusterCounters()
+    /// `rooms` mode: room keys whose occupancy changed, waiting for the adapter's loop (any thread
+    /// appends; the first append of a batch schedules the reconciliation).
+    private let changedRooms = Mutex<[String]>([])
 
     public init(configuration: RedisAdapterConfiguration, logger: Logger = Logger(label: "chorus.cluster")) {
         self.configuration = configuration
         self.logger = logger
         uid = Self.makeID()
+        uidBytes = Array(uid.utf8)
     }
 
     static func makeID() -> String {
@@ -113,7 +155,10 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
             requestNamespace[Array(c.request.utf8)] = name
             responseNamespace[Array(c.response.utf8)] = name
             responseNamespace[Array(c.response(uid: uid).utf8)] = name
+            broadcastPrefixes.append((Array(c.broadcast.utf8), name))
         }
+        // The longest prefix first: a namespace whose name extends another's is matched as itself.
+        broadcastPrefixes.sort { $0.prefix.count > $1.prefix.count }
         let client = RedisClient(url: configuration.url, loop: loop, configuration: configuration.client, logger: logger) { [weak self] state in
             self?.publisherState(state)
         }
@@ -122,17 +167,29 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
                                          onStateChange: { [weak self] state in self?.subscriberState(state) })
         self.client = client
         self.subscriber = subscriber
-        subscriber.psubscribe(Array(patternNamespace.keys))
+        switch configuration.subscription {
+        case .pattern:
+            subscriber.psubscribe(Array(patternNamespace.keys))
+        case .rooms:
+            // Rooms joined from now on are reported by the directory; rooms that already have
+            // members (none, normally, when the adapter starts with the server) are taken now.
+            io.rooms.observeOccupancy { [weak self] key in self?.roomOccupancyChanged(key) }
+            subscriber.subscribe(broadcastPrefixes.map(\.prefix))
+            for name in io.namespaceNames {
+                for room in io.localRooms(namespace: name) { roomOccupancyChanged(name + "#" + room) }
+            }
+        }
         subscriber.subscribe(Array(requestNamespace.keys) + Array(responseNamespace.keys))
         client.start()
         subscriber.start()
         logger.info("cluster adapter started", metadata: [
             "redis": "\(configuration.url)", "key": "\(configuration.key)", "uid": "\(uid)",
-            "namespaces": "\(io.namespaceNames.joined(separator: ","))",
+            "namespaces": "\(io.namespaceNames.joined(separator: ","))", "subscription": "\(configuration.subscription.rawValue)",
         ])
     }
 
     public func stop() {
+        if configuration.subscription == .rooms { io?.rooms.observeOccupancy(nil) }
         subscriber?.stop()
         client?.stop()
     }
@@ -145,6 +202,10 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
                 let r = client.countersOnLoop()
                 c.publishDrops = r.publishDrops
                 c.publishQueue = r.queueLength
+            }
+            if let subscriber {
+                let s = subscriber.countersOnLoop()
+                c.subscriptions = s.channels + s.patterns
             }
             body(c)
         }
@@ -326,6 +387,49 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
         entry.done(.failure(.timeout(received: entry.received, expected: entry.expected)))
     }
 
+    // MARK: Room subscriptions (`rooms` mode)
+
+    private func roomOccupancyChanged(_ key: String) {
+        let first = changedRooms.withLock { changed in
+            changed.append(key)
+            return changed.count == 1
+        }
+        // Always a task, even on the adapter's own loop: the joins and leaves of a burst of
+        // connects (each socket joins its own id's room) become one SUBSCRIBE per batch.
+        if first { loop?.execute { [weak self] in self?.reconcileRooms() } }
+    }
+
+    /// Subscribes the channels of the changed rooms that have local members now and unsubscribes
+    /// those of the rooms that have none: the directory's present state decides, whatever order
+    /// the changes were reported in. The subscriber ignores channels already in the state asked.
+    private func reconcileRooms() {
+        let keys = changedRooms.withLock { changed in
+            defer { changed = [] }
+            return changed
+        }
+        guard let io, let subscriber else { return }
+        var subscribe: [[UInt8]] = [], unsubscribe: [[UInt8]] = []
+        for key in Set(keys) {
+            guard let channel = roomChannel(ofKey: key) else { continue }
+            if io.rooms.members(of: key) > 0 { subscribe.append(channel) } else { unsubscribe.append(channel) }
+        }
+        if !subscribe.isEmpty { subscriber.changeOnLoop(subscribe, pattern: false, add: true) }
+        if !unsubscribe.isEmpty { subscriber.changeOnLoop(unsubscribe, pattern: false, add: false) }
+    }
+
+    /// `<key>#<nsp>#<room>#` for a directory key `<nsp>#<room>`; nil for a namespace's own key
+    /// (`<nsp>`, every socket of it) or a namespace the adapter does not serve.
+    private func roomChannel(ofKey key: String) -> [UInt8]? {
+        let utf8 = key.utf8
+        for (_, namespace) in broadcastPrefixes {
+            let ns = namespace.utf8
+            guard utf8.count > ns.count, utf8.starts(with: ns), utf8[utf8.index(utf8.startIndex, offsetBy: ns.count)] == UInt8(ascii: "#"),
+                  let channels = channelsByNamespace[namespace] else { continue }
+            return Array(channels.broadcast(room: String(key.dropFirst(namespace.count + 1))).utf8)
+        }
+        return nil
+    }
+
     // MARK: Incoming (loop thread)
 
     private func received(_ message: RedisPubSubMessage) {
@@ -333,6 +437,12 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
             guard let namespace = patternNamespace[Array(pattern)] else { return }
             receivedBroadcast(namespace: namespace, channel: message.channel, payload: message.payload)
             return
+        }
+        if configuration.subscription == .rooms {
+            for (prefix, namespace) in broadcastPrefixes where message.channel.starts(with: prefix) {
+                receivedBroadcast(namespace: namespace, channel: message.channel, payload: message.payload)
+                return
+            }
         }
         let channel = Array(message.channel)
         if let namespace = requestNamespace[channel] {
@@ -348,9 +458,14 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
             counters.broadcastsSkipped += 1
             return
         }
+        if ClusterBroadcast.isPublished(by: uidBytes, payload) {
+            counters.broadcastsSkipped += 1
+            return
+        }
         // A room's own channel and no local member: nothing to decode (as the reference adapter).
         if !room.isEmpty && io.rooms.members(of: namespace + "#" + room) == 0 {
             counters.broadcastsSkipped += 1
+            counters.broadcastsNotHeld += 1
             return
         }
         let broadcast: ClusterBroadcast

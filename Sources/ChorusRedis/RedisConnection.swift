@@ -14,6 +14,14 @@
 //   this file sets no disconnect callback and frees nothing from the connect callback.
 // - nothing reaches the socket until a command is queued, so the login is queued at once and its
 //   first write completes the non-blocking connect.
+//
+// Writes, once logged in: hiredis asks for write readiness (`addWrite`) with every command. Rather
+// than an epoll_ctl to add EPOLLOUT, an epoll_wait that reports it and an epoll_ctl to remove it,
+// the connection flushes from a timer due at once, which the loop runs in the same iteration
+// after its events and tasks: every command of the iteration leaves in one write(2), and a
+// publish leaves before the server loop writes the same broadcast to its own sockets (at the end
+// of the iteration), so the other nodes do not wait for this node's local fan-out. Only a write
+// that does not complete (a full socket) waits for EPOLLOUT.
 import CHiredis
 import ChorusLoop
 import Logging
@@ -53,6 +61,12 @@ final class RedisConnection {
     /// The connection keeps itself alive while hiredis holds a pointer to it (ev.data / ac->data).
     private var retainedSelf: Unmanaged<RedisConnection>?
     private var connectTimer: LoopTimer?
+    /// The flush timer of the current iteration (see the header), and whether it is running.
+    private var flushTimer: LoopTimer?
+    private var flushing = false
+    /// SIGPIPE ignored by the process when the context was made (`chorus serve` ignores it): the
+    /// writes then need no signal mask around them (see `withoutSIGPIPE`).
+    private var sigpipeIgnored = false
     private var retryTimer: LoopTimer?
     private var nextDelay: UInt64
     private var closingReason: String?
@@ -135,6 +149,7 @@ final class RedisConnection {
         context = ac
         freeRequested = false
         interest = []
+        sigpipeIgnored = chorus_sigpipe_ignored() != 0
         retainedSelf = Unmanaged.passRetained(self)
         let me = Unmanaged.passUnretained(self).toOpaque()
         ac.pointee.data = me
@@ -246,6 +261,8 @@ final class RedisConnection {
         freeRequested = false
         if let t = connectTimer { loop.cancel(t) }
         connectTimer = nil
+        if let t = flushTimer { loop.cancel(t) }
+        flushTimer = nil
         // hiredis has NULL-replied what it had been given; anything sent still here is failed too,
         // while what is still queued by the owner stays (to be sent on the next connection).
         let error: RedisError = phase == .stopped ? .stopped : .disconnected(reason)
@@ -273,6 +290,13 @@ final class RedisConnection {
 
     private func want(_ events: Epoll.Events, _ on: Bool) {
         guard let registration else { return }
+        if events == .writable && phase == .ready && !flushing && !interest.contains(.writable) {
+            // Logged in and not waiting for EPOLLOUT: flushed this iteration by the timer.
+            if on && flushTimer == nil {
+                flushTimer = loop.schedule(at: loop.now) { [unowned self] in flushWrites() }
+            }
+            return
+        }
         var next = interest
         if on { next.formUnion(events) } else { next.subtract(events) }
         guard next != interest else { return }
@@ -288,7 +312,7 @@ final class RedisConnection {
     private func handle(_ events: Epoll.Events) {
         let failed = !events.isDisjoint(with: [.error, .hangup])
         if let ac = context, events.contains(.writable) || (failed && interest.contains(.writable)) {
-            Self.withoutSIGPIPE { redisAsyncHandleWrite(ac) }
+            write(ac)
         }
         // The write may have ended the context (cleanup sets `context` to nil).
         if let ac = context, events.contains(.readable) || failed {
@@ -296,9 +320,28 @@ final class RedisConnection {
         }
     }
 
+    /// The flush timer: hands hiredis's output buffer to the socket. A write that does not
+    /// complete makes hiredis ask for write readiness again, which `flushing` turns into EPOLLOUT.
+    private func flushWrites() {
+        flushTimer = nil
+        guard let ac = context, !freeRequested else { return }
+        flushing = true
+        write(ac)
+        flushing = false
+    }
+
+    private func write(_ ac: UnsafeMutablePointer<redisAsyncContext>) {
+        if sigpipeIgnored {
+            redisAsyncHandleWrite(ac)
+        } else {
+            Self.withoutSIGPIPE { redisAsyncHandleWrite(ac) }
+        }
+    }
+
     /// hiredis writes with plain write(2), so a write to a Redis that just went away raises
     /// SIGPIPE, which kills a process that does not ignore it (a test runner, an embedding app;
-    /// `chorus serve` does ignore it). SIGPIPE from write(2) is directed at the writing thread, so
+    /// `chorus serve` does ignore it, and then this is skipped: three system calls per write).
+    /// SIGPIPE from write(2) is directed at the writing thread, so
     /// blocking it around the write makes the write fail with EPIPE instead (hiredis then drops
     /// the connection); the pending signal is consumed before the old mask comes back. hiredis
     /// writes only here, on write readiness: commands are only buffered when they are sent.

@@ -30,6 +30,7 @@ enum AdapterName: String, ExpressibleByArgument, CaseIterable {
     case memory, redis
 }
 
+extension RedisSubscriptionMode: ExpressibleByArgument {}
 extension AuthMode: ExpressibleByArgument {}
 extension AuthorizationMode: ExpressibleByArgument {}
 
@@ -139,6 +140,13 @@ struct Serve: ParsableCommand {
     @Option(help: "Milliseconds a cluster-wide request (fetch sockets, all rooms, server-side emit with ack) waits for the other nodes.")
     var redisRequestTimeout = 5000
     @Option(help: "Publishes kept while Redis is unreachable; beyond, they are dropped and counted.") var redisPublishQueue = 10_000
+    @Option(help: "Broadcast channels a node subscribes to: pattern (every broadcast of the namespace, as socket.io-redis-adapter) or rooms (the namespace's channel and one channel per room with a local member, socket-id rooms included; a broadcast for a room this node does not hold never reaches it).")
+    var redisSubscription = RedisSubscriptionMode.pattern
+    @Option(help: "Milliseconds before the first reconnect to Redis; each failed attempt doubles it up to --redis-reconnect-max.")
+    var redisReconnectMin = 100
+    @Option(help: "Milliseconds between reconnect attempts at most.") var redisReconnectMax = 5000
+    @Option(help: "Milliseconds a Redis connect and login (AUTH, SELECT, PING) may take before the attempt is abandoned and retried.")
+    var redisConnectTimeout = 5000
 
     // Backend proxies (realtime): the product's backend decides, Chorus fans out.
     @Option(help: "URL the backend stores each message:send at before it is broadcast (POST JSON; realtime).") var proxyMessage: String?
@@ -176,6 +184,11 @@ struct Serve: ParsableCommand {
             guard !redisKey.isEmpty else { throw ValidationError("--redis-key must not be empty") }
             guard redisRequestTimeout > 0 else { throw ValidationError("--redis-request-timeout must be positive") }
             guard redisPublishQueue >= 0 else { throw ValidationError("--redis-publish-queue must be 0 or more") }
+            guard redisReconnectMin >= 1 else { throw ValidationError("--redis-reconnect-min must be at least 1 (ms)") }
+            guard redisReconnectMax >= redisReconnectMin else {
+                throw ValidationError("--redis-reconnect-max must be at least --redis-reconnect-min")
+            }
+            guard redisConnectTimeout >= 1 else { throw ValidationError("--redis-connect-timeout must be at least 1 (ms)") }
         }
         if app == .realtime {
             guard sioPingInterval > 0, sioPingTimeout > 0 else { throw ValidationError("--sio-ping-interval and --sio-ping-timeout must be positive") }
@@ -312,6 +325,10 @@ struct Serve: ParsableCommand {
                 cluster.key = redisKey
                 cluster.requestTimeout = Double(redisRequestTimeout) / 1000
                 cluster.client.maxQueuedCommands = redisPublishQueue
+                cluster.client.initialReconnectDelay = .milliseconds(redisReconnectMin)
+                cluster.client.maximumReconnectDelay = .milliseconds(redisReconnectMax)
+                cluster.client.connectTimeout = .milliseconds(redisConnectTimeout)
+                cluster.subscription = redisSubscription
                 app.io.adapter = RedisAdapter(configuration: cluster, logger: Logger(label: "chorus.cluster"))
             }
             realtime = app

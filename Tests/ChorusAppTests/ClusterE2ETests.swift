@@ -1,6 +1,9 @@
 import ChorusTestSupport
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Several `chorus --adapter redis` processes on one real redis-server (started on a free loopback
 /// port, stopped by PID), with the python-socketio clients, the emitter stand-in and the foreign
@@ -48,6 +51,12 @@ struct ClusterE2ETests {
           .timeLimit(.minutes(2)))
     func foreignNode() async throws { try await ClusterE2E.scenario("foreign_node") }
 
+    @Test("--redis-subscription rooms: cross-node delivery, the emitter and a foreign node work as with the pattern",
+          .timeLimit(.minutes(4)), arguments: ["cross_node", "emitter", "foreign_node"])
+    func roomSubscriptions(_ scenario: String) async throws {
+        try await ClusterE2E.scenario(scenario, extraServerArguments: ["--redis-subscription", "rooms"])
+    }
+
     @Test("--redis-key: an emitter on another key prefix reaches the nodes using it", .timeLimit(.minutes(2)))
     func customKey() async throws {
         try await ClusterE2E.scenario("emitter", extraServerArguments: ["--redis-key", "chorus-test"],
@@ -81,12 +90,36 @@ struct ClusterE2ETests {
     @Test("--adapter redis is refused without the realtime app or with a bad --redis-url", .timeLimit(.minutes(1)))
     func adapterFlagsAreValidated() async throws {
         for arguments in [["--app", "echo", "--adapter", "redis"], ["--adapter", "redis", "--redis-url", "http://x"],
-                          ["--adapter", "redis", "--redis-request-timeout", "0"], ["--adapter", "cluster"]] {
+                          ["--adapter", "redis", "--redis-request-timeout", "0"], ["--adapter", "cluster"],
+                          ["--adapter", "redis", "--redis-subscription", "channels"],
+                          ["--adapter", "redis", "--redis-reconnect-min", "0"],
+                          ["--adapter", "redis", "--redis-reconnect-min", "200", "--redis-reconnect-max", "199"],
+                          ["--adapter", "redis", "--redis-connect-timeout", "0"]] {
             let child = try ChildProcess(executable: ChorusProcess.binary, arguments: ["serve", "--port", "0", "--auth", "none"] + arguments)
             let code = try await child.waitForExit(timeout: .seconds(20))
             #expect(code != 0, "\(arguments) accepted")
             #expect(child.stderr.text.contains("Error"), "\(arguments): \(child.stderr.text)")
         }
+    }
+
+    @Test("--redis-connect-timeout and --redis-reconnect-min/max at their edges: a login never answered is abandoned after the timeout and retried at the capped delay",
+          .timeLimit(.minutes(1)))
+    func connectTimeoutAndReconnectDelay() async throws {
+        // A listener that never answers: the kernel completes each TCP handshake, the login gets no reply.
+        let listener = try SilentListener()
+        defer { listener.close() }
+        let node = try await E2E.server([
+            "--jwt-secret", E2E.secret, "--api-token", E2E.apiToken, "--threads", "1",
+            "--adapter", "redis", "--redis-url", "redis://127.0.0.1:\(listener.port)",
+            "--redis-connect-timeout", "200", "--redis-reconnect-min", "1", "--redis-reconnect-max", "1",
+        ])
+        defer { node.kill() }
+        // Two connections (publishing, subscribing), each attempting every 200 ms + at most 1 ms:
+        // about 20 in 2 s (with the defaults, 5 s and 100 ms doubling: 2).
+        try await Task.sleep(for: .seconds(2))
+        let attempts = listener.acceptAll()
+        #expect((12...28).contains(attempts), "\(attempts) connection attempts\n\(node.diagnostics)")
+        #expect(node.stderr.contains("no connection and login within 0.2 seconds"), "\(node.diagnostics)")
     }
 
     @Test("a node starts while Redis is down, serves locally, and joins the cluster when Redis comes", .timeLimit(.minutes(2)))
@@ -162,5 +195,46 @@ struct ClusterE2ETests {
                    "--secret", E2E.secret, "--api-token", E2E.apiToken],
             requiring: PythonClient.socketIO + ", redis, msgpack", timeout: .seconds(60))
         #expect(result.exitCode == 0 && result.stdout.contains("OK operations"), "\(result)")
+    }
+}
+
+/// A loopback TCP listener that never accepts on its own nor answers: connections complete in the
+/// kernel's backlog and then wait. `acceptAll` takes (and keeps open) those queued so far.
+final class SilentListener {
+    let fd: Int32
+    let port: UInt16
+    private var accepted: [Int32] = []
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        self.fd = fd
+        guard fd >= 0 else { throw HarnessError("socket() failed: \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 128) == 0 else { throw HarnessError("bind/listen failed: \(errno)") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        port = UInt16(bigEndian: address.sin_port)
+    }
+
+    /// Connections accepted so far, in all.
+    func acceptAll() -> Int {
+        while true {
+            let c = accept(fd, nil, nil)
+            guard c >= 0 else { break }
+            accepted.append(c)
+        }
+        return accepted.count
+    }
+
+    func close() {
+        for c in accepted { Glibc.close(c) }
+        Glibc.close(fd)
     }
 }

@@ -147,6 +147,28 @@ final class TinyBroadcastServer: EventLoopDelegate, @unchecked Sendable {
         #expect(result.stats.receivedInWindow == result.ledger.sentInWindow * 10)
     }
 
+    /// `--also-url`: connection i goes to server i mod 2, and latency is also kept per server. Two
+    /// unconnected broadcast servers: the publisher (connection 0) is on the first, so the first's
+    /// ten receivers get every message and the second's ten (odd ids) none.
+    @Test func alsoURLSpreadsConnectionsAndSplitsLatencyPerServer() throws {
+        let first = try TinyBroadcastServer(), second = try TinyBroadcastServer()
+        first.start()
+        second.start()
+        defer { first.stop(); second.stop() }
+        var plan = LoadPlan(
+            url: WebSocketURL(host: "127.0.0.1", port: first.port, path: "/"), receivers: 20, publishers: 1, size: 64,
+            rate: 200, duration: 0.5, warmup: 0, drain: 0.5)
+        plan.alsoURLs = [WebSocketURL(host: "127.0.0.1", port: second.port, path: "/")]
+        let result = try FanoutRunner.run(plan, serverPID: nil, quiet: true)
+        let sent = result.ledger.sentInWindow
+        #expect(sent > 0)
+        #expect(result.stats.latencyByServer.count == 2)
+        #expect(result.stats.latencyByServer.first?.count == sent * 10)
+        #expect(result.stats.latencyByServer.last?.count == 0)
+        #expect(result.ledger.missed == sent * 10)
+        #expect(result.table().contains("server 2 µs"))
+    }
+
     @Test func connectHoldsConnections() throws {
         let server = try TinyBroadcastServer()
         server.start()

@@ -13,7 +13,7 @@ struct TwoNodes {
     let ios: [SocketIOServer]
     let servers: [WebSocketServer]
 
-    static func start() async throws -> TwoNodes {
+    static func start(subscription: RedisSubscriptionMode = .pattern) async throws -> TwoNodes {
         let redis = try await RedisServerProcess.start()
         var ios: [SocketIOServer] = []
         var servers: [WebSocketServer] = []
@@ -21,10 +21,15 @@ struct TwoNodes {
             let io = SocketIOServer()
             var config = RedisAdapterConfiguration(url: try RedisURL(parsing: redis.url))
             config.requestTimeout = 3
+            config.subscription = subscription
             io.adapter = RedisAdapter(configuration: config)
             io.sockets.onServerSideEmit("hello") { args, ack in ack?(["from": .string(name), "args": .array(args)]) }
             io.sockets.on("join") { socket, args, ack in
                 if let room = args.first?.stringValue { socket.join(room) }
+                ack?(true)
+            }
+            io.sockets.on("leave") { socket, args, ack in
+                if let room = args.first?.stringValue { socket.leave(room) }
                 ack?(true)
             }
             var sc = ServerConfiguration()
@@ -57,6 +62,12 @@ struct TwoNodes {
             io.adapter.stop()
         }
         redis.kill()
+    }
+
+    /// Node `index`'s adapter counters.
+    func counters(_ index: Int) async -> ClusterCounters {
+        guard let adapter = ios[index].adapter as? RedisAdapter else { return ClusterCounters() }
+        return await withCheckedContinuation { continuation in adapter.counters { continuation.resume(returning: $0) } }
     }
 
     /// A raw Engine.IO/Socket.IO client connected to the main namespace of node `index`; returns its socket id.
@@ -158,4 +169,92 @@ struct RedisAdapterTests {
         #expect(timedOut.timedOut)
         #expect(timedOut.answers == ["late-a"])
     }
+}
+
+@Suite("RedisAdapter: --redis-subscription rooms, two nodes on a real Redis", .serialized)
+struct RoomSubscriptionTests {
+    /// Node B's client joins a room no socket of node A is in; B emits to it, then to the whole
+    /// namespace. Redis delivers one publisher's messages in order, so once A has received the
+    /// second, the first has reached A already or never will.
+    @Test(.timeLimit(.minutes(1)), arguments: [RedisSubscriptionMode.pattern, .rooms])
+    func aBroadcastForARoomHeldOnlyByOneNodeReachesTheOtherOnlyInPatternMode(_ mode: RedisSubscriptionMode) async throws {
+        let nodes = try await TwoNodes.start(subscription: mode)
+        defer { nodes.stop() }
+        let (clientB, _) = try nodes.connect(1)
+        defer { clientB.closeNow() }
+        try clientB.send(text: #"420["join","only-b"]"#)
+        #expect(try await clientB.text(within: 10) == "430[true]")
+        let before = await nodes.counters(0)
+        nodes.ios[1].to("only-b").emit("room", 1)
+        nodes.ios[1].sockets.emit("all", 2)
+        #expect(try await clientB.text(within: 10) == #"42["room",1]"#)
+        #expect(try await clientB.text(within: 10) == #"42["all",2]"#)
+        var after = before
+        // The namespace-wide one is decoded and "delivered" on A (to no socket): it came last.
+        _ = await eventually { after = await nodes.counters(0); return after.broadcastsDelivered > before.broadcastsDelivered }
+        switch mode {
+        case .pattern:
+            #expect(after.broadcastsReceived - before.broadcastsReceived == 2)
+            #expect(after.broadcastsNotHeld - before.broadcastsNotHeld == 1)
+        case .rooms:
+            #expect(after.broadcastsReceived - before.broadcastsReceived == 1)
+            #expect(after.broadcastsNotHeld == before.broadcastsNotHeld)
+        }
+        #expect(after.broadcastsDelivered - before.broadcastsDelivered == 1)
+    }
+
+    /// Socket-id rooms are subscribed like any room: `to(socketId)` from the other node (or a Node
+    /// node, or the emitter: all publish on `<key>#<nsp>#<id>#`) arrives.
+    @Test(.timeLimit(.minutes(1)))
+    func toSocketIdFromTheOtherNodeArrives() async throws {
+        let nodes = try await TwoNodes.start(subscription: .rooms)
+        defer { nodes.stop() }
+        let (clientB, sidB) = try nodes.connect(1)
+        defer { clientB.closeNow() }
+        // The subscription follows the CONNECT by one Redis round trip: retry until it holds.
+        var got: String?
+        for attempt in 0..<50 where got == nil {
+            nodes.ios[0].to(sidB).emit("direct", .int(Int64(attempt)))
+            if !(await clientB.quiet(milliseconds: 100)) { got = try clientB.receiveText() }
+        }
+        #expect(got?.hasPrefix(#"42["direct","#) == true)
+    }
+
+    /// Subscribed on the first local member, unsubscribed on the last: the count of the
+    /// subscriber's channels goes up by the room and the socket, and back down.
+    @Test(.timeLimit(.minutes(1)))
+    func roomChannelsFollowLocalMembership() async throws {
+        let nodes = try await TwoNodes.start(subscription: .rooms)
+        defer { nodes.stop() }
+        let base = await nodes.counters(1).subscriptions
+        // The namespace's broadcast channel, the request channel, the two response channels.
+        #expect(base == 4)
+        let (clientB, _) = try nodes.connect(1)
+        let (clientB2, _) = try nodes.connect(1)
+        defer { clientB2.closeNow() }
+        for client in [clientB, clientB2] {
+            try client.send(text: #"420["join","r"]"#)
+            #expect(try await client.text(within: 10) == "430[true]")
+        }
+        // Two socket-id rooms and "r" once.
+        #expect(await eventually { await nodes.counters(1).subscriptions == base + 3 })
+        try clientB2.send(text: #"421["leave","r"]"#)
+        #expect(try await clientB2.text(within: 10) == "431[true]")
+        // "r" still has clientB: still subscribed.
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(await nodes.counters(1).subscriptions == base + 3)
+        clientB.closeNow()
+        // clientB's id room and "r" are gone with it.
+        #expect(await eventually { await nodes.counters(1).subscriptions == base + 1 })
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes; the last answer.
+private func eventually(_ timeout: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return await condition()
 }
