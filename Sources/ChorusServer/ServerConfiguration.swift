@@ -60,6 +60,12 @@ public struct ServerConfiguration: Sendable {
     /// Messages handled per connection per read (0: no bound); the rest of what it sent waits for
     /// the next turn, after the other ready connections, so one client cannot stall its loop.
     public var maxMessagesPerRead = 1024
+    /// Broadcasts queued for one loop by the other loops and threads, not yet delivered (0: no
+    /// bound). A loop that falls this far behind does not take more: with the `drop` backpressure
+    /// policy the excess is skipped for its clients (counted in `ServerStats.loopQueueDropped`); with
+    /// `close` its WebSocket connections are closed with 1013 (try again later) once it has caught up,
+    /// so that no client silently misses a message (a recovering Socket.IO client gets it back).
+    public var maxLoopQueue = 65_536
     /// Size of each loop's shared receive buffer.
     public var readBufferSize = 256 * 1024
 
@@ -92,6 +98,10 @@ public struct ServerStats: Sendable, Equatable {
     public var backpressureClosed = 0
     /// Messages not delivered because their connection was over its rate limit.
     public var rateLimited = 0
+    /// Broadcasts not taken by this loop because `maxLoopQueue` were already waiting for it; and
+    /// connections it closed (1013) for that reason under the `close` policy.
+    public var loopQueueDropped = 0
+    public var loopQueueClosed = 0
     public var protocolErrors = 0
     public var bytesOut = 0
     /// Rooms with at least one member, counted per loop (a room spread over two loops counts twice).
@@ -142,6 +152,8 @@ public struct ServerStats: Sendable, Equatable {
         dropped += other.dropped
         backpressureClosed += other.backpressureClosed
         rateLimited += other.rateLimited
+        loopQueueDropped += other.loopQueueDropped
+        loopQueueClosed += other.loopQueueClosed
         protocolErrors += other.protocolErrors
         bytesOut += other.bytesOut
         rooms += other.rooms

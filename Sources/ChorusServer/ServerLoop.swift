@@ -2,6 +2,7 @@ import CChorusLinux
 import ChorusLoop
 import ChorusWebSocket
 import Logging
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,6 +57,11 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     let compressedFrameArena = FrameArena()
 
     private(set) var stats = ServerStats()
+    /// Broadcasts handed to this loop by others and not yet delivered (`maxLoopQueue`); those it
+    /// refused since the last iteration; whether its connections must be shed (`close` policy).
+    let queuedEmits = Atomic<Int>(0)
+    private let refusedEmits = Atomic<Int>(0)
+    private let shedRequested = Atomic<Bool>(false)
     /// Socket events handled in the current iteration (for `ServerStats.eventsPerIteration`).
     private var iterationEvents = 0
     private var shuttingDown = false
@@ -191,6 +197,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             flushing.removeAll(keepingCapacity: true)
         }
         stats.rooms = rooms.count
+        stats.loopQueueDropped &+= refusedEmits.exchange(0, ordering: .relaxed)
         recordIteration()
         server.publish(stats, loop: index)
     }
@@ -943,6 +950,22 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     }
 
     // MARK: Emits and shutdown (on this loop's thread)
+
+    /// Broadcasts this loop did not take: `maxLoopQueue` were waiting (any thread). Under the `close`
+    /// policy the loop closes its connections once it has caught up: the task runs behind the
+    /// backlog, so every connection first gets what was queued before.
+    func refuseQueued(_ count: Int) {
+        refusedEmits.add(count, ordering: .relaxed)
+        guard configuration.backpressurePolicy == .close,
+              !shedRequested.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        loop.execute { [self] in
+            shedRequested.store(false, ordering: .releasing)
+            for connection in openConnections where connection.isOpen {
+                stats.loopQueueClosed += 1
+                beginClose(connection, code: .tryAgainLater, reason: "server overloaded")
+            }
+        }
+    }
 
     func deliver(_ emit: PendingEmit) {
         switch emit {

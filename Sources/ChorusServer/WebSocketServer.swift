@@ -108,8 +108,26 @@ public final class WebSocketServer: @unchecked Sendable {
     /// connection then receives those frames in the order they were numbered. Safe from any thread.
     public func emitInOrder(frames: [OutgoingFrame], to target: BroadcastTarget) {
         let emit: PendingEmit = frames.count == 1 ? .frame(frames[0], target) : .group(frames, target)
-        for loop in loops {
-            loop.loop.execute { loop.deliver(emit) }
+        for loop in loops { hand([emit], to: loop) }
+    }
+
+    /// Queues broadcasts for `loop` within `maxLoopQueue` (one atomic add per loop per batch, not
+    /// per message or recipient); beyond it the loop refuses them (`ServerLoop.refuseQueued`).
+    private func hand(_ emits: [PendingEmit], to loop: ServerLoop) {
+        let limit = configuration.maxLoopQueue
+        guard limit > 0 else {
+            loop.loop.execute { for emit in emits { loop.deliver(emit) } }
+            return
+        }
+        let count = emits.count
+        if loop.queuedEmits.wrappingAdd(count, ordering: .relaxed).newValue > limit {
+            loop.queuedEmits.subtract(count, ordering: .relaxed)
+            loop.refuseQueued(count)
+            return
+        }
+        loop.loop.execute {
+            loop.queuedEmits.subtract(count, ordering: .relaxed)
+            for emit in emits { loop.deliver(emit) }
         }
     }
 
@@ -122,16 +140,12 @@ public final class WebSocketServer: @unchecked Sendable {
             if loops.count > 1 { current.forwardLater(emit) }
             return
         }
-        for loop in loops {
-            loop.loop.execute { loop.deliver(emit) }
-        }
+        for loop in loops { hand([emit], to: loop) }
     }
 
     /// Hands a loop's batch of emits to every other loop: one queue entry each.
     func forward(_ batch: [PendingEmit], from origin: ServerLoop) {
-        for loop in loops where loop !== origin {
-            loop.loop.execute { for emit in batch { loop.deliver(emit) } }
-        }
+        for loop in loops where loop !== origin { hand(batch, to: loop) }
     }
 
     /// Encodes a message once, compressed too if any client may use it.

@@ -74,6 +74,8 @@ struct Serve: ParsableCommand {
     var rateLimitPolicy = RateLimitPolicy.drop
     @Option(help: "Messages handled per connection per read (0: no bound); the rest waits for the next turn, so one client cannot stall the others on its loop.")
     var maxMessagesPerRead = 1024
+    @Option(help: "Broadcasts waiting for one event loop, handed to it by the others (0: no bound); beyond, the loop takes no more: skipped (counted) under --backpressure-policy drop, its connections closed with 1013 once it caught up under close.")
+    var maxLoopQueue = 65_536
     @Option(help: "Open connections at most (0: limited only by file descriptors); beyond, HTTP 503.") var maxConnections = 0
     @Option(help: "Open connections per client IP at most (0: unlimited); beyond, HTTP 503.") var maxConnectionsPerIp = 0
     @Option(help: "Listen backlog.") var backlog: Int32 = 1024
@@ -174,6 +176,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("rate limits must not be negative, bursts must be positive")
         }
         guard maxMessagesPerRead >= 0 else { throw ValidationError("--max-messages-per-read must not be negative") }
+        guard maxLoopQueue >= 0 else { throw ValidationError("--max-loop-queue must not be negative") }
         guard messageTimeout >= 0 else { throw ValidationError("--message-timeout must not be negative") }
         guard maxBodySize >= 0 else { throw ValidationError("--max-body-size must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
@@ -258,6 +261,7 @@ struct Serve: ParsableCommand {
         config.byteRate = RateLimit(perSecond: rateLimitBytes, burst: rateLimitByteBurst ?? 2 * rateLimitBytes)
         config.rateLimitPolicy = rateLimitPolicy
         config.maxMessagesPerRead = maxMessagesPerRead
+        config.maxLoopQueue = maxLoopQueue
         config.maxConnections = maxConnections
         config.maxConnectionsPerIP = maxConnectionsPerIp
         config.backlog = backlog
