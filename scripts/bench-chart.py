@@ -49,25 +49,28 @@ def scenario_key(row):
 
 
 def scenario_label(key):
-    """Two lines: who and what size, then the load."""
+    """Three lines: how many receivers, the size, the load (the caller drops the first when every
+    scenario has the same receivers)."""
     mode, receivers, size, (kind, amount), deflate = key
     count = f"{receivers // 1000}k" if receivers >= 1000 and receivers % 1000 == 0 else str(receivers)
     size_text = f"{size // 1024} KiB" if size >= 1024 and size % 1024 == 0 else f"{size} B"
     load_text = f"window {amount}" if kind == "w" else f"{amount:g}/s"
     second = [load_text] + (["deflate"] if deflate else []) + (["Socket.IO"] if mode == "socketio" else [])
-    return [f"{count} receivers · {size_text}", " · ".join(second)]
+    return [f"{count} receivers", size_text, " · ".join(second)]
 
 
 def short(value):
     """2,600,000 -> 2.6M; 108,750 -> 109k; 0.374 -> 0.374; 9.16 -> 9.16."""
     if value >= 1e6:
-        return f"{value / 1e6:.2g}M" if value < 1e7 else f"{value / 1e6:.0f}M"
+        return f"{value / 1e6:.3g}M"
     if value >= 1e4:
         return f"{value / 1e3:.0f}k"
     if value >= 1e3:
         return f"{value / 1e3:.1f}k"
-    if value >= 10:
+    if value >= 100:
         return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
     if value >= 1:
         return f"{value:.2f}"
     return f"{value:.3f}"
@@ -138,7 +141,10 @@ def panel(out, x0, width, title, scenarios, servers, colors, table, index):
             out.append(f'<text x="{x + bar_width / 2:.1f}" y="{y0 + height - h - 4:.1f}" class="value" '
                        f'text-anchor="middle">{escape(short(value))}</text>')
         label_x = x0 + g * group_width + group_width / 2
-        for line_no, part in enumerate(scenario_label(scenario)):
+        lines = scenario_label(scenario)
+        if len({k[1] for k in scenarios}) == 1:
+            lines = lines[1:]
+        for line_no, part in enumerate(lines):
             out.append(f'<text x="{label_x:.1f}" y="{y0 + height + 18 + 14 * line_no}" class="label" '
                        f'text-anchor="middle">{escape(part)}</text>')
 

@@ -50,7 +50,9 @@ def main():
     check("fixture <&> title" in texts, "title missing or badly escaped")
     check(any("deliveries per second" in t for t in texts) and any("CPU µs per delivery" in t for t in texts), "panel titles")
     check("chorus" in texts and "node-ws" in texts, f"legend: {texts}")
-    check(texts.count("window 16") == 2 and texts.count("window 1") == 2, "scenario labels (once per panel)")
+    check(texts.count("window 16") == 2 and texts.count("window 1") == 2 and texts.count("64 B") == 4,
+          "scenario labels (once per panel)")
+    check("10k receivers" not in texts, "the receivers every scenario shares belong in the title, not each label")
 
     bars = [r for r in root.iter(SVG + "rect") if r.get("class") == "bar"]
     # 2 servers x 2 scenarios x 2 panels.
