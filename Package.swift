@@ -90,7 +90,7 @@ let package = Package(
         // text on /metrics) on each scrape, process metrics from /proc, the dashboard page, log
         // handlers. Never a dependency of the hot targets: they only keep integers.
         .target(name: "ChorusMetrics", dependencies: [
-            "ChorusServer", "ChorusSocketIO", "ChorusLoop", "ChorusWebSocket",
+            "ChorusServer", "ChorusSocketIO", "ChorusLoop", "ChorusWebSocket", "ChorusCluster",
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
@@ -128,7 +128,7 @@ let package = Package(
             "ChorusServer", "ChorusWebSocket", "ChorusLoop", "ChorusTestSupport",
         ]),
         .testTarget(name: "ChorusSocketIOTests", dependencies: ["ChorusSocketIO", "ChorusWebSocket", "ChorusTestSupport"]),
-        .testTarget(name: "ChorusMetricsTests", dependencies: ["ChorusMetrics", "ChorusServer", "ChorusTestSupport"]),
+        .testTarget(name: "ChorusMetricsTests", dependencies: ["ChorusMetrics", "ChorusServer", "ChorusCluster", "ChorusTestSupport"]),
         .testTarget(name: "ChorusAppTests", dependencies: [
             "ChorusApp", "ChorusSocketIO", "ChorusServer", "ChorusTestSupport", "ChorusProxy",
             .product(name: "Crypto", package: "swift-crypto"),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the fan-out scenarios against chorus and the peers in alternation, in one session, and prints
-# a table with ratios (Chorus ÷ peer) of deliveries/s and server CPU µs per delivery.
+# a table with ratios (Chorus ÷ peer) of deliveries/s and server CPU µs per delivery, and the same as
+# an SVG chart beside the run's JSON lines (scripts/bench-chart.py).
 # Scenarios: RECEIVERS_LIST x SIZES x WINDOWS x DEFLATES (defaults: 1000 10000 x 64 1024 x 16 1 x off on).
 # Env: SERVERS (default "chorus node-ws hummingbird"), DURATION (10), WARMUP (2), and the lists above.
 # A server that cannot start (e.g. chorus before its broadcast app lands) is reported and skipped.
@@ -63,3 +64,5 @@ for k in sorted(by):
             line += "%16s %14s" % ("-", "-")
     print(line)
 PY
+# The same results as a chart (deliveries/s and server CPU per delivery, side by side).
+python3 scripts/bench-chart.py "$RUN" -o "${RUN%.jsonl}.svg" --title "Fan-out, $(date +%Y-%m-%d) (load average $(cut -d' ' -f1 /proc/loadavg))"

@@ -68,6 +68,9 @@ public final class RealtimeApplication: Sendable {
         if configuration.auth == .jwt, configuration.jwt?.hasWeakSecret == true {
             logger.warning("the JWT secret is shorter than 32 bytes: HS256 wants at least 256 bits (RFC 7518 §3.2)")
         }
+        // The events this application emits, counted by name in /metrics (an API emit of any other
+        // name counts as "other").
+        io.countedEmitEvents = [Self.projectUpdate, Self.stageCompleted, Self.messageNew, Self.notificationNew, "error"]
         configure()
         io.httpHandler = { [self] request, _ in handleAPI(request) }
         io.deferredHTTPHandler = { [self] request, respond in handleDeferredAPI(request, respond) }

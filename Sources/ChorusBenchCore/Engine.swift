@@ -70,6 +70,10 @@ final class Progress: Sendable {
     let receivedInWindow = Atomic<UInt64>(0)
     let sentInWindow = Atomic<UInt64>(0)
     let closed = Atomic<Int>(0)
+    /// Every delivery so far (warm-up included), for the progress line's deliveries/s.
+    let received = Atomic<UInt64>(0)
+    /// This worker's p99 latency of the measured deliveries so far (ns), refreshed once a second.
+    let p99Nanoseconds = Atomic<UInt64>(0)
 }
 
 enum Role { case receiver, publisher(Int) }
@@ -183,6 +187,10 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
     let share: Double
     var opened = 0
     var failed = 0
+    /// Every delivery, warm-up included (`progress.received`).
+    var received: UInt64 = 0
+    /// When the p99 is next read from the histogram for `progress` (once a second, not per delivery).
+    var nextPercentileAt: UInt64 = 0
 
     init(index: Int, plan: LoadPlan, control: RunControl, servers: [SocketAddress], sources: [SocketAddress], share: Double) throws(IOError) {
         loop = try EventLoop(index: index, tickNanoseconds: 1_000_000, eventBatch: 1024)
@@ -400,6 +408,7 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
         if let counters, counters.delivered(publisher: f.publisher, seq: f.seq) {
             wakePublisher(f.publisher)
         }
+        received &+= 1
         if measure.contains(f.time) {
             stats.receivedInWindow += 1
             stats.payloadBytes += UInt64(payloadBytes)
@@ -637,6 +646,11 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
         if started {
             for p in publishers { pump(p, now: now) }
         }
+        if now >= nextPercentileAt {
+            nextPercentileAt = now + 1_000_000_000
+            let l = stats.latency
+            progress.p99Nanoseconds.store(l.count == 0 ? 0 : l.histogram.valueAtPercentile(99), ordering: .relaxed)
+        }
     }
 
     func eventLoopDidFinishIteration(_ loop: EventLoop) {
@@ -655,5 +669,6 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
         progress.failed.store(failed, ordering: .relaxed)
         progress.receivedInWindow.store(stats.receivedInWindow, ordering: .relaxed)
         progress.sentInWindow.store(stats.sentInWindow, ordering: .relaxed)
+        progress.received.store(received, ordering: .relaxed)
     }
 }

@@ -182,18 +182,34 @@ final class Fleet {
     var openedPublishers: Int { workers.reduce(0) { $0 + $1.progress.openedPublishers.load(ordering: .relaxed) } }
     var closed: Int { workers.reduce(0) { $0 + $1.progress.closed.load(ordering: .relaxed) } }
 
-    /// Waits until every connection is open or failed, or the timeout; prints progress to stderr.
-    func waitForConnections(total: Int, timeout: Double, quiet: Bool) -> UInt64 {
+    var received: UInt64 { workers.reduce(0) { $0 + $1.progress.received.load(ordering: .relaxed) } }
+    /// The highest of the workers' p99s (exact with one generator thread), in microseconds.
+    var p99Micros: Double { Double(workers.map { $0.progress.p99Nanoseconds.load(ordering: .relaxed) }.max() ?? 0) / 1000 }
+
+    /// Waits until every connection is open or failed, or the timeout; prints progress to stderr
+    /// (or on the progress line, when there is one).
+    func waitForConnections(total: Int, timeout: Double, quiet: Bool, progress: ProgressReporter? = nil) -> UInt64 {
         let deadline = monotonicNanoseconds() + UInt64(timeout * 1e9)
         var lastLog = monotonicNanoseconds()
         while opened + failed < total && monotonicNanoseconds() < deadline {
             sleepSeconds(0.01)
-            if !quiet && monotonicNanoseconds() - lastLog > 1_000_000_000 {
+            if let progress {
+                progress.tick(self, total: total)
+            } else if !quiet && monotonicNanoseconds() - lastLog > 1_000_000_000 {
                 lastLog = monotonicNanoseconds()
                 log("chorus-bench: \(opened) open, \(failed) failed of \(total)")
             }
         }
         return monotonicNanoseconds()
+    }
+
+    /// Sleeps until `deadline`, updating the progress line (if any) on the way.
+    func sleep(until deadline: UInt64, total: Int, progress: ProgressReporter?) {
+        guard let progress else { return sleepUntil(deadline) }
+        while monotonicNanoseconds() < deadline {
+            progress.tick(self, total: total)
+            sleepSeconds(min(0.05, Double(deadline &- monotonicNanoseconds()) / 1e9))
+        }
     }
 
     func stop() -> WorkerStats {
@@ -212,17 +228,39 @@ final class Fleet {
     }
 }
 
+/// Writes the progress line once a second to `write` (the run's terminal), from the thread that
+/// coordinates the run.
+public final class ProgressReporter {
+    private var line = ProgressLine()
+    private var nextAt: UInt64 = 0
+    private let write: (String) -> Void
+
+    public init(write: @escaping (String) -> Void) { self.write = write }
+
+    func tick(_ fleet: Fleet, total: Int) {
+        let now = monotonicNanoseconds()
+        guard now >= nextAt else { return }
+        nextAt = now + 1_000_000_000
+        write(line.update(now: now, opened: fleet.opened, total: total, received: fleet.received, p99Micros: fleet.p99Micros))
+    }
+
+    func finish() { write(line.clear()) }
+}
+
 public enum FanoutRunner {
-    public static func run(_ plan: LoadPlan, serverPID: Int32?, quiet: Bool = false) throws -> FanoutResult {
+    /// `progress`: where the once-a-second progress line goes (nil: none, as in `--json` mode or
+    /// when standard output is not a terminal).
+    public static func run(_ plan: LoadPlan, serverPID: Int32?, quiet: Bool = false, progress: ProgressReporter? = nil) throws -> FanoutResult {
         ResourceLimits.raiseOpenFileLimit()
         let total = plan.receivers + plan.publishers
         let fleet = try Fleet(plan: plan, total: total, publishers: plan.publishers)
         fleet.start()
-        _ = fleet.waitForConnections(total: total, timeout: plan.connectTimeout, quiet: quiet)
+        defer { progress?.finish() }
+        _ = fleet.waitForConnections(total: total, timeout: plan.connectTimeout, quiet: quiet, progress: progress)
         // Connection state is read from this thread only as a count published by the loops.
         let openedAll = fleet.opened
         let failedAll = fleet.failed
-        if !quiet { log("chorus-bench: \(openedAll) connections open, \(failedAll) failed") }
+        if !quiet && progress == nil { log("chorus-bench: \(openedAll) connections open, \(failedAll) failed") }
         let openPublishers = fleet.openedPublishers
         let openReceivers = openedAll - openPublishers
         guard openReceivers > 0, openPublishers > 0 else {
@@ -240,11 +278,11 @@ public enum FanoutRunner {
         }
         control.go.store(true, ordering: .releasing)
 
-        sleepUntil(control.window.start)
+        fleet.sleep(until: control.window.start, total: total, progress: progress)
         let cpu0 = ProcessStats.selfCPUSeconds()
         let server0 = serverPID.flatMap { ProcessStats.cpuSeconds(pid: $0) }
         let closed0 = fleet.closed
-        sleepUntil(control.window.end)
+        fleet.sleep(until: control.window.end, total: total, progress: progress)
         let cpu1 = ProcessStats.selfCPUSeconds()
         let server1 = serverPID.flatMap { ProcessStats.cpuSeconds(pid: $0) }
 

@@ -55,7 +55,7 @@ public struct RedisAdapterConfiguration: Sendable {
     public init(url: RedisURL) { self.url = url }
 }
 
-/// What the adapter has done, for /api/v1/stats and the tests.
+/// What the adapter has done, for /api/v1/stats, /metrics and the tests.
 public struct ClusterCounters: Sendable, Equatable {
     public var broadcastsPublished = 0
     public var broadcastsReceived = 0
@@ -82,8 +82,26 @@ public struct ClusterCounters: Sendable, Equatable {
     /// with a local member, socket-id rooms included, plus the namespace and request/response
     /// channels).
     public var subscriptions = 0
+    /// Logins to Redis after a lost connection or a failed attempt (publishing and subscribing
+    /// connections together).
+    public var reconnects = 0
+    /// Cluster-wide requests that waited for other nodes (fetch, rooms, server-side emit with
+    /// ack): time from publishing to the last answer or the timeout, in non-cumulative buckets
+    /// (`requestSecondsBounds`, then +Inf), and the sum in nanoseconds.
+    public var requestLatency = SIMD16<Int>()
+    public var requestNanoseconds = 0
+
+    /// Upper bounds of `requestLatency`'s buckets, in seconds: 0.5 ms ... 10 s.
+    public static let requestSecondsBounds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
     public init() {}
+
+    mutating func recordRequest(nanoseconds: UInt64) {
+        let seconds = Double(nanoseconds) / 1e9
+        let index = Self.requestSecondsBounds.firstIndex { seconds <= $0 } ?? Self.requestSecondsBounds.count
+        requestLatency[index] &+= 1
+        requestNanoseconds &+= Int(nanoseconds)
+    }
 
     public var json: JSONValue {
         [
@@ -94,6 +112,7 @@ public struct ClusterCounters: Sendable, Equatable {
             "requestsTimedOut": JSONValue(requestsTimedOut), "malformed": JSONValue(malformed),
             "redisConnected": .bool(redisConnected), "publishDrops": JSONValue(publishDrops), "publishQueue": JSONValue(publishQueue),
             "subscriptions": JSONValue(subscriptions),
+            "reconnects": JSONValue(reconnects),
         ]
     }
 }
@@ -128,6 +147,13 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
     /// `rooms` mode: room keys whose occupancy changed, waiting for the adapter's loop (any thread
     /// appends; the first append of a batch schedules the reconciliation).
     private let changedRooms = Mutex<[String]>([])
+    private var publishTimer: LoopTimer?
+    /// The counters as of the adapter loop's last publication (once per second), for a scrape on
+    /// any thread: one lock a second, nothing on the message path.
+    private let published = Mutex(ClusterCounters())
+
+    /// How often the loop copies its counters to `publishedCounters`.
+    static let publishIntervalNanoseconds: UInt64 = 1_000_000_000
 
     public init(configuration: RedisAdapterConfiguration, logger: Logger = Logger(label: "chorus.cluster")) {
         self.configuration = configuration
@@ -182,6 +208,7 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
         subscriber.subscribe(Array(requestNamespace.keys) + Array(responseNamespace.keys))
         client.start()
         subscriber.start()
+        onLoop { [weak self] in self?.publishCountersPeriodically() }
         logger.info("cluster adapter started", metadata: [
             "redis": "\(configuration.url)", "key": "\(configuration.key)", "uid": "\(uid)",
             "namespaces": "\(io.namespaceNames.joined(separator: ","))", "subscription": "\(configuration.subscription.rawValue)",
@@ -190,24 +217,45 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
 
     public func stop() {
         if configuration.subscription == .rooms { io?.rooms.observeOccupancy(nil) }
+        onLoop { [weak self] in
+            guard let self, let timer = publishTimer else { return }
+            loop?.cancel(timer)
+            publishTimer = nil
+        }
         subscriber?.stop()
         client?.stop()
     }
 
     /// The counters, read on the adapter's loop.
     public func counters(_ body: @escaping @Sendable (ClusterCounters) -> Void) {
-        onLoop { [self] in
-            var c = counters
-            if let client {
-                let r = client.countersOnLoop()
-                c.publishDrops = r.publishDrops
-                c.publishQueue = r.queueLength
-            }
-            if let subscriber {
-                let s = subscriber.countersOnLoop()
-                c.subscriptions = s.channels + s.patterns
-            }
-            body(c)
+        onLoop { [self] in body(countersOnLoop()) }
+    }
+
+    /// The counters as the adapter's loop last published them (at most a second old). Safe from
+    /// any thread: this is what a /metrics scrape reads, so a scrape never waits for that loop.
+    public var publishedCounters: ClusterCounters { published.withLock { $0 } }
+
+    private func countersOnLoop() -> ClusterCounters {
+        var c = counters
+        if let client {
+            let r = client.countersOnLoop()
+            c.publishDrops = r.publishDrops
+            c.publishQueue = r.queueLength
+            c.reconnects = r.reconnects
+        }
+        if let subscriber {
+            let s = subscriber.countersOnLoop()
+            c.reconnects += s.reconnects
+            c.subscriptions = s.channels + s.patterns
+        }
+        return c
+    }
+
+    private func publishCountersPeriodically() {
+        let snapshot = countersOnLoop()
+        published.withLock { $0 = snapshot }
+        publishTimer = loop?.schedule(afterNanoseconds: Self.publishIntervalNanoseconds) { [weak self] in
+            self?.publishCountersPeriodically()
         }
     }
 
@@ -381,6 +429,7 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
     private func expire(_ requestId: String) {
         guard let entry = pending.removeValue(forKey: requestId) else { return }
         counters.requestsTimedOut += 1
+        counters.recordRequest(nanoseconds: monotonicNanoseconds() &- entry.publishedAt)
         logger.warning("cluster request timed out", metadata: [
             "type": "\(entry.type)", "received": "\(entry.received)", "expected": "\(entry.expected)",
         ])
@@ -564,8 +613,9 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
             guard let event = packet.event else { return }
             let args = Array(packet.args)
             let timeout = Double(flags.timeout ?? Int64(configuration.requestTimeout * 1000)) / 1000
+            io.countEmit(namespace: namespace, event: event, loopIndex: io.webSocketServer?.currentLoopIndex)
             io.withLocalSockets(SocketSelector(namespace: namespace, rooms: s.rooms, except: s.except), { socket -> Bool? in
-                socket.emit(event, args, timeout: timeout) { result in
+                socket.emit(event, args, timeout: timeout, counted: false) { result in
                     if case .success(let answer) = result {
                         respond(.broadcastAck(requestId: requestId, packet: answer.first ?? .null))
                     }
@@ -615,6 +665,7 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
         if entry.received >= entry.expected {
             pending[response.requestId] = nil
             if let timer = entry.timer { loop?.cancel(timer) }
+            counters.recordRequest(nanoseconds: monotonicNanoseconds() &- entry.publishedAt)
             entry.done(.success(entry.accumulator))
         }
     }
@@ -637,6 +688,8 @@ final class PendingRequest {
     var received = 0
     var accumulator: Accumulator
     var timer: LoopTimer?
+    /// When the request went to Redis (monotonic), for the request latency histogram.
+    let publishedAt = monotonicNanoseconds()
     let done: @Sendable (Result<Accumulator, AdapterError>) -> Void
 
     init(type: ClusterRequestType, expected: Int, accumulator: Accumulator,

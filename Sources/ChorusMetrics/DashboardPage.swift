@@ -63,7 +63,7 @@ enum DashboardPage {
       <div class="card"><h2>Compression</h2><div class="value" id="compression">–</div><div class="sub" id="compression-detail"></div></div>
       <div class="card"><h2>Queued</h2><div class="value" id="queued">–</div><div class="sub" id="queued-high"></div></div>
       <div class="card"><h2>Process</h2><div class="value" id="rss">–</div><div class="sub" id="process-detail"></div></div>
-      <div class="card"><h2>Adapter</h2><div class="value" id="adapter">–</div><div class="sub" id="uptime"></div></div>
+      <div class="card"><h2>Adapter</h2><div class="value" id="adapter">–</div><div class="sub" id="adapter-detail"></div><div class="sub" id="uptime"></div></div>
     </div>
     <div class="charts">
       <div class="card"><h2>Connections <span class="scale" id="scale-connections"></span></h2><svg class="chart" id="chart-connections" viewBox="0 0 600 160" preserveAspectRatio="none"></svg></div>
@@ -151,6 +151,10 @@ enum DashboardPage {
     text("rss", bytes(d.process.rssBytes));
     text("process-detail", d.process.openFDs + " fds, " + d.process.cpuSeconds.toFixed(1) + " s CPU");
     text("adapter", d.adapter);
+    const c = d.cluster;
+    text("adapter-detail", c ? (c.redisConnected ? "Redis connected" : "Redis unreachable") + " · " + fmt(c.broadcastsPublished) +
+      " published, " + fmt(c.broadcastsReceived) + " received, " + fmt(c.publishQueue) + " queued, " + fmt(c.reconnects) + " reconnects"
+      : "this process only");
     text("uptime", "up " + Math.round(d.uptimeSeconds) + " s, " + d.roomCount + " rooms");
 
     chart($("chart-connections"), $("scale-connections"), series.connections, "#4fc3f7");

@@ -1,3 +1,4 @@
+import ChorusCluster
 import ChorusServer
 import ChorusSocketIO
 import CoreMetrics
@@ -16,6 +17,8 @@ public final class MetricsCollector: Sendable {
     public let socketIO: SocketIOServer?
     /// Refused JWTs by reason (the realtime application's), if any.
     private let jwtFailures: (@Sendable () -> [String: Int])?
+    /// The cluster adapter's counters (`RedisAdapter.publishedCounters`), with `--adapter redis`.
+    public let cluster: (@Sendable () -> ClusterCounters)?
     private let factory: any MetricsFactory
     /// The registry `render()` writes, when the factory is swift-prometheus' (`ChorusPrometheusFactory`).
     private let registry: PrometheusCollectorRegistry?
@@ -23,10 +26,11 @@ public final class MetricsCollector: Sendable {
 
 
     public init(server: WebSocketServer, socketIO: SocketIOServer? = nil, jwtFailures: (@Sendable () -> [String: Int])? = nil,
-                factory: any MetricsFactory) {
+                cluster: (@Sendable () -> ClusterCounters)? = nil, factory: any MetricsFactory) {
         self.server = server
         self.socketIO = socketIO
         self.jwtFailures = jwtFailures
+        self.cluster = cluster
         self.factory = factory
         registry = (factory as? ChorusPrometheusFactory)?.registry
         state = Mutex(State(factory: factory))
@@ -38,6 +42,7 @@ public final class MetricsCollector: Sendable {
         let perLoop = server.statsPerLoop
         let sio = socketIO.map { io in (io.stats, io.eventCounters, io.namespaceNames.map { ns in (ns, io.of(ns).socketCount) }) }
         let jwt = jwtFailures?() ?? [:]
+        let adapter = cluster?()
         let process = ProcessMetrics.read()
         state.withLock { w in
             let t = total
@@ -82,6 +87,9 @@ public final class MetricsCollector: Sendable {
                 for (key, n) in events.eventsIn.sorted(by: { ($0.key.namespace, $0.key.event) < ($1.key.namespace, $1.key.event) }) {
                     w.count("chorus_socketio_events_received_total", n, ["namespace": key.namespace, "event": key.event])
                 }
+                for (key, n) in events.eventsOut.sorted(by: { ($0.key.namespace, $0.key.event) < ($1.key.namespace, $1.key.event) }) {
+                    w.count("chorus_socketio_events_sent_total", n, ["namespace": key.namespace, "event": key.event])
+                }
                 w.count("chorus_socketio_acks_requested_total", events.acksRequested)
                 w.count("chorus_socketio_acks_received_total", events.acksReceived)
                 w.count("chorus_socketio_connects_total", counts["connect"] ?? 0)
@@ -95,6 +103,21 @@ public final class MetricsCollector: Sendable {
             }
             if jwtFailures != nil {
                 for (reason, n) in jwt.sorted(by: { $0.key < $1.key }) { w.count("chorus_jwt_failures_total", n, ["reason": reason]) }
+            }
+            if let a = adapter {
+                w.gauge("chorus_adapter_redis_connected", a.redisConnected ? 1 : 0)
+                w.count("chorus_adapter_broadcasts_published_total", a.broadcastsPublished)
+                w.count("chorus_adapter_broadcasts_received_total", a.broadcastsReceived)
+                w.count("chorus_adapter_broadcasts_delivered_total", a.broadcastsDelivered)
+                w.count("chorus_adapter_requests_published_total", a.requestsPublished)
+                w.count("chorus_adapter_requests_received_total", a.requestsReceived)
+                w.count("chorus_adapter_responses_published_total", a.responsesPublished)
+                w.count("chorus_adapter_responses_received_total", a.responsesReceived)
+                w.count("chorus_adapter_requests_timed_out_total", a.requestsTimedOut)
+                w.count("chorus_adapter_malformed_total", a.malformed)
+                w.count("chorus_adapter_reconnects_total", a.reconnects)
+                w.count("chorus_adapter_publish_drops_total", a.publishDrops)
+                w.gauge("chorus_adapter_publish_queue", a.publishQueue)
             }
             w.gauge("process_resident_memory_bytes", process.residentMemoryBytes)
             w.gauge("process_virtual_memory_bytes", process.virtualMemoryBytes)
@@ -120,6 +143,11 @@ public final class MetricsCollector: Sendable {
         PrometheusText.histogram(into: &out, MetricCatalog.entry("chorus_broadcast_recipients"),
                                  bounds: ServerStats.Histograms.fanoutBounds.map(Double.init),
                                  buckets: t.fanout, sum: Double(t.broadcastRecipients))
+        if let a = cluster?() {
+            PrometheusText.histogram(into: &out, MetricCatalog.entry("chorus_adapter_request_seconds"),
+                                     bounds: ClusterCounters.requestSecondsBounds,
+                                     buckets: a.requestLatency, sum: Double(a.requestNanoseconds) / 1e9)
+        }
         return out
     }
 

@@ -1,4 +1,5 @@
 import ChorusLoop
+import ChorusCluster
 import ChorusServer
 import ChorusSocketIO
 import ChorusWebSocket
@@ -128,6 +129,8 @@ public final class OperatorRoutes: Sendable {
             "loops": .array(loops),
             "socketio": .object(namespaces),
             "adapter": .string(adapter),
+            // The Redis adapter's counters as its loop last published them; null without one.
+            "cluster": collector.cluster.map { $0().json } ?? .null,
             "process": ["rssBytes": JSONValue(process.residentMemoryBytes), "openFDs": JSONValue(process.openFDs),
                         "cpuSeconds": .double(process.cpuSeconds)],
         ]

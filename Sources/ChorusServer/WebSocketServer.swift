@@ -159,6 +159,10 @@ public final class WebSocketServer: @unchecked Sendable {
         return foreignDeflater.make(opcode, payload, compress: compress)
     }
 
+    /// The index of the loop running the calling thread, nil off the loops (a thread-local read):
+    /// for counters an application keeps per loop in plain integers.
+    public var currentLoopIndex: Int? { ServerLoop.current(of: self)?.index }
+
     /// The number of event loops (0 before `start`).
     public var loopCount: Int { loops.count }
 

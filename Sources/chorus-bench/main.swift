@@ -17,6 +17,19 @@ func parseURL(_ s: String) throws -> WebSocketURL {
     return u
 }
 
+/// Unbuffered, so a line that ends in no newline shows at once.
+func writeToStandardOutput(_ text: String) {
+    var text = text
+    text.withUTF8 { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(STDOUT_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
+            if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
+            offset += n
+        }
+    }
+}
+
 func parseSources(_ s: String?) -> [String] {
     (s ?? "").split(separator: ",").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
 }
@@ -76,7 +89,9 @@ struct LoadOptions: ParsableArguments {
     }
 
     func run(_ plan: LoadPlan) throws {
-        let result = try FanoutRunner.run(plan, serverPID: serverPid, quiet: client.json)
+        // A terminal sees one line rewritten once a second; --json output and pipes get none.
+        let progress = !client.json && isatty(STDOUT_FILENO) != 0 ? ProgressReporter(write: writeToStandardOutput) : nil
+        let result = try FanoutRunner.run(plan, serverPID: serverPid, quiet: client.json, progress: progress)
         print(result.table())
         if client.json { print(result.json()) }
         if result.errors > maxErrors || result.missedRatio > maxMissed || result.stats.receivedInWindow == 0 {

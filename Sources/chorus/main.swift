@@ -354,7 +354,10 @@ struct Serve: ParsableCommand {
         MetricsSystem.bootstrap(metricsFactory)
         var jwtFailures: (@Sendable () -> [String: Int])?
         if let realtime { jwtFailures = { realtime.jwtFailures } }
-        let collector = MetricsCollector(server: server, socketIO: realtime?.io, jwtFailures: jwtFailures, factory: metricsFactory)
+        var clusterCounters: (@Sendable () -> ClusterCounters)?
+        if let redis = realtime?.io.adapter as? RedisAdapter { clusterCounters = { redis.publishedCounters } }
+        let collector = MetricsCollector(server: server, socketIO: realtime?.io, jwtFailures: jwtFailures,
+                                         cluster: clusterCounters, factory: metricsFactory)
         let routes = OperatorRoutes(collector: collector, tokens: [metricsToken, realtime?.configuration.apiToken ?? apiToken],
                                     adapter: adapter == .redis ? "redis" : "memory")
         server.operatorRoutes = { request, _ in routes.handle(request) }

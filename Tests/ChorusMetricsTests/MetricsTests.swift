@@ -1,3 +1,4 @@
+@testable import ChorusCluster
 import ChorusLoop
 import ChorusMetrics
 import ChorusServer
@@ -94,10 +95,56 @@ private func get(_ port: Int, _ path: String, token: String?) throws -> String {
         let (server, collector) = try startObservedServer(threads: 1)
         defer { server.shutdown() }
         let text = String(decoding: collector.render(), as: UTF8.self)
-        for entry in MetricCatalog.entries where !entry.name.hasPrefix("chorus_socketio") && entry.name != "chorus_jwt_failures_total" {
+        // Socket.IO, JWT and adapter metrics need their part (tested below and end to end).
+        for entry in MetricCatalog.entries
+        where !entry.name.hasPrefix("chorus_socketio") && !entry.name.hasPrefix("chorus_adapter") && entry.name != "chorus_jwt_failures_total" {
             #expect(text.contains("# HELP \(entry.name) "), "\(entry.name)")
             #expect(text.contains("# TYPE \(entry.name) \(entry.kind.rawValue)"), "\(entry.name)")
         }
+    }
+
+    @Test("the cluster adapter's counters: every chorus_adapter_* metric, the latency histogram, the dashboard's cluster object")
+    func adapterCounters() throws {
+        var config = ServerConfiguration()
+        config.host = "127.0.0.1"
+        config.port = 0
+        config.threads = 1
+        config.shutdownDrain = 1
+        let server = WebSocketServer(configuration: config, application: BroadcastApplication())
+        var counters = ClusterCounters()
+        counters.redisConnected = true
+        counters.broadcastsPublished = 7
+        counters.broadcastsReceived = 9
+        counters.reconnects = 2
+        counters.publishQueue = 3
+        counters.recordRequest(nanoseconds: 700_000)        // 0.7 ms: the 1 ms bucket
+        counters.recordRequest(nanoseconds: 3_000_000_000)  // 3 s: the 5 s bucket
+        counters.recordRequest(nanoseconds: 60_000_000_000) // 60 s: +Inf
+        let published = counters
+        let collector = MetricsCollector(server: server, cluster: { published }, factory: ChorusPrometheusFactory())
+        let routes = OperatorRoutes(collector: collector, tokens: ["secret"], adapter: "redis")
+        server.operatorRoutes = { request, _ in routes.handle(request) }
+        try server.start()
+        defer { server.shutdown() }
+        let text = String(decoding: collector.render(), as: UTF8.self)
+        for entry in MetricCatalog.entries where entry.name.hasPrefix("chorus_adapter") {
+            #expect(text.contains("# TYPE \(entry.name) \(entry.kind.rawValue)"), "\(entry.name)")
+        }
+        #expect(sample(text, "chorus_adapter_redis_connected") == 1)
+        #expect(sample(text, "chorus_adapter_broadcasts_published_total") == 7)
+        #expect(sample(text, "chorus_adapter_broadcasts_received_total") == 9)
+        #expect(sample(text, "chorus_adapter_reconnects_total") == 2)
+        #expect(sample(text, "chorus_adapter_publish_queue") == 3)
+        #expect(sample(text, "chorus_adapter_request_seconds_bucket", "le=\"0.0005\"") == 0)
+        #expect(sample(text, "chorus_adapter_request_seconds_bucket", "le=\"0.001\"") == 1)
+        #expect(sample(text, "chorus_adapter_request_seconds_bucket", "le=\"2.5\"") == 1)
+        #expect(sample(text, "chorus_adapter_request_seconds_bucket", "le=\"5\"") == 2)
+        #expect(sample(text, "chorus_adapter_request_seconds_bucket", "le=\"10\"") == 2)
+        #expect(sample(text, "chorus_adapter_request_seconds_bucket", "le=\"+Inf\"") == 3)
+        #expect(sample(text, "chorus_adapter_request_seconds_count") == 3)
+        #expect(sample(text, "chorus_adapter_request_seconds_sum") == 63.0007)
+        let data = try get(server.port, "/api/v1/dashboard", token: "secret")
+        #expect(data.contains("\"adapter\":\"redis\"") && data.contains("\"redisConnected\":true") && data.contains("\"reconnects\":2"))
     }
 
     @Test("/metrics on the main port: 401 without the token or with a wrong one, 200 with it")

@@ -60,6 +60,14 @@ def get(url, token=None):
         return e.code, e.headers.get("Content-Type", ""), e.read().decode()
 
 
+def post(url, token, body):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    request.add_header("Authorization", "Bearer " + token)
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as r:
+        return r.status
+
+
 def scrape(url, token=None):
     """{(sample name, frozenset(labels)): value} and {family name: (type, help)}; fails on bad text."""
     status, content_type, text = get(url, token)
@@ -114,6 +122,8 @@ def main():
                        ("chorus_deliveries", "counter"), ("chorus_loop_iteration_seconds", "histogram"),
                        ("process_resident_memory_bytes", "gauge"), ("process_cpu_seconds", "counter")]:
         check(families.get(name, (None,))[0] == kind, f"{name}: {families.get(name)}")
+    sent0 = value(before, "chorus_socketio_events_sent_total", namespace="/", event="message:new") or 0
+    other0 = value(before, "chorus_socketio_events_sent_total", namespace="/", event="other") or 0
     messages0 = value(before, "chorus_messages_received_total")
     deliveries0 = value(before, "chorus_deliveries_total")
 
@@ -147,6 +157,18 @@ def main():
         and (value(s, "chorus_socketio_acks_requested_total") or 0) >= 8
         and (value(s, "chorus_jwt_failures_total", reason="badSignature") or 0) >= 1
         and (value(s, "chorus_socketio_connect_errors_total", reason="unauthorized") or 0) >= 1))
+    # Events out count emit calls: five broadcasts of message:new to three members are 5, not 15.
+    # An API emit of a name the application does not know counts as "other" (bounded labels).
+    check(post(ARGS.url + "/api/v1/emit", ARGS.token, {"rooms": ["conversation:c1"], "event": "made-up:42", "data": {}}) == 202, "emit API")
+    after = wait_for("the emits to be counted", lambda s: (
+        (value(s, "chorus_socketio_events_sent_total", namespace="/", event="message:new") or 0) >= sent0 + 5
+        and (value(s, "chorus_socketio_events_sent_total", namespace="/", event="other") or 0) >= other0 + 1))
+    time.sleep(1.2)  # one more tick: nothing else may come
+    after, _ = scrape(ARGS.url + "/metrics", ARGS.token)
+    check(value(after, "chorus_socketio_events_sent_total", namespace="/", event="message:new") == sent0 + 5,
+          f"message:new sent: {value(after, 'chorus_socketio_events_sent_total', namespace='/', event='message:new')}")
+    check(value(after, "chorus_socketio_events_sent_total", namespace="/", event="other") == other0 + 1, "other sent")
+    check(value(after, "chorus_socketio_events_sent_total", namespace="/", event="made-up:42") is None, "unknown name became a label")
     check(value(after, "chorus_broadcast_recipients_count") >= 5, "broadcast histogram")
     check(value(after, "chorus_received_bytes_total") > value(before, "chorus_received_bytes_total"), "bytes in")
     check(value(after, "chorus_sent_bytes_total") > value(before, "chorus_sent_bytes_total"), "bytes out")

@@ -215,6 +215,7 @@ public struct BroadcastOperator: Sendable {
     @discardableResult
     public func emit(_ event: String, _ args: [JSONValue]) -> Bool {
         guard let server = io.webSocketServer else { return false }
+        io.countEmit(namespace: namespace, event: event, loopIndex: server.currentLoopIndex)
         let packet = SocketIOPacket.event(namespace: namespace, event, args)
         let (text, attachments) = packet.encode(engineIOPrefix: true)
         let target = self.target
@@ -272,6 +273,7 @@ public struct BroadcastOperator: Sendable {
         let selector = self.selector
         let io = self.io
         let local = isLocal
+        io.countEmit(namespace: namespace, event: event, loopIndex: io.webSocketServer?.currentLoopIndex)
         return await withCheckedContinuation { continuation in
             let collector = AckCollector { answers, timedOut in continuation.resume(returning: (answers, timedOut)) }
             Task {
@@ -287,7 +289,8 @@ public struct BroadcastOperator: Sendable {
                     timeout: timeout, clientCount: { collector.reached($0) }, ack: { collector.answer($0) })
             }
             io.withLocalSockets(selector, { socket -> Bool? in
-                socket.emit(event, args, timeout: timeout) { result in
+                // Counted once above, not per recipient.
+                socket.emit(event, args, timeout: timeout, counted: false) { result in
                     if case .success(let answer) = result { collector.answer(answer.first ?? .null) }
                 }
                 return true

@@ -100,10 +100,12 @@ public final class Socket {
 
     public func emit(_ event: String, _ args: [JSONValue]) {
         if let recovery = namespace.recovery, pid != nil {
+            if connected { namespace.io.countEmit(namespace: namespace.name, event: event, loopIndex: session.connection.loopIndex) }
             emitLogged(event, args, recovery)
             return
         }
         guard connected else { return }
+        namespace.io.countEmit(namespace: namespace.name, event: event, loopIndex: session.connection.loopIndex)
         session.send(SocketIOPacket.event(namespace: namespace.name, event, args))
     }
 
@@ -129,7 +131,15 @@ public final class Socket {
     /// seconds, or `.disconnected`.
     public func emit(_ event: String, _ args: [JSONValue], timeout: Double,
                      ack: @escaping (Result<[JSONValue], AckError>) -> Void) {
+        emit(event, args, timeout: timeout, counted: true, ack: ack)
+    }
+
+    /// `counted: false` for one recipient of a broadcast with acks whose caller counted the emit
+    /// once (`SocketIOServer.countEmit`), so a broadcast is not counted per recipient.
+    public func emit(_ event: String, _ args: [JSONValue], timeout: Double, counted: Bool,
+              ack: @escaping (Result<[JSONValue], AckError>) -> Void) {
         guard connected else { ack(.failure(.disconnected)); return }
+        if counted { namespace.io.countEmit(namespace: namespace.name, event: event, loopIndex: session.connection.loopIndex) }
         let id = nextAckId
         nextAckId += 1
         pendingAcks[id] = (session.now &+ UInt64(max(timeout, 0) * 1e9), ack)

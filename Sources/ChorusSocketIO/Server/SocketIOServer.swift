@@ -66,6 +66,12 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     public var adapter: any SocketIOAdapter = InMemoryAdapter()
     /// Each loop's event counters as published at its last tick (read by `eventCounters`).
     private let publishedCounters = Mutex<[Int: SocketIOEventCounters]>([:])
+    /// Emits made off the loops (an API handler, a task): counted under a lock, once per emit call.
+    private let foreignCounters = Mutex(SocketIOEventCounters())
+    /// Event names the server emits that `eventCounters.eventsOut` counts by name; any other name
+    /// counts as `SocketIOEventCounters.otherEvent`, so an emit API that takes any name cannot grow
+    /// the label set. Set before the server starts.
+    public var countedEmitEvents: Set<String> = []
     /// Non-Engine.IO HTTP routes (the application's API).
     public var httpHandler: (@Sendable (HTTPRequest, WebSocketServer) -> HTTPResponse?)?
     /// Routes answered later (cluster-wide queries): return true and call the responder once.
@@ -247,10 +253,24 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
 
     /// Events, acks and their counts, summed over loops (as of each loop's last timer tick).
     public var eventCounters: SocketIOEventCounters {
+        var total = foreignCounters.withLock { $0 }
         publishedCounters.withLock { all in
-            var total = SocketIOEventCounters()
             for counters in all.values { total.add(counters) }
-            return total
+        }
+        return total
+    }
+
+    /// Counts one emit call of `event` (not one per recipient): in `loopIndex`'s plain counters,
+    /// or (nil: off the loops) under the foreign counters' lock. `loopIndex` must be the calling
+    /// thread's own loop (`WebSocketServer.currentLoopIndex`, or a loop-confined connection's
+    /// `loopIndex`): those counters are that thread's alone.
+    public func countEmit(namespace: String, event: String, loopIndex: Int?) {
+        let key = SocketIOEventCounters.EventKey(
+            namespace: namespace, event: countedEmitEvents.contains(event) ? event : SocketIOEventCounters.otherEvent)
+        if let loopIndex {
+            loopSessions[loopIndex].counters.eventsOut[key, default: 0] &+= 1
+        } else {
+            foreignCounters.withLock { $0.eventsOut[key, default: 0] &+= 1 }
         }
     }
 
@@ -719,6 +739,9 @@ public struct SocketIOEventCounters: Sendable {
 
     /// Events received, by namespace and registered event name (others as `otherEvent`).
     public var eventsIn: [EventKey: Int] = [:]
+    /// Emit calls, by namespace and event name (`SocketIOServer.countedEmitEvents`, others as
+    /// `otherEvent`): a broadcast counts once however many sockets it reaches.
+    public var eventsOut: [EventKey: Int] = [:]
     /// Events received that asked for an ack; acks received for the server's own emits.
     public var acksRequested = 0
     public var acksReceived = 0
@@ -727,6 +750,7 @@ public struct SocketIOEventCounters: Sendable {
 
     public mutating func add(_ other: SocketIOEventCounters) {
         for (key, count) in other.eventsIn { eventsIn[key, default: 0] += count }
+        for (key, count) in other.eventsOut { eventsOut[key, default: 0] += count }
         acksRequested += other.acksRequested
         acksReceived += other.acksReceived
     }
