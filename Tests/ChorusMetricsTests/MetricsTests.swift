@@ -55,7 +55,9 @@ private func get(_ port: Int, _ path: String, token: String?) throws -> String {
         var text = ""
         for _ in 0..<100 {
             text = String(decoding: collector.render(), as: UTF8.self)
-            if sample(text, "chorus_deliveries_total") ?? 0 >= 3 && sample(text, "chorus_sent_bytes_total") ?? 0 > 0 { break }
+            // Both loops too: the one without recipients counts the broadcast when its forwarded copy arrives.
+            if sample(text, "chorus_deliveries_total") ?? 0 >= 3 && sample(text, "chorus_sent_bytes_total") ?? 0 > 0
+                && sample(text, "chorus_broadcasts_total") ?? 0 >= 2 { break }
             try await Task.sleep(for: .milliseconds(20))
         }
         #expect(sample(text, "chorus_connections") == 3)

@@ -153,6 +153,8 @@ struct CrossThreadTests {
                 churnRounds.add(1, ordering: .relaxed)
             }
         }
+        // The churn is under way before the first emit (a loaded machine may start the thread late).
+        #expect(eventually { churnRounds.load(ordering: .relaxed) >= 3 })
         let messages = 400
         for i in 0..<messages {
             server.emit(text: "m\(i)", to: .rooms(["room"]))
@@ -167,9 +169,9 @@ struct CrossThreadTests {
             }
             #expect(client.isQuiet(milliseconds: 10))
         }
+        #expect(eventually { churnRounds.load(ordering: .relaxed) > 10 })
         churnDone.store(true, ordering: .relaxed)
         churn.join()
-        #expect(churnRounds.load(ordering: .relaxed) > 10)
         // Churned connections are gone; only the stable ones hold the room (one entry per loop).
         #expect(eventually { server.stats.connections == stable.count })
         #expect(eventually { server.stats.rooms <= 2 })
