@@ -30,6 +30,8 @@ public enum MetricCatalog {
         // Backpressure
         .init(name: "chorus_backpressure_dropped_total", kind: .counter, labels: [], help: "Messages skipped for a connection over --max-backpressure (policy drop)."),
         .init(name: "chorus_backpressure_closed_total", kind: .counter, labels: [], help: "Connections closed with 1008 for going over --max-backpressure (policy close)."),
+        .init(name: "chorus_loop_queue_dropped_total", kind: .counter, labels: [], help: "Broadcasts an event loop did not take because --max-loop-queue were already waiting for it."),
+        .init(name: "chorus_loop_queue_closed_total", kind: .counter, labels: [], help: "Connections closed with 1013 because their event loop fell --max-loop-queue broadcasts behind (policy close)."),
         .init(name: "chorus_queued_bytes", kind: .gauge, labels: [], help: "Bytes queued for clients, sampled at each timer tick."),
         .init(name: "chorus_queued_bytes_high_water", kind: .gauge, labels: [], help: "Largest chorus_queued_bytes seen since start (summed over event loops)."),
         // Compression
@@ -51,6 +53,12 @@ public enum MetricCatalog {
         .init(name: "chorus_socketio_events_sent_total", kind: .counter, labels: ["namespace", "event"], help: "Socket.IO emit calls, by namespace and event name (the application's known events; others: other); a broadcast counts once, not per recipient."),
         .init(name: "chorus_socketio_acks_requested_total", kind: .counter, labels: [], help: "Socket.IO events received that asked for an acknowledgement."),
         .init(name: "chorus_socketio_acks_received_total", kind: .counter, labels: [], help: "Acknowledgements received for the server's own emits."),
+        .init(name: "chorus_socketio_recovered_total", kind: .counter, labels: ["namespace"], help: "Sockets restored by connection state recovery (same id, rooms and data)."),
+        .init(name: "chorus_socketio_recovery_replayed_total", kind: .counter, labels: ["namespace"], help: "Missed events replayed to restored sockets."),
+        .init(name: "chorus_socketio_recovery_refused_total", kind: .counter, labels: ["namespace", "reason"], help: "Reconnects that asked for a session and got a fresh one: unknown_session, expired, offset_gone."),
+        .init(name: "chorus_socketio_recovery_sessions", kind: .gauge, labels: ["namespace"], help: "Disconnected sessions kept for recovery."),
+        .init(name: "chorus_socketio_recovery_log_bytes", kind: .gauge, labels: ["namespace"], help: "Bytes of frames kept for replay (--recovery-buffer bounds it)."),
+        .init(name: "chorus_socketio_recovery_evicted_total", kind: .counter, labels: ["namespace", "what"], help: "Events (entries) and sessions dropped from recovery for room (--recovery-buffer, --recovery-max-sessions)."),
         .init(name: "chorus_socketio_connects_total", kind: .counter, labels: [], help: "Socket.IO namespace connections admitted."),
         .init(name: "chorus_socketio_connect_errors_total", kind: .counter, labels: ["reason"], help: "Socket.IO namespace connections refused (CONNECT_ERROR), by message."),
         .init(name: "chorus_socketio_disconnects_total", kind: .counter, labels: ["reason"], help: "Socket.IO sockets disconnected, by Socket.IO disconnect reason."),

@@ -41,6 +41,7 @@ public final class MetricsCollector: Sendable {
         let total = server.stats
         let perLoop = server.statsPerLoop
         let sio = socketIO.map { io in (io.stats, io.eventCounters, io.namespaceNames.map { ns in (ns, io.of(ns).socketCount) }) }
+        let recovery = socketIO.map { io in io.namespaceNames.compactMap { ns in io.of(ns).recoveryCounters.map { (ns, $0) } } } ?? []
         let jwt = jwtFailures?() ?? [:]
         let adapter = cluster?()
         let process = ProcessMetrics.read()
@@ -62,6 +63,8 @@ public final class MetricsCollector: Sendable {
             w.count("chorus_broadcasts_total", t.broadcasts)
             w.count("chorus_backpressure_dropped_total", t.dropped)
             w.count("chorus_backpressure_closed_total", t.backpressureClosed)
+            w.count("chorus_loop_queue_dropped_total", t.loopQueueDropped)
+            w.count("chorus_loop_queue_closed_total", t.loopQueueClosed)
             w.count("chorus_compression_input_bytes_total", t.compressionBytesIn)
             w.count("chorus_compression_output_bytes_total", t.compressionBytesOut)
             w.seconds("chorus_compression_seconds_total", Double(t.compressionNanoseconds) / 1e9)
@@ -100,6 +103,17 @@ public final class MetricsCollector: Sendable {
                         w.count("chorus_socketio_disconnects_total", n, ["reason": String(key.dropFirst("disconnect:".count))])
                     }
                 }
+            }
+            for (ns, r) in recovery {
+                w.count("chorus_socketio_recovered_total", r.recovered, ["namespace": ns])
+                w.count("chorus_socketio_recovery_replayed_total", r.replayed, ["namespace": ns])
+                for (reason, n) in [("unknown_session", r.unknownSession), ("expired", r.expired), ("offset_gone", r.offsetGone)] {
+                    w.count("chorus_socketio_recovery_refused_total", n, ["namespace": ns, "reason": reason])
+                }
+                w.gauge("chorus_socketio_recovery_sessions", r.sessions, ["namespace": ns])
+                w.gauge("chorus_socketio_recovery_log_bytes", r.bytes, ["namespace": ns])
+                w.count("chorus_socketio_recovery_evicted_total", r.entriesEvicted, ["namespace": ns, "what": "entries"])
+                w.count("chorus_socketio_recovery_evicted_total", r.sessionsEvicted, ["namespace": ns, "what": "sessions"])
             }
             if jwtFailures != nil {
                 for (reason, n) in jwt.sorted(by: { $0.key < $1.key }) { w.count("chorus_jwt_failures_total", n, ["reason": reason]) }

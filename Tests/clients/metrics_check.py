@@ -172,6 +172,11 @@ def main():
     check(value(after, "chorus_broadcast_recipients_count") >= 5, "broadcast histogram")
     check(value(after, "chorus_received_bytes_total") > value(before, "chorus_received_bytes_total"), "bytes in")
     check(value(after, "chorus_sent_bytes_total") > value(before, "chorus_sent_bytes_total"), "bytes out")
+    # Connection state recovery is on by default: its log holds the chat's events, nobody recovered.
+    check(value(after, "chorus_socketio_recovery_log_bytes", namespace="/") > 0, "recovery log bytes")
+    check(value(after, "chorus_socketio_recovered_total", namespace="/") == 0, "recovered")
+    check(value(after, "chorus_socketio_recovery_refused_total", namespace="/", reason="expired") == 0, "refused")
+    check(value(after, "chorus_loop_queue_dropped_total") == 0, "loop queue")
 
     for c in clients:
         c.disconnect()
