@@ -66,6 +66,9 @@ public final class Connection {
     var deadline: UInt64 = 0
     /// The connection's rate limits (`ServerConfiguration.messageRate` / `byteRate`).
     var messageTokens: TokenBucket
+    /// Rate-limit drops not yet reported to the application, and when it was last told (0: never).
+    var rateLimitUnreported = 0
+    var rateLimitReportedAt: UInt64 = 0
     var byteTokens: TokenBucket
     /// When the first byte of the message now partly received arrived (0: none partial).
     var messageStartedAt: UInt64 = 0

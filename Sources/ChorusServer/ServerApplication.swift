@@ -43,6 +43,10 @@ public protocol ServerApplication: AnyObject, Sendable {
     /// The loop's periodic timer tick (resolution from `ServerConfiguration.tickNanoseconds`), on loop
     /// `loopIndex`'s thread: the place for the application's own timers (Engine.IO pings, ack timeouts).
     func tick(loopIndex: Int, now: UInt64)
+    /// Messages from `connection` were dropped for its rate limit (policy `drop`): `dropped` since the
+    /// last call. At most one call per connection per second, so that a flood does not become a
+    /// flood of warnings. The place to tell the client in the application's own protocol.
+    func connectionRateLimited(_ connection: Connection, dropped: Int)
 }
 
 extension ServerApplication {
@@ -55,6 +59,8 @@ extension ServerApplication {
     public func connectionOpened(_ connection: Connection, request: HTTPRequestHead) {}
     public func connectionClosed(_ connection: Connection, code: WebSocketCloseCode?) {}
     public func tick(loopIndex: Int, now: UInt64) {}
+    /// Plain WebSocket apps have no message to warn with: the drop is only counted.
+    public func connectionRateLimited(_ connection: Connection, dropped: Int) {}
 }
 
 extension HTTPResponse {

@@ -526,8 +526,21 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         stats.rateLimited += 1
         if configuration.rateLimitPolicy == .close {
             failConnection(connection, code: .policyViolation, reason: "rate limit exceeded")
+        } else {
+            reportRateLimited(connection, now: now)
         }
         return false
+    }
+
+    /// Tells the application about dropped messages: at once for the first, then at most once a
+    /// second with the count since (`ServerApplication.connectionRateLimited`).
+    private func reportRateLimited(_ connection: Connection, now: UInt64) {
+        connection.rateLimitUnreported += 1
+        guard connection.rateLimitReportedAt == 0 || now &- connection.rateLimitReportedAt >= 1_000_000_000 else { return }
+        connection.rateLimitReportedAt = max(now, 1)
+        let dropped = connection.rateLimitUnreported
+        connection.rateLimitUnreported = 0
+        application.connectionRateLimited(connection, dropped: dropped)
     }
 
     // MARK: HTTP

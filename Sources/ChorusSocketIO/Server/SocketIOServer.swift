@@ -244,6 +244,16 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
         connection.userData = nil
     }
 
+    /// Messages dropped for the connection's rate limit (`--rate-limit-policy drop`): each of its
+    /// sockets gets an `error` event `{"error": "rate limit exceeded", "dropped": n}` (at most once a
+    /// second), so a client learns why its events went unanswered.
+    public func connectionRateLimited(_ connection: Connection, dropped: Int) {
+        guard let session = connection.userData as? EngineSession else { return }
+        for socket in session.sockets.values.sorted(by: { $0.namespace.name < $1.namespace.name }) where socket.connected {
+            socket.emit("error", ["error": "rate limit exceeded", "dropped": JSONValue(dropped)])
+        }
+    }
+
     public func tick(loopIndex: Int, now: UInt64) {
         loopSessions[loopIndex].tick(now: now)
         // Published once per tick, not per event: a scrape sees counts at most one tick old.
