@@ -6,7 +6,7 @@
 #   AUTOBAHN_PROFILE=full scripts/test.sh             # every Autobahn case, release build (20-30 min)
 #   CHORUS_AUTOBAHN_CASES='1.*,2.*' scripts/test.sh   # chosen Autobahn cases
 #   CHORUS_TEST_FILTER=EndToEnd scripts/test.sh       # passed to `swift test --filter`
-#   CHORUS_SKIP_FUZZ=1 scripts/test.sh                # skip the fuzzing step (30 s per target)
+#   CHORUS_SKIP_FUZZ=1 scripts/test.sh                # skip the fuzzing step (45 s per target)
 #   CHORUS_FUZZ_SECONDS=120 scripts/test.sh           # longer fuzzing per target (scripts/fuzz.sh for long runs)
 #
 # CHORUS_BIN (end-to-end tests) and CHORUS_AUTOBAHN_BIN (conformance) point the suite at another
@@ -81,8 +81,8 @@ if [[ ${CHORUS_SKIP_FUZZ:-0} == 1 ]]; then
 else
   fuzz_failed=()
   for target in $(scripts/fuzz.sh --list); do
-    step "fuzz $target (${CHORUS_FUZZ_SECONDS:-30} s)"
-    scripts/fuzz.sh "$target" "${CHORUS_FUZZ_SECONDS:-30}" || fuzz_failed+=("$target")
+    step "fuzz $target (${CHORUS_FUZZ_SECONDS:-45} s)"
+    scripts/fuzz.sh "$target" "${CHORUS_FUZZ_SECONDS:-45}" || fuzz_failed+=("$target")
   done
   if ((${#fuzz_failed[@]} > 0)); then
     failed+=("fuzz (${fuzz_failed[*]})")
