@@ -1,4 +1,5 @@
 import ChorusTestSupport
+import Testing
 
 /// The realtime app end to end: `chorus --app realtime` (a `ChorusProcess`) with the secrets the
 /// scenarios of Tests/clients/sio_scenarios.py expect, and those scenarios run against it with
@@ -33,5 +34,16 @@ enum E2E {
         } catch {
             throw HarnessError("\(error)\n\(server.diagnostics)")
         }
+    }
+
+    /// `chorus serve … flags` must refuse to start, saying `message` on stderr.
+    static func expectRefusedAtStart(_ flags: [String], _ message: String) async throws {
+        let child = try ChildProcess(
+            executable: ChorusProcess.binary,
+            arguments: ["serve", "--host", "127.0.0.1", "--port", "0", "--auth", "none"] + flags)
+        defer { child.kill() }
+        let code = try await child.waitForExit(timeout: .seconds(20))
+        #expect(code != 0)
+        #expect(child.stderr.text.contains(message), "\(child.diagnostics)")
     }
 }

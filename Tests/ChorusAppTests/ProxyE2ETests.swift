@@ -120,13 +120,7 @@ struct ProxyE2ETests {
               (["--proxy-token", "a", "--proxy-token-file", "/dev/null"], "not both"),
           ])
     func badFlags(_ flags: [String], _ message: String) async throws {
-        let child = try ChildProcess(
-            executable: ChorusProcess.binary,
-            arguments: ["serve", "--host", "127.0.0.1", "--port", "0", "--auth", "none"] + flags)
-        defer { child.kill() }
-        let code = try await child.waitForExit(timeout: .seconds(20))
-        #expect(code != 0)
-        #expect(child.stderr.text.contains(message), "\(child.diagnostics)")
+        try await E2E.expectRefusedAtStart(flags, message)
     }
 
     @Test("a connect proxy that is down: CONNECT_ERROR unavailable", .timeLimit(.minutes(1)))

@@ -55,12 +55,6 @@ struct RecoveryE2ETests {
               (["--recovery-max-sessions", "0"], "--recovery-buffer and --recovery-max-sessions must be positive"),
           ])
     func badFlags(_ flags: [String], _ message: String) async throws {
-        let child = try ChildProcess(
-            executable: ChorusProcess.binary,
-            arguments: ["serve", "--host", "127.0.0.1", "--port", "0", "--auth", "none"] + flags)
-        defer { child.kill() }
-        let code = try await child.waitForExit(timeout: .seconds(20))
-        #expect(code != 0)
-        #expect(child.stderr.text.contains(message), "\(child.diagnostics)")
+        try await E2E.expectRefusedAtStart(flags, message)
     }
 }

@@ -64,15 +64,6 @@ struct RecoveryServerTests {
         var values: [Bool] { list.withLock { $0 } }
     }
 
-    static func eventually(_ seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
-        let clock = ContinuousClock()
-        let deadline = clock.now + .milliseconds(Int(seconds * 1000))
-        while !condition() {
-            if clock.now >= deadline { return false }
-            try? await Task.sleep(for: .milliseconds(2))
-        }
-        return true
-    }
 
     @Test("recovery on: pid in the CONNECT reply; an offset after every replayable event, none on an ack request",
           .timeLimit(.minutes(1)))
@@ -127,7 +118,7 @@ struct RecoveryServerTests {
         f.io.to("r").emit("seen", 0)
         #expect(try await a.text() == #"42["seen",0,"1"]"#)
         a.closeNow()  // the transport drops
-        #expect(await Self.eventually { f.counters.persisted == 1 })
+        #expect(await AsyncMiddlewareTests.eventually { f.counters.persisted == 1 })
         f.io.to("r").emit("m", 1)
         f.io.to("other").emit("not-for-it", 2)
         f.io.sockets.emit("m", 3)
@@ -148,7 +139,7 @@ struct RecoveryServerTests {
         #expect(try await b.text() == #"42["m",6,"7"]"#)
         let again = try Fixture.object(try await b.text().dropFirst(2))
         #expect(again["sid"] as? String == sid && again["pid"] as? String == pid)
-        #expect(await Self.eventually { f.recovered.values == [false, false, true] })
+        #expect(await AsyncMiddlewareTests.eventually { f.recovered.values == [false, false, true] })
         // Back in its rooms: live events arrive, with the next offsets.
         f.io.to("s").emit("live", 7)
         #expect(try await b.text() == #"42["live",7,"8"]"#)
@@ -169,9 +160,9 @@ struct RecoveryServerTests {
         f.io.sockets.emit("seen")
         #expect(try await a.text() == #"42["seen","1"]"#)
         a.closeNow()
-        #expect(await Self.eventually { f.counters.persisted == 1 })
+        #expect(await AsyncMiddlewareTests.eventually { f.counters.persisted == 1 })
         for i in 0..<40 { f.io.sockets.emit("filler", .string(String(repeating: "x", count: 100)), JSONValue(i)) }
-        #expect(await Self.eventually { f.counters.entries > 0 && f.counters.bytes <= 2_000 && f.counters.entriesEvicted > 0 })
+        #expect(await AsyncMiddlewareTests.eventually { f.counters.entries > 0 && f.counters.bytes <= 2_000 && f.counters.entriesEvicted > 0 })
         let (b, bReply) = try await f.connect(auth: #"{"pid":"\#(pid)","offset":"1"}"#)
         b.closeNow()
         #expect(bReply["sid"] as? String != reply["sid"] as? String)
@@ -181,7 +172,7 @@ struct RecoveryServerTests {
             let (c, _) = try await f.connect()
             c.closeNow()
         }
-        #expect(await Self.eventually { f.counters.persisted == 5 })
+        #expect(await AsyncMiddlewareTests.eventually { f.counters.persisted == 5 })
         #expect(f.counters.sessions == 2 && f.counters.sessionsEvicted >= 2)
     }
 
@@ -194,7 +185,7 @@ struct RecoveryServerTests {
         f.io.sockets.emit("seen")
         #expect(try await a.text() == #"42["seen","1"]"#)
         a.closeNow()
-        #expect(await Self.eventually { f.counters.persisted == 1 })
+        #expect(await AsyncMiddlewareTests.eventually { f.counters.persisted == 1 })
         let pad = JSONValue.string(String(repeating: "x", count: 1000))
         for i in 0..<100 { f.io.sockets.emit("m", JSONValue(i), pad) }  // ~100 KB: six times the limit
         let b = try BlockingWebSocketClient(port: f.server.port, path: "/socket.io/?EIO=4&transport=websocket")

@@ -117,6 +117,25 @@ async function dropTransport(c, persistedBefore) {
   }
 }
 
+/// A connected client in project 1 and conversation c1 that has seen one event (so that it has an
+/// offset to come back with): its id and the recovery counters before anything else happens.
+async function settled(c) {
+  await connected(c);
+  await joinAll(c);
+  await post("/api/v1/projects/1/updates", { n: 0 });
+  await waitFor(() => c.log.length === 1, "the first update");
+  return { id: c.socket.id, before: await recoveryStats() };
+}
+
+/// Drops the transport, listening for `event` ("connect" or "connect_error") before the drop: the
+/// reconnect may come while the caller is still sending the gap's events. `{ back }`: its promise
+/// (wrapped, so that awaiting `away` does not wait for the reconnect too).
+async function away(c, before, event = "connect") {
+  const back = next(c.socket, event, 30000);
+  await dropTransport(c, before.persisted);
+  return { back };
+}
+
 /// The events after the first `skip` in `log`: [name, payload] with the offset checked and removed.
 function payloads(log, skip) {
   return log.slice(skip).map(([event, ...args]) => {
@@ -145,18 +164,12 @@ const scenarios = {
   async recovered() {
     const alice = client("alice");
     const bob = client("bob");
-    await connected(alice, bob);
-    await joinAll(alice);
+    await connected(bob);
     await joinAll(bob);
-    await post("/api/v1/projects/1/updates", { n: 0 });
-    await waitFor(() => alice.log.length === 1, "the first update");
-    const id = alice.socket.id;
-    const before = await recoveryStats();
-    // Listening before the drop: the reconnect may come while the gap's events are still being sent.
+    const { id, before } = await settled(alice);
     let seenAtConnect = -1;
     alice.socket.once("connect", () => { seenAtConnect = alice.log.length; });
-    const reconnected = next(alice.socket, "connect", 30000);
-    await dropTransport(alice, before.persisted);
+    const { back: reconnected } = await away(alice, before);
     const expected = await emitDuringTheGap(bob);
     await reconnected;
     check(alice.socket.recovered === true, "socket.recovered is false");
@@ -191,14 +204,8 @@ const scenarios = {
   /// Several drops in a row, events each time; then the window: run with --recovery-window 2.
   async expired() {
     const alice = client("alice", { delay: 3000 });
-    await connected(alice);
-    await joinAll(alice);
-    await post("/api/v1/projects/1/updates", { n: 0 });
-    await waitFor(() => alice.log.length === 1, "the first update");
-    const id = alice.socket.id;
-    const before = await recoveryStats();
-    const reconnected = next(alice.socket, "connect", 30000);
-    await dropTransport(alice, before.persisted);
+    const { id, before } = await settled(alice);
+    const { back: reconnected } = await away(alice, before);
     await post("/api/v1/projects/1/updates", { n: 1 });
     await reconnected;
     check(alice.socket.recovered === false, "recovered after the window");
@@ -212,14 +219,8 @@ const scenarios = {
   /// The log holds fewer bytes than were sent during the gap: run with a small --recovery-buffer.
   async overflow() {
     const alice = client("alice");
-    await connected(alice);
-    await joinAll(alice);
-    await post("/api/v1/projects/1/updates", { n: 0 });
-    await waitFor(() => alice.log.length === 1, "the first update");
-    const id = alice.socket.id;
-    const before = await recoveryStats();
-    const reconnected = next(alice.socket, "connect", 30000);
-    await dropTransport(alice, before.persisted);
+    const { id, before } = await settled(alice);
+    const { back: reconnected } = await away(alice, before);
     for (let i = 1; i <= 40; i++) await post("/api/v1/projects/1/updates", { n: i, filler: "x".repeat(200) });
     await reconnected;
     check(alice.socket.recovered === false, "recovered though its offset fell out of the buffer");
@@ -237,12 +238,7 @@ const scenarios = {
   /// A deliberate disconnect keeps nothing: the next connection is a new socket.
   async deliberate() {
     const alice = client("alice");
-    await connected(alice);
-    await joinAll(alice);
-    await post("/api/v1/projects/1/updates", { n: 0 });
-    await waitFor(() => alice.log.length === 1, "the first update");
-    const id = alice.socket.id;
-    const before = await recoveryStats();
+    const { id, before } = await settled(alice);
     alice.socket.disconnect();
     await post("/api/v1/projects/1/updates", { n: 1 });
     alice.socket.connect();
@@ -261,13 +257,8 @@ const scenarios = {
   /// middleware runs again and refuses it. `--expect recovered|refused`.
   async middlewares() {
     const alice = client("alice", { delay: 2500, expiresIn: 2 });
-    await connected(alice);
-    await joinAll(alice);
-    await post("/api/v1/projects/1/updates", { n: 0 });
-    await waitFor(() => alice.log.length === 1, "the first update");
-    const before = await recoveryStats();
-    const reconnected = next(alice.socket, ARGS.expect === "recovered" ? "connect" : "connect_error", 30000);
-    await dropTransport(alice, before.persisted);
+    const { before } = await settled(alice);
+    const { back: reconnected } = await away(alice, before, ARGS.expect === "recovered" ? "connect" : "connect_error");
     await post("/api/v1/projects/1/updates", { n: 1 });
     if (ARGS.expect === "recovered") {
       await reconnected;
