@@ -79,14 +79,15 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 }
 
 @Suite(.serialized) struct SocketIOLoopbackTests {
-    /// `chorus serve --app realtime --auth none` in-process, with Engine.IO pings every 200 ms (so the
-    /// generator must answer them or be disconnected after 400 ms).
+    /// `chorus serve --app realtime --auth none` in-process, with Engine.IO pings every 500 ms (so the
+    /// generator must answer several of them in a run, or be disconnected after 1 s; 400 ms was too
+    /// short for a generator sharing 2 loaded cores).
     static func startServer(threads: Int, deflate: Bool) throws -> WebSocketServer {
         var rc = RealtimeConfiguration()
         rc.auth = .none
         rc.authorization = .open
-        rc.socketIO.pingInterval = 0.2
-        rc.socketIO.pingTimeout = 0.4
+        rc.socketIO.pingInterval = 0.5
+        rc.socketIO.pingTimeout = 1.0
         var config = ServerConfiguration()
         config.host = "127.0.0.1"
         config.port = 0

@@ -1,0 +1,424 @@
+// One Engine.IO connection on its loop: the sockets it has in each namespace, the CONNECT flow
+// (middleware, parked CONNECTs, connection state recovery's restore), packets in, heartbeat, close.
+
+import ChorusLoop
+import ChorusServer
+import ChorusWebSocket
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A loop's sessions (confined to that loop's thread).
+final class LoopSessions: @unchecked Sendable {
+    private var sessions: [ObjectIdentifier: EngineSession] = [:]
+    /// Plain counters of this loop's thread; `SocketIOServer.tick` publishes them.
+    var counters = SocketIOEventCounters()
+
+    func add(_ s: EngineSession) { sessions[ObjectIdentifier(s)] = s }
+    func forEachSession(_ body: (EngineSession) -> Void) { for s in sessions.values { body(s) } }
+    func remove(_ s: EngineSession) { sessions[ObjectIdentifier(s)] = nil }
+
+    func tick(now: UInt64) {
+        guard !sessions.isEmpty else { return }
+        for session in Array(sessions.values) { session.tick(now: now) }
+    }
+}
+
+/// A namespace CONNECT parked while an asynchronous middleware runs (loop-confined).
+final class PendingConnect {
+    let socket: Socket
+    /// Tells this attempt from a later CONNECT to the same namespace.
+    let ticket: UInt64
+    /// The middleware after the one awaited.
+    let resumeAt: Int
+    /// Packets for the namespace received meanwhile, replayed after the CONNECT reply.
+    var queued: [SessionInput]
+    var queuedBytes: Int
+    /// When the middleware has taken too long (nil: no limit).
+    var deadline: UInt64?
+    /// The middleware's task, cancelled at the deadline.
+    var task: Task<Void, Never>?
+
+    init(socket: Socket, ticket: UInt64, resumeAt: Int, queued: [SessionInput], queuedBytes: Int, deadline: UInt64?) {
+        self.socket = socket
+        self.ticket = ticket
+        self.resumeAt = resumeAt
+        self.queued = queued
+        self.queuedBytes = queuedBytes
+        self.deadline = deadline
+    }
+}
+
+/// One Engine.IO connection and its sockets (one per namespace).
+final class EngineSession {
+    unowned let io: SocketIOServer
+    // Strong: sockets retained by user closures stay safe after close (send on a closed connection is a no-op).
+    let connection: Connection
+    let sid = EngineIOSessionID.generate()
+    let request: HTTPRequestHead
+    var core: SessionCore
+    var heartbeat: Heartbeat
+    var now: UInt64
+    var sockets: [String: Socket] = [:]
+    /// CONNECTs awaiting an asynchronous middleware, by namespace.
+    var pendingConnects: [String: PendingConnect] = [:]
+    private var lastTicket: UInt64 = 0
+    var connectDeadline: UInt64?
+    var ackTimersArmed = false
+    var closeReason: DisconnectReason?
+
+    init(io: SocketIOServer, connection: Connection, request: HTTPRequestHead, now: UInt64) {
+        self.io = io
+        self.connection = connection
+        self.request = request
+        self.now = now
+        let c = io.configuration
+        core = SessionCore(maxPayload: c.maxPayload, maxAttachments: c.maxAttachments)
+        heartbeat = Heartbeat(interval: UInt64(c.pingInterval * 1e9), timeout: UInt64(c.pingTimeout * 1e9), now: now)
+        connectDeadline = c.connectTimeout > 0 ? now &+ UInt64(c.connectTimeout * 1e9) : nil
+    }
+
+    func send(_ packet: SocketIOPacket) {
+        let (text, attachments) = packet.encode(engineIOPrefix: true)
+        if attachments.isEmpty {
+            text.withUnsafeBytes { connection.send(.text, $0) }
+            return
+        }
+        // A binary packet is only meaningful whole: never split by the backpressure limit.
+        let server = connection.server
+        let frames = [text.withUnsafeBytes { server.makeFrame(.text, $0) }]
+            + attachments.map { a in a.withUnsafeBytes { server.makeFrame(.binary, $0) } }
+        connection.send(group: frames)
+    }
+
+    func sendRaw(_ bytes: [UInt8]) { bytes.withUnsafeBytes { connection.send(.text, $0) } }
+
+    func armAckTimers() { ackTimersArmed = true }
+
+    /// `size`: the bytes of the message the input came from (bounds what a parked CONNECT queues).
+    func handle(_ input: SessionInput, size: Int = 0) {
+        switch input {
+        case .none:
+            break
+        case .pong:
+            heartbeat.pongReceived(now: now)
+        case .ping(let data):
+            var out: [UInt8] = []
+            EngineIOPacket.pong(data).encodeText(into: &out)
+            sendRaw(out)
+        case .close:
+            close(reason: .forcedClose, code: .normalClosure)
+        case .tooLarge:
+            close(reason: .transportError, code: .messageTooBig)
+        case .invalid(let why):
+            io.logger.debug("closing connection", metadata: ["reason": "parse error", "detail": "\(why)"])
+            close(reason: .parseError, code: .policyViolation)
+        case .connect(let name, let auth):
+            connect(namespace: name, auth: auth)
+        case .disconnect(let name):
+            if let socket = sockets[name] {
+                removeSocket(socket, reason: .clientNamespaceDisconnect)
+            } else if pendingConnects[name] != nil {
+                // Leaving while the CONNECT is parked: the middleware's result will be dropped.
+                pendingConnects[name] = nil
+            } else {
+                invalidState("DISCONNECT", name)
+            }
+        case .event(let name, let event, let args, let ackId):
+            guard let socket = sockets[name], socket.connected else {
+                if let pending = pendingConnects[name] {
+                    queue(input, size: size, in: pending)
+                } else {
+                    invalidState("EVENT", name)
+                }
+                return
+            }
+            let ack = ackId.map { Ack(socket: socket, id: $0) }
+            let counters = io.loopSessions[connection.loopIndex]
+            if ackId != nil { counters.counters.acksRequested &+= 1 }
+            if let handler = socket.handlers[event] ?? socket.namespace.eventHandlers[event] {
+                // Only registered names are counted by name: a client cannot grow the label set.
+                counters.counters.eventsIn[.init(namespace: name, event: event), default: 0] &+= 1
+                handler(socket, args, ack)
+            } else {
+                counters.counters.eventsIn[.init(namespace: name, event: SocketIOEventCounters.otherEvent), default: 0] &+= 1
+                socket.namespace.unknownEventHandler?(socket, event, args, ack)
+            }
+        case .ack(let name, let id, let args):
+            guard let socket = sockets[name] else {
+                invalidState("ACK", name)
+                return
+            }
+            // An ack nobody waits for (late, or a made-up id) is ignored, as the reference does.
+            guard let pending = socket.pendingAcks.removeValue(forKey: id) else { return }
+            io.loopSessions[connection.loopIndex].counters.acksReceived &+= 1
+            pending.callback(.success(args))
+        }
+    }
+
+    /// A packet that is wrong for the namespace's state (socket.io's `Client.ondecoded`: anything
+    /// but CONNECT for a namespace without a socket, a CONNECT for one with a socket): the
+    /// reference closes the whole connection ("invalid state"), and so do we. The one extension:
+    /// packets for a namespace whose CONNECT is parked on an asynchronous middleware are queued.
+    private func invalidState(_ packet: String, _ namespace: String) {
+        io.logger.debug("closing connection", metadata: ["reason": "invalid state", "packet": "\(packet)", "namespace": "\(namespace)"])
+        close(reason: .forcedServerClose, code: .policyViolation)
+    }
+
+    private func connect(namespace name: String, auth: JSONValue?) {
+        guard let namespace = io.namespace(name) else {
+            send(.connectError(namespace: name, message: "Invalid namespace"))
+            io.count("connect_error")
+            io.count("connect_error:Invalid namespace")
+            return
+        }
+        // Already connected: the reference closes the connection. Being connected (parked on an
+        // asynchronous middleware): the duplicate is ignored.
+        if sockets[name] != nil {
+            invalidState("CONNECT", name)
+            return
+        }
+        if pendingConnects[name] != nil { return }
+        let handshake = Handshake(
+            request: request, address: connection.remoteAddress.description, auth: auth ?? .object([:]),
+            issued: wallClockMilliseconds())
+        if let recovery = namespace.recovery {
+            // `{"pid":..., "offset":...}` from a client that had a session: restored if still known.
+            if let pid = auth?["pid"]?.stringValue, let offset = auth?["offset"]?.stringValue,
+               case .success(let saved) = recovery.check(pid: pid, offset: offset, now: monotonicNanoseconds()) {
+                let socket = Socket(id: saved.sid, namespace: namespace, handshake: handshake, session: self, pid: saved.pid)
+                socket.data = saved.data
+                socket.restoreOffset = offset
+                if recovery.configuration.skipMiddlewares {
+                    admit(socket, replaying: [])
+                } else {
+                    runMiddleware(socket, from: 0, queued: [], queuedBytes: 0)
+                }
+                return
+            }
+            let socket = Socket(id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self,
+                                pid: EngineIOSessionID.generate())
+            runMiddleware(socket, from: 0, queued: [], queuedBytes: 0)
+            return
+        }
+        let socket = Socket(id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self)
+        runMiddleware(socket, from: 0, queued: [], queuedBytes: 0)
+    }
+
+    /// Runs the namespace's middleware from `index`: synchronous ones inline, then either parks
+    /// the CONNECT at an asynchronous one, or refuses, or admits the socket.
+    private func runMiddleware(_ socket: Socket, from index: Int, queued: [SessionInput], queuedBytes: Int) {
+        let middlewares = socket.namespace.middlewares
+        var i = index
+        while i < middlewares.count {
+            switch middlewares[i] {
+            case .sync(let middleware):
+                if case .reject(let message, let data) = middleware(socket) {
+                    refuse(socket.namespace.name, message: message, data: data)
+                    return
+                }
+            case .async(let middleware):
+                guard connection.isOpen else { return }
+                lastTicket &+= 1
+                let name = socket.namespace.name
+                let timeout = io.configuration.middlewareTimeout
+                let pending = PendingConnect(
+                    socket: socket, ticket: lastTicket, resumeAt: i + 1, queued: queued, queuedBytes: queuedBytes,
+                    deadline: timeout > 0 ? now &+ UInt64(timeout * 1e9) : nil)
+                pendingConnects[name] = pending
+                pending.task = io.runAsyncMiddleware(
+                    middleware, handshake: socket.handshake, connection: connection.id, namespace: name, ticket: lastTicket)
+                return
+            }
+            i += 1
+        }
+        admit(socket, replaying: queued)
+    }
+
+    /// Refuses the CONNECTs whose asynchronous middleware passed `middlewareTimeout`: a middleware
+    /// that never finishes must not hold the namespace (and its queued packets) until the
+    /// connection's own timeout.
+    private func expireMiddlewares(now: UInt64) {
+        for (name, pending) in pendingConnects {
+            guard let deadline = pending.deadline, now >= deadline else { continue }
+            pendingConnects[name] = nil
+            pending.task?.cancel()
+            io.count("middleware_timeout")
+            refuse(name, message: "middleware timeout", data: nil)
+        }
+    }
+
+    private func refuse(_ name: String, message: String, data: JSONValue?) {
+        send(.connectError(namespace: name, message: message, data: data))
+        io.count("connect_error")
+        // The middleware's message is the reason (the application's own, bounded set of strings).
+        io.count("connect_error:" + String(message.prefix(64)))
+    }
+
+    /// An asynchronous middleware's result, back on the loop thread.
+    func resumeConnect(namespace name: String, ticket: UInt64, result: AsyncMiddlewareResult) {
+        guard let pending = pendingConnects[name], pending.ticket == ticket else {
+            io.count("connect_abandoned")
+            return
+        }
+        pendingConnects[name] = nil
+        guard connection.isOpen else { return }
+        switch result {
+        case .reject(let message, let data):
+            refuse(name, message: message, data: data)
+        case .accept(let data):
+            if let data { pending.socket.data = data }
+            runMiddleware(pending.socket, from: pending.resumeAt, queued: pending.queued, queuedBytes: pending.queuedBytes)
+        }
+    }
+
+    /// Keeps a packet for a parked CONNECT, within bounds; beyond them the connection is closed.
+    private func queue(_ input: SessionInput, size: Int, in pending: PendingConnect) {
+        let limits = io.configuration
+        guard pending.queued.count < limits.maxPendingPackets, pending.queuedBytes + size <= limits.maxPayload else {
+            io.logger.debug("closing connection", metadata: ["reason": "too many packets before the namespace CONNECT completed"])
+            close(reason: .transportError, code: .policyViolation)
+            return
+        }
+        pending.queued.append(input)
+        pending.queuedBytes += size
+    }
+
+    /// Admits a socket: joins its rooms (`rooms`: a restored socket's), sends the events it missed
+    /// (`missed`, a restored socket's), then the CONNECT reply, then runs the connection handlers.
+    private func admit(_ socket: Socket, replaying queued: [SessionInput], rooms: [String] = [], missed: [[OutgoingFrame]] = []) {
+        if socket.restoreOffset != nil {
+            restore(socket, replaying: queued)
+            return
+        }
+        let name = socket.namespace.name
+        let namespace = socket.namespace
+        guard connection.isOpen else { return }
+        if sockets.isEmpty {
+            // The first namespace joined: the client has passed its middleware, full-size messages.
+            connection.incomingMessageLimit = nil
+        }
+        connectDeadline = nil
+        sockets[name] = socket
+        socket.connected = true
+        for key in [name, SocketIOServer.roomKey(name, socket.id)] {
+            connection.join(key)
+            io.rooms.join(key, connection.id)
+        }
+        for room in rooms { socket.join(room) }
+        // Past the backpressure limit: a replay is all or nothing (a gap would go unnoticed), and
+        // the CONNECT reply behind it must not be the one frame the limit refuses.
+        for frames in missed { connection.sendPastLimit(frames) }
+        let reply = SocketIOPacket.connected(namespace: name, sid: socket.id, pid: socket.pid)
+        if missed.isEmpty {
+            send(reply)
+        } else {
+            let (text, _) = reply.encode(engineIOPrefix: true)
+            connection.sendPastLimit([text.withUnsafeBytes { connection.server.makeFrame(.text, $0) }])
+        }
+        io.count("connect")
+        for handler in namespace.connectionHandlers {
+            guard socket.connected else { break }
+            handler(socket)
+        }
+        for input in queued { handle(input) }
+    }
+
+    // MARK: Connection state recovery
+
+    /// Takes the saved session and the events it missed (RecoveryLog.restore), and finishes on this
+    /// loop behind every event numbered before: those still queued here reach the socket live once
+    /// it is in its rooms, those already delivered are replayed, none twice. Packets the client
+    /// sends meanwhile wait as for a parked CONNECT. If the session is gone by now (taken by another
+    /// connection, expired, its events dropped), the client gets a fresh one instead.
+    private func restore(_ socket: Socket, replaying queued: [SessionInput]) {
+        guard let recovery = socket.namespace.recovery, let offset = socket.restoreOffset, let pid = socket.pid else { return }
+        socket.restoreOffset = nil
+        let name = socket.namespace.name
+        guard connection.isOpen else { return }
+        lastTicket &+= 1
+        let ticket = lastTicket
+        pendingConnects[name] = PendingConnect(socket: socket, ticket: ticket, resumeAt: Int.max, queued: queued, queuedBytes: 0, deadline: nil)
+        let server = connection.server
+        let loop = connection.loopIndex
+        let session = UncheckedSession(value: self)
+        let refusal = recovery.restore(pid: pid, offset: offset, now: monotonicNanoseconds()) { saved, missed in
+            server.execute(onLoop: loop) {
+                session.value.finishRestore(name: name, ticket: ticket, saved: saved, missed: missed)
+            }
+        }
+        guard let refusal else { return }
+        pendingConnects[name] = nil
+        io.logger.debug("session not recovered", metadata: ["reason": "\(refusal)", "namespace": "\(name)"])
+        let fresh = Socket(id: EngineIOSessionID.generate(), namespace: socket.namespace, handshake: socket.handshake, session: self,
+                           pid: EngineIOSessionID.generate())
+        if recovery.configuration.skipMiddlewares {
+            runMiddleware(fresh, from: 0, queued: queued, queuedBytes: 0)
+        } else {
+            fresh.data = socket.data
+            admit(fresh, replaying: queued)
+        }
+    }
+
+    private func finishRestore(name: String, ticket: UInt64, saved: SavedSession, missed: [[OutgoingFrame]]) {
+        guard let pending = pendingConnects[name], pending.ticket == ticket, connection.isOpen else {
+            if pendingConnects[name]?.ticket == ticket { pendingConnects[name] = nil }
+            // The client left meanwhile: its session stays restorable.
+            io.namespace(name)?.recovery?.persist(saved)
+            return
+        }
+        pendingConnects[name] = nil
+        let socket = pending.socket
+        socket.recovered = true
+        io.count("connect_recovered")
+        admit(socket, replaying: pending.queued, rooms: saved.rooms, missed: missed)
+    }
+
+    func removeSocket(_ socket: Socket, reason: DisconnectReason) {
+        guard sockets[socket.namespace.name] === socket else { return }
+        sockets[socket.namespace.name] = nil
+        socket.didDisconnect(reason: reason)
+    }
+
+    /// Closes the connection; the sockets see `reason`.
+    func close(reason: DisconnectReason, code: WebSocketCloseCode = .normalClosure) {
+        if closeReason == nil { closeReason = reason }
+        teardown(reason: reason)
+        connection.close(code: code, reason: reason.rawValue)
+    }
+
+    func teardown(reason: DisconnectReason) {
+        pendingConnects.removeAll()
+        let all = sockets.values.sorted { $0.namespace.name < $1.namespace.name }
+        sockets.removeAll()
+        for socket in all { socket.didDisconnect(reason: reason) }
+    }
+
+    func tick(now: UInt64) {
+        self.now = now
+        guard connection.isOpen else { return }
+        switch heartbeat.tick(now: now) {
+        case .none: break
+        case .sendPing: sendRaw(EngineIOPacket.pingFrame)
+        case .timeout:
+            close(reason: .pingTimeout, code: .goingAway)
+            return
+        }
+        if let deadline = connectDeadline, now >= deadline {
+            close(reason: .transportClose, code: .policyViolation)
+            return
+        }
+        if !pendingConnects.isEmpty { expireMiddlewares(now: now) }
+        if ackTimersArmed {
+            var any = false
+            for socket in Array(sockets.values) {
+                socket.expireAcks(now: now)
+                any = any || !socket.pendingAcks.isEmpty
+            }
+            ackTimersArmed = any
+        }
+    }
+}
+
+/// A session handed to its own loop's task queue (used only on that loop).
+private struct UncheckedSession: @unchecked Sendable { let value: EngineSession }
