@@ -3,6 +3,7 @@
 #
 #   scripts/fuzz.sh TARGET SECONDS      e.g. scripts/fuzz.sh HTTPParser 60
 #   scripts/fuzz.sh --list              the targets (folders of Fuzz/)
+#   scripts/fuzz.sh --coverage TARGET   line/region coverage of TARGET's source files by its corpus
 #
 # A target is a folder Fuzz/TARGET/ holding
 #   harness.swift   defines LLVMFuzzerTestOneInput (with @_cdecl); checks properties and traps
@@ -18,6 +19,11 @@
 # failed property); the input that found it is left in .build/fuzz/TARGET/ as crash-* / timeout-*.
 #
 # FUZZ_JOBS=N runs N workers (default 1); FUZZ_ARGS adds libFuzzer options.
+#
+# --coverage rebuilds the harness without libFuzzer and with -profile-generate
+# -profile-coverage-mapping, plus scripts/fuzz-replay.swift (a main that runs every file of the
+# corpus once), replays .build/fuzz/TARGET/corpus (what the last fuzz run found, or the seeds), then
+# llvm-profdata merge + llvm-cov report over the files of sources.txt (the harness excluded).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -25,6 +31,11 @@ cd "$root"
 if [[ ${1:-} == --list ]]; then
   for d in Fuzz/*/; do [[ -f $d/harness.swift ]] && basename "$d"; done
   exit 0
+fi
+coverage=
+if [[ ${1:-} == --coverage && $# -eq 2 ]]; then
+  coverage=1
+  set -- "$2" 0
 fi
 if [[ $# -ne 2 || ! $2 =~ ^[0-9]+$ ]]; then
   echo "usage: scripts/fuzz.sh TARGET SECONDS   (targets: $(ls Fuzz | tr '\n' ' '))" >&2
@@ -44,6 +55,24 @@ for s in "${sources[@]}"; do [[ -f $s ]] || { echo "fuzz: $dir/sources.txt names
 
 out=.build/fuzz/$target
 mkdir -p "$out/corpus"
+
+if [[ -n $coverage ]]; then
+  # The profile format is the toolchain's: its own llvm-profdata/llvm-cov (a distribution's older
+  # llvm-profdata says "unsupported instrumentation profile format version").
+  llvm_bin=
+  [[ -x /opt/swift/usr/bin/llvm-profdata ]] && llvm_bin=/opt/swift/usr/bin/
+  [[ -d $dir/corpus ]] && cp -n "$dir/corpus/"* "$out/corpus/" 2>/dev/null || true
+  echo "fuzz: building $target for coverage"
+  rm -f "$out"/coverage-*.profraw "$out/replay"
+  "$swiftc" -profile-generate -profile-coverage-mapping -parse-as-library -Onone -module-name "Fuzz$target" \
+    "${flags[@]}" "$dir/harness.swift" "${sources[@]}" scripts/fuzz-replay.swift -Xlinker -export-dynamic \
+    -o "$out/replay" 2>&1 | grep -v -e 'Cannot export local symbol' || true
+  [[ -x $out/replay ]] || { echo "fuzz: coverage build failed" >&2; exit 2; }
+  LLVM_PROFILE_FILE="$out/coverage-%p.profraw" SWIFT_BACKTRACE=enable=no "$out/replay" "$out/corpus"
+  "${llvm_bin}llvm-profdata" merge -sparse "$out"/coverage-*.profraw -o "$out/coverage.profdata"
+  "${llvm_bin}llvm-cov" report "$out/replay" -show-branch-summary=false -instr-profile="$out/coverage.profdata" "${sources[@]}"
+  exit 0
+fi
 # Rebuild only when the harness, its sources or its flags changed.
 stamp=$(cat "$dir/harness.swift" "$dir/sources.txt" "${sources[@]}" $([[ -f $dir/flags.txt ]] && echo "$dir/flags.txt") | sha256sum | cut -c1-16)
 if [[ ! -x $out/fuzzer || $(cat "$out/stamp" 2>/dev/null) != "$stamp" ]]; then
