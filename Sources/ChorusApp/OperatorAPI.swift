@@ -101,6 +101,27 @@ extension RealtimeApplication {
 }
 
 extension AuthenticatedUser: SocketDataRepresentable {
-    /// What other nodes see of `socket.data` in `fetchSockets`.
-    public var socketDataJSON: JSONValue { ["userId": .string(id)] }
+    /// What other nodes see of `socket.data` in `fetchSockets`, and what a cluster store keeps for
+    /// connection state recovery (so `init(socketData:)` rebuilds the same user on any node).
+    public var socketDataJSON: JSONValue {
+        var o: JSONObject = ["userId": .string(id), "projects": projects.claim, "conversations": conversations.claim]
+        if let data { o["data"] = data }
+        return .object(o)
+    }
+
+    /// The user of a session restored from another node (`socketDataJSON`'s form).
+    public convenience init?(socketData json: JSONValue) {
+        guard let id = json["userId"].flatMap(RealtimeIDs.id(from:)) else { return nil }
+        self.init(id: id, projects: Grant(claim: json["projects"]), conversations: Grant(claim: json["conversations"]), data: json["data"])
+    }
+}
+
+extension Grant {
+    /// The claim this grant reads from (`init(claim:)`'s inverse).
+    var claim: JSONValue {
+        switch self {
+        case .all: .string("*")
+        case .ids(let ids): .array(ids.sorted().map(JSONValue.string))
+        }
+    }
 }

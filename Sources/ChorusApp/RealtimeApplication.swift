@@ -60,6 +60,8 @@ public final class RealtimeApplication: Sendable {
         self.logger = logger
         self.policy = configuration.authorization == .claims ? ClaimsPolicy() : OpenPolicy()
         self.io = SocketIOServer(configuration: configuration.socketIO, logger: logger)
+        // A session restored from another node (Redis Streams adapter) comes back as JSON.
+        io.socketDataDecoder = { AuthenticatedUser(socketData: $0) }
         self.proxies = configuration.proxies.isEnabled ? BackendProxies(configuration.proxies) : nil
         if configuration.auth == .none, configuration.proxies.connectURL == nil {
             logger.warning("authentication is OFF (--auth none): the userId query parameter is trusted; development only")
@@ -362,7 +364,7 @@ public final class RealtimeApplication: Sendable {
         if let r = io.sockets.recoveryCounters {
             o["recovery"] = [
                 "recovered": JSONValue(r.recovered), "replayed": JSONValue(r.replayed),
-                "unknownSession": JSONValue(r.unknownSession), "expired": JSONValue(r.expired), "offsetGone": JSONValue(r.offsetGone),
+                "unknownSession": JSONValue(r.unknownSession), "expired": JSONValue(r.expired), "offsetGone": JSONValue(r.offsetGone), "unavailable": JSONValue(r.unavailable),
                 "persisted": JSONValue(r.persisted), "sessionsEvicted": JSONValue(r.sessionsEvicted),
                 "entriesEvicted": JSONValue(r.entriesEvicted), "entries": JSONValue(r.entries), "bytes": JSONValue(r.bytes),
                 "sessions": JSONValue(r.sessions),

@@ -55,7 +55,7 @@ public enum MetricCatalog {
         .init(name: "chorus_socketio_acks_received_total", kind: .counter, labels: [], help: "Acknowledgements received for the server's own emits."),
         .init(name: "chorus_socketio_recovered_total", kind: .counter, labels: ["namespace"], help: "Sockets restored by connection state recovery (same id, rooms and data)."),
         .init(name: "chorus_socketio_recovery_replayed_total", kind: .counter, labels: ["namespace"], help: "Missed events replayed to restored sockets."),
-        .init(name: "chorus_socketio_recovery_refused_total", kind: .counter, labels: ["namespace", "reason"], help: "Reconnects that asked for a session and got a fresh one: unknown_session, expired, offset_gone."),
+        .init(name: "chorus_socketio_recovery_refused_total", kind: .counter, labels: ["namespace", "reason"], help: "Reconnects that asked for a session and got a fresh one: unknown_session, expired, offset_gone, unavailable (the cluster store could not be asked)."),
         .init(name: "chorus_socketio_recovery_sessions", kind: .gauge, labels: ["namespace"], help: "Disconnected sessions kept for recovery."),
         .init(name: "chorus_socketio_recovery_log_bytes", kind: .gauge, labels: ["namespace"], help: "Bytes of frames kept for replay (--recovery-buffer bounds it)."),
         .init(name: "chorus_socketio_recovery_evicted_total", kind: .counter, labels: ["namespace", "what"], help: "Events (entries) and sessions dropped from recovery for room (--recovery-buffer, --recovery-max-sessions)."),

@@ -107,7 +107,7 @@ public final class MetricsCollector: Sendable {
             for (ns, r) in recovery {
                 w.count("chorus_socketio_recovered_total", r.recovered, ["namespace": ns])
                 w.count("chorus_socketio_recovery_replayed_total", r.replayed, ["namespace": ns])
-                for (reason, n) in [("unknown_session", r.unknownSession), ("expired", r.expired), ("offset_gone", r.offsetGone)] {
+                for (reason, n) in [("unknown_session", r.unknownSession), ("expired", r.expired), ("offset_gone", r.offsetGone), ("unavailable", r.unavailable)] {
                     w.count("chorus_socketio_recovery_refused_total", n, ["namespace": ns, "reason": reason])
                 }
                 w.gauge("chorus_socketio_recovery_sessions", r.sessions, ["namespace": ns])

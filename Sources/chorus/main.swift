@@ -28,6 +28,9 @@ enum AppName: String, ExpressibleByArgument, CaseIterable {
 
 enum AdapterName: String, ExpressibleByArgument, CaseIterable {
     case memory, redis
+    case redisStreams = "redis-streams"
+
+    var usesRedis: Bool { self != .memory }
 }
 
 extension RedisSubscriptionMode: ExpressibleByArgument {}
@@ -134,7 +137,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Sockets one user may have connected at once (0: unlimited); beyond, CONNECT_ERROR \"too many connections\" (realtime).")
     var maxConnectionsPerUser = 32
 
-    @Option(help: "Where broadcasts and cluster-wide operations reach (realtime): memory (this process) or redis (every node on one Redis, wire-compatible with socket.io-redis-adapter 8.x and socket.io-redis-emitter 5.x).")
+    @Option(help: "Where broadcasts and cluster-wide operations reach (realtime): memory (this process), redis (every node on one Redis, wire-compatible with socket.io-redis-adapter 8.x and socket.io-redis-emitter 5.x) or redis-streams (one Redis stream, wire-compatible with socket.io-redis-streams-adapter 0.3.x: connection state recovery works across nodes).")
     var adapter = AdapterName.memory
     @Option(help: "Redis of the cluster (--adapter redis): redis://[[user]:password@]host[:port][/db] or unix:///path.")
     var redisUrl = "redis://127.0.0.1:6379"
@@ -142,6 +145,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Milliseconds a cluster-wide request (fetch sockets, all rooms, server-side emit with ack) waits for the other nodes.")
     var redisRequestTimeout = 5000
     @Option(help: "Publishes kept while Redis is unreachable; beyond, they are dropped and counted.") var redisPublishQueue = 10_000
+    @Option(help: "Entries the stream is trimmed to, about (XADD MAXLEN ~; --adapter redis-streams): the events a recovery can replay across nodes.")
+    var redisStreamMaxLen = 10_000
     @Option(help: "Broadcast channels a node subscribes to: pattern (every broadcast of the namespace, as socket.io-redis-adapter) or rooms (the namespace's channel and one channel per room with a local member, socket-id rooms included; a broadcast for a room this node does not hold never reaches it).")
     var redisSubscription = RedisSubscriptionMode.pattern
     @Option(help: "Milliseconds before the first reconnect to Redis; each failed attempt doubles it up to --redis-reconnect-max.")
@@ -181,8 +186,9 @@ struct Serve: ParsableCommand {
         guard maxBodySize >= 0 else { throw ValidationError("--max-body-size must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be 1...256") }
-        if adapter == .redis {
-            guard app == .realtime else { throw ValidationError("--adapter redis needs --app realtime") }
+        if adapter.usesRedis {
+            guard app == .realtime else { throw ValidationError("--adapter \(adapter.rawValue) needs --app realtime") }
+            guard redisStreamMaxLen >= 1 else { throw ValidationError("--redis-stream-max-len must be at least 1") }
             do { _ = try RedisURL(parsing: redisUrl) } catch { throw ValidationError("--redis-url: \(error)") }
             guard !redisKey.isEmpty else { throw ValidationError("--redis-key must not be empty") }
             guard redisRequestTimeout > 0 else { throw ValidationError("--redis-request-timeout must be positive") }
@@ -334,6 +340,16 @@ struct Serve: ParsableCommand {
                 cluster.client.connectTimeout = .milliseconds(redisConnectTimeout)
                 cluster.subscription = redisSubscription
                 app.io.adapter = RedisAdapter(configuration: cluster, logger: Logger(label: "chorus.cluster"))
+            } else if adapter == .redisStreams {
+                var cluster = RedisStreamsAdapterConfiguration(url: try RedisURL(parsing: redisUrl))
+                cluster.key = redisKey
+                cluster.maxLength = redisStreamMaxLen
+                cluster.requestTimeout = Double(redisRequestTimeout) / 1000
+                cluster.client.maxQueuedCommands = redisPublishQueue
+                cluster.client.initialReconnectDelay = .milliseconds(redisReconnectMin)
+                cluster.client.maximumReconnectDelay = .milliseconds(redisReconnectMax)
+                cluster.client.connectTimeout = .milliseconds(redisConnectTimeout)
+                app.io.adapter = RedisStreamsAdapter(configuration: cluster, logger: Logger(label: "chorus.cluster"))
             }
             realtime = app
             application = app.serverApplication
@@ -355,11 +371,11 @@ struct Serve: ParsableCommand {
         var jwtFailures: (@Sendable () -> [String: Int])?
         if let realtime { jwtFailures = { realtime.jwtFailures } }
         var clusterCounters: (@Sendable () -> ClusterCounters)?
-        if let redis = realtime?.io.adapter as? RedisAdapter { clusterCounters = { redis.publishedCounters } }
+        if let redis = realtime?.io.adapter as? any ClusterCountersSource { clusterCounters = { redis.publishedCounters } }
         let collector = MetricsCollector(server: server, socketIO: realtime?.io, jwtFailures: jwtFailures,
                                          cluster: clusterCounters, factory: metricsFactory)
         let routes = OperatorRoutes(collector: collector, tokens: [metricsToken, realtime?.configuration.apiToken ?? apiToken],
-                                    adapter: adapter == .redis ? "redis" : "memory")
+                                    adapter: adapter.rawValue)
         server.operatorRoutes = { request, _ in routes.handle(request) }
         try server.start()
         var metricsServer: WebSocketServer?

@@ -10,6 +10,7 @@
 // "OK <scenario>" and exits 0, or "FAIL <scenario>: why" and exits 1.
 
 const crypto = require("crypto");
+const net = require("net");
 
 if (typeof globalThis.WebSocket === "undefined") {
   globalThis.WebSocket = require("/usr/share/nodejs/ws"); // Debian's node-ws, for a Node without the flag
@@ -17,7 +18,7 @@ if (typeof globalThis.WebSocket === "undefined") {
 const io = require(process.env.CHORUS_SIO_JS);
 
 const ARGS = (() => {
-  const out = { scenario: process.argv[2], url: "", secret: "test-secret", apiToken: "test-api-token" };
+  const out = { scenario: process.argv[2], url: "", url2: "", secret: "test-secret", apiToken: "test-api-token" };
   for (let i = 3; i < process.argv.length; i += 2) {
     const key = process.argv[i].replace(/^--/, "").replace(/-(.)/g, (_, c) => c.toUpperCase());
     out[key] = process.argv[i + 1];
@@ -136,12 +137,19 @@ async function away(c, before, event = "connect") {
   return { back };
 }
 
+/// An offset as a comparable number: one node's log numbers events ("17"), the Redis Streams
+/// adapter uses the stream entry id ("1733232000000-3").
+function offsetValue(offset) {
+  const [ms, seq] = offset.split("-");
+  return seq === undefined ? Number(ms) : Number(ms) * 1e6 + Number(seq);
+}
+
 /// The events after the first `skip` in `log`: [name, payload] with the offset checked and removed.
 function payloads(log, skip) {
   return log.slice(skip).map(([event, ...args]) => {
     const offset = args[args.length - 1];
-    check(typeof offset === "string" && /^[0-9]+$/.test(offset), `${event}: no offset in ${JSON.stringify(args)}`);
-    return [event, args[0], Number(offset)];
+    check(typeof offset === "string" && /^[0-9]+(-[0-9]+)?$/.test(offset), `${event}: no offset in ${JSON.stringify(args)}`);
+    return [event, args[0], offsetValue(offset)];
   });
 }
 
@@ -155,6 +163,37 @@ async function emitDuringTheGap(bob) {
   await post("/api/v1/projects/2/updates", { n: 99 });
   await call(bob.socket, "message:send", { conversationId: "c1", message: { content: "m2", type: "text" } });
   return ["message:new", "project:update", "stage:completed", "notification:new", "message:new"];
+}
+
+/// A load balancer in front of the nodes: a loopback TCP proxy whose target can be switched, so
+/// that a client that reconnects lands on another node (as behind a real balancer).
+async function balancer(urls) {
+  const targets = urls.map((u) => new URL(u));
+  const lb = { target: 0, sockets: new Set() };
+  const server = net.createServer((downstream) => {
+    const { hostname, port } = targets[lb.target];
+    const upstream = net.connect(Number(port), hostname);
+    for (const s of [downstream, upstream]) {
+      lb.sockets.add(s);
+      s.on("close", () => lb.sockets.delete(s));
+      s.on("error", () => {});
+    }
+    downstream.pipe(upstream);
+    upstream.pipe(downstream);
+    downstream.on("close", () => upstream.destroy());
+    upstream.on("close", () => downstream.destroy());
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  lb.url = `http://127.0.0.1:${server.address().port}`;
+  lb.close = () => { server.close(); for (const s of lb.sockets) s.destroy(); };
+  return lb;
+}
+
+/// A client as an app creates it, behind `lb`.
+function clientVia(lb, sub) {
+  const saved = ARGS.url;
+  ARGS.url = lb.url;
+  try { return client(sub); } finally { ARGS.url = saved; }
 }
 
 // ---------------------------------------------------------------------------------- scenarios
@@ -179,7 +218,7 @@ const scenarios = {
     check(JSON.stringify(missed.map((e) => e[0])) === JSON.stringify(expected), `missed ${JSON.stringify(missed)}`);
     check(missed[0][1].content === "m1" && missed[4][1].content === "m2", "chat messages in order");
     check(missed[1][1].n === 1 && missed[2][1].stage === "s1" && missed[3][1].title === "t1", "updates");
-    const first = Number(alice.log[0][alice.log[0].length - 1]);
+    const first = offsetValue(alice.log[0][alice.log[0].length - 1]);
     check(missed.every((e, i) => e[2] > (i === 0 ? first : missed[i - 1][2])), "offsets increase");
     // Its rooms are back: live events for the project, the conversation and the user arrive.
     await post("/api/v1/projects/1/updates", { n: 2 });
@@ -199,6 +238,63 @@ const scenarios = {
       `counters ${JSON.stringify(after)}`);
     alice.socket.disconnect();
     bob.socket.disconnect();
+  },
+
+  /// Two nodes on one Redis with --adapter redis-streams: alice is on node 1 (--url) behind a
+  /// balancer, bob on node 2 (--url2). Alice's transport drops and she comes back through the
+  /// balancer to node 2: the same socket, its rooms, every event sent meanwhile from either node
+  /// once and in order (offsets are stream entry ids), then live events and chat from node 2.
+  async otherNode() {
+    check(ARGS.url2, "--url2 is needed");
+    const node1 = ARGS.url;
+    const lb = await balancer([node1, ARGS.url2]);
+    const alice = clientVia(lb, "alice");
+    const bob2 = (() => { ARGS.url = ARGS.url2; try { return client("bob"); } finally { ARGS.url = node1; } })();
+    await connected(bob2);
+    await joinAll(bob2);
+    const { id, before } = await settled(alice);
+    ARGS.url = ARGS.url2;
+    const before2 = await recoveryStats();
+    ARGS.url = node1;
+    let seenAtConnect = -1;
+    alice.socket.once("connect", () => { seenAtConnect = alice.log.length; });
+    const back = next(alice.socket, "connect", 30000);
+    lb.target = 1;
+    await dropTransport(alice, before.persisted);
+    // The gap: chat through node 2, updates through node 1's API and node 2's.
+    const expected = await emitDuringTheGap(bob2);
+    ARGS.url = ARGS.url2;
+    await post("/api/v1/projects/1/updates", { n: 7 });
+    ARGS.url = node1;
+    expected.push("project:update");
+    await back;
+    check(alice.socket.recovered === true, "socket.recovered is false on the other node");
+    check(alice.socket.id === id, `id ${alice.socket.id}, was ${id}`);
+    check(seenAtConnect === 1 + expected.length, `at "connect" the client had ${seenAtConnect} events, wanted ${1 + expected.length}: ${JSON.stringify(alice.log)}`);
+    const missed = payloads(alice.log, 1);
+    check(JSON.stringify(missed.map((e) => e[0])) === JSON.stringify(expected), `missed ${JSON.stringify(missed)}`);
+    check(missed[0][1].content === "m1" && missed[4][1].content === "m2" && missed[5][1].n === 7, "chat and updates in order");
+    const first = offsetValue(alice.log[0][alice.log[0].length - 1]);
+    check(missed.every((e, i) => e[2] > (i === 0 ? first : missed[i - 1][2])), "offsets increase");
+    // Live on node 2 now: its rooms are back there, and node 1's emits still reach it.
+    await post("/api/v1/projects/1/updates", { n: 8 });
+    await call(bob2.socket, "message:send", { conversationId: "c1", message: { content: "m3", type: "text" } });
+    await post("/api/v1/users/alice/notifications", { title: "t2" });
+    await waitFor(() => alice.log.length === 1 + expected.length + 3, "live events after the recovery");
+    const live = payloads(alice.log, 1 + expected.length).map((e) => e[0]);
+    check(JSON.stringify(live.slice().sort()) === JSON.stringify(["message:new", "notification:new", "project:update"]), `live ${live}`);
+    await call(alice.socket, "message:send", { conversationId: "c1", message: { content: "back", type: "text" } });
+    await waitFor(() => bob2.log.some(([e, m]) => e === "message:new" && m.content === "back"), "alice's message at bob");
+    const contents = bob2.log.filter(([e]) => e === "message:new").map(([, m]) => m.content);
+    check(JSON.stringify(contents) === JSON.stringify(["m1", "m2", "m3", "back"]), `bob's messages ${contents}`);
+    ARGS.url = ARGS.url2;
+    const after2 = await recoveryStats();
+    ARGS.url = node1;
+    check(after2.recovered === before2.recovered + 1 && after2.replayed === before2.replayed + expected.length,
+      `node 2's counters ${JSON.stringify(after2)}`);
+    alice.socket.disconnect();
+    bob2.socket.disconnect();
+    lb.close();
   },
 
   /// Several drops in a row, events each time; then the window: run with --recovery-window 2.

@@ -101,6 +101,56 @@ public protocol SocketIOAdapter: AnyObject, Sendable {
     func stats(_ completion: @escaping @Sendable (JSONValue?) -> Void)
 }
 
+/// A disconnected socket as a cluster-wide store keeps it (Socket.IO's `SessionToPersist`).
+public struct PersistedSession: Sendable, Equatable {
+    public var sid: String
+    public var pid: String
+    /// Every room it was in, its own id first (as Node persists `[...socket.rooms]`).
+    public var rooms: [String]
+    /// `socket.data` as JSON (see `SocketDataRepresentable`; `SocketIOServer.socketDataDecoder`
+    /// turns it back into the application's object).
+    public var data: JSONValue
+
+    public init(sid: String, pid: String, rooms: [String], data: JSONValue) {
+        self.sid = sid
+        self.pid = pid
+        self.rooms = rooms
+        self.data = data
+    }
+}
+
+/// A session taken back from a cluster-wide store, with what it missed.
+public struct RestoredSession: Sendable {
+    public var session: PersistedSession
+    /// Each missed event's data array, `[event, ...args, offset]`, oldest first.
+    public var missed: [[JSONValue]]
+
+    public init(session: PersistedSession, missed: [[JSONValue]]) {
+        self.session = session
+        self.missed = missed
+    }
+}
+
+/// An adapter that keeps connection state recovery's events and sessions for the whole cluster
+/// (Socket.IO's Redis Streams adapter): a replayable event's offset is the cluster's, and a
+/// session kept by one node can be restored by any. With one, the namespaces' local logs are not
+/// used. Ordering contract: every callback below runs on the adapter's loop, and whatever it hands
+/// to a loop's task queue (`WebSocketServer.emitInOrder`, `execute(onLoop:)`) reaches that loop in
+/// the cluster's order.
+public protocol ClusterRecoveryAdapter: SocketIOAdapter {
+    /// Publishes a replayable broadcast and calls `deliver` with its offset once the cluster gave
+    /// it one (nil: the cluster could not take it; it is delivered here without an offset).
+    func publishReplayable(_ broadcast: AdapterBroadcast, deliver: @escaping @Sendable (_ offset: String?) -> Void)
+    /// Keeps a session whose transport dropped for the recovery window.
+    func persistSession(_ session: PersistedSession, namespace: String)
+    /// Takes the session `pid` names and the events after `offset` it would have received, to be
+    /// replayed on the reconnecting socket. Whatever `completion` hands to a loop runs there
+    /// after every event this node delivered before and not replayed, and before those it
+    /// delivers later, so the socket gets each event once.
+    func restoreSession(pid: String, offset: String, namespace: String,
+                        completion: @escaping @Sendable (Result<RestoredSession, RecoveryRefusal>) -> Void)
+}
+
 /// One node: every operation is local and already done.
 public final class InMemoryAdapter: SocketIOAdapter {
     public init() {}

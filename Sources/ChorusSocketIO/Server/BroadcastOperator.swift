@@ -74,6 +74,20 @@ public struct BroadcastOperator: Sendable {
         let packet = SocketIOPacket.event(namespace: namespace, event, args)
         let (text, attachments) = packet.encode(engineIOPrefix: true)
         let target = self.target
+        if let cluster = io.clusterRecovery {
+            // The cluster numbers it (a Redis stream entry id); delivered here once numbered, in
+            // the cluster's order. A `local` emit is not published and so carries no offset.
+            guard !isLocal else {
+                sendNow(server, text, attachments, target)
+                return true
+            }
+            let selector = self.selector
+            cluster.publishReplayable(AdapterBroadcast(namespace: namespace, data: [.string(event)] + args,
+                                                       rooms: selector.rooms, except: selector.except)) { offset in
+                server.emitInOrder(frames: Self.frames(server, text, attachments, offset: offset), to: target)
+            }
+            return true
+        }
         if io.configuration.recovery != nil, let recovery = io.namespace(namespace)?.recovery {
             // Numbered and delivered in that order on every loop (see RecoveryLog.append).
             let selector = self.selector
@@ -89,6 +103,16 @@ public struct BroadcastOperator: Sendable {
                 namespace: namespace, data: [.string(event)] + args, rooms: selector.rooms, except: selector.except))
         }
         return true
+    }
+
+    /// A broadcast another node published, numbered by the cluster (`offset`: its stream entry id,
+    /// nil without recovery): delivered on this node only, through every loop's task queue, so
+    /// that it keeps the cluster's order with this node's own numbered events. Adapter's loop.
+    public func deliverFromCluster(_ event: String, _ args: [JSONValue], offset: String?) {
+        guard let server = io.webSocketServer else { return }
+        io.countEmit(namespace: namespace, event: event, loopIndex: server.currentLoopIndex)
+        let (text, attachments) = SocketIOPacket.event(namespace: namespace, event, args).encode(engineIOPrefix: true)
+        server.emitInOrder(frames: Self.frames(server, text, attachments, offset: offset), to: target)
     }
 
     /// An event's frames, with `offset` as its last argument: `42["e",...]` becomes

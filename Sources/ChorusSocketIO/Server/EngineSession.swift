@@ -183,6 +183,12 @@ final class EngineSession {
             request: request, address: connection.remoteAddress.description, auth: auth ?? .object([:]),
             issued: wallClockMilliseconds())
         if let recovery = namespace.recovery {
+            if let pid = auth?["pid"]?.stringValue, let offset = auth?["offset"]?.stringValue, let cluster = io.clusterRecovery {
+                let fresh = Socket(id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self,
+                                   pid: EngineIOSessionID.generate())
+                restoreFromCluster(fresh, pid: pid, offset: offset, cluster: cluster)
+                return
+            }
             // `{"pid":..., "offset":...}` from a client that had a session: restored if still known.
             if let pid = auth?["pid"]?.stringValue, let offset = auth?["offset"]?.stringValue,
                case .success(let saved) = recovery.check(pid: pid, offset: offset, now: monotonicNanoseconds()) {
@@ -287,6 +293,12 @@ final class EngineSession {
     /// Admits a socket: joins its rooms (`rooms`: a restored socket's), sends the events it missed
     /// (`missed`, a restored socket's), then the CONNECT reply, then runs the connection handlers.
     private func admit(_ socket: Socket, replaying queued: [SessionInput], rooms: [String] = [], missed: [[OutgoingFrame]] = []) {
+        if let restored = socket.restoredFromCluster {
+            // Restored from the cluster's store, then through the middleware (skipMiddlewares off).
+            socket.restoredFromCluster = nil
+            admit(socket, replaying: queued, rooms: restored.rooms, missed: restored.missed)
+            return
+        }
         if socket.restoreOffset != nil {
             restore(socket, replaying: queued)
             return
@@ -372,6 +384,67 @@ final class EngineSession {
         socket.recovered = true
         io.count("connect_recovered")
         admit(socket, replaying: pending.queued, rooms: saved.rooms, missed: missed)
+    }
+
+    /// With a cluster store (`ClusterRecoveryAdapter`): the CONNECT waits while the store is asked
+    /// (Redis: the session and the events since `offset`), as for an asynchronous middleware; the
+    /// answer comes back through this loop's task queue behind every event delivered before it
+    /// and not replayed. `fresh` is the socket the client gets if the session is not restored.
+    private func restoreFromCluster(_ fresh: Socket, pid: String, offset: String, cluster: any ClusterRecoveryAdapter) {
+        let name = fresh.namespace.name
+        lastTicket &+= 1
+        let ticket = lastTicket
+        pendingConnects[name] = PendingConnect(socket: fresh, ticket: ticket, resumeAt: Int.max, queued: [], queuedBytes: 0, deadline: nil)
+        let server = connection.server
+        let loop = connection.loopIndex
+        let session = UncheckedSession(value: self)
+        cluster.restoreSession(pid: pid, offset: offset, namespace: name) { result in
+            server.execute(onLoop: loop) {
+                session.value.finishClusterRestore(name: name, ticket: ticket, result: result)
+            }
+        }
+    }
+
+    private func finishClusterRestore(name: String, ticket: UInt64, result: Result<RestoredSession, RecoveryRefusal>) {
+        guard let pending = pendingConnects[name], pending.ticket == ticket, connection.isOpen else {
+            if pendingConnects[name]?.ticket == ticket { pendingConnects[name] = nil }
+            // The client left meanwhile: the session goes back to the store, restorable again.
+            if case .success(let restored) = result { io.clusterRecovery?.persistSession(restored.session, namespace: name) }
+            return
+        }
+        pendingConnects[name] = nil
+        let fresh = pending.socket
+        let namespace = fresh.namespace
+        let restored: RestoredSession
+        switch result {
+        case .failure(let refusal):
+            namespace.recovery?.countRestore(.failure(refusal))
+            io.logger.debug("session not recovered", metadata: ["reason": "\(refusal)", "namespace": "\(name)"])
+            runMiddleware(fresh, from: 0, queued: pending.queued, queuedBytes: pending.queuedBytes)
+            return
+        case .success(let found):
+            restored = found
+        }
+        namespace.recovery?.countRestore(.success(restored.missed.count))
+        let saved = restored.session
+        let socket = Socket(id: saved.sid, namespace: namespace, handshake: fresh.handshake, session: self, pid: saved.pid)
+        socket.data = io.socketDataDecoder?(saved.data)
+        socket.recovered = true
+        io.count("connect_recovered")
+        let server = connection.server
+        // Each missed event's data already ends with its offset.
+        let missed: [[OutgoingFrame]] = restored.missed.compactMap { data in
+            guard let event = data.first?.stringValue else { return nil }
+            let (text, attachments) = SocketIOPacket.event(namespace: name, event, Array(data.dropFirst())).encode(engineIOPrefix: true)
+            return BroadcastOperator.frames(server, text, attachments, offset: nil)
+        }
+        let rooms = saved.rooms.filter { $0 != saved.sid }
+        if namespace.recovery?.configuration.skipMiddlewares ?? true {
+            admit(socket, replaying: pending.queued, rooms: rooms, missed: missed)
+        } else {
+            socket.restoredFromCluster = (rooms, missed)
+            runMiddleware(socket, from: 0, queued: pending.queued, queuedBytes: pending.queuedBytes)
+        }
     }
 
     func removeSocket(_ socket: Socket, reason: DisconnectReason) {

@@ -44,6 +44,8 @@ public struct RecoveryCounters: Sendable, Equatable {
     public var unknownSession = 0
     public var expired = 0
     public var offsetGone = 0
+    /// The cluster's store (Redis Streams adapter) could not be asked.
+    public var unavailable = 0
     /// Sessions kept when a transport dropped; dropped because `maxSessions` was reached.
     public var persisted = 0
     public var sessionsEvicted = 0
@@ -71,8 +73,17 @@ struct SavedSession: @unchecked Sendable {
 }
 
 /// Why a reconnect was not recovered.
-enum RecoveryRefusal: Error, Sendable {
-    case unknownSession, expired, offsetGone
+public enum RecoveryRefusal: Error, Sendable {
+    /// Never seen, already taken, expired from a cluster store (Redis forgets it at the window's
+    /// end), or dropped for room.
+    case unknownSession
+    /// Older than the window (local log only: it keeps the time).
+    case expired
+    /// The events since the client's offset are no longer all kept (or the offset is not one
+    /// this log or stream gave).
+    case offsetGone
+    /// The cluster store could not be asked (Redis unreachable or too slow).
+    case unavailable
 }
 
 final class RecoveryLog: @unchecked Sendable {
@@ -186,6 +197,22 @@ final class RecoveryLog: @unchecked Sendable {
 
     var counters: RecoveryCounters { state.withLock { $0.counters } }
 
+    // With a cluster store (`ClusterRecoveryAdapter`) the log keeps nothing: it only counts.
+
+    func countPersisted() { state.withLock { $0.counters.persisted += 1 } }
+
+    func countRestore(_ result: Result<Int, RecoveryRefusal>) {
+        state.withLock { s in
+            switch result {
+            case .success(let replayed):
+                s.counters.recovered += 1
+                s.counters.replayed += replayed
+            case .failure(let refusal):
+                Self.count(refusal, in: &s.counters)
+            }
+        }
+    }
+
     // MARK: Under the lock
 
     private static func lookup(_ s: inout State, pid: String, offset: String, now: UInt64, window: UInt64) -> Result<SavedSession, RecoveryRefusal> {
@@ -207,6 +234,7 @@ final class RecoveryLog: @unchecked Sendable {
         case .unknownSession: counters.unknownSession += 1
         case .expired: counters.expired += 1
         case .offsetGone: counters.offsetGone += 1
+        case .unavailable: counters.unavailable += 1
         }
     }
 

@@ -49,6 +49,9 @@ public final class Socket {
     let pid: String?
     /// The client's offset while this socket waits to be restored (admission does it).
     var restoreOffset: String?
+    /// Rooms and missed events of a session restored from the cluster's store, while the
+    /// middleware runs (admission joins and replays them).
+    var restoredFromCluster: (rooms: [String], missed: [[OutgoingFrame]])?
     let session: EngineSession
 
     var handlers: [String: EventHandler] = [:]
@@ -99,6 +102,11 @@ public final class Socket {
     public func emit(_ event: String, _ args: JSONValue...) { emit(event, args) }
 
     public func emit(_ event: String, _ args: [JSONValue]) {
+        if pid != nil, let cluster = namespace.io.clusterRecovery {
+            if connected { namespace.io.countEmit(namespace: namespace.name, event: event, loopIndex: session.connection.loopIndex) }
+            emitPublished(event, args, cluster)
+            return
+        }
         if let recovery = namespace.recovery, pid != nil {
             if connected { namespace.io.countEmit(namespace: namespace.name, event: event, loopIndex: session.connection.loopIndex) }
             emitLogged(event, args, recovery)
@@ -125,6 +133,23 @@ public final class Socket {
                                 if frames.count == 1 { connection.send(frames[0]) } else { connection.send(group: frames) }
                             }
                         })
+    }
+
+    /// The same with a cluster store: published for this socket's room, so that whichever node
+    /// the client comes back to replays it, and sent here once the cluster numbered it.
+    private func emitPublished(_ event: String, _ args: [JSONValue], _ cluster: any ClusterRecoveryAdapter) {
+        let connection = session.connection
+        let server = connection.server
+        let (text, attachments) = SocketIOPacket.event(namespace: namespace.name, event, args).encode(engineIOPrefix: true)
+        let live = connected
+        let id = connection.id
+        cluster.publishReplayable(AdapterBroadcast(namespace: namespace.name, data: [.string(event)] + args, rooms: [self.id], except: [])) { offset in
+            guard live else { return }
+            let frames = BroadcastOperator.frames(server, text, attachments, offset: offset)
+            server.withConnection(id) { connection in
+                if frames.count == 1 { connection.send(frames[0]) } else { connection.send(group: frames) }
+            }
+        }
     }
 
     /// With an ack callback: called once with the client's answer, or `.timeout` after `timeout`
@@ -174,7 +199,12 @@ public final class Socket {
         let keys = [namespace.name, SocketIOServer.roomKey(namespace.name, id)] + rooms.map { SocketIOServer.roomKey(namespace.name, $0) }
         for key in keys { session.connection.leave(key) }
         namespace.io.rooms.leave(keys, connectionID)
-        if let recovery = namespace.recovery, let pid, reason.isRecoverable {
+        if let recovery = namespace.recovery, let pid, reason.isRecoverable, let cluster = namespace.io.clusterRecovery {
+            cluster.persistSession(PersistedSession(sid: id, pid: pid, rooms: [id] + rooms.sorted(),
+                                                    data: (data as? SocketDataRepresentable)?.socketDataJSON ?? .null),
+                                   namespace: namespace.name)
+            recovery.countPersisted()
+        } else if let recovery = namespace.recovery, let pid, reason.isRecoverable {
             recovery.persist(SavedSession(sid: id, pid: pid, rooms: Array(rooms), data: data, disconnectedAt: monotonicNanoseconds()))
         }
         rooms.removeAll()

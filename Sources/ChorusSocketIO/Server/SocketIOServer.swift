@@ -64,6 +64,14 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     /// the server starts (`InMemoryAdapter`: this process only; ChorusCluster's `RedisAdapter`:
     /// every node on one Redis).
     public var adapter: any SocketIOAdapter = InMemoryAdapter()
+    /// Turns `socket.data` kept by a cluster store (JSON, see `SocketDataRepresentable`) back into
+    /// the application's object when another node's session is restored here. Set it before start.
+    public var socketDataDecoder: (@Sendable (JSONValue) -> AnyObject?)?
+    /// The adapter, if recovery is on and the adapter keeps recovery's events and sessions for the
+    /// whole cluster (then the namespaces' logs only count).
+    var clusterRecovery: (any ClusterRecoveryAdapter)? {
+        configuration.recovery == nil ? nil : adapter as? any ClusterRecoveryAdapter
+    }
     /// Each loop's event counters as published at its last tick (read by `eventCounters`).
     private let publishedCounters = Mutex<[Int: SocketIOEventCounters]>([:])
     /// Emits made off the loops (an API handler, a task): counted under a lock, once per emit call.
