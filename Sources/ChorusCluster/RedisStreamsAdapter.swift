@@ -208,7 +208,9 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
         onLoop { [self] in
             let c = countersOnLoop()
             var o: JSONObject = ["adapter": "redis-streams", "uid": .string(uid), "stream": .string(configuration.key),
-                                 "lastRead": .string(lastRead.description), "readerConnected": .bool(readerConnected)]
+                                 "lastRead": .string(lastRead.description), "readerConnected": .bool(readerConnected),
+                                 // Connected and placed at the stream's end: entries from now on are read.
+                                 "readerReady": .bool(readerConnected && readAfter != nil)]
             if case .object(let fields) = c.json { for (k, v) in fields { o[k] = v } }
             if case .object(let fields) = streamCounters.json { for (k, v) in fields { o[k] = v } }
             guard c.redisConnected else { return completion(.object(o)) }

@@ -11,8 +11,22 @@ import Glibc
 enum ClusterE2E {
     /// Two nodes on `redis` (`--threads 2` each, so an incoming broadcast is also forwarded
     /// between loops), the scenario, then everything killed.
-    static func scenario(_ name: String, nodes: Int = 2, extraServerArguments: [String] = [], scenarioArguments: [String] = [],
-                         overrideTimeout: Bool = false) async throws {
+    static func scenario(_ name: String, nodes: Int = 2, adapter: String = "redis", extraServerArguments: [String] = [],
+                         scenarioArguments: [String] = [], overrideTimeout: Bool = false) async throws {
+        try await withNodes(nodes, adapter: adapter, extraServerArguments: extraServerArguments, overrideTimeout: overrideTimeout) { redis, urls in
+            let result = try await PythonClient.run(
+                "cluster_scenarios.py",
+                args: [name, "--redis", redis.url, "--secret", E2E.secret, "--api-token", E2E.apiToken]
+                    + urls.flatMap { ["--url", $0] } + scenarioArguments,
+                requiring: PythonClient.socketIO + ", redis, msgpack", timeout: .seconds(90))
+            guard result.exitCode == 0, result.stdout.contains("OK \(name)") else { throw HarnessError("scenario \(name) failed: \(result)") }
+        }
+    }
+
+    /// A redis-server and `nodes` Chorus nodes on it (`--threads 2` each) for `body`; everything
+    /// killed after it, and the servers' logs added to its error.
+    static func withNodes(_ nodes: Int, adapter: String, extraServerArguments: [String] = [], overrideTimeout: Bool = false,
+                          _ body: (RedisServerProcess, [String]) async throws -> Void) async throws {
         let redis = try await RedisServerProcess.start()
         defer { redis.kill() }
         var servers: [ChorusProcess] = []
@@ -20,17 +34,13 @@ enum ClusterE2E {
         for _ in 0..<nodes {
             servers.append(try await E2E.server([
                 "--jwt-secret", E2E.secret, "--api-token", E2E.apiToken, "--threads", "2",
-                "--adapter", "redis", "--redis-url", redis.url,
+                "--adapter", adapter, "--redis-url", redis.url,
             ] + (overrideTimeout ? [] : ["--redis-request-timeout", "3000"]) + extraServerArguments))
         }
-        let urls = servers.flatMap { ["--url", $0.url] }
-        let result = try await PythonClient.run(
-            "cluster_scenarios.py",
-            args: [name, "--redis", redis.url, "--secret", E2E.secret, "--api-token", E2E.apiToken] + urls + scenarioArguments,
-            requiring: PythonClient.socketIO + ", redis, msgpack", timeout: .seconds(90))
-        guard result.exitCode == 0, result.stdout.contains("OK \(name)") else {
-            throw HarnessError("scenario \(name) failed: \(result)\n" + servers.map(\.diagnostics).joined(separator: "\n")
-                               + "\n" + redis.diagnostics)
+        do {
+            try await body(redis, servers.map(\.url))
+        } catch {
+            throw HarnessError("\(error)\n" + servers.map(\.diagnostics).joined(separator: "\n") + "\n" + redis.diagnostics)
         }
     }
 }

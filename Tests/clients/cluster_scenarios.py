@@ -9,6 +9,7 @@ speaks socket.io-redis-adapter 8.x's protocol.
 Prints "OK <scenario>" and exits 0 on success; prints the failure and exits 1 otherwise.
 """
 import argparse
+import re
 import sys
 import threading
 import time
@@ -45,23 +46,36 @@ def redis_client():
 
 
 def wait_for_nodes(r, count, timeout=10):
-    """Every Chorus node subscribed to the request channel (what Node fleets count with NUMSUB)."""
-    channel = w.channels(ARGS.key)["request"]
+    """Every node subscribed to the channel Node fleets count with NUMSUB: the request channel
+    (socket.io-redis-adapter) or the namespace's public channel (the Redis Streams adapter); and
+    every Chorus node's stream reader placed (so that no entry is added before it reads)."""
+    channels = [w.channels(ARGS.key)["request"], f"{ARGS.key}#/#"]
     deadline = time.time() + timeout
+    n = 0
     while time.time() < deadline:
-        n = r.pubsub_numsub(channel)[0][1]
-        if n >= count:
+        n = max(r.pubsub_numsub(c)[0][1] for c in channels)
+        if n >= count and all(reader_ready(i) for i in range(len(ARGS.url))):
             return
         time.sleep(0.05)
-    fail(f"only {n} subscribers on {channel}, wanted {count}")
+    fail(f"only {n} subscribers on {channels}, wanted {count}, or a stream reader not ready")
+
+
+def reader_ready(node):
+    cluster = api(node, "GET", "/api/v1/stats")[1].get("cluster") or {}
+    return cluster.get("readerReady", True)
 
 
 def without_offset(args):
     """An event's arguments without the offset that connection state recovery (on by default)
     appends as the last one, a string, as a Node server with connectionStateRecovery does;
     python-socketio hands it to the handler like any other argument."""
-    check(len(args) >= 1 and isinstance(args[-1], str) and args[-1].isdigit(), f"no recovery offset in {args}")
+    check(len(args) >= 1 and isinstance(args[-1], str) and is_offset(args[-1]), f"no recovery offset in {args}")
     return tuple(args[:-1])
+
+
+def is_offset(text):
+    """One node's log numbers events ("17"); the Redis Streams adapter uses entry ids ("1733-0")."""
+    return re.fullmatch(r"[0-9]+(-[0-9]+)?", text) is not None
 
 
 # ---------------------------------------------------------------- scenarios
