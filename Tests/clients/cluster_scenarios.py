@@ -9,14 +9,17 @@ speaks socket.io-redis-adapter 8.x's protocol.
 Prints "OK <scenario>" and exits 0 on success; prints the failure and exits 1 otherwise.
 """
 import argparse
+import base64
+import json
 import re
+import socket
 import sys
 import threading
 import time
 
 try:
     import redis
-    import msgpack  # noqa: F401  (cluster_wire needs it)
+    import msgpack
 except ImportError as e:
     print(f"MISSING redis/msgpack: {e}", file=sys.stderr)
     sys.exit(3)
@@ -376,6 +379,200 @@ def s_publish_queue():
     check(st == 200 and cluster["redisConnected"] is False and cluster["servers"] is None, f"stats {body}")
     check(cluster["publishQueue"] == ARGS.publish_queue and cluster["publishDrops"] == 3, f"queue {cluster}")
     a.close()
+
+
+class StreamsNode:
+    """A Node.js node stand-in using socket.io-redis-streams-adapter 0.3.x: it subscribes to the
+    namespace's public channel (so NUMSUB counts it) and its own, answers FETCH_SOCKETS for its one
+    pretend socket, and writes stream entries and sessions as that adapter does."""
+
+    UID = "f00dfeedf00dfeed"
+    SOCKET_ID = "NODESOCKET0000000001"
+
+    def __init__(self):
+        self.r = redis_client()
+        self.public = f"{ARGS.key}#/#"
+        self.private = f"{ARGS.key}#/#{self.UID}#"
+        self.responses = []
+        self.cond = threading.Condition()
+        self.ps = self.r.pubsub()
+        self.ps.subscribe(**{self.public: self.handle, self.private: self.handle})
+        self.thread = self.ps.run_in_thread(sleep_time=0.01, daemon=True)
+
+    def handle(self, message):
+        m = msgpack.unpackb(message["data"], raw=False)
+        if m.get("uid") == self.UID:
+            return
+        with self.cond:
+            if m["type"] == 7:  # FETCH_SOCKETS: answered on the requester's channel
+                self.r.publish(f"{ARGS.key}#/#{m['uid']}#", msgpack.packb({"uid": self.UID, "nsp": "/", "type": 8, "data": {
+                    "requestId": m["data"]["requestId"],
+                    "sockets": [{"id": self.SOCKET_ID, "handshake": {}, "rooms": [self.SOCKET_ID], "data": {"from": "node"}}]}},
+                    use_bin_type=True))
+            else:
+                self.responses.append(m)
+            self.cond.notify_all()
+
+    def xadd(self, type_, data, uid=None, binary=False):
+        """RedisStreamsAdapter.doPublish: JSON data, or base64 MessagePack when it holds binary."""
+        raw = base64.b64encode(msgpack.packb(data, use_bin_type=True)) if binary else w.dumps(data)
+        return self.r.xadd(ARGS.key, {"uid": uid or self.UID, "nsp": "/", "type": str(type_), "data": raw},
+                           maxlen=10000, approximate=True).decode()
+
+    def broadcast(self, event, args, rooms=(), except_=(), uid=None, binary=False):
+        return self.xadd(3, {"packet": {"type": 2, "data": [event, *args]},
+                             "opts": {"rooms": list(rooms), "except": list(except_), "flags": {}}}, uid=uid, binary=binary)
+
+    def wait(self, pred, timeout=sio.TIMEOUT):
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                for item in self.responses:
+                    if pred(item):
+                        return item
+                left = deadline - time.time()
+                if left <= 0:
+                    fail(f"streams node: no matching response within {timeout}s: {self.responses}")
+                self.cond.wait(left)
+
+    def close(self):
+        self.thread.stop()
+        self.thread.join(2)
+        self.ps.close()
+
+
+def raw_connect(node, auth):
+    """A raw Engine.IO/Socket.IO client on node `node`: CONNECT with `auth`; the frames received up
+    to the CONNECT reply (missed events come before it)."""
+    sio.ARGS.url = ARGS.url[node]
+    ws, _ = sio.raw_ws()
+    ws.send("40" + json.dumps(auth))
+    frames = []
+    while True:
+        f = ws.recv()
+        if f == "2":
+            ws.send("3")
+            continue
+        frames.append(f)
+        if f.startswith("40") or f.startswith("44"):
+            return ws, frames
+
+
+def raw_call(ws, ack_id, event, data):
+    ws.send(f"42{ack_id}" + json.dumps([event, data]))
+    while True:
+        f = ws.recv()
+        if f.startswith(f"43{ack_id}"):
+            return json.loads(f[2 + len(str(ack_id)):])
+
+
+def stream_read_past(node, entry_id, timeout=5):
+    """Node `node`'s stream reader has read `entry_id` (so its restore replays it)."""
+    want = tuple(int(x) for x in entry_id.split("-"))
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        last = api(node, "GET", "/api/v1/stats")[1]["cluster"]["lastRead"]
+        if tuple(int(x) for x in last.split("-")) >= want:
+            return
+        time.sleep(0.02)
+    fail(f"node {node} did not read {entry_id}")
+
+
+def s_streams_foreign_node():
+    """A Node.js node with the Redis Streams adapter on the same Redis: Chorus's entries and
+    sessions are in that adapter's layout, its entries (JSON and binary) reach Chorus clients with
+    their ids as offsets, a session it kept is restored by Chorus with exactly the missed events,
+    and FETCH_SOCKETS is answered both ways."""
+    r = redis_client()
+    wait_for_nodes(r, len(ARGS.url))
+    node = StreamsNode()
+    wait_for_nodes(r, len(ARGS.url) + 1)
+    alice = at(0, token("alice", projects=["*"]))
+    bob = at(1, token("bob", projects=["*"]))
+    for c in (alice, bob):
+        check(c.call("join:project", {"projectId": "1"})["ok"], "join")
+    # Chorus's broadcast: a stream entry in the reference's layout; its id is the clients' offset.
+    last = (r.xrevrange(ARGS.key, count=1) or [(b"0-0", {})])[0][0].decode()
+    st, _ = api(0, "POST", "/api/v1/emit", {"rooms": ["project:1"], "event": "from-chorus", "data": {"x": 1}})
+    check(st == 202, f"emit {st}")
+    args = alice.wait_event("from-chorus")
+    check(bob.wait_event("from-chorus") == args, "both nodes give the same offset")
+    entries = [e for e in r.xrange(ARGS.key, "(" + last, "+") if e[1][b"type"] == b"3"]
+    check(len(entries) == 1, f"entries {entries}")
+    entry_id, fields = entries[0][0].decode(), entries[0][1]
+    check(args == ({"x": 1}, entry_id), f"args {args}, entry {entry_id}")
+    chorus_uid = api(0, "GET", "/api/v1/stats")[1]["cluster"]["uid"]
+    check(fields[b"uid"].decode() == chorus_uid and re.fullmatch(r"[0-9a-f]{16}", chorus_uid) and fields[b"nsp"] == b"/", f"fields {fields}")
+    check(fields[b"data"] == w.dumps({"packet": {"type": 2, "data": ["from-chorus", {"x": 1}]},
+                                      "opts": {"rooms": ["project:1"], "except": [], "flags": {}}}), f"data {fields[b'data']}")
+    # Its entries: JSON and binary data reach both nodes' clients, the entry id as the offset.
+    eid = node.broadcast("from-node", [{"y": 2}], rooms=["project:1"])
+    for c in (alice, bob):
+        check(c.wait_event("from-node") == ({"y": 2}, eid), "node broadcast")
+    eid = node.broadcast("from-node-bin", [b"\x00\x01\xff"], rooms=["project:1"], binary=True)
+    for c in (alice, bob):
+        check(c.wait_event("from-node-bin") == (b"\x00\x01\xff", eid), "binary broadcast")
+    # An entry with node 0's own uid is node 0's own (already delivered there): only node 1 delivers it.
+    node.broadcast("as-node-0", [1], rooms=["project:1"], uid=chorus_uid)
+    bob.wait_event("as-node-0")
+    alice.assert_no_event("as-node-0", within=0.3)
+    # SOCKETS_JOIN from its side: every node's project:1 sockets join project:7.
+    node.xadd(4, {"opts": {"rooms": ["project:1"], "except": [], "flags": {}}, "rooms": ["project:7"]})
+    time.sleep(0.3)
+    node.broadcast("in-seven", [7], rooms=["project:7"])
+    for c in (alice, bob):
+        check(c.wait_event("in-seven")[0] == 7, "joined remotely")
+    # A session Chorus keeps, in the reference's form: base64 MessagePack {sid, pid, rooms, data}, TTL the window.
+    ws, frames = raw_connect(0, {"token": token("carol", projects=["*"])})
+    reply = json.loads(frames[-1][2:])
+    sid, pid = reply["sid"], reply["pid"]
+    check(raw_call(ws, 1, "join:project", {"projectId": "1"})[0]["ok"], "carol joins")
+    ws.sock.shutdown(socket.SHUT_RDWR)
+    ws.sock.close()
+    deadline = time.time() + 5
+    while r.get("sio:session:" + pid) is None:
+        check(time.time() < deadline, "no session kept in Redis")
+        time.sleep(0.02)
+    kept = msgpack.unpackb(base64.b64decode(r.get("sio:session:" + pid)), raw=False)
+    check(kept["sid"] == sid and kept["pid"] == pid and kept["rooms"][0] == sid
+          and {"project:1", "user:carol"} <= set(kept["rooms"]) and kept["data"]["userId"] == "carol", f"session {kept}")
+    check(0 < r.pttl("sio:session:" + pid) <= 120000, "TTL")
+    # A session the Node node kept: restored by Chorus with exactly what it missed, before the reply.
+    nsid, npid = "NODESESSIONSOCKET001", "node-private-session-id"
+    first = node.broadcast("before", [0], rooms=["project:1"])
+    r.set("sio:session:" + npid, base64.b64encode(msgpack.packb(
+        {"sid": nsid, "pid": npid, "rooms": [nsid, "project:1"],
+         "data": {"userId": "dave", "projects": ["*"], "conversations": ["*"]}}, use_bin_type=True)), px=60000)
+    e2 = node.broadcast("missed", [{"n": 1}], rooms=["project:1"])
+    node.broadcast("other-project", [0], rooms=["project:2"])
+    e4 = node.broadcast("direct", ["to you"], rooms=[nsid])
+    e5 = node.broadcast("not-for-you", [0], rooms=["project:1"], except_=[nsid])
+    stream_read_past(1, e5)
+    ws, frames = raw_connect(1, {"pid": npid, "offset": first})
+    check(frames == ['42["missed",{"n":1},"%s"]' % e2, '42["direct","to you","%s"]' % e4,
+                     '40{"sid":"%s","pid":"%s"}' % (nsid, npid)], f"frames {frames}")
+    check(r.get("sio:session:" + npid) is None, "the session was not taken (GETDEL)")
+    sio.ARGS.url = ARGS.url[1]
+    st, body = sio.api("GET", "/api/v1/sockets?room=" + nsid)
+    check(st == 200 and [s["data"].get("userId") for s in body["sockets"] if s["id"] == nsid] == ["dave"], f"restored data {body}")
+    ws.close()
+    # FETCH_SOCKETS from it: every Chorus node answers on its channel; Chorus's fetch counts it.
+    r.publish(node.public, msgpack.packb({"uid": node.UID, "nsp": "/", "type": 7, "data": {
+        "opts": {"rooms": ["project:1"], "except": [], "flags": {}}, "requestId": "rq-fetch"}}, use_bin_type=True))
+    answers = []
+    deadline = time.time() + 3
+    while len(answers) < len(ARGS.url):
+        check(time.time() < deadline, f"fetch answers {node.responses}")
+        answers = [m for m in node.responses if m["type"] == 8 and m["data"]["requestId"] == "rq-fetch"]
+        time.sleep(0.05)
+    ids = {s["id"] for m in answers for s in m["data"]["sockets"]}
+    check(len(ids) >= 2 and all(len(i) == 20 for i in ids), f"fetched {answers}")
+    sio.ARGS.url = ARGS.url[0]
+    st, body = sio.api("GET", "/api/v1/sockets")
+    check(st == 200 and StreamsNode.SOCKET_ID in {s["id"] for s in body["sockets"]}, f"Chorus's fetch {st} {body}")
+    node.close()
+    for c in (alice, bob):
+        c.close()
 
 
 SCENARIOS = {name[2:]: fn for name, fn in globals().items() if name.startswith("s_")}
