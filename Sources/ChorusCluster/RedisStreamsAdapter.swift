@@ -709,11 +709,19 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
             if lastRead > end && rounds + 1 < Self.maxRestoreRanges {
                 return collectMissed(after: end, session: session, namespace: namespace, candidates: candidates, rounds: rounds + 1, completion)
             }
-            // Replayed: what this node dispatched already. The rest reaches the socket live.
-            let ahead = Set(ownAhead[ownAheadHead...])
-            let missed = candidates.filter { $0.id <= lastRead || ahead.contains($0.id) }.map { $0.data }
+            let missed = Self.replayed(candidates, lastRead: lastRead, ownAhead: Set(ownAhead[ownAheadHead...]))
             completion(.success(RestoredSession(session: session, missed: missed)))
         }
+    }
+}
+
+extension RedisStreamsAdapter {
+    /// Of the entries a restore read (oldest first), those to replay: the ones this node has
+    /// dispatched already (read by its reader up to `lastRead`, or its own answered XADDs in
+    /// `ownAhead`). The others are dispatched later, after the restore's finish on the socket's
+    /// loop, and so reach the socket live: replaying them too would deliver them twice.
+    static func replayed(_ candidates: [(id: StreamID, data: [JSONValue])], lastRead: StreamID, ownAhead: Set<StreamID>) -> [[JSONValue]] {
+        candidates.filter { $0.id <= lastRead || ownAhead.contains($0.id) }.map { $0.data }
     }
 }
 

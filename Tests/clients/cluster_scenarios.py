@@ -567,6 +567,25 @@ def s_streams_foreign_node():
         time.sleep(0.05)
     ids = {s["id"] for m in answers for s in m["data"]["sockets"]}
     check(len(ids) >= 2 and all(len(i) == 20 for i in ids), f"fetched {answers}")
+    # SERVER_SIDE_EMIT with an ack: every node answers (null: no handler for it).
+    r.publish(node.public, msgpack.packb({"uid": node.UID, "nsp": "/", "type": 9, "data": {
+        "packet": ["ping"], "requestId": "rq-sse"}}, use_bin_type=True))
+    # BROADCAST with an ack: each node reports its client count, then each client's answer.
+    r.publish(node.public, msgpack.packb({"uid": node.UID, "nsp": "/", "type": 3, "data": {
+        "packet": {"type": 2, "data": ["ask", 1]}, "requestId": "rq-ack",
+        "opts": {"rooms": ["project:1"], "except": [], "flags": {"timeout": 3000}}}}, use_bin_type=True))
+    for c in (alice, bob):
+        check(c.wait_event("ask") == (1,), "asked")
+    deadline = time.time() + 3
+    while True:
+        sse = [m for m in node.responses if m["type"] == 10 and m["data"]["requestId"] == "rq-sse"]
+        counts = [m["data"]["clientCount"] for m in node.responses if m["type"] == 11 and m["data"]["requestId"] == "rq-ack"]
+        acks = [m for m in node.responses if m["type"] == 12 and m["data"]["requestId"] == "rq-ack"]
+        if len(sse) == len(ARGS.url) and sorted(counts) == [1] * len(ARGS.url) and len(acks) == 2:
+            break
+        check(time.time() < deadline, f"answers {node.responses}")
+        time.sleep(0.05)
+    check(all(m["data"]["packet"] is None for m in sse), f"server-side emit answers {sse}")
     sio.ARGS.url = ARGS.url[0]
     st, body = sio.api("GET", "/api/v1/sockets")
     check(st == 200 and StreamsNode.SOCKET_ID in {s["id"] for s in body["sockets"]}, f"Chorus's fetch {st} {body}")
