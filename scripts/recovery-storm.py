@@ -4,6 +4,7 @@ M events meanwhile, and every client comes back within a few seconds asking to b
 
     scripts/recovery-storm.py [--clients 10000] [--missed 10] [--spread 5] [--size 64]
                               [--bin .build/release/chorus] [--threads 2] [--processes 2]
+                              [--across-nodes]
 
 Starts `chorus serve --app realtime --auth none` (release build) on a free loopback port, drives
 it with raw Engine.IO/Socket.IO clients on asyncio (no client library: a recovering client only
@@ -11,6 +12,10 @@ needs `40{"pid","offset"}`), stops it by PID, and prints one JSON line: clients 
 sid, every missed event once and in order, before the CONNECT reply), the time from the first
 reconnect to the last recovery, each client's recovery time (p50/p99/max), and the server's CPU
 seconds and RSS during the storm. Loopback only; bounded in time; stops by itself.
+
+`--across-nodes`: a redis-server and two nodes with `--adapter redis-streams`; the clients connect
+to the first and come back to the second (as through a load balancer), which restores every
+session from Redis. CPU is reported for both nodes and Redis.
 """
 import argparse
 import asyncio
@@ -107,8 +112,9 @@ class Client:
         # Abrupt, as a lost network: the socket goes without a close frame.
         self.writer.transport.abort()
 
-    async def recover(self, missed, delay):
+    async def recover(self, missed, delay, port):
         await asyncio.sleep(delay)
+        self.port = port
         started = time.monotonic()
         try:
             await self.open()
@@ -162,7 +168,7 @@ async def gather_bounded(coros, limit=500):
     return await asyncio.gather(*(one(c) for c in coros), return_exceptions=True)
 
 
-def worker(args, port, indices, barrier, results):
+def worker(args, port, back_port, indices, barrier, results):
     """One client process: its share of the clients, in step with the others through `barrier`."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -181,16 +187,17 @@ def worker(args, port, indices, barrier, results):
     barrier.wait()  # 3: dropped; the driver waits for the sessions, emits the missed events
     barrier.wait()  # 4: go
     spread = [args.spread * i / args.clients for i in indices]
-    loop.run_until_complete(all_of([c.recover(args.missed, d) for c, d in zip(clients, spread)], 120))
+    loop.run_until_complete(all_of([c.recover(args.missed, d, back_port) for c, d in zip(clients, spread)], 120))
     results.put([(c.recovered, c.duration, c.error or (repr(failed[0]) if failed else None)) for c in clients])
 
 
-def storm(args, port, server_pid):
+def storm(args, port, server_pid, back_port=None, back_pid=None, redis_pid=None):
     import multiprocessing as mp
+    back_port, back_pid = back_port or port, back_pid or server_pid
     barrier = mp.Barrier(args.processes + 1)
     results = mp.Queue()
     shares = [list(range(k, args.clients, args.processes)) for k in range(args.processes)]
-    procs = [mp.Process(target=worker, args=(args, port, share, barrier, results), daemon=True) for share in shares]
+    procs = [mp.Process(target=worker, args=(args, port, back_port, share, barrier, results), daemon=True) for share in shares]
     for proc in procs:
         proc.start()
     emit = lambda n: api(port, "POST", "/api/v1/emit", {"rooms": [f"conversation:{ROOM}"], "event": "tick",  # noqa: E731
@@ -207,16 +214,19 @@ def storm(args, port, server_pid):
         time.sleep(0.05)
     for n in range(1, args.missed + 1):
         emit(n)
-    cpu0, t0, rss0 = cpu_seconds(server_pid), time.monotonic(), rss_mib(server_pid)
+    others = [p for p in (server_pid, redis_pid) if p and p != back_pid]
+    cpu0, t0, rss0 = cpu_seconds(back_pid), time.monotonic(), rss_mib(back_pid)
+    others0 = [cpu_seconds(p) for p in others]
     barrier.wait(120)  # 4
     outcome = [row for _ in procs for row in results.get(timeout=300)]
     elapsed = time.monotonic() - t0
-    cpu = cpu_seconds(server_pid) - cpu0
+    cpu = cpu_seconds(back_pid) - cpu0
+    others_cpu = [round(cpu_seconds(p) - c, 2) for p, c in zip(others, others0)]
     for proc in procs:
         proc.join(10)
     durations = sorted(d for _, d, _ in outcome if d is not None)
     errors = [e for _, _, e in outcome if e]
-    stats = api(port, "GET", "/api/v1/stats")["recovery"]
+    stats = api(back_port, "GET", "/api/v1/stats")["recovery"]
 
     def pct(p):
         return round(durations[min(len(durations) - 1, int(p * len(durations)))] * 1000, 1) if durations else None
@@ -225,8 +235,11 @@ def storm(args, port, server_pid):
         "client_processes": args.processes,
         "recovered": sum(1 for r, _, _ in outcome if r), "errors": len(errors), "first_error": errors[0] if errors else None,
         "storm_s": round(elapsed, 2), "recovery_ms_p50": pct(0.5), "recovery_ms_p99": pct(0.99), "recovery_ms_max": pct(1.0),
-        "server_cpu_s": round(cpu, 2), "server_rss_mib_before": round(rss0, 1), "server_rss_mib_after": round(rss_mib(server_pid), 1),
+        "server_cpu_s": round(cpu, 2), "server_rss_mib_before": round(rss0, 1), "server_rss_mib_after": round(rss_mib(back_pid), 1),
+        # --across-nodes: the node the clients left, then redis-server.
+        "other_cpu_s": others_cpu,
         "server_counters": stats, "load_average": os.getloadavg()[0],
+        **({"durations_ms": [round(d * 1000, 1) for d in durations]} if os.environ.get("STORM_DURATIONS") else {}),
     }
 
 
@@ -239,31 +252,51 @@ def main():
     p.add_argument("--bin", default=".build/release/chorus")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--processes", type=int, default=2, help="client processes (asyncio each)")
+    p.add_argument("--across-nodes", action="store_true", help="two --adapter redis-streams nodes: drop on one, recover on the other")
     args = p.parse_args()
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    server = subprocess.Popen([args.bin, "serve", "--app", "realtime", "--auth", "none", "--host", "127.0.0.1",
-                               "--port", "0", "--threads", str(args.threads), "--api-token", API_TOKEN,
-                               "--max-connections-per-user", "0", "--log-level", "warning"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    children, extra, redis_server = [], [], None
     try:
-        port = None
-        deadline = time.time() + 30
-        while port is None and time.time() < deadline:
-            line = server.stdout.readline()
-            m = re.match(r"^chorus: listening on .*:(\d+)$", line.strip())
-            port = int(m.group(1)) if m else None
-        if port is None:
-            raise SystemExit("chorus did not start")
-        result = storm(args, port, server.pid)
+        if args.across_nodes:
+            rs = socket.socket()
+            rs.bind(("127.0.0.1", 0))
+            redis_port = rs.getsockname()[1]
+            rs.close()
+            redis_server = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            children.append(redis_server)
+            time.sleep(0.5)
+            extra = ["--adapter", "redis-streams", "--redis-url", f"redis://127.0.0.1:{redis_port}"]
+        nodes = []
+        for _ in range(2 if args.across_nodes else 1):
+            server = subprocess.Popen([args.bin, "serve", "--app", "realtime", "--auth", "none", "--host", "127.0.0.1",
+                                       "--port", "0", "--threads", str(args.threads), "--api-token", API_TOKEN,
+                                       "--max-connections-per-user", "0", "--log-level", "warning"] + extra,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            children.append(server)
+            port = None
+            deadline = time.time() + 30
+            while port is None and time.time() < deadline:
+                line = server.stdout.readline()
+                m = re.match(r"^chorus: listening on .*:(\d+)$", line.strip())
+                port = int(m.group(1)) if m else None
+            if port is None:
+                raise SystemExit("chorus did not start")
+            nodes.append((port, server.pid))
+        time.sleep(1 if args.across_nodes else 0)
+        (port, pid), (back_port, back_pid) = nodes[0], nodes[-1]
+        result = storm(args, port, pid, back_port, back_pid, redis_server.pid if redis_server else None)
+        result["across_nodes"] = args.across_nodes
         print(json.dumps(result))
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for child in reversed(children):
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 if __name__ == "__main__":
