@@ -7,6 +7,8 @@
 #
 #   scripts/bench-cluster.sh [RECEIVERS] [RATE] [ROUNDS]     # defaults 2000 receivers, 1000 msg/s, 1 round
 #   REDIS_SUBSCRIPTION=rooms scripts/bench-cluster.sh ...    # the nodes' --redis-subscription (default pattern)
+#   STREAMS=0 scripts/bench-cluster.sh ...                   # without the third run, two nodes on a Redis
+#                                                            # stream (--adapter redis-streams)
 #
 # Release binaries (built if missing, or CHORUS_BIN / CHORUS_BENCH_BIN); ports 3101-3102, Redis 6392.
 set -euo pipefail
@@ -72,4 +74,5 @@ run() {  # run NAME ADAPTER NODES
 for ((r = 1; r <= ROUNDS; r++)); do
   run "one node (memory), round $r" memory 1
   run "two nodes on Redis, round $r" redis 2
+  if [[ ${STREAMS:-1} == 1 ]]; then run "two nodes on a Redis stream (--adapter redis-streams), round $r" redis-streams 2; fi
 done
