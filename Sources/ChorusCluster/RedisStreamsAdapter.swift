@@ -77,6 +77,8 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
     /// reader, in id order; `ownAheadHead` is the first live one.
     private var ownAhead: [StreamID] = []
     private var ownAheadHead = 0
+    /// The newest own entry dropped from `ownAhead` for room, until the reader has read it.
+    private var ownAheadForgottenThrough: StreamID?
     private var pending: [String: PendingRequest] = [:]
     private var ackRequests: [String: (clientCount: @Sendable (Int) -> Void, ack: @Sendable (JSONValue) -> Void)] = [:]
     private var counters = ClusterCounters()
@@ -87,6 +89,8 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
     /// Rounds of XRANGE a restore makes at most while the reader is ahead of what it read (the
     /// reference's `RESTORE_SESSION_MAX_XRANGE_CALLS`).
     static let maxRestoreRanges = 100
+    /// Own entries remembered ahead of the reader (16 bytes each).
+    static let maxOwnAhead = 1 << 20
 
     public init(configuration: RedisStreamsAdapterConfiguration, logger: Logger = Logger(label: "chorus.cluster")) {
         self.configuration = configuration
@@ -266,9 +270,21 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
                     streamCounters.deliveredWithoutOffset += 1
                     return deliver(nil)
                 }
-                if id > lastRead { ownAhead.append(id) }
+                if id > lastRead { noteOwnAhead(id) }
                 deliver(text)
             }
+        }
+    }
+
+    /// Bounded: while the reader is cut off from Redis and this node keeps publishing, the list
+    /// would grow without end. Beyond the bound the oldest are forgotten, and restores are
+    /// refused (`unavailable`: they could not tell those events apart) until the reader has
+    /// caught up with every one of them.
+    private func noteOwnAhead(_ id: StreamID) {
+        ownAhead.append(id)
+        if ownAhead.count - ownAheadHead > Self.maxOwnAhead {
+            ownAheadForgottenThrough = ownAhead[ownAheadHead]
+            ownAheadHead += 1
         }
     }
 
@@ -361,6 +377,7 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
         readAfter = idText
         lastRead = max(lastRead, id)
         while ownAheadHead < ownAhead.count && ownAhead[ownAheadHead] <= lastRead { ownAheadHead += 1 }
+        if let forgotten = ownAheadForgottenThrough, forgotten <= lastRead { ownAheadForgottenThrough = nil }
         if ownAheadHead > 64 && ownAheadHead * 2 >= ownAhead.count {
             ownAhead.removeFirst(ownAheadHead)
             ownAheadHead = 0
@@ -667,16 +684,23 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
                                _ completion: @escaping @Sendable (Result<RestoredSession, RecoveryRefusal>) -> Void) {
         guard let start = StreamID(offset) else { return completion(.failure(.offsetGone)) }
         // Before the reader knows where it stands, what it has delivered is unknown.
-        guard let client, client.isConnectedOnLoop, readAfter != nil else { return completion(.failure(.unavailable)) }
+        guard let client, client.isConnectedOnLoop, readAfter != nil, ownAheadForgottenThrough == nil else {
+            return completion(.failure(.unavailable))
+        }
         var stored: Result<RedisValue, RedisError>?
         client.commandOnLoop([Array("GETDEL".utf8), Array((configuration.sessionKeyPrefix + pid).utf8)]) { result in stored = result }
         client.commandOnLoop([Array("XRANGE".utf8), streamName, Array(offset.utf8), Array(offset.utf8)]) { [self] result in
             // GETDEL's reply came first (one connection, replies in order).
-            guard case .success(let value)? = stored, case .success(let range) = result else { return completion(.failure(.unavailable)) }
+            guard case .success(let value)? = stored else { return completion(.failure(.unavailable)) }
             guard let bytes = value.bytes else { return completion(.failure(.unknownSession)) }
             guard let session = PersistedSession(storedValue: bytes, decoder: decoder) else {
                 counters.malformed += 1
                 return completion(.failure(.unknownSession))
+            }
+            guard case .success(let range) = result else {
+                // Taken, and the stream could not be read: put it back for another attempt.
+                persistSession(session, namespace: namespace)
+                return completion(.failure(.unavailable))
             }
             guard range.array?.isEmpty == false else { return completion(.failure(.offsetGone)) }
             collectMissed(after: start, session: session, namespace: namespace, candidates: [], rounds: 0, completion)

@@ -132,12 +132,13 @@ struct ClusterE2ETests {
         #expect(node.stderr.contains("no connection and login within 0.2 seconds"), "\(node.diagnostics)")
     }
 
-    @Test("a node starts while Redis is down, serves locally, and joins the cluster when Redis comes", .timeLimit(.minutes(2)))
-    func redisDownAtStart() async throws {
+    @Test("a node starts while Redis is down, serves locally, and joins the cluster when Redis comes", .timeLimit(.minutes(2)),
+          arguments: ["redis", "redis-streams"])
+    func redisDownAtStart(_ adapter: String) async throws {
         let port = try RedisServerProcess.freeLoopbackPort()
         let node = try await E2E.server([
             "--jwt-secret", E2E.secret, "--api-token", E2E.apiToken, "--threads", "2",
-            "--adapter", "redis", "--redis-url", "redis://127.0.0.1:\(port)",
+            "--adapter", adapter, "--redis-url", "redis://127.0.0.1:\(port)",
         ])
         defer { node.kill() }
         // Local delivery works without Redis.
@@ -150,7 +151,7 @@ struct ClusterE2ETests {
         defer { redis.kill() }
         let other = try await E2E.server([
             "--jwt-secret", E2E.secret, "--api-token", E2E.apiToken, "--threads", "2",
-            "--adapter", "redis", "--redis-url", redis.url,
+            "--adapter", adapter, "--redis-url", redis.url,
         ])
         defer { other.kill() }
         let result = try await PythonClient.run(
@@ -161,8 +162,9 @@ struct ClusterE2ETests {
         #expect(result.exitCode == 0 && result.stdout.contains("OK cross_node"), "\(result)\n\(node.diagnostics)")
     }
 
-    @Test("a Redis restart in the middle: delivery across nodes resumes, nothing crashes", .timeLimit(.minutes(2)))
-    func redisRestart() async throws {
+    @Test("a Redis restart in the middle: delivery across nodes resumes, nothing crashes", .timeLimit(.minutes(2)),
+          arguments: ["redis", "redis-streams"])
+    func redisRestart(_ adapter: String) async throws {
         let redis = try await RedisServerProcess.start()
         defer { redis.kill() }
         var servers: [ChorusProcess] = []
@@ -170,12 +172,13 @@ struct ClusterE2ETests {
         for _ in 0..<2 {
             servers.append(try await E2E.server([
                 "--jwt-secret", E2E.secret, "--api-token", E2E.apiToken, "--threads", "2",
-                "--adapter", "redis", "--redis-url", redis.url,
+                "--adapter", adapter, "--redis-url", redis.url,
             ]))
         }
         let args = ["--redis", redis.url, "--url", servers[0].url, "--url", servers[1].url,
                     "--secret", E2E.secret, "--api-token", E2E.apiToken]
-        var result = try await PythonClient.run("cluster_scenarios.py", args: ["emitter"] + args,
+        // The pub/sub emitter does not speak to a Streams fleet (nor to Node's Streams adapter).
+        var result = try await PythonClient.run("cluster_scenarios.py", args: [adapter == "redis" ? "emitter" : "cross_node"] + args,
                                                 requiring: PythonClient.socketIO + ", redis, msgpack", timeout: .seconds(60))
         #expect(result.exitCode == 0, "\(result)")
         try await redis.restart()
