@@ -235,21 +235,7 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
     /// any thread: this is what a /metrics scrape reads, so a scrape never waits for that loop.
     public var publishedCounters: ClusterCounters { published.withLock { $0 } }
 
-    private func countersOnLoop() -> ClusterCounters {
-        var c = counters
-        if let client {
-            let r = client.countersOnLoop()
-            c.publishDrops = r.publishDrops
-            c.publishQueue = r.queueLength
-            c.reconnects = r.reconnects
-        }
-        if let subscriber {
-            let s = subscriber.countersOnLoop()
-            c.reconnects += s.reconnects
-            c.subscriptions = s.channels + s.patterns
-        }
-        return c
-    }
+    private func countersOnLoop() -> ClusterCounters { counters.folding(client: client, subscriber: subscriber) }
 
     private func publishCountersPeriodically() {
         let snapshot = countersOnLoop()
@@ -386,16 +372,7 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
     /// `PUBSUB NUMSUB <request channel>`: how many nodes (this one included) listen.
     private func numSub(_ channel: String, _ completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void) {
         guard let client else { return completion(.failure(.notRunning)) }
-        let timeout = Duration.milliseconds(Int64(configuration.requestTimeout * 1000))
-        client.commandOnLoop([Array("PUBSUB".utf8), Array("NUMSUB".utf8), Array(channel.utf8)], timeout: timeout) { reply in
-            switch reply {
-            case .success(let value):
-                guard let count = value.array?.dropFirst().first?.integer else { return completion(.failure(.unavailable("unexpected NUMSUB reply"))) }
-                completion(.success(Int(count)))
-            case .failure(let error):
-                completion(.failure(.unavailable("\(error)")))
-            }
-        }
+        client.numSub(channel, timeout: configuration.requestTimeout, completion)
     }
 
     /// A request every other node answers: counts the nodes, publishes, and completes once all

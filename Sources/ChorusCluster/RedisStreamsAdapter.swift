@@ -184,20 +184,7 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
     public var publishedCounters: ClusterCounters { published.withLock { $0 } }
 
     private func countersOnLoop() -> ClusterCounters {
-        var c = counters
-        if let client {
-            let r = client.countersOnLoop()
-            c.publishDrops = r.publishDrops
-            c.publishQueue = r.queueLength
-            c.reconnects = r.reconnects
-        }
-        if let reader { c.reconnects += reader.countersOnLoop().reconnects }
-        if let subscriber {
-            let s = subscriber.countersOnLoop()
-            c.reconnects += s.reconnects
-            c.subscriptions = s.channels + s.patterns
-        }
-        return c
+        counters.folding(client: client, subscriber: subscriber, others: reader.map { [$0] } ?? [])
     }
 
     private func publishCountersPeriodically() {
@@ -610,16 +597,7 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
     /// `PUBSUB NUMSUB <prefix>#/#`: the nodes subscribed to the main namespace's channel.
     private func serverCountOnLoop(namespace: String = "/", _ completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void) {
         guard let client else { return completion(.failure(.notRunning)) }
-        client.commandOnLoop([Array("PUBSUB".utf8), Array("NUMSUB".utf8), Array(publicChannel(namespace).utf8)],
-                             timeout: .milliseconds(Int64(configuration.requestTimeout * 1000))) { reply in
-            switch reply {
-            case .success(let value):
-                guard let count = value.array?.dropFirst().first?.integer else { return completion(.failure(.unavailable("unexpected NUMSUB reply"))) }
-                completion(.success(Int(count)))
-            case .failure(let error):
-                completion(.failure(.unavailable("\(error)")))
-            }
-        }
+        client.numSub(publicChannel(namespace), timeout: configuration.requestTimeout, completion)
     }
 
     private func publishRequest(_ message: StreamMessage) {

@@ -242,6 +242,16 @@ struct Serve: ParsableCommand {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// The Redis connections' settings, for either adapter.
+    var redisClientConfiguration: RedisClientConfiguration {
+        var c = RedisClientConfiguration()
+        c.maxQueuedCommands = redisPublishQueue
+        c.initialReconnectDelay = .milliseconds(redisReconnectMin)
+        c.maximumReconnectDelay = .milliseconds(redisReconnectMax)
+        c.connectTimeout = .milliseconds(redisConnectTimeout)
+        return c
+    }
+
     func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrapChorus(format: logFormat, level: level)
@@ -334,10 +344,7 @@ struct Serve: ParsableCommand {
                 var cluster = RedisAdapterConfiguration(url: try RedisURL(parsing: redisUrl))
                 cluster.key = redisKey
                 cluster.requestTimeout = Double(redisRequestTimeout) / 1000
-                cluster.client.maxQueuedCommands = redisPublishQueue
-                cluster.client.initialReconnectDelay = .milliseconds(redisReconnectMin)
-                cluster.client.maximumReconnectDelay = .milliseconds(redisReconnectMax)
-                cluster.client.connectTimeout = .milliseconds(redisConnectTimeout)
+                cluster.client = redisClientConfiguration
                 cluster.subscription = redisSubscription
                 app.io.adapter = RedisAdapter(configuration: cluster, logger: Logger(label: "chorus.cluster"))
             } else if adapter == .redisStreams {
@@ -345,10 +352,7 @@ struct Serve: ParsableCommand {
                 cluster.key = redisKey
                 cluster.maxLength = redisStreamMaxLen
                 cluster.requestTimeout = Double(redisRequestTimeout) / 1000
-                cluster.client.maxQueuedCommands = redisPublishQueue
-                cluster.client.initialReconnectDelay = .milliseconds(redisReconnectMin)
-                cluster.client.maximumReconnectDelay = .milliseconds(redisReconnectMax)
-                cluster.client.connectTimeout = .milliseconds(redisConnectTimeout)
+                cluster.client = redisClientConfiguration
                 app.io.adapter = RedisStreamsAdapter(configuration: cluster, logger: Logger(label: "chorus.cluster"))
             }
             realtime = app
