@@ -105,7 +105,10 @@ class Client:
             raise RuntimeError(f"join: {ack[:80]}")
 
     async def warm(self):
-        event = json.loads((await self.text())[2:])
+        text = await self.text()
+        if not text.startswith("42"):
+            raise RuntimeError(f"expected the first event, got {text[:120]!r}")
+        event = json.loads(text[2:])
         self.offset = event[-1]
 
     def drop(self):
