@@ -57,6 +57,10 @@ chorus_setup_js_client || { echo "test: the official socket.io-client or Node.js
 export CHORUS_PYTHON=$CHORUS_VENV/bin/python CHORUS_SIO_JS
 export CHORUS_BIN=${CHORUS_BIN:-$CHORUS_ROOT/.build/debug/chorus}
 
+# --- rules of the source tree the compiler does not check ----------------------------------
+step "source rules"
+"$CHORUS_ROOT/scripts/check-source-rules.sh" || failed+=("source rules (scripts/check-source-rules.sh)")
+
 # --- unit and end-to-end tests -----------------------------------------------------------
 step "swift build --build-tests"
 if chorus_swift_build --build-tests; then

@@ -95,6 +95,7 @@ final class BackendProxies: Sendable {
 
 /// A loop-confined value carried through a task that only hands it back to the same loop
 /// (`WebSocketServer.withConnection` / `execute(onLoop:)`): never touched off that loop.
+/// Unchecked Sendable: for that reason.
 struct LoopBound<Value>: @unchecked Sendable {
     let value: Value
 }

@@ -37,6 +37,7 @@ public struct LatencyRecorder: Sendable {
 
 /// Closed-loop window accounting shared by all loops: per publisher, a ring of per-sequence receive
 /// counts. A message leaves flight when all `receivers` got it (or when abandoned after a stall).
+/// Unchecked Sendable: the sizes are immutable and every counter behind the pointers is an Atomic.
 public final class WindowTracker: @unchecked Sendable {
     public let publishers: Int
     public let receivers: Int

@@ -53,6 +53,8 @@ public struct LoadPlan: Sendable {
 }
 
 /// Shared, set-once-then-read run timing. Workers read it after `go` (acquire).
+/// Unchecked Sendable: the coordinating thread writes the plain fields before it sets `go`
+/// (release); workers read them only after seeing `go` (acquire).
 final class RunControl: @unchecked Sendable {
     let go = Atomic<Bool>(false)
     var sendStart: UInt64 = 0
@@ -78,6 +80,7 @@ final class Progress: Sendable {
 
 enum Role { case receiver, publisher(Int) }
 
+/// Unchecked Sendable: each connection belongs to one worker and is touched only on its thread.
 final class Connection: @unchecked Sendable {
     enum State { case idle, connecting, handshaking, open, closed }
     /// Socket.IO mode, once the WebSocket is open: waiting for the Engine.IO open packet, for the
@@ -156,6 +159,8 @@ public struct WorkerStats: Sendable {
 }
 
 /// One event loop on one thread owning a slice of the connections.
+/// Unchecked Sendable: its state is touched only on its own loop's thread; the coordinator talks to
+/// it through `loop.execute` and the atomics of `Progress`.
 final class Worker: EventLoopDelegate, @unchecked Sendable {
     let loop: EventLoop
     let plan: LoadPlan

@@ -117,6 +117,9 @@ public struct ClusterCounters: Sendable, Equatable {
     }
 }
 
+/// Unchecked Sendable: the fields set in `start` are written once, before any Redis callback or
+/// other thread can use them; the rest is confined to the adapter's loop (public calls hop there
+/// with `execute`), except `changedRooms` and `published`, which are Mutexes.
 public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
     public let configuration: RedisAdapterConfiguration
     /// This node's id on the wire (6 alphanumerics, as uid2(6) in the reference adapter).

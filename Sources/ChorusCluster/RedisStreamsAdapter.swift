@@ -44,6 +44,8 @@ public struct RedisStreamsAdapterConfiguration: Sendable {
     public init(url: RedisURL) { self.url = url }
 }
 
+/// Unchecked Sendable: as `RedisAdapter`: set once in `start`, then confined to the adapter's loop
+/// (every public call hops there), except `published` (a Mutex).
 public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersSource, @unchecked Sendable {
     public let configuration: RedisStreamsAdapterConfiguration
     /// This node's id on the wire (16 hex digits, as socket.io-adapter's `randomId()`).

@@ -16,6 +16,8 @@ public protocol EventLoopDelegate: AnyObject {
 
 /// One epoll loop on one thread. Other threads talk to it only through `execute`, which queues a
 /// task and rings the eventfd at most once per batch (an atomic flag coalesces the wake-ups).
+/// Unchecked Sendable: everything but `pending` (a Mutex), the atomics and the descriptors' fixed
+/// numbers is touched only on the loop's thread (`assertInLoop`); other threads only `execute` and `stop`.
 public final class EventLoop: @unchecked Sendable {
     public let index: Int
     public let epoll: Epoll
@@ -132,6 +134,8 @@ extension EventLoop {
 }
 
 /// Starts a detached POSIX thread (Foundation-free) running `body`.
+/// Unchecked Sendable: `body` and `name` are immutable; `handle` is written once by `start`, before
+/// any other thread can see the object.
 public final class LoopThread: @unchecked Sendable {
     private var handle: pthread_t?
     private let body: () -> Void

@@ -5,6 +5,8 @@ import Synchronization
 /// buffer (see `FrameArena`): frames encoded back to back lie back to back in memory, so a queue
 /// holding several of them can send them as one contiguous piece.
 /// (A struct around the storage class: ManagedBuffer subclasses cannot be Sendable themselves.)
+/// Unchecked Sendable: the bytes in view never change once written (an arena only appends past
+/// every view it handed out), and the storage's reference count is atomic.
 public struct SharedBytes: @unchecked Sendable {
     /// Header: how many bytes of the buffer are in use (for an arena chunk, carved so far).
     @usableFromInline

@@ -171,6 +171,8 @@ public final class MetricsCollector: Sendable {
 
 /// Turns totals into swift-metrics calls: a counter gets the increase since the last update, a
 /// gauge its value. Handles are made on first use and kept (one per name and label set).
+/// Unchecked Sendable: only ever used inside the collector's `Mutex` (swift-metrics handles are not
+/// all declared Sendable).
 private struct State: @unchecked Sendable {
     let factory: any MetricsFactory
     var lastCounts: [String: Double] = [:]

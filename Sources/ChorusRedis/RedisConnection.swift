@@ -555,6 +555,7 @@ private func subscriptionReplied(_ ac: UnsafeMutablePointer<redisAsyncContext>?,
 }
 
 /// Carries a loop-confined object into `EventLoop.execute`, whose task runs on that same loop.
+/// Unchecked Sendable: the value is used only on that loop, before and after the hop.
 struct UncheckedSendable<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }

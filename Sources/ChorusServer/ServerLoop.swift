@@ -13,6 +13,8 @@ import Glibc
 /// bookkeeping), and EPOLLOUT is registered only while a socket's send buffer is full, which
 /// happens only for slow consumers. Writes are corked: whatever is queued for a connection during
 /// an iteration goes out in one `writev` at the end of it.
+/// Unchecked Sendable: its state is touched only on its loop's thread; other threads reach it through
+/// `loop.execute` and the atomic `queuedEmits`.
 final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     unowned let server: WebSocketServer
     let configuration: ServerConfiguration

@@ -8,6 +8,8 @@ import Glibc
 
 /// The server: N event loops, each with its own SO_REUSEPORT listener, its own connections and its
 /// own share of every room. An emit is encoded once and handed to every loop by one queue entry.
+/// Unchecked Sendable: configuration and loops are fixed once started; the counters are atomics,
+/// the hooks (`operatorRoutes`...) are set before start, and per-connection state lives on its loop.
 public final class WebSocketServer: @unchecked Sendable {
     public let configuration: ServerConfiguration
     public let application: any ServerApplication
@@ -292,6 +294,7 @@ private final class RoomSizeCollector: Sendable {
 }
 
 /// The compressor for emits from threads that are not loops, behind a lock (never on a loop's path).
+/// Unchecked Sendable: the zlib stream and the scratch buffer are used only while `lock` is held.
 private final class ForeignDeflater: @unchecked Sendable {
     private let lock = Mutex<Void>(())
     private let deflater: PerMessageDeflater?

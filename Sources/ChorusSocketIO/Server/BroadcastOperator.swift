@@ -127,17 +127,17 @@ public struct BroadcastOperator: Sendable {
             text.append(UInt8(ascii: "\""))
             text.append(UInt8(ascii: "]"))
         }
-        return [text.withUnsafeBytes { server.makeFrame(.text, $0) }]
-            + attachments.map { a in a.withUnsafeBytes { server.makeFrame(.binary, $0) } }
+        return [server.makeFrame(.text, text)]
+            + attachments.map { a in server.makeFrame(.binary, a) }
     }
 
     private func sendNow(_ server: WebSocketServer, _ text: [UInt8], _ attachments: [[UInt8]], _ target: BroadcastTarget) {
-        let frame = text.withUnsafeBytes { server.makeFrame(.text, $0) }
+        let frame = server.makeFrame(.text, text)
         if attachments.isEmpty {
             server.emit(frame, to: target)
         } else {
             // A binary event is only meaningful whole: every recipient gets all frames or none.
-            let binaries = attachments.map { a in a.withUnsafeBytes { server.makeFrame(.binary, $0) } }
+            let binaries = attachments.map { a in server.makeFrame(.binary, a) }
             server.emit(frames: [frame] + binaries, to: target)
         }
     }

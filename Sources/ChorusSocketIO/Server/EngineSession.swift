@@ -9,6 +9,7 @@ import Glibc
 #endif
 
 /// A loop's sessions (confined to that loop's thread).
+/// Unchecked Sendable: created before the loops start, then touched only by its loop's thread.
 final class LoopSessions: @unchecked Sendable {
     private var sessions: [ObjectIdentifier: EngineSession] = [:]
     /// Plain counters of this loop's thread; `SocketIOServer.tick` publishes them.
@@ -81,17 +82,17 @@ final class EngineSession {
     func send(_ packet: SocketIOPacket) {
         let (text, attachments) = packet.encode(engineIOPrefix: true)
         if attachments.isEmpty {
-            text.withUnsafeBytes { connection.send(.text, $0) }
+            connection.send(.text, text)
             return
         }
         // A binary packet is only meaningful whole: never split by the backpressure limit.
         let server = connection.server
-        let frames = [text.withUnsafeBytes { server.makeFrame(.text, $0) }]
-            + attachments.map { a in a.withUnsafeBytes { server.makeFrame(.binary, $0) } }
+        let frames = [server.makeFrame(.text, text)]
+            + attachments.map { a in server.makeFrame(.binary, a) }
         connection.send(group: frames)
     }
 
-    func sendRaw(_ bytes: [UInt8]) { bytes.withUnsafeBytes { connection.send(.text, $0) } }
+    func sendRaw(_ bytes: [UInt8]) { connection.send(.text, bytes) }
 
     func armAckTimers() { ackTimersArmed = true }
 
@@ -326,7 +327,7 @@ final class EngineSession {
             send(reply)
         } else {
             let (text, _) = reply.encode(engineIOPrefix: true)
-            connection.sendPastLimit([text.withUnsafeBytes { connection.server.makeFrame(.text, $0) }])
+            connection.sendPastLimit([connection.server.makeFrame(.text, text)])
         }
         io.count("connect")
         for handler in namespace.connectionHandlers {
@@ -494,4 +495,6 @@ final class EngineSession {
 }
 
 /// A session handed to its own loop's task queue (used only on that loop).
+/// Unchecked Sendable: the session goes through a task queue to the loop that owns it, and is
+/// used only there.
 private struct UncheckedSession: @unchecked Sendable { let value: EngineSession }

@@ -28,6 +28,9 @@ public typealias EventHandler = @Sendable (_ socket: Socket, _ args: [JSONValue]
 
 /// A Socket.IO namespace ("/" or "/admin"...). Configure it (middleware, handlers) before the
 /// server starts; afterwards it is read-only, and its emit methods are safe from any thread.
+/// Unchecked Sendable: handlers and middleware are mutable only before the server starts (a
+/// configuration phase on one thread); afterwards they are only read, and what changes at run time
+/// is behind a lock (`RecoveryLog`) or per loop.
 public final class Namespace: @unchecked Sendable {
     public let name: String
     unowned let io: SocketIOServer

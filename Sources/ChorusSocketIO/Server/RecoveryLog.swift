@@ -59,7 +59,7 @@ public struct RecoveryCounters: Sendable, Equatable {
     public init() {}
 }
 
-/// A disconnected socket's state, kept for its client's return. Unchecked: `data` is the
+/// A disconnected socket's state, kept for its client's return. Unchecked Sendable: `data` is the
 /// application's object, handed from the loop that saved it to the loop that restores it under
 /// the log's lock, and used by one socket at a time (as `Socket.data` itself is).
 struct SavedSession: @unchecked Sendable {
@@ -86,6 +86,8 @@ public enum RecoveryRefusal: Error, Sendable {
     case unavailable
 }
 
+/// Unchecked Sendable: `configuration` and the window are immutable; everything else is in `state`,
+/// a Mutex.
 final class RecoveryLog: @unchecked Sendable {
     struct Entry {
         let offset: UInt64

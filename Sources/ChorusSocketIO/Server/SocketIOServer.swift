@@ -48,6 +48,9 @@ public struct SocketIOConfiguration: Sendable {
 }
 
 /// Engine.IO v4 / Socket.IO v5 over the WebSocket server (WebSocket transport only).
+/// Unchecked Sendable: `adapter` and `socketDataDecoder` are set before the server starts and only read
+/// afterwards; the namespace table, counters and the server reference are behind Mutexes; sessions
+/// are per loop (`loopSessions[i]`, touched only by loop i's thread).
 public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     public let configuration: SocketIOConfiguration
     public let logger: Logger
@@ -219,7 +222,7 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
         let open = EngineIOPacket.open(EngineIOHandshake(
             sid: session.sid, upgrades: [], pingInterval: Int(configuration.pingInterval * 1000),
             pingTimeout: Int(configuration.pingTimeout * 1000), maxPayload: configuration.maxPayload))
-        if case .text(let bytes) = open.encode() { bytes.withUnsafeBytes { connection.send(.text, $0) } }
+        if case .text(let bytes) = open.encode() { connection.send(.text, bytes) }
     }
 
     public func connection(_ connection: Connection, received message: WebSocketMessage) {
