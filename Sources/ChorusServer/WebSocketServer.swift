@@ -37,7 +37,10 @@ public final class WebSocketServer: @unchecked Sendable {
     }
 
     /// Binds every loop's listener and starts the loop threads. Returns once the server accepts.
-    public func start() throws(IOError) {
+    /// Throws `ServerConfigurationError` for a configuration out of its limits, `IOError` when a
+    /// listener cannot be bound.
+    public func start() throws {
+        try configuration.validate()
         var address = try SocketAddress(host: configuration.host, port: configuration.port)
         // A failed start must not leave SO_REUSEPORT listeners behind: the kernel would keep
         // handing them a share of new connections that nobody accepts.

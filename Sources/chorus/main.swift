@@ -89,6 +89,14 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest LZ77 window the server compresses with (9-15).") var deflateWindowBits = 15
     @Option(help: "zlib memLevel for compression (1-9): lower uses less memory per stream.") var deflateMemLevel = 8
     @Option(help: "Seconds a graceful shutdown waits for clients to close.") var shutdownDrain = 5.0
+    @Option(help: "Seconds the server waits for the client's close frame (or its FIN) after sending its own, before it drops the connection.")
+    var closeTimeout = 5.0
+    @Option(help: "Bytes of each loop's shared read buffer (at least 4096); longer frames are assembled in the connection's own buffer.")
+    var readBufferSize = 256 * 1024
+    @Option(help: "Binary attachments one Socket.IO packet may announce (realtime); more closes the connection (parse error).")
+    var sioMaxAttachments = 10
+    @Option(help: "Packets a client may send for a namespace whose CONNECT still waits on an asynchronous middleware (realtime); more closes the connection.")
+    var sioMaxPendingPackets = 16
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
     @Option(help: "Log format on standard error: text, or json (one object per line).") var logFormat = LogFormat.text
 
@@ -185,7 +193,12 @@ struct Serve: ParsableCommand {
         guard messageTimeout >= 0 else { throw ValidationError("--message-timeout must not be negative") }
         guard maxBodySize >= 0 else { throw ValidationError("--max-body-size must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
-        if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be 1...256") }
+        if let threads, threads < 1 || threads > ServerConfiguration.maxThreads { throw ValidationError("--threads must be 1...\(ServerConfiguration.maxThreads)") }
+        guard closeTimeout > 0 else { throw ValidationError("--close-timeout must be positive") }
+        guard readBufferSize >= ServerConfiguration.minReadBufferSize else {
+            throw ValidationError("--read-buffer-size must be at least \(ServerConfiguration.minReadBufferSize)")
+        }
+        guard sioMaxAttachments >= 0, sioMaxPendingPackets >= 0 else { throw ValidationError("--sio-max-attachments and --sio-max-pending-packets must not be negative") }
         if adapter.usesRedis {
             guard app == .realtime else { throw ValidationError("--adapter \(adapter.rawValue) needs --app realtime") }
             guard redisStreamMaxLen >= 1 else { throw ValidationError("--redis-stream-max-len must be at least 1") }
@@ -285,6 +298,8 @@ struct Serve: ParsableCommand {
         config.deflate = PerMessageDeflateConfig(
             mode: deflate, serverMaxWindowBits: deflateWindowBits, memLevel: deflateMemLevel, threshold: deflateThreshold)
         config.shutdownDrain = shutdownDrain
+        config.closeTimeout = closeTimeout
+        config.readBufferSize = readBufferSize
 
         let application: any ServerApplication
         var realtime: RealtimeApplication?
@@ -297,6 +312,8 @@ struct Serve: ParsableCommand {
             rc.socketIO.pingInterval = Double(sioPingInterval) / 1000
             rc.socketIO.pingTimeout = Double(sioPingTimeout) / 1000
             rc.socketIO.maxPayload = maxPayload
+            rc.socketIO.maxAttachments = sioMaxAttachments
+            rc.socketIO.maxPendingPackets = sioMaxPendingPackets
             rc.socketIO.connectTimeout = connectTimeout
             rc.socketIO.middlewareTimeout = middlewareTimeout
             rc.socketIO.maxPayloadBeforeConnect = maxPayloadBeforeConnect

@@ -427,6 +427,33 @@ def close_of(ws):
         return None, "closed without close frame"
 
 
+def s_attachments():
+    """`--sio-max-attachments N`: a binary event announcing N attachments is taken (the connection
+    lives on and answers), one announcing N + 1 closes the connection (parse error)."""
+    n = ARGS.max_attachments
+
+    def binary_event(count):
+        ws, _ = raw_ws()
+        ws.send("40" + json.dumps({"token": token("alice")}))
+        check(ws.recv().startswith("40"), "connect")
+        placeholders = ",".join(json.dumps({"_placeholder": True, "num": i}) for i in range(count))
+        ws.send(f'45{count}-["upload",{placeholders}]')
+        for i in range(count):
+            ws.send_binary(bytes([i]))
+        return ws
+
+    ws = binary_event(n)
+    ws.send('421["join:conversation",{"conversationId":"c1"}]')
+    while True:
+        f = ws.recv()
+        if f.startswith("431"):
+            break
+    ws.close()
+    ws = binary_event(n + 1)
+    code, reason = close_of(ws)
+    check(code is not None or reason == "closed without close frame", f"not closed: {code} {reason}")
+
+
 def s_generic():
     """Against the test's in-process server: namespaces, binary, acks both ways, DISCONNECT."""
     c = Client(auth={"name": "py"}, namespaces=["/", "/admin"])
@@ -493,6 +520,7 @@ def main():
     p.add_argument("--max-payload", type=int, default=1000000)
     p.add_argument("--max-content", type=int, default=10000)
     p.add_argument("--offsets", type=int, default=1, help="1: recovery on (an offset after each event); 0: off")
+    p.add_argument("--max-attachments", type=int, default=10)
     ARGS = p.parse_args()
     SCENARIOS[ARGS.scenario]()
     print(f"OK {ARGS.scenario}")
