@@ -1,0 +1,123 @@
+import ChorusLoop
+import ChorusWebSocket
+
+// Plain HTTP requests (answered, kept alive or deferred) and the WebSocket upgrade.
+extension ServerLoop {
+    // MARK: HTTP
+
+    func handleRequest(_ connection: Connection, _ head: HTTPRequestHead) {
+        if WebSocketHandshake.isUpgradeRequest(head) {
+            upgrade(connection, head)
+            return
+        }
+        if head.method == "GET" && head.path == "/healthz" {
+            respondAndClose(connection, HTTPResponse.text(200, "ok\n"))
+            return
+        }
+        // The body's framing first (a malformed one is 400 whatever the route), then the
+        // application's verdict on the head: a refused request's body is never read or held.
+        let framing: HTTPBodyFraming
+        switch HTTPBodyFraming.of(head, maxBodySize: configuration.maxBodySize) {
+        case .failure(let error):
+            respondAndClose(connection, error.response)
+            return
+        case .success(let f):
+            framing = f
+        }
+        // The operator's routes (metrics, dashboard) take no body and are answered on the head.
+        if let routes = server.operatorRoutes,
+           let response = routes(HTTPRequest(head: head, body: [], remoteAddress: connection.remoteAddress), server) {
+            respond(connection, response, keepAlive: framing == .none && head.keepsConnectionAlive)
+            return
+        }
+        if let refusal = application.respondBeforeBody(head, remoteAddress: connection.remoteAddress) {
+            // Kept alive only when there is no unread body to skip.
+            respond(connection, refusal, keepAlive: framing == .none && head.keepsConnectionAlive)
+            return
+        }
+        guard framing != .none else {
+            answerHTTP(connection, HTTPRequest(head: head, body: [], remoteAddress: connection.remoteAddress))
+            return
+        }
+        if head.expectsContinue { queueRaw(connection, Self.continueResponse) }
+        connection.bodyReader = HTTPBodyReader(framing: framing, maxBodySize: configuration.maxBodySize)
+        connection.state = .httpBody(head)
+    }
+
+    static let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+    func answerHTTP(_ connection: Connection, _ request: HTTPRequest) {
+        let id = connection.id
+        let later = application.handleHTTPLater(request, server: server) { [server] response in
+            server.respondLater(id, response)
+        }
+        if later {
+            // Awaiting the answer: input is ignored (.httpDone) and the handshake deadline still
+            // runs; `closeSent` stays false until the answer is queued (the connection then closes).
+            connection.state = .httpDone
+            connection.deadline = loop.now + UInt64(max(configuration.handshakeTimeout, 1) * 1e9)
+            return
+        }
+        let response = application.handleHTTP(request, server: server) ?? .webSocketEndpointNotFound
+        respond(connection, response, keepAlive: request.head.keepsConnectionAlive)
+    }
+
+    /// Answers a plain request; with `keepAlive` the connection then waits for the next request
+    /// (RFC 9112 §9.3) under a fresh handshake deadline, otherwise it closes after the response.
+    func respond(_ connection: Connection, _ response: HTTPResponse, keepAlive: Bool) {
+        guard keepAlive && !shuttingDown else {
+            respondAndClose(connection, response)
+            return
+        }
+        queueRaw(connection, response.serialize(closeConnection: false))
+        connection.state = .http
+        connection.requestsServed += 1
+        connection.deadline = configuration.handshakeTimeout > 0 ? loop.now + UInt64(configuration.handshakeTimeout * 1e9) : 0
+    }
+
+    func upgrade(_ connection: Connection, _ head: HTTPRequestHead) {
+        let request: WebSocketUpgradeRequest
+        switch WebSocketHandshake.validate(head, subprotocols: configuration.subprotocols) {
+        case .failure(let rejection):
+            countRefusedRequest(rejection.response.status)
+            respondAndClose(connection, rejection.response)
+            return
+        case .success(let valid):
+            request = valid
+        }
+        if shuttingDown {
+            countRefusedRequest(503)
+            respondAndClose(connection, HTTPResponse.text(503, "server shutting down\n"))
+            return
+        }
+        if case .reject(let response) = application.shouldUpgrade(head, remoteAddress: connection.remoteAddress) {
+            countRefusedRequest(response.status)
+            respondAndClose(connection, response)
+            return
+        }
+        let agreement = request.extensionOffers.flatMap {
+            PerMessageDeflateNegotiation.negotiate(offers: $0, config: configuration.deflate)
+        }
+        queueRaw(connection, WebSocketHandshake.switchingProtocolsResponse(request, extensions: agreement?.responseHeaderValue))
+        connection.upgraded(subprotocol: request.subprotocol, agreement: agreement)
+        connection.deadline = 0
+        connection.openIndex = openConnections.count
+        openConnections.append(connection)
+        if agreement != nil { server.compressionClients.add(1, ordering: .relaxed) }
+        connection.opened = true
+        application.connectionOpened(connection, request: head)
+    }
+
+    /// A deferred HTTP answer (`ServerApplication.handleHTTPLater`), on the connection's loop.
+    func respondLater(_ connection: Connection, _ response: HTTPResponse) {
+        guard case .httpDone = connection.state, !connection.closeSent else { return }
+        respondAndClose(connection, response)
+    }
+
+    func respondAndClose(_ connection: Connection, _ response: HTTPResponse) {
+        queueRaw(connection, response.serialize())
+        connection.state = .httpDone
+        connection.closeSent = true
+        connection.deadline = loop.now + UInt64(configuration.closeTimeout * 1e9)
+    }
+}

@@ -1,0 +1,109 @@
+import ChorusLoop
+import ChorusWebSocket
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Direct sends, control frames, the flush list, and writing a queue out (EPOLLOUT for full sockets).
+extension ServerLoop {
+    // MARK: Sending
+
+    /// A message for one connection: encoded (and compressed) for it alone.
+    func sendDirect(_ connection: Connection, _ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) {
+        var deflater: PerMessageDeflater?
+        if connection.deflateAgreement != nil && payload.count >= configuration.deflate.threshold {
+            if let dedicated = connection.dedicatedDeflater {
+                if connection.dedicatedDeflaterNeedsReset {
+                    dedicated.reset()
+                    connection.dedicatedDeflaterNeedsReset = false
+                }
+                deflater = dedicated
+            } else if connection.acceptsSharedCompression {
+                deflater = sharedDeflater
+            }
+        }
+        guard let deflater else {
+            enqueueBytes(connection, OutgoingFrame.encode(opcode, payload, arena: frameArena))
+            return
+        }
+        // Unlike a broadcast (`OutgoingFrame.make`), no fallback to the plain frame when compression
+        // does not pay: a dedicated compressor with context takeover has already put this message
+        // into its history, which the client's window must then contain too.
+        compressScratch.removeAll(keepingCapacity: true)
+        let started = monotonicNanoseconds()
+        deflater.compressMessage(payload, into: &compressScratch)
+        countCompression(payload.count, started: started)
+        let frame = compressScratch.withUnsafeBytes { OutgoingFrame.encode(opcode, $0, rsv1: true, arena: frameArena) }
+        enqueueBytes(connection, frame)
+    }
+
+    /// The per-recipient step of every emit: pick the variant, check backpressure, queue a reference.
+    func enqueueControl(_ connection: Connection, _ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) {
+        connection.outbound.append(OutgoingFrame.encode(opcode, payload, arena: frameArena))
+        markDirty(connection)
+    }
+
+    func queueRaw(_ connection: Connection, _ bytes: [UInt8]) {
+        connection.outbound.append(SharedBytes.copying(bytes))
+        markDirty(connection)
+    }
+
+    @inline(__always)
+    func markDirty(_ connection: Connection) {
+        if !connection.isDirty {
+            connection.isDirty = true
+            dirty.append(connection)
+        }
+    }
+
+    func flush(_ connection: Connection) {
+        if case .closed = connection.state { return }
+        let drained: Bool
+        do {
+            let before = connection.outbound.byteCount
+            drained = try connection.outbound.flush(fd: connection.fd, iov: iov, iovCapacity: iovCapacity)
+            stats.bytesOut += before - connection.outbound.byteCount
+        } catch {
+            // EPIPE/ECONNRESET: the peer is gone.
+            finalize(connection)
+            return
+        }
+        if drained {
+            if connection.awaitingWritable {
+                connection.awaitingWritable = false
+                // Written on EPOLLOUT: the kernel may still hold most of its buffer.
+                connection.kernelQueued = Socket.sendQueueBytes(connection.fd)
+                try? loop.epoll.modify(connection.fd, events: [.readable, .readHangup], token: connection.id.token)
+            }
+            afterDrain(connection)
+        } else {
+            // The socket is full: the kernel holds its whole send buffer for this client.
+            connection.kernelQueued = Socket.sendQueueBytes(connection.fd)
+            if !connection.awaitingWritable {
+                connection.awaitingWritable = true
+                try? loop.epoll.modify(connection.fd, events: [.readable, .readHangup, .writable], token: connection.id.token)
+            }
+        }
+    }
+
+    /// Everything queued is written: finish a close in progress.
+    func afterDrain(_ connection: Connection) {
+        switch connection.state {
+        case .httpDone:
+            // Half-close so the response is read before the socket goes away.
+            Socket.shutdownWrite(connection.fd)
+            connection.writeShutDown = true
+            connection.discardInput = true
+        case .closing where connection.closeSent:
+            if connection.closeReceived {
+                // Handshake complete: the server closes the TCP connection first (RFC 6455 §7.1.1).
+                finalize(connection)
+            } else if !connection.writeShutDown {
+                Socket.shutdownWrite(connection.fd)
+                connection.writeShutDown = true
+            }
+        default:
+            break
+        }
+    }
+}
