@@ -137,7 +137,7 @@ public final class Connection {
     /// Queues an already-encoded frame (shared with other recipients).
     public func send(_ frame: OutgoingFrame) {
         guard isOpen else { return }
-        loop.enqueue(frame, to: self)
+        loop.fanout.enqueue(frame, to: self)
     }
 
     /// Queues frames whatever the backpressure limit, in order: bytes the caller holds anyway and
@@ -145,13 +145,13 @@ public final class Connection {
     /// keeps; each costs the queue an entry, not a copy).
     public func sendPastLimit(_ frames: [OutgoingFrame]) {
         guard isOpen else { return }
-        for frame in frames { loop.enqueue(frame, to: self, withinLimit: true) }
+        for frame in frames { loop.fanout.enqueue(frame, to: self, withinLimit: true) }
     }
 
     /// Queues frames that only make sense together (a Socket.IO binary packet and its attachments):
     /// all of them, or none when they would pass this connection's backpressure limit.
     public func send(group frames: [OutgoingFrame]) {
-        loop.enqueueGroup(frames, to: self)
+        loop.fanout.enqueueGroup(frames, to: self)
     }
 
     /// Starts the close handshake (RFC 6455 §7.1.2).

@@ -23,7 +23,7 @@ extension ServerLoop {
         if byServer { connection.serverCloseCode = code }
         connection.outbound.append(SharedBytes.copying(WebSocketFrameEncoder.closeFrame(code: code, reason: reason)))
         connection.closeSent = true
-        markDirty(connection)
+        fanout.markDirty(connection)
         enterClosing(connection)
     }
 
@@ -41,7 +41,7 @@ extension ServerLoop {
             connection.serverCloseCode = code
             connection.outbound.append(SharedBytes.copying(WebSocketFrameEncoder.closeFrame(code: code, reason: reason)))
             connection.closeSent = true
-            markDirty(connection)
+            fanout.markDirty(connection)
             enterClosing(connection)
         }
         connection.discardInput = true

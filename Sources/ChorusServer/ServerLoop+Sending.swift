@@ -23,7 +23,7 @@ extension ServerLoop {
             }
         }
         guard let deflater else {
-            enqueueBytes(connection, OutgoingFrame.encode(opcode, payload, arena: frameArena))
+            fanout.enqueueBytes(connection, OutgoingFrame.encode(opcode, payload, arena: frameArena))
             return
         }
         // Unlike a broadcast (`OutgoingFrame.make`), no fallback to the plain frame when compression
@@ -34,26 +34,17 @@ extension ServerLoop {
         deflater.compressMessage(payload, into: &compressScratch)
         countCompression(payload.count, started: started)
         let frame = compressScratch.withUnsafeBytes { OutgoingFrame.encode(opcode, $0, rsv1: true, arena: frameArena) }
-        enqueueBytes(connection, frame)
+        fanout.enqueueBytes(connection, frame)
     }
 
-    /// The per-recipient step of every emit: pick the variant, check backpressure, queue a reference.
     func enqueueControl(_ connection: Connection, _ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) {
         connection.outbound.append(OutgoingFrame.encode(opcode, payload, arena: frameArena))
-        markDirty(connection)
+        fanout.markDirty(connection)
     }
 
     func queueRaw(_ connection: Connection, _ bytes: [UInt8]) {
         connection.outbound.append(SharedBytes.copying(bytes))
-        markDirty(connection)
-    }
-
-    @inline(__always)
-    func markDirty(_ connection: Connection) {
-        if !connection.isDirty {
-            connection.isDirty = true
-            dirty.append(connection)
-        }
+        fanout.markDirty(connection)
     }
 
     func flush(_ connection: Connection) {

@@ -29,18 +29,16 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     /// Open (upgraded) connections: the target of emits to everyone.
     var openConnections = ContiguousArray<Connection>()
     var rooms = RoomRegistry()
-    var dirty: [Connection] = []
+    /// The room walk, backpressure and the flush list (Fanout.swift).
+    var fanout: Fanout
     var flushing: [Connection] = []
     /// Emits made on this loop during the current iteration, for the other loops.
     var forwardBatch: [PendingEmit] = []
     /// Connections that stopped at `maxMessagesPerRead` with complete frames still buffered: resumed
     /// at the end of the iteration and in the next ones, before their sockets are read again.
     var backlogged: [Connection] = []
-    /// Slow consumers to close (policy `close`) once the emit that found them is done.
-    var pendingBackpressureCloses: [Connection] = []
     /// The listener is out of epoll after EMFILE/ENFILE until the next tick (no busy loop).
     var acceptPaused = false
-    var emitEpoch: UInt64 = 0
 
     let readBuffer: UnsafeMutableRawPointer
     let readBufferSize: Int
@@ -77,6 +75,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         self.configuration = configuration
         self.application = application
         self.logger = logger
+        fanout = Fanout(maxBackpressure: configuration.maxBackpressure, policy: configuration.backpressurePolicy)
         loop = try EventLoop(index: index, tickNanoseconds: configuration.tickNanoseconds)
         readBufferSize = configuration.readBufferSize
         readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
@@ -176,19 +175,19 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             // Still more: the loop must come round again even if no socket is ready.
             if !backlogged.isEmpty { loop.execute {} }
         }
-        while let connection = pendingBackpressureCloses.popLast() {
+        while let connection = fanout.backpressureCloses.popLast() {
             connection.backpressureClosePending = false
             beginClose(connection, code: .policyViolation, reason: "backpressure limit exceeded")
         }
         // Other loops first, so they write in parallel with this loop's flush. Flushing can produce
         // more (a failed write closes a connection, whose application callback may emit): repeat
         // until both are quiet.
-        while !forwardBatch.isEmpty || !dirty.isEmpty {
+        while !forwardBatch.isEmpty || !fanout.dirty.isEmpty {
             if !forwardBatch.isEmpty {
                 server.forward(forwardBatch, from: self)
                 forwardBatch = []
             }
-            swap(&dirty, &flushing)
+            swap(&fanout.dirty, &flushing)
             for connection in flushing {
                 connection.isDirty = false
                 // A full socket is flushed by its EPOLLOUT, not retried every iteration.
@@ -197,6 +196,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             flushing.removeAll(keepingCapacity: true)
         }
         stats.rooms = rooms.count
+        fanout.record(into: &stats)
         stats.loopQueueDropped &+= refusedEmits.exchange(0, ordering: .relaxed)
         recordIteration()
         server.publish(stats, loop: index)
