@@ -8,43 +8,45 @@ import Glibc
 extension ServerLoop {
     // MARK: Closing
 
+    /// A close the server starts (the application, timeouts, backpressure, shutdown).
     func beginClose(_ connection: Connection, code: WebSocketCloseCode, reason: String) {
-        switch connection.state {
-        case .open:
-            queueClose(connection, code: code, reason: reason)
-        case .http, .httpBody:
-            finalize(connection)
-        default:
-            break
-        }
+        perform(connection.lifecycle.close(code: code, reason: reason), connection)
     }
 
-    func queueClose(_ connection: Connection, code: WebSocketCloseCode, reason: String, byServer: Bool = true) {
-        if byServer { connection.serverCloseCode = code }
-        connection.outbound.append(SharedBytes.copying(WebSocketFrameEncoder.closeFrame(code: code, reason: reason)))
-        connection.closeSent = true
-        fanout.markDirty(connection)
-        enterClosing(connection)
-    }
-
-    func enterClosing(_ connection: Connection) {
-        // The state changes before the application hears of it, so a send or join from its
-        // callback sees a connection that is no longer open.
-        connection.state = .closing
-        leaveOpen(connection)
-        connection.deadline = loop.now + UInt64(configuration.closeTimeout * 1e9)
-    }
-
-    /// Protocol violation: send the close code, then ignore whatever else the peer sends.
+    /// Protocol violation or a limit: send the close code, then ignore whatever else the peer sends.
     func failConnection(_ connection: Connection, code: WebSocketCloseCode, reason: String) {
-        if connection.isOpen {
-            connection.serverCloseCode = code
-            connection.outbound.append(SharedBytes.copying(WebSocketFrameEncoder.closeFrame(code: code, reason: reason)))
-            connection.closeSent = true
+        perform(connection.lifecycle.fail(code: code, reason: reason), connection)
+    }
+
+    /// Carries out what the close handshake (ConnectionLifecycle) decided.
+    func perform(_ action: ConnectionLifecycle.CloseAction, _ connection: Connection) {
+        switch action {
+        case .none:
+            break
+        case .sendClose(let code, let reason):
+            let frame = code.map { WebSocketFrameEncoder.closeFrame(code: $0, reason: reason) }
+                ?? WebSocketFrameEncoder.frame(opcode: .close, payload: [])
+            connection.outbound.append(SharedBytes.copying(frame))
             fanout.markDirty(connection)
-            enterClosing(connection)
+            // The state changed before the application hears of it, so a send or join from its
+            // callback sees a connection that is no longer open.
+            leaveOpen(connection)
+            connection.deadline = loop.now + UInt64(configuration.closeTimeout * 1e9)
+        case .finalize:
+            finalize(connection)
         }
-        connection.discardInput = true
+    }
+
+    /// Everything queued is written: finish a close in progress.
+    func afterDrain(_ connection: Connection) {
+        switch connection.lifecycle.drained() {
+        case .none:
+            break
+        case .shutdownWrite:
+            Socket.shutdownWrite(connection.fd)
+        case .finalize:
+            finalize(connection)
+        }
     }
 
     /// Takes an open connection out of rooms and the emit list, and tells the application once.
@@ -62,17 +64,18 @@ extension ServerLoop {
         rooms.leaveAll(connection)
         countClose(connection)
         if connection.deflateAgreement != nil { server.compressionClients.subtract(1, ordering: .relaxed) }
-        application.connectionClosed(connection, code: connection.peerCloseCode ?? (connection.closeReceived ? .noStatusReceived : nil))
+        application.connectionClosed(connection, code: connection.lifecycle.closeCodeForApplication)
     }
 
     /// An open connection's end: the code the server sent, else the peer's, else 1006 (vanished).
     func countClose(_ connection: Connection) {
         let code: UInt16
-        if let sent = connection.serverCloseCode {
+        let lifecycle = connection.lifecycle
+        if let sent = lifecycle.serverCloseCode {
             code = sent.rawValue
             stats.closesByInitiator[0] &+= 1
-        } else if connection.closeReceived {
-            code = connection.peerCloseCode?.rawValue ?? 1005
+        } else if lifecycle.closeReceived {
+            code = lifecycle.peerCloseCode?.rawValue ?? 1005
             stats.closesByInitiator[1] &+= 1
         } else {
             code = 1006
@@ -83,8 +86,7 @@ extension ServerLoop {
 
     /// Closes the socket and frees the slot. Idempotent.
     func finalize(_ connection: Connection) {
-        if case .closed = connection.state { return }
-        connection.state = .closed
+        guard connection.lifecycle.finalize() else { return }
         leaveOpen(connection)
         connection.outbound.removeAll()
         connection.inbound.release()

@@ -41,7 +41,7 @@ extension ServerLoop {
         }
         if head.expectsContinue { queueRaw(connection, Self.continueResponse) }
         connection.bodyReader = HTTPBodyReader(framing: framing, maxBodySize: configuration.maxBodySize)
-        connection.state = .httpBody(head)
+        connection.lifecycle.readBody(head)
     }
 
     static let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
@@ -54,7 +54,7 @@ extension ServerLoop {
         if later {
             // Awaiting the answer: input is ignored (.httpDone) and the handshake deadline still
             // runs; `closeSent` stays false until the answer is queued (the connection then closes).
-            connection.state = .httpDone
+            connection.lifecycle.awaitDeferredAnswer()
             connection.deadline = loop.now + UInt64(max(configuration.handshakeTimeout, 1) * 1e9)
             return
         }
@@ -70,7 +70,7 @@ extension ServerLoop {
             return
         }
         queueRaw(connection, response.serialize(closeConnection: false))
-        connection.state = .http
+        connection.lifecycle.awaitNextRequest()
         connection.requestsServed += 1
         connection.deadline = configuration.handshakeTimeout > 0 ? loop.now + UInt64(configuration.handshakeTimeout * 1e9) : 0
     }
@@ -110,14 +110,13 @@ extension ServerLoop {
 
     /// A deferred HTTP answer (`ServerApplication.handleHTTPLater`), on the connection's loop.
     func respondLater(_ connection: Connection, _ response: HTTPResponse) {
-        guard case .httpDone = connection.state, !connection.closeSent else { return }
+        guard connection.lifecycle.awaitsDeferredAnswer else { return }
         respondAndClose(connection, response)
     }
 
     func respondAndClose(_ connection: Connection, _ response: HTTPResponse) {
         queueRaw(connection, response.serialize())
-        connection.state = .httpDone
-        connection.closeSent = true
+        connection.lifecycle.answered()
         connection.deadline = loop.now + UInt64(configuration.closeTimeout * 1e9)
     }
 }

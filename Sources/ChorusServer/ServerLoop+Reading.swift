@@ -178,20 +178,7 @@ extension ServerLoop {
                 case .pong:
                     connection.pingOutstanding = false
                 case .close(let code, _):
-                    connection.closeReceived = true
-                    connection.peerCloseCode = code
-                    if connection.isOpen {
-                        // Echo the peer's code (RFC 6455 §5.5.1); an empty close is answered empty.
-                        if let code {
-                            queueClose(connection, code: code, reason: "", byServer: false)
-                        } else {
-                            queueRaw(connection, WebSocketFrameEncoder.frame(opcode: .close, payload: []))
-                            connection.closeSent = true
-                            enterClosing(connection)
-                        }
-                    } else if connection.closeSent && connection.outbound.isEmpty {
-                        finalize(connection)
-                    }
+                    perform(connection.lifecycle.receivedClose(code: code, nothingQueued: connection.outbound.isEmpty), connection)
                     return false
                 }
                 if case .closed = connection.state { return false }

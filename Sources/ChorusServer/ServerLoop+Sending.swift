@@ -76,25 +76,4 @@ extension ServerLoop {
             }
         }
     }
-
-    /// Everything queued is written: finish a close in progress.
-    func afterDrain(_ connection: Connection) {
-        switch connection.state {
-        case .httpDone:
-            // Half-close so the response is read before the socket goes away.
-            Socket.shutdownWrite(connection.fd)
-            connection.writeShutDown = true
-            connection.discardInput = true
-        case .closing where connection.closeSent:
-            if connection.closeReceived {
-                // Handshake complete: the server closes the TCP connection first (RFC 6455 §7.1.1).
-                finalize(connection)
-            } else if !connection.writeShutDown {
-                Socket.shutdownWrite(connection.fd)
-                connection.writeShutDown = true
-            }
-        default:
-            break
-        }
-    }
 }

@@ -24,7 +24,7 @@ extension ServerLoop {
                     stats.protocolErrors += 1
                     failConnection(connection, code: .policyViolation, reason: "message timeout")
                 } else if silent >= idle {
-                    queueClose(connection, code: .goingAway, reason: "idle timeout")
+                    beginClose(connection, code: .goingAway, reason: "idle timeout")
                 } else if silent >= pingAfter && !connection.pingOutstanding {
                     connection.pingOutstanding = true
                     enqueueControl(connection, .ping, UnsafeRawBufferPointer(start: nil, count: 0))

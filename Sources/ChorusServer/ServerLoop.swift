@@ -246,11 +246,8 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
             listenerFD = -1
         }
         for case let connection? in slots {
-            switch connection.state {
-            case .open: queueClose(connection, code: .goingAway, reason: "server shutting down")
-            case .http, .httpBody: finalize(connection)
-            default: break
-            }
+            // Open: 1001 and the handshake; still in a request: dropped.
+            beginClose(connection, code: .goingAway, reason: "server shutting down")
         }
     }
 
