@@ -6,60 +6,33 @@ extension ServerLoop {
     // MARK: HTTP
 
     func handleRequest(_ connection: Connection, _ head: HTTPRequestHead) {
-        if WebSocketHandshake.isUpgradeRequest(head) {
+        switch router.route(head, remoteAddress: connection.remoteAddress, server: server) {
+        case .upgrade:
             upgrade(connection, head)
-            return
+        case .respond(let response, let keepAlive):
+            respond(connection, response, keepAlive: keepAlive)
+        case .answer(let request):
+            answerHTTP(connection, request)
+        case .readBody(let framing, let sendContinue):
+            if sendContinue { queueRaw(connection, Self.continueResponse) }
+            connection.bodyReader = HTTPBodyReader(framing: framing, maxBodySize: configuration.maxBodySize)
+            connection.lifecycle.readBody(head)
         }
-        if head.method == "GET" && head.path == "/healthz" {
-            respondAndClose(connection, HTTPResponse.text(200, "ok\n"))
-            return
-        }
-        // The body's framing first (a malformed one is 400 whatever the route), then the
-        // application's verdict on the head: a refused request's body is never read or held.
-        let framing: HTTPBodyFraming
-        switch HTTPBodyFraming.of(head, maxBodySize: configuration.maxBodySize) {
-        case .failure(let error):
-            respondAndClose(connection, error.response)
-            return
-        case .success(let f):
-            framing = f
-        }
-        // The operator's routes (metrics, dashboard) take no body and are answered on the head.
-        if let routes = server.operatorRoutes,
-           let response = routes(HTTPRequest(head: head, body: [], remoteAddress: connection.remoteAddress), server) {
-            respond(connection, response, keepAlive: framing == .none && head.keepsConnectionAlive)
-            return
-        }
-        if let refusal = application.respondBeforeBody(head, remoteAddress: connection.remoteAddress) {
-            // Kept alive only when there is no unread body to skip.
-            respond(connection, refusal, keepAlive: framing == .none && head.keepsConnectionAlive)
-            return
-        }
-        guard framing != .none else {
-            answerHTTP(connection, HTTPRequest(head: head, body: [], remoteAddress: connection.remoteAddress))
-            return
-        }
-        if head.expectsContinue { queueRaw(connection, Self.continueResponse) }
-        connection.bodyReader = HTTPBodyReader(framing: framing, maxBodySize: configuration.maxBodySize)
-        connection.lifecycle.readBody(head)
     }
 
     static let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
     func answerHTTP(_ connection: Connection, _ request: HTTPRequest) {
         let id = connection.id
-        let later = application.handleHTTPLater(request, server: server) { [server] response in
-            server.respondLater(id, response)
-        }
-        if later {
+        switch router.answer(request, server: server, respondLater: { [server] in server.respondLater(id, $0) }) {
+        case .later:
             // Awaiting the answer: input is ignored (.httpDone) and the handshake deadline still
             // runs; `closeSent` stays false until the answer is queued (the connection then closes).
             connection.lifecycle.awaitDeferredAnswer()
             connection.deadline = loop.now + UInt64(max(configuration.handshakeTimeout, 1) * 1e9)
-            return
+        case .respond(let response, let keepAlive):
+            respond(connection, response, keepAlive: keepAlive)
         }
-        let response = application.handleHTTP(request, server: server) ?? .webSocketEndpointNotFound
-        respond(connection, response, keepAlive: request.head.keepsConnectionAlive)
     }
 
     /// Answers a plain request; with `keepAlive` the connection then waits for the next request

@@ -31,6 +31,8 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     var rooms = RoomRegistry()
     /// The room walk, backpressure and the flush list (Fanout.swift).
     var fanout: Fanout
+    /// Plain requests' routes (HTTPRouter.swift).
+    let router: HTTPRouter
     var flushing: [Connection] = []
     /// Emits made on this loop during the current iteration, for the other loops.
     var forwardBatch: [PendingEmit] = []
@@ -76,6 +78,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         self.application = application
         self.logger = logger
         fanout = Fanout(maxBackpressure: configuration.maxBackpressure, policy: configuration.backpressurePolicy)
+        router = HTTPRouter(maxBodySize: configuration.maxBodySize, application: application)
         loop = try EventLoop(index: index, tickNanoseconds: configuration.tickNanoseconds)
         readBufferSize = configuration.readBufferSize
         readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
