@@ -20,7 +20,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     let loop: EventLoop
     let index: Int
     let logger: Logger
-    private(set) var listenerFD: Int32 = -1
+    var listenerFD: Int32 = -1
 
     // Connections by slot; a token carries the slot and its generation so a stale event is ignored.
     var slots: [Connection?] = []
@@ -220,38 +220,6 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     /// An HTTP request refused before any upgrade, by status.
     func countRefusedRequest(_ status: Int) {
         stats.handshakesFailed[ServerStats.FailureStatuses.index(status)] &+= 1
-    }
-
-    // MARK: Emits and shutdown (on this loop's thread)
-
-    /// Broadcasts this loop did not take: `maxLoopQueue` were waiting (any thread). Under the `close`
-    /// policy the loop closes its connections once it has caught up: the task runs behind the
-    /// backlog, so every connection first gets what was queued before.
-    func refuseQueued(_ count: Int) {
-        refusedEmits.add(count, ordering: .relaxed)
-        guard configuration.backpressurePolicy == .close,
-              !shedRequested.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        loop.execute { [self] in
-            shedRequested.store(false, ordering: .releasing)
-            for connection in openConnections where connection.isOpen {
-                stats.loopQueueClosed += 1
-                beginClose(connection, code: .tryAgainLater, reason: "server overloaded")
-            }
-        }
-    }
-
-    /// Stops accepting and sends 1001 to every client.
-    func beginShutdown() {
-        shuttingDown = true
-        if listenerFD >= 0 {
-            loop.epoll.remove(listenerFD)
-            Socket.close(listenerFD)
-            listenerFD = -1
-        }
-        for case let connection? in slots {
-            // Open: 1001 and the handshake; still in a request: dropped.
-            beginClose(connection, code: .goingAway, reason: "server shutting down")
-        }
     }
 
     /// This loop's largest rooms (name, members), at most `limit` of them (on the loop's thread).
