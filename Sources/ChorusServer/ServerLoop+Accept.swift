@@ -39,8 +39,8 @@ extension ServerLoop {
         }
     }
 
-    func refuse(_ fd: Int32, _ reason: String) {
-        let response = HTTPResponse.text(503, reason + "\n").serialize()
+    func refuse(_ fd: Int32, _ refusal: RequestRefusal) {
+        let response = refusal.response.serialize()
         response.withUnsafeBytes { _ = try? Socket.write(fd, $0.baseAddress!, count: $0.count) }
         Socket.close(fd)
     }

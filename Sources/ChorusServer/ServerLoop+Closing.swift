@@ -13,9 +13,14 @@ extension ServerLoop {
         perform(connection.lifecycle.close(code: code, reason: reason), connection)
     }
 
-    /// Protocol violation or a limit: send the close code, then ignore whatever else the peer sends.
-    func failConnection(_ connection: Connection, code: WebSocketCloseCode, reason: String) {
-        perform(connection.lifecycle.fail(code: code, reason: reason), connection)
+    /// A close for one of the server's own reasons (ServerError.swift decides the code): failed
+    /// (input ignored from now on) or closed with a handshake, as the reason requires.
+    func close(_ connection: Connection, _ reason: CloseReason) {
+        if reason.failsConnection {
+            perform(connection.lifecycle.fail(code: reason.code, reason: reason.reason), connection)
+        } else {
+            perform(connection.lifecycle.close(code: reason.code, reason: reason.reason), connection)
+        }
     }
 
     /// Carries out what the close handshake (ConnectionLifecycle) decided.

@@ -59,8 +59,7 @@ extension ServerLoop {
             request = valid
         }
         if shuttingDown {
-            countRefusedRequest(503)
-            respondAndClose(connection, HTTPResponse.text(503, "server shutting down\n"))
+            refuse(connection, .shuttingDown)
             return
         }
         if case .reject(let response) = application.shouldUpgrade(head, remoteAddress: connection.remoteAddress) {
@@ -84,6 +83,13 @@ extension ServerLoop {
     /// A deferred HTTP answer (`ServerApplication.handleHTTPLater`), on the connection's loop.
     func respondLater(_ connection: Connection, _ response: HTTPResponse) {
         guard connection.lifecycle.awaitsDeferredAnswer else { return }
+        respondAndClose(connection, response)
+    }
+
+    /// A request refused before any upgrade (ServerError.swift decides the status), counted.
+    func refuse(_ connection: Connection, _ refusal: RequestRefusal) {
+        let response = refusal.response
+        countRefusedRequest(response.status)
         respondAndClose(connection, response)
     }
 

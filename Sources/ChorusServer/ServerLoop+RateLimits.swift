@@ -16,7 +16,7 @@ extension ServerLoop {
         }
         stats.rateLimited += 1
         if configuration.rateLimitPolicy == .close {
-            failConnection(connection, code: .policyViolation, reason: "rate limit exceeded")
+            close(connection, .rateLimited)
         } else {
             reportRateLimited(connection, now: now)
         }

@@ -97,8 +97,7 @@ extension ServerLoop {
                 case .needMoreData:
                     return offset
                 case .failed(let error):
-                    countRefusedRequest(error.status)
-                    respondAndClose(connection, HTTPResponse.text(error.status, error.message + "\n"))
+                    refuse(connection, .malformedRequest(error))
                     return bytes.count
                 case .complete(let head, let headerLength):
                     offset += headerLength
@@ -200,7 +199,7 @@ extension ServerLoop {
             // A constant message: repeats share one rate-limit window in the log handler.
             logger.debug("protocol error", metadata: [
                 "connection": "\(connection.id)", "reason": "\(error.reason)", "code": "\(error.closeCode.rawValue)"])
-            failConnection(connection, code: error.closeCode, reason: error.reason)
+            close(connection, .protocolViolation(error))
             return (bytes.count, false)
         }
     }

@@ -14,7 +14,7 @@ extension ServerLoop {
             shedRequested.store(false, ordering: .releasing)
             for connection in openConnections where connection.isOpen {
                 stats.loopQueueClosed += 1
-                beginClose(connection, code: .tryAgainLater, reason: "server overloaded")
+                close(connection, .overloaded)
             }
         }
     }
@@ -29,7 +29,7 @@ extension ServerLoop {
         }
         for case let connection? in slots {
             // Open: 1001 and the handshake; still in a request: dropped.
-            beginClose(connection, code: .goingAway, reason: "server shutting down")
+            close(connection, .shuttingDown)
         }
     }
 }

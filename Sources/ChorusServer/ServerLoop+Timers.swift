@@ -22,9 +22,9 @@ extension ServerLoop {
                 let silent = now &- connection.lastActivity
                 if connection.messageStartedAt != 0 && now &- connection.messageStartedAt >= messageTimeout {
                     stats.protocolErrors += 1
-                    failConnection(connection, code: .policyViolation, reason: "message timeout")
+                    close(connection, .messageTimeout)
                 } else if silent >= idle {
-                    beginClose(connection, code: .goingAway, reason: "idle timeout")
+                    close(connection, .idleTimeout)
                 } else if silent >= pingAfter && !connection.pingOutstanding {
                     connection.pingOutstanding = true
                     enqueueControl(connection, .ping, UnsafeRawBufferPointer(start: nil, count: 0))
@@ -39,8 +39,7 @@ extension ServerLoop {
                         finalize(connection)
                     case .http, .httpBody:
                         // A stalled head or body (RFC 9110 §15.5.9).
-                        countRefusedRequest(408)
-                        respondAndClose(connection, HTTPResponse.text(408, "request timeout\n"))
+                        refuse(connection, .requestTimeout)
                         connection.deadline = now + UInt64(configuration.closeTimeout * 1e9)
                     default:
                         finalize(connection)

@@ -180,7 +180,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         }
         while let connection = fanout.backpressureCloses.popLast() {
             connection.backpressureClosePending = false
-            beginClose(connection, code: .policyViolation, reason: "backpressure limit exceeded")
+            close(connection, .backpressureLimit)
         }
         // Other loops first, so they write in parallel with this loop's flush. Flushing can produce
         // more (a failed write closes a connection, whose application callback may emit): repeat
