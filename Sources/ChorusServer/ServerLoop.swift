@@ -13,6 +13,13 @@ import Glibc
 /// bookkeeping), and EPOLLOUT is registered only while a socket's send buffer is full, which
 /// happens only for slow consumers. Writes are corked: whatever is queued for a connection during
 /// an iteration goes out in one `writev` at the end of it.
+///
+/// This file is the driver: state, the epoll callbacks and the end of an iteration. Each job has a
+/// file of its own: `+Accept` (accepting, slots), `+Reading` (buffers, HTTP head and body, frame
+/// events), `+RateLimits`, `+HTTP` (plain requests and the upgrade, routed by `HTTPRouter`),
+/// `+Fanout` (emits, walked by `Fanout`), `+Sending` (direct sends, flush, EPOLLOUT), `+Closing`
+/// (performing what `ConnectionLifecycle` decides), `+Timers`, `+Shutdown` (loop-queue bound,
+/// graceful stop). What a peer is told when the server closes or refuses is in `ServerError.swift`.
 final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     unowned let server: WebSocketServer
     let configuration: ServerConfiguration
