@@ -1,4 +1,5 @@
 import ChorusLoop
+import ChorusWebSocket
 
 /// One loop's share of every emit: the walk over its rooms (each recipient once, exceptions
 /// skipped), the frame variant each recipient takes, the backpressure decision and the queue's
