@@ -1,5 +1,6 @@
 import ChorusLoop
 import ChorusWebSocket
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,6 @@
 import ChorusLoop
 import ChorusWebSocket
+import Synchronization
 
 // Plain HTTP requests (answered, kept alive or deferred) and the WebSocket upgrade.
 extension ServerLoop {

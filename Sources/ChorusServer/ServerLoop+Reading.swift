@@ -1,5 +1,6 @@
 import ChorusLoop
 import ChorusWebSocket
+import Logging
 
 // Reading a socket: which buffer to read into, the HTTP head and body, WebSocket frames and
 // the events they raise, fairness between connections, rate limits.

@@ -1,5 +1,6 @@
 import ChorusLoop
 import ChorusWebSocket
+import Synchronization
 
 // Shedding load (the cross-loop queue bound, `maxLoopQueue`) and graceful shutdown, on this loop's thread.
 extension ServerLoop {
