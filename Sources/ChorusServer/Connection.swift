@@ -6,19 +6,6 @@ import Glibc
 
 /// One client. Owned by exactly one loop and touched only on that loop's thread.
 public final class Connection {
-    enum State {
-        /// Reading the HTTP request head.
-        case http
-        /// Reading a request body into `bodyReader` (non-upgrade routes only).
-        case httpBody(HTTPRequestHead)
-        /// Answered a plain HTTP request; closing once the response is written.
-        case httpDone
-        case open
-        /// Our close frame is queued or sent; waiting for the peer's close or FIN.
-        case closing
-        case closed
-    }
-
     unowned let loop: ServerLoop
     public let id: ConnectionID
     let fd: Int32
@@ -27,7 +14,9 @@ public final class Connection {
     /// Whatever the application wants to keep per connection (for example the authenticated user).
     public var userData: AnyObject?
 
-    var state = State.http
+    /// HTTP, open, closing, closed, and the close handshake (ConnectionLifecycle.swift).
+    var lifecycle = ConnectionLifecycle()
+    var state: ConnectionLifecycle.State { lifecycle.state }
     var httpParser: HTTPRequestParser
     var reader: WebSocketMessageReader?
     /// The body of the plain request being read (state `httpBody`).
@@ -46,21 +35,17 @@ public final class Connection {
     /// backpressure limit. Asked only when the socket is or was recently full (a flush that could
     /// not write everything, an EPOLLOUT, then each tick until it reads 0), never per message.
     var kernelQueued = 0
-    var closeReceived = false
-    var closeSent = false
-    var writeShutDown = false
     /// Complete frames wait in `inbound` (the last read passed `maxMessagesPerRead`).
     var hasBacklog = false
-    /// After a protocol error: read and discard until the peer's FIN.
-    var discardInput = false
+    /// After a protocol error or a written HTTP answer: read and discard until the peer's FIN.
+    var discardInput: Bool { lifecycle.discardInput }
     var pingOutstanding = false
     /// Queued for a backpressure close at the end of the emit that found it over its limit.
     var backpressureClosePending = false
     var opened = false
-    var peerCloseCode: WebSocketCloseCode?
     /// The code of a close the server started (application, idle timeout, backpressure, protocol
     /// error, shutdown); nil when the peer closed first or vanished. Read it in `connectionClosed`.
-    public internal(set) var serverCloseCode: WebSocketCloseCode?
+    public var serverCloseCode: WebSocketCloseCode? { lifecycle.serverCloseCode }
 
     var lastActivity: UInt64
     var deadline: UInt64 = 0
@@ -112,10 +97,7 @@ public final class Connection {
     /// The loop that owns this connection (its callbacks and `tick` run on that loop's thread).
     public var loopIndex: Int { loop.index }
 
-    public var isOpen: Bool {
-        if case .open = state { return true }
-        return false
-    }
+    public var isOpen: Bool { lifecycle.isOpen }
 
     // MARK: Application API (loop thread only)
 
@@ -137,7 +119,7 @@ public final class Connection {
     /// Queues an already-encoded frame (shared with other recipients).
     public func send(_ frame: OutgoingFrame) {
         guard isOpen else { return }
-        loop.enqueue(frame, to: self)
+        loop.fanout.enqueue(frame, to: self)
     }
 
     /// Queues frames whatever the backpressure limit, in order: bytes the caller holds anyway and
@@ -145,13 +127,13 @@ public final class Connection {
     /// keeps; each costs the queue an entry, not a copy).
     public func sendPastLimit(_ frames: [OutgoingFrame]) {
         guard isOpen else { return }
-        for frame in frames { loop.enqueue(frame, to: self, withinLimit: true) }
+        for frame in frames { loop.fanout.enqueue(frame, to: self, withinLimit: true) }
     }
 
     /// Queues frames that only make sense together (a Socket.IO binary packet and its attachments):
     /// all of them, or none when they would pass this connection's backpressure limit.
     public func send(group frames: [OutgoingFrame]) {
-        loop.enqueueGroup(frames, to: self)
+        loop.fanout.enqueueGroup(frames, to: self)
     }
 
     /// Starts the close handshake (RFC 6455 §7.1.2).
@@ -206,6 +188,6 @@ public final class Connection {
                     noContextTakeover: agreement.serverNoContextTakeover)
             }
         }
-        state = .open
+        lifecycle.upgraded()
     }
 }

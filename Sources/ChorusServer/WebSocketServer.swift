@@ -201,11 +201,11 @@ public final class WebSocketServer: @unchecked Sendable {
     // MARK: Admission and accounting
 
     /// nil to admit, or the reason for refusing.
-    func admit(_ address: SocketAddress) -> String? {
+    func admit(_ address: SocketAddress) -> RequestRefusal? {
         let count = connectionCount.wrappingAdd(1, ordering: .relaxed).newValue
         if configuration.maxConnections > 0 && count > configuration.maxConnections {
             connectionCount.subtract(1, ordering: .relaxed)
-            return "connection limit reached"
+            return .connectionLimit
         }
         if configuration.maxConnectionsPerIP > 0 {
             let key = address.hostKey
@@ -217,7 +217,7 @@ public final class WebSocketServer: @unchecked Sendable {
             }
             if !admitted {
                 connectionCount.subtract(1, ordering: .relaxed)
-                return "per-address connection limit reached"
+                return .perAddressConnectionLimit
             }
         }
         return nil
