@@ -28,6 +28,9 @@ func checkEngineIOEntryPoints(_ text: UnsafeRawBufferPointer, decoded: Result<En
     let bytes = Array(text)
     let binary = EngineIOPacket.decode(binary: bytes)
     precondition(binary == .binaryMessage(bytes) && binary.encode() == .binary(bytes), "binary frame round trip")
+    var raw: [UInt8] = []
+    binary.encodeText(into: &raw)
+    precondition(raw == bytes, "a binary message's encodeText is its raw bytes")
     guard case .success(let packet) = decoded else { return }
     var encoded: [UInt8] = []
     packet.encodeText(into: &encoded)
