@@ -105,6 +105,11 @@ ASAN_OPTIONS=${ASAN_OPTIONS-malloc_context_size=0} SWIFT_BACKTRACE=enable=no ./f
   "${options[@]}" ${FUZZ_ARGS:-} corpus >fuzz.log 2>&1 || rc=$?
 grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb|#[0-9]+ +DONE)|ERROR|SUMMARY|Fatal error|Precondition|Test unit written' fuzz.log | head -n 30 || true
 echo "fuzz: wall time $(($(date +%s) - started)) s"
+# libFuzzer exits 72 when stopped by SIGINT (e.g. a long run cut at a deadline): not a finding.
+if ((rc == 72)) && grep -q 'libFuzzer: run interrupted' fuzz.log; then
+  echo "fuzz: $target interrupted, no finding"
+  exit 130
+fi
 if ((rc != 0)); then
   echo "fuzz: $target FOUND A PROBLEM (exit $rc); the log is $out/fuzz.log" >&2
   tail -n 60 fuzz.log >&2
