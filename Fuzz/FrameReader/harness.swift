@@ -24,17 +24,34 @@ enum Event: Equatable {
 
 let maxMessageSize = 64 * 1024
 
+/// One inflater per (window bits, no-context-takeover) pair, made on first use and reset before
+/// each run, as a connection's inflater is reused between messages: the run starts from a fresh
+/// stream without a new inflateInit2 and a new window per input.
+nonisolated(unsafe) var inflaters: [Int: PerMessageInflater] = [:]
+
 func makeReader(_ mode: UInt8) -> WebSocketMessageReader {
-    let inflater: PerMessageInflater? = mode & 1 == 0 ? nil
-        : PerMessageInflater(windowBits: 9 + Int(mode >> 1) % 7, noContextTakeover: mode & 0x80 != 0)
+    guard mode & 1 != 0 else { return WebSocketMessageReader(maxMessageSize: maxMessageSize, inflater: nil) }
+    let windowBits = 9 + Int(mode >> 1) % 7, noContextTakeover = mode & 0x80 != 0
+    let key = windowBits << 1 | (noContextTakeover ? 1 : 0)
+    let inflater: PerMessageInflater
+    if let reused = inflaters[key] {
+        reused.reset()
+        inflater = reused
+    } else {
+        inflater = PerMessageInflater(windowBits: windowBits, noContextTakeover: noContextTakeover)
+        inflaters[key] = inflater
+    }
     return WebSocketMessageReader(maxMessageSize: maxMessageSize, inflater: inflater)
 }
+
+/// The bytes received and not yet consumed, kept with their capacity between runs.
+nonisolated(unsafe) var pending: [UInt8] = []
 
 /// Reads `stream` in pieces (nil: whole); the events until a close or an error.
 func run(_ stream: [UInt8], mode: UInt8, pieces: inout Pieces?) -> [Event] {
     var reader = makeReader(mode)
     var events: [Event] = []
-    var pending: [UInt8] = []
+    pending.removeAll(keepingCapacity: true)
     var received = 0
     var stopped = false
     while received < stream.count && !stopped {
@@ -57,7 +74,7 @@ func run(_ stream: [UInt8], mode: UInt8, pieces: inout Pieces?) -> [Event] {
                     return true
                 }
             }
-            pending.removeFirst(consumed)
+            pending.removeSubrange(..<consumed)
         } catch {
             events.append(.failed((error as? WebSocketProtocolError)?.closeCode.rawValue ?? 0))
             return events
