@@ -19,6 +19,8 @@ let package = Package(
         .library(name: "ChorusWebSocket", targets: ["ChorusWebSocket"]),
         .library(name: "ChorusLoop", targets: ["ChorusLoop"]),
         .library(name: "ChorusSocketIO", targets: ["ChorusSocketIO"]),
+        .library(name: "ChorusJSON", targets: ["ChorusJSON"]),
+        .library(name: "ChorusUTF8", targets: ["ChorusUTF8"]),
         .library(name: "ChorusRedis", targets: ["ChorusRedis"]),
         .library(name: "ChorusMsgPack", targets: ["ChorusMsgPack"]),
         .library(name: "ChorusCluster", targets: ["ChorusCluster"]),
@@ -43,12 +45,17 @@ let package = Package(
 
         // Pure MessagePack codec (notepack.io's encoding choices, hardened decoder). No I/O.
         .target(name: "ChorusMsgPack"),
+        // The incremental UTF-8 validator, shared by WebSocket text frames and JSON strings. No I/O.
+        .target(name: "ChorusUTF8", swiftSettings: hotPath),
+        // JSON values, the strict RFC 8259 parser and the JSON.stringify-compatible writer that
+        // Socket.IO packets, the emit API and the cluster's wire format share. No I/O.
+        .target(name: "ChorusJSON", dependencies: ["ChorusUTF8"], swiftSettings: hotPath),
 
         // Event loop, sockets, buffers, timers. Knows nothing about HTTP or WebSocket.
         .target(name: "ChorusLoop", dependencies: ["CChorusLinux"], swiftSettings: hotPath),
         // Pure protocol: HTTP upgrade, RFC 6455 frames, UTF-8, RFC 7692 deflate. No I/O.
         .target(name: "ChorusWebSocket", dependencies: [
-            "CZlib",
+            "CZlib", "ChorusUTF8",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: hotPath),
         // Connections, rooms, encode-once broadcast, backpressure, threads.
@@ -58,7 +65,7 @@ let package = Package(
         ], swiftSettings: hotPath),
         // Engine.IO v4 / Socket.IO v5 over the server.
         .target(name: "ChorusSocketIO", dependencies: [
-            "ChorusServer", "ChorusLoop", "ChorusWebSocket",
+            "ChorusServer", "ChorusLoop", "ChorusWebSocket", "ChorusJSON", "ChorusUTF8",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: hotPath),
         // Redis connections (publish/commands and a subscriber) for scale-out: hiredis's
@@ -69,7 +76,7 @@ let package = Package(
         ]),
         // Several nodes on Redis, speaking socket.io-redis-adapter 8.x / socket.io-redis-emitter 5.x.
         .target(name: "ChorusCluster", dependencies: [
-            "ChorusSocketIO", "ChorusServer", "ChorusLoop", "ChorusMsgPack", "ChorusRedis",
+            "ChorusSocketIO", "ChorusServer", "ChorusLoop", "ChorusMsgPack", "ChorusRedis", "ChorusJSON",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // HTTP calls to the product's backend (connect, join and message proxies) with AsyncHTTPClient:
@@ -82,7 +89,7 @@ let package = Package(
         // JWTs are verified with vapor/jwt-kit in a Swift concurrency task, off the loop threads;
         // the CONNECT waits in the namespace's asynchronous middleware (see README, "The realtime gateway").
         .target(name: "ChorusApp", dependencies: [
-            "ChorusSocketIO", "ChorusProxy",
+            "ChorusSocketIO", "ChorusProxy", "ChorusJSON",
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -90,7 +97,7 @@ let package = Package(
         // text on /metrics) on each scrape, process metrics from /proc, the dashboard page, log
         // handlers. Never a dependency of the hot targets: they only keep integers.
         .target(name: "ChorusMetrics", dependencies: [
-            "ChorusServer", "ChorusSocketIO", "ChorusLoop", "ChorusWebSocket", "ChorusCluster",
+            "ChorusServer", "ChorusSocketIO", "ChorusLoop", "ChorusWebSocket", "ChorusCluster", "ChorusJSON",
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
@@ -121,16 +128,16 @@ let package = Package(
         ]),
         .testTarget(name: "ChorusMsgPackTests", dependencies: ["ChorusMsgPack"]),
         .testTarget(name: "ChorusClusterTests", dependencies: [
-            "ChorusCluster", "ChorusMsgPack", "ChorusSocketIO", "ChorusServer", "ChorusRedis", "ChorusTestSupport",
+            "ChorusCluster", "ChorusMsgPack", "ChorusSocketIO", "ChorusServer", "ChorusRedis", "ChorusJSON", "ChorusTestSupport",
         ]),
-        .testTarget(name: "ChorusWebSocketTests", dependencies: ["ChorusWebSocket", "ChorusTestSupport"]),
+        .testTarget(name: "ChorusWebSocketTests", dependencies: ["ChorusWebSocket", "ChorusUTF8", "ChorusTestSupport"]),
         .testTarget(name: "ChorusServerTests", dependencies: [
             "ChorusServer", "ChorusWebSocket", "ChorusLoop", "ChorusTestSupport",
         ]),
-        .testTarget(name: "ChorusSocketIOTests", dependencies: ["ChorusSocketIO", "ChorusWebSocket", "ChorusTestSupport"]),
+        .testTarget(name: "ChorusSocketIOTests", dependencies: ["ChorusSocketIO", "ChorusJSON", "ChorusWebSocket", "ChorusTestSupport"]),
         .testTarget(name: "ChorusMetricsTests", dependencies: ["ChorusMetrics", "ChorusServer", "ChorusCluster", "ChorusTestSupport"]),
         .testTarget(name: "ChorusAppTests", dependencies: [
-            "ChorusApp", "ChorusSocketIO", "ChorusServer", "ChorusTestSupport", "ChorusProxy",
+            "ChorusApp", "ChorusSocketIO", "ChorusServer", "ChorusTestSupport", "ChorusProxy", "ChorusJSON",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),

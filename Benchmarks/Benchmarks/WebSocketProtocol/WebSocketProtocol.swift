@@ -3,6 +3,7 @@
 // `scalingFactor` ops per iteration, so the scaled (`*`) figures are per op.
 import Benchmark
 import ChorusServer
+import ChorusUTF8
 import ChorusWebSocket
 
 // MARK: - Inputs

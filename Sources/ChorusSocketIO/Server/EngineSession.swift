@@ -1,6 +1,7 @@
 // One Engine.IO connection on its loop: the sockets it has in each namespace, the CONNECT flow
 // (middleware, parked CONNECTs, connection state recovery's restore), packets in, heartbeat, close.
 
+import ChorusJSON
 import ChorusLoop
 import ChorusServer
 import ChorusWebSocket
