@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "chorus-bench", targets: ["chorus-bench"]),
         .library(name: "ChorusServer", targets: ["ChorusServer"]),
         .library(name: "ChorusWebSocket", targets: ["ChorusWebSocket"]),
+        .library(name: "ChorusDeflate", targets: ["ChorusDeflate"]),
         .library(name: "ChorusLoop", targets: ["ChorusLoop"]),
         .library(name: "ChorusSocketIO", targets: ["ChorusSocketIO"]),
         .library(name: "ChorusJSON", targets: ["ChorusJSON"]),
@@ -53,14 +54,18 @@ let package = Package(
 
         // Event loop, sockets, buffers, timers. Knows nothing about HTTP or WebSocket.
         .target(name: "ChorusLoop", dependencies: ["CChorusLinux"], swiftSettings: hotPath),
-        // Pure protocol: HTTP upgrade, RFC 6455 frames, UTF-8, RFC 7692 deflate. No I/O.
+        // Pure protocol: HTTP upgrade, RFC 6455 frames, UTF-8, RFC 7692 negotiation and the
+        // inflater seam (WebSocketInflater). No I/O, no zlib.
         .target(name: "ChorusWebSocket", dependencies: [
-            "CZlib", "ChorusUTF8",
+            "ChorusUTF8",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: hotPath),
+        // The zlib streams behind permessage-deflate (the server's only target that imports CZlib) and
+        // the one factory that turns a PerMessageDeflateConfig into compressors.
+        .target(name: "ChorusDeflate", dependencies: ["CZlib", "ChorusWebSocket"], swiftSettings: hotPath),
         // Connections, rooms, encode-once broadcast, backpressure, threads.
         .target(name: "ChorusServer", dependencies: [
-            "CChorusLinux", "ChorusLoop", "ChorusWebSocket",
+            "CChorusLinux", "ChorusLoop", "ChorusWebSocket", "ChorusDeflate",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: hotPath),
         // Engine.IO v4 / Socket.IO v5 over the server.
@@ -130,7 +135,7 @@ let package = Package(
         .testTarget(name: "ChorusClusterTests", dependencies: [
             "ChorusCluster", "ChorusMsgPack", "ChorusSocketIO", "ChorusServer", "ChorusRedis", "ChorusJSON", "ChorusTestSupport",
         ]),
-        .testTarget(name: "ChorusWebSocketTests", dependencies: ["ChorusWebSocket", "ChorusUTF8", "ChorusTestSupport"]),
+        .testTarget(name: "ChorusWebSocketTests", dependencies: ["ChorusWebSocket", "ChorusUTF8", "ChorusDeflate", "CZlib", "ChorusTestSupport"]),
         .testTarget(name: "ChorusServerTests", dependencies: [
             "ChorusServer", "ChorusWebSocket", "ChorusLoop", "ChorusTestSupport",
         ]),

@@ -1,3 +1,4 @@
+import ChorusDeflate
 import ChorusLoop
 import ChorusWebSocket
 #if canImport(Glibc)
@@ -201,9 +202,7 @@ public final class Connection {
             // A shared frame is compressed with the configured window: the client's must be as large.
             acceptsSharedCompression = agreement.serverMaxWindowBits >= config.deflate.serverMaxWindowBits
             if config.deflate.mode == .dedicated {
-                dedicatedDeflater = PerMessageDeflater(
-                    windowBits: agreement.serverMaxWindowBits, memLevel: config.deflate.memLevel,
-                    noContextTakeover: agreement.serverNoContextTakeover)
+                dedicatedDeflater = config.deflate.makeDeflater(for: agreement)
             }
         }
         state = .open

@@ -1,4 +1,5 @@
 import CChorusLinux
+import ChorusDeflate
 import ChorusLoop
 import ChorusWebSocket
 import Logging
@@ -82,13 +83,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
         iovCapacity = min(Socket.maxIOVecs, 1024)
         iov = .allocate(capacity: iovCapacity)
-        if configuration.deflate.mode != .off {
-            sharedDeflater = PerMessageDeflater(
-                windowBits: configuration.deflate.serverMaxWindowBits,
-                memLevel: configuration.deflate.memLevel, noContextTakeover: true)
-        } else {
-            sharedDeflater = nil
-        }
+        sharedDeflater = configuration.deflate.makeSharedDeflater()
     }
 
     deinit {

@@ -1,3 +1,4 @@
+import ChorusDeflate
 import ChorusLoop
 import ChorusWebSocket
 import Logging
@@ -30,8 +31,7 @@ public final class WebSocketServer: @unchecked Sendable {
         self.application = application
         self.logger = logger
         loopStats = Mutex(Array(repeating: ServerStats(), count: max(configuration.threads, 1)))
-        foreignDeflater = ForeignDeflater(configuration.deflate.mode == .off ? nil : PerMessageDeflater(
-            windowBits: configuration.deflate.serverMaxWindowBits, memLevel: configuration.deflate.memLevel, noContextTakeover: true))
+        foreignDeflater = ForeignDeflater(configuration.deflate.makeSharedDeflater())
     }
 
     /// Binds every loop's listener and starts the loop threads. Returns once the server accepts.

@@ -1,5 +1,9 @@
 // RFC 7692 §7.2.2: decompressing messages with one reusable raw-inflate stream per connection.
 import CZlib
+#if canImport(ChorusWebSocket)
+// scripts/fuzz.sh compiles the deflate files with the frame reader into one module.
+import ChorusWebSocket
+#endif
 
 /// One zlib inflate stream per connection, reused (inflateReset, never re-allocated).
 ///
