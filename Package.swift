@@ -35,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        // ChorusProxy names the NIO types AsyncHTTPClient's API is made of.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
     ],
     targets: [
         // C headers Glibc does not export (epoll, eventfd, timerfd) and tiny inline helpers.
@@ -89,12 +91,15 @@ let package = Package(
         // imports SwiftNIO; the hot targets above never do.
         .target(name: "ChorusProxy", dependencies: [
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         // The chat + project-updates application, auth, emit API.
         // JWTs are verified with vapor/jwt-kit in a Swift concurrency task, off the loop threads;
         // the CONNECT waits in the namespace's asynchronous middleware (see README, "The realtime gateway").
         .target(name: "ChorusApp", dependencies: [
-            "ChorusSocketIO", "ChorusProxy", "ChorusJSON",
+            "ChorusSocketIO", "ChorusServer", "ChorusWebSocket", "ChorusProxy", "ChorusJSON",
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -103,19 +108,21 @@ let package = Package(
         // handlers. Never a dependency of the hot targets: they only keep integers.
         .target(name: "ChorusMetrics", dependencies: [
             "ChorusServer", "ChorusSocketIO", "ChorusLoop", "ChorusWebSocket", "ChorusCluster", "ChorusJSON",
-            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         .executableTarget(name: "chorus", dependencies: [
             "ChorusServer", "ChorusApp", "ChorusCluster", "ChorusSocketIO", "ChorusRedis", "ChorusMetrics",
+            "ChorusLoop", "ChorusWebSocket", "ChorusProxy",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ]),
         // The load generator's engine (client handshake, frames, accounting); testable.
         .target(name: "ChorusBenchCore", dependencies: [
-            "ChorusLoop", "CZlib",
+            "ChorusLoop", "CChorusLinux", "CZlib",
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], swiftSettings: hotPath),
         .executableTarget(name: "chorus-bench", dependencies: [
@@ -140,14 +147,25 @@ let package = Package(
             "ChorusServer", "ChorusWebSocket", "ChorusLoop", "ChorusTestSupport",
         ]),
         .testTarget(name: "ChorusSocketIOTests", dependencies: ["ChorusSocketIO", "ChorusJSON", "ChorusWebSocket", "ChorusTestSupport"]),
-        .testTarget(name: "ChorusMetricsTests", dependencies: ["ChorusMetrics", "ChorusServer", "ChorusCluster", "ChorusTestSupport"]),
+        .testTarget(name: "ChorusMetricsTests", dependencies: [
+            "ChorusMetrics", "ChorusServer", "ChorusCluster", "ChorusLoop", "ChorusTestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "ChorusAppTests", dependencies: [
             "ChorusApp", "ChorusSocketIO", "ChorusServer", "ChorusTestSupport", "ChorusProxy", "ChorusJSON",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
         // ChorusApp/ChorusServer: the Socket.IO loopback test runs the realtime app in-process.
-        .testTarget(name: "ChorusBenchTests", dependencies: ["ChorusBenchCore", "ChorusLoop", "CZlib", "ChorusApp", "ChorusServer"]),
+        .testTarget(name: "ChorusBenchTests", dependencies: [
+            "ChorusBenchCore", "ChorusLoop", "CZlib", "ChorusApp", "ChorusServer", "ChorusSocketIO", "ChorusWebSocket",
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Explicit imports (SE-0444): a file sees the members of a module only if it imports that module
+// itself, so every dependency is visible in the file that uses it (and declared above).
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.enableUpcomingFeature("MemberImportVisibility")]
+}

@@ -1,4 +1,5 @@
 import ChorusJSON
+import ChorusProxy
 import ChorusServer
 import ChorusSocketIO
 import ChorusWebSocket

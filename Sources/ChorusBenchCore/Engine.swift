@@ -1,5 +1,6 @@
 import CChorusLinux
 import ChorusLoop
+import Histogram
 import Synchronization
 #if canImport(Glibc)
 import Glibc

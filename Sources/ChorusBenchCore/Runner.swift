@@ -1,4 +1,6 @@
 import ChorusLoop
+import CZlib
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -3,6 +3,7 @@ import ChorusApp
 import ChorusCluster
 import ChorusLoop
 import ChorusMetrics
+import ChorusProxy
 import ChorusRedis
 import ChorusServer
 import ChorusSocketIO

@@ -5,6 +5,7 @@ import ChorusJSON
 import ChorusLoop
 import ChorusServer
 import ChorusWebSocket
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
