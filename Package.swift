@@ -4,10 +4,12 @@
 import PackageDescription
 
 // The hot modules keep per-connection state in class properties touched for every recipient; Swift's
-// dynamic exclusivity checks on those accesses cost about half of the broadcast path's instructions
-// (measured with callgrind: 870M -> see the commit), and the loops' single-thread confinement already
-// rules out overlapping access. Release builds only: debug builds and tests keep the checks.
-let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+// dynamic exclusivity checks on those accesses cost about a quarter of the broadcast path's
+// instructions (callgrind, see BENCHMARKS.md). The loops' single-thread confinement already rules out
+// overlapping access, so those stored properties are marked `@exclusivity(unchecked)` in the source
+// (Connection, ServerLoop, the event loop and arena, the Socket.IO sessions, the zlib streams). No
+// unsafeFlags: SwiftPM refuses them in a package used as a versioned dependency
+// (scripts/sample-package.sh checks).
 
 let package = Package(
     name: "Chorus",
@@ -49,32 +51,32 @@ let package = Package(
         // Pure MessagePack codec (notepack.io's encoding choices, hardened decoder). No I/O.
         .target(name: "ChorusMsgPack"),
         // The incremental UTF-8 validator, shared by WebSocket text frames and JSON strings. No I/O.
-        .target(name: "ChorusUTF8", swiftSettings: hotPath),
+        .target(name: "ChorusUTF8"),
         // JSON values, the strict RFC 8259 parser and the JSON.stringify-compatible writer that
         // Socket.IO packets, the emit API and the cluster's wire format share. No I/O.
-        .target(name: "ChorusJSON", dependencies: ["ChorusUTF8"], swiftSettings: hotPath),
+        .target(name: "ChorusJSON", dependencies: ["ChorusUTF8"]),
 
         // Event loop, sockets, buffers, timers. Knows nothing about HTTP or WebSocket.
-        .target(name: "ChorusLoop", dependencies: ["CChorusLinux"], swiftSettings: hotPath),
+        .target(name: "ChorusLoop", dependencies: ["CChorusLinux"]),
         // Pure protocol: HTTP upgrade, RFC 6455 frames, UTF-8, RFC 7692 negotiation and the
         // inflater seam (WebSocketInflater). No I/O, no zlib.
         .target(name: "ChorusWebSocket", dependencies: [
             "ChorusUTF8",
             .product(name: "Crypto", package: "swift-crypto"),
-        ], swiftSettings: hotPath),
+        ]),
         // The zlib streams behind permessage-deflate (the server's only target that imports CZlib) and
         // the one factory that turns a PerMessageDeflateConfig into compressors.
-        .target(name: "ChorusDeflate", dependencies: ["CZlib", "ChorusWebSocket"], swiftSettings: hotPath),
+        .target(name: "ChorusDeflate", dependencies: ["CZlib", "ChorusWebSocket"]),
         // Connections, rooms, encode-once broadcast, backpressure, threads.
         .target(name: "ChorusServer", dependencies: [
             "CChorusLinux", "ChorusLoop", "ChorusWebSocket", "ChorusDeflate",
             .product(name: "Logging", package: "swift-log"),
-        ], swiftSettings: hotPath),
+        ]),
         // Engine.IO v4 / Socket.IO v5 over the server.
         .target(name: "ChorusSocketIO", dependencies: [
             "ChorusServer", "ChorusLoop", "ChorusWebSocket", "ChorusJSON", "ChorusUTF8",
             .product(name: "Logging", package: "swift-log"),
-        ], swiftSettings: hotPath),
+        ]),
         // Redis connections (publish/commands and a subscriber) for scale-out: hiredis's
         // asynchronous API driven by a ChorusLoop through hiredis's event hooks.
         .target(name: "ChorusRedis", dependencies: [
@@ -124,7 +126,7 @@ let package = Package(
         .target(name: "ChorusBenchCore", dependencies: [
             "ChorusLoop", "CChorusLinux", "CZlib",
             .product(name: "Histogram", package: "hdrhistogram-swift"),
-        ], swiftSettings: hotPath),
+        ]),
         .executableTarget(name: "chorus-bench", dependencies: [
             "ChorusBenchCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

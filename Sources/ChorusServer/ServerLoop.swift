@@ -21,27 +21,27 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     let loop: EventLoop
     let index: Int
     let logger: Logger
-    private(set) var listenerFD: Int32 = -1
+    @exclusivity(unchecked) private(set) var listenerFD: Int32 = -1
 
     // Connections by slot; a token carries the slot and its generation so a stale event is ignored.
-    private var slots: [Connection?] = []
-    private var generations: [UInt32] = []
-    private var freeSlots: [Int32] = []
+    @exclusivity(unchecked) private var slots: [Connection?] = []
+    @exclusivity(unchecked) private var generations: [UInt32] = []
+    @exclusivity(unchecked) private var freeSlots: [Int32] = []
     /// Open (upgraded) connections: the target of emits to everyone.
-    private var openConnections = ContiguousArray<Connection>()
-    var rooms = RoomRegistry()
-    private var dirty: [Connection] = []
-    private var flushing: [Connection] = []
+    @exclusivity(unchecked) private var openConnections = ContiguousArray<Connection>()
+    @exclusivity(unchecked) var rooms = RoomRegistry()
+    @exclusivity(unchecked) private var dirty: [Connection] = []
+    @exclusivity(unchecked) private var flushing: [Connection] = []
     /// Emits made on this loop during the current iteration, for the other loops.
-    private var forwardBatch: [PendingEmit] = []
+    @exclusivity(unchecked) private var forwardBatch: [PendingEmit] = []
     /// Connections that stopped at `maxMessagesPerRead` with complete frames still buffered: resumed
     /// at the end of the iteration and in the next ones, before their sockets are read again.
-    private var backlogged: [Connection] = []
+    @exclusivity(unchecked) private var backlogged: [Connection] = []
     /// Slow consumers to close (policy `close`) once the emit that found them is done.
-    private var pendingBackpressureCloses: [Connection] = []
+    @exclusivity(unchecked) private var pendingBackpressureCloses: [Connection] = []
     /// The listener is out of epoll after EMFILE/ENFILE until the next tick (no busy loop).
-    private var acceptPaused = false
-    private var emitEpoch: UInt64 = 0
+    @exclusivity(unchecked) private var acceptPaused = false
+    @exclusivity(unchecked) private var emitEpoch: UInt64 = 0
 
     private let readBuffer: UnsafeMutableRawPointer
     private let readBufferSize: Int
@@ -50,22 +50,22 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
 
     /// This loop's compressor for shared frames (no context takeover, reset after every message).
     private let sharedDeflater: PerMessageDeflater?
-    private var compressScratch: [UInt8] = []
+    @exclusivity(unchecked) private var compressScratch: [UInt8] = []
     /// Where this loop's frames are encoded: small ones back to back in reused chunks, so that
     /// steady-state sends allocate nothing and a burst of broadcasts is one `iovec` per recipient.
     let frameArena = FrameArena()
     /// The compressed variants of broadcasts, apart so they too lie back to back.
     let compressedFrameArena = FrameArena()
 
-    private(set) var stats = ServerStats()
+    @exclusivity(unchecked) private(set) var stats = ServerStats()
     /// Broadcasts handed to this loop by others and not yet delivered (`maxLoopQueue`); those it
     /// refused since the last iteration; whether its connections must be shed (`close` policy).
     let queuedEmits = Atomic<Int>(0)
     private let refusedEmits = Atomic<Int>(0)
     private let shedRequested = Atomic<Bool>(false)
     /// Socket events handled in the current iteration (for `ServerStats.eventsPerIteration`).
-    private var iterationEvents = 0
-    private var shuttingDown = false
+    @exclusivity(unchecked) private var iterationEvents = 0
+    @exclusivity(unchecked) private var shuttingDown = false
 
     static let listenerToken = UInt64.max - 2
     /// Leftovers up to this size are copied in front of the shared read buffer; beyond it the
