@@ -23,10 +23,10 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.0", traits: ["MallocInterposer"]),
     ],
     targets: [
-        benchmark("WebSocketProtocol", using: ["ChorusWebSocket", "ChorusServer"]),
+        benchmark("WebSocketProtocol", using: ["ChorusWebSocket", "ChorusUTF8", "ChorusDeflate", "ChorusServer"]),
         benchmark("Fanout", using: ["ChorusLoop", "ChorusServer"]),  // OutboundQueue, FrameArena; OutgoingFrame
         benchmark("Server", using: ["ChorusServer", "ChorusWebSocket"]),
-        benchmark("SocketIO", using: ["ChorusSocketIO"]),
+        benchmark("SocketIO", using: ["ChorusSocketIO", "ChorusJSON"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -7,6 +7,7 @@
 #   CHORUS_AUTOBAHN_CASES='1.*,2.*' scripts/test.sh   # chosen Autobahn cases
 #   CHORUS_TEST_FILTER=EndToEnd scripts/test.sh       # passed to `swift test --filter`
 #   CHORUS_SKIP_FUZZ=1 scripts/test.sh                # skip the fuzzing step (45 s per target)
+#   CHORUS_SKIP_SAMPLE=1 scripts/test.sh              # skip building Tests/SamplePackage (Chorus by version)
 #   CHORUS_FUZZ_SECONDS=120 scripts/test.sh           # longer fuzzing per target (scripts/fuzz.sh for long runs)
 #
 # CHORUS_BIN (end-to-end tests) and CHORUS_AUTOBAHN_BIN (conformance) point the suite at another
@@ -75,6 +76,25 @@ if chorus_swift_build --build-tests; then
   ((rc == 0)) || failed+=("swift test (exit $rc)")
 else
   failed+=("swift build --build-tests")
+fi
+
+# --- Chorus as a versioned dependency -------------------------------------------------------
+# Tests/SamplePackage depends on Chorus through a git URL and a tag, as another team's package
+# would; SwiftPM refuses that if any target uses unsafeFlags. Builds only the sample's products
+# (ChorusServer, ChorusWebSocket and swift-crypto/swift-log under them), in .build/sample-package.
+sample_summary="sample package: did not run"
+if [[ ${CHORUS_SKIP_SAMPLE:-0} == 1 ]]; then
+  sample_summary="sample package: SKIPPED (CHORUS_SKIP_SAMPLE=1)"
+else
+  step "sample package (Chorus by version)"
+  sample_started=$SECONDS
+  if scripts/sample-package.sh >"$work/sample-package.log" 2>&1; then
+    sample_summary="sample package: built and ran against a 0.0.0-ci tag ($((SECONDS - sample_started)) s)"
+  else
+    tail -n 20 "$work/sample-package.log"
+    failed+=("sample package")
+    sample_summary="sample package: FAILED (see above)"
+  fi
 fi
 
 # --- fuzzing ----------------------------------------------------------------------------------
@@ -192,6 +212,7 @@ run_autobahn
 # --- summary --------------------------------------------------------------------------------
 step "summary (after $((SECONDS - started)) s)"
 echo "$swift_summary"
+echo "$sample_summary"
 echo "$fuzz_summary"
 echo "$autobahn_summary"
 if ((${#failed[@]} > 0)); then

@@ -1,3 +1,4 @@
+import ChorusJSON
 import ChorusSocketIO
 
 /// Ids in payloads and claims: non-empty strings (≤ 128 bytes) or integers, compared as strings.

@@ -1,5 +1,7 @@
+import ChorusJSON
 import ChorusProxy
 import ChorusSocketIO
+import ChorusWebSocket
 
 /// The JSON the proxies post to the backend and what its answers mean (README, "Backend proxies").
 /// Pure: no I/O, so each rule is tested on values.

@@ -1,3 +1,4 @@
+import ChorusJSON
 import ChorusSocketIO
 import JWTKit
 import Synchronization

@@ -1,3 +1,4 @@
+import ChorusJSON
 import ChorusServer
 import ChorusSocketIO
 import ChorusWebSocket

@@ -1,3 +1,5 @@
+import ChorusJSON
+import ChorusProxy
 import ChorusServer
 import ChorusSocketIO
 import ChorusWebSocket

@@ -1,3 +1,4 @@
+import ChorusJSON
 import ChorusSocketIO
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import CChorusLinux
 import ChorusLoop
+import Histogram
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -57,11 +58,11 @@ public struct LoadPlan: Sendable {
 /// (release); workers read them only after seeing `go` (acquire).
 final class RunControl: @unchecked Sendable {
     let go = Atomic<Bool>(false)
-    var sendStart: UInt64 = 0
-    var window = MeasureWindow(start: 0, end: 0)
-    var tracker: WindowTracker?
-    var publisherHomes: [(Worker, Connection)] = []
-    var connectStart: UInt64 = 0
+    @exclusivity(unchecked) var sendStart: UInt64 = 0
+    @exclusivity(unchecked) var window = MeasureWindow(start: 0, end: 0)
+    @exclusivity(unchecked) var tracker: WindowTracker?
+    @exclusivity(unchecked) var publisherHomes: [(Worker, Connection)] = []
+    @exclusivity(unchecked) var connectStart: UInt64 = 0
 }
 
 /// Counters a worker publishes for the coordinating thread while it runs.
@@ -90,26 +91,26 @@ final class Connection: @unchecked Sendable {
     /// Over all workers (Socket.IO mode: the user id `u<id>`).
     let id: Int
     let role: Role
-    var fd: Int32 = -1
-    var state = State.idle
-    var head: [UInt8] = []
-    var reader = MessageReader()
-    var out = OutboundQueue()
-    var staging: [UInt8] = []
-    var dirty = false
-    var writable = false
-    var sent: UInt64 = 0
-    var sentInWindow: UInt64 = 0
-    var lastCompleted: UInt64 = 0
-    var lastProgress: UInt64 = 0
-    var needsPump = false
+    @exclusivity(unchecked) var fd: Int32 = -1
+    @exclusivity(unchecked) var state = State.idle
+    @exclusivity(unchecked) var head: [UInt8] = []
+    @exclusivity(unchecked) var reader = MessageReader()
+    @exclusivity(unchecked) var out = OutboundQueue()
+    @exclusivity(unchecked) var staging: [UInt8] = []
+    @exclusivity(unchecked) var dirty = false
+    @exclusivity(unchecked) var writable = false
+    @exclusivity(unchecked) var sent: UInt64 = 0
+    @exclusivity(unchecked) var sentInWindow: UInt64 = 0
+    @exclusivity(unchecked) var lastCompleted: UInt64 = 0
+    @exclusivity(unchecked) var lastProgress: UInt64 = 0
+    @exclusivity(unchecked) var needsPump = false
     let wake = Atomic<Bool>(false)
-    var connectStartedAt: UInt64 = 0
-    var deflate = false
+    @exclusivity(unchecked) var connectStartedAt: UInt64 = 0
+    @exclusivity(unchecked) var deflate = false
     /// Counted as open: the WebSocket is up (raw mode), or the conversation is joined (Socket.IO).
-    var ready = false
-    var sio = SIOState.off
-    var pingInterval = 0
+    @exclusivity(unchecked) var ready = false
+    @exclusivity(unchecked) var sio = SIOState.off
+    @exclusivity(unchecked) var pingInterval = 0
 
     init(index: Int, id: Int, role: Role) {
         self.index = index
@@ -167,14 +168,14 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
     let control: RunControl
     let servers: [SocketAddress]
     let sources: [SocketAddress]
-    var conns: [Connection] = []
-    var publishers: [Connection] = []
-    var connectQueue = 0
-    var connectsStarted = 0
-    var inProgress = 0
+    @exclusivity(unchecked) var conns: [Connection] = []
+    @exclusivity(unchecked) var publishers: [Connection] = []
+    @exclusivity(unchecked) var connectQueue = 0
+    @exclusivity(unchecked) var connectsStarted = 0
+    @exclusivity(unchecked) var inProgress = 0
     let maxInProgress = 512
-    var sourceCursor = 0
-    var stats = WorkerStats()
+    @exclusivity(unchecked) var sourceCursor = 0
+    @exclusivity(unchecked) var stats = WorkerStats()
     let progress = Progress()
     let readBuffer: UnsafeMutableRawBufferPointer
     let payloadBuffer: UnsafeMutableRawBufferPointer
@@ -182,20 +183,20 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
     let sioFrame: UnsafeMutableRawBufferPointer
     let sioContentOffset: Int
     let iov: UnsafeMutablePointer<iovec>
-    var dirty: [Connection] = []
-    var rng = FastRandom()
-    var started = false
-    var measure = MeasureWindow(start: 0, end: 0)
-    var tracker: WindowTracker?
+    @exclusivity(unchecked) var dirty: [Connection] = []
+    @exclusivity(unchecked) var rng = FastRandom()
+    @exclusivity(unchecked) var started = false
+    @exclusivity(unchecked) var measure = MeasureWindow(start: 0, end: 0)
+    @exclusivity(unchecked) var tracker: WindowTracker?
     /// `tracker`'s counters, read per delivery.
-    var counters: WindowTracker.Counters?
+    @exclusivity(unchecked) var counters: WindowTracker.Counters?
     let share: Double
-    var opened = 0
-    var failed = 0
+    @exclusivity(unchecked) var opened = 0
+    @exclusivity(unchecked) var failed = 0
     /// Every delivery, warm-up included (`progress.received`).
-    var received: UInt64 = 0
+    @exclusivity(unchecked) var received: UInt64 = 0
     /// When the p99 is next read from the histogram for `progress` (once a second, not per delivery).
-    var nextPercentileAt: UInt64 = 0
+    @exclusivity(unchecked) var nextPercentileAt: UInt64 = 0
 
     init(index: Int, plan: LoadPlan, control: RunControl, servers: [SocketAddress], sources: [SocketAddress], share: Double) throws(IOError) {
         loop = try EventLoop(index: index, tickNanoseconds: 1_000_000, eventBatch: 1024)

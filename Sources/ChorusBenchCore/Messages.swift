@@ -2,9 +2,9 @@ import CZlib
 
 /// Raw-deflate inflater for permessage-deflate (RFC 7692): appends the 00 00 FF FF tail per message.
 public final class Inflater {
-    var stream = z_stream()
-    public var resetPerMessage: Bool
-    var output: [UInt8] = [UInt8](repeating: 0, count: 64 * 1024)
+    @exclusivity(unchecked) var stream = z_stream()
+    @exclusivity(unchecked) public var resetPerMessage: Bool
+    @exclusivity(unchecked) var output: [UInt8] = [UInt8](repeating: 0, count: 64 * 1024)
     static let tail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
 
     public enum Failure: Error { case zlib(Int32) }

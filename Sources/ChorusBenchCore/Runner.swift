@@ -1,4 +1,6 @@
 import ChorusLoop
+import CZlib
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -145,8 +147,8 @@ func log(_ s: String) {
 /// Builds the workers and their connections (publishers first, spread round-robin) and starts them.
 final class Fleet {
     let control = RunControl()
-    var workers: [Worker] = []
-    var threads: [LoopThread] = []
+    @exclusivity(unchecked) var workers: [Worker] = []
+    @exclusivity(unchecked) var threads: [LoopThread] = []
 
     init(plan: LoadPlan, total: Int, publishers: Int) throws {
         let servers = try ([plan.url] + plan.alsoURLs).map { url throws(IOError) in try SocketAddress(host: url.host, port: url.port) }
@@ -231,8 +233,8 @@ final class Fleet {
 /// Writes the progress line once a second to `write` (the run's terminal), from the thread that
 /// coordinates the run.
 public final class ProgressReporter {
-    private var line = ProgressLine()
-    private var nextAt: UInt64 = 0
+    @exclusivity(unchecked) private var line = ProgressLine()
+    @exclusivity(unchecked) private var nextAt: UInt64 = 0
     private let write: (String) -> Void
 
     public init(write: @escaping (String) -> Void) { self.write = write }

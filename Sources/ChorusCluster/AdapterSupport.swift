@@ -1,4 +1,5 @@
 // What both Redis adapters (pub/sub and Streams) do the same way with their connections.
+import ChorusJSON
 import ChorusRedis
 import ChorusSocketIO
 

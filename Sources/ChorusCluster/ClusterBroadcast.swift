@@ -2,6 +2,7 @@
 // MessagePack of `[uid, packet, opts]`, where `packet` is the unencoded Socket.IO packet
 // `{type: 2, data: [event, ...args], nsp}` (Buffers inline as bin) and `opts` is
 // `{rooms: [...], except: [...], flags: {...}}` (the emitter writes `{rooms, flags, except}`).
+import ChorusJSON
 import ChorusMsgPack
 import ChorusSocketIO
 

@@ -2,6 +2,7 @@
 // it still answers) and socket.io-redis-emitter 5.x write them: JSON (first byte `{`), except the
 // broadcast with acknowledgements (type 7) and its acknowledgements (type 9), which are MessagePack.
 // Keys are written in the order the adapter writes them, so the bytes match byte for byte.
+import ChorusJSON
 import ChorusMsgPack
 import ChorusSocketIO
 

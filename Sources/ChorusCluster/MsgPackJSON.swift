@@ -1,6 +1,7 @@
 // JSON values (Socket.IO event arguments) to and from MessagePack the way notepack.io maps
 // JavaScript values, so a packet read from Redis and re-emitted to a Socket.IO client is what a
 // Node node would send, and a packet Chorus publishes is what a Node node would have published.
+import ChorusJSON
 import ChorusMsgPack
 import ChorusSocketIO
 

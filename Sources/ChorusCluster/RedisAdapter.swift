@@ -12,6 +12,7 @@
 // hold); or only the channels of the rooms this node holds, kept in step with the server's
 // `RoomDirectory` on the adapter's loop. Publishing is the same in both modes, so nodes of either
 // mode, Node.js nodes and emitters share one Redis.
+import ChorusJSON
 import ChorusLoop
 import ChorusMsgPack
 import ChorusRedis

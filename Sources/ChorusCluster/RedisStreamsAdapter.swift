@@ -14,6 +14,7 @@
 // replays exactly the events this node had dispatched before it finished (those read by the
 // reader, `lastRead`, and its own answered ones not yet read back, `ownAhead`); later ones reach
 // the socket live because the restore's finish is queued on its loop before them.
+import ChorusJSON
 import ChorusLoop
 import ChorusMsgPack
 import ChorusRedis

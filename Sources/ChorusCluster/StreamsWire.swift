@@ -10,6 +10,7 @@
 //   (a BROADCAST with a requestId, FETCH_SOCKETS, SERVER_SIDE_EMIT) on `<prefix>#<nsp>#`, and their
 //   responses on the requester's `<prefix>#<nsp>#<uid>#`.
 // - Sessions: `SET sio:session:<pid> <base64 of MessagePack {sid, pid, rooms, data}> PX <window>`.
+import ChorusJSON
 import ChorusMsgPack
 import ChorusSocketIO
 import ChorusWebSocket

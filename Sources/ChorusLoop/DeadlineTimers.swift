@@ -20,9 +20,9 @@ final class DeadlineHeap {
         var id: UInt64
     }
 
-    private var heap: [Entry] = []
-    private var live: [UInt64: () -> Void] = [:]
-    private var nextID: UInt64 = 1
+    @exclusivity(unchecked) private var heap: [Entry] = []
+    @exclusivity(unchecked) private var live: [UInt64: () -> Void] = [:]
+    @exclusivity(unchecked) private var nextID: UInt64 = 1
 
     var liveCount: Int { live.count }
     /// No entries at all (dead ones included): nothing to check this iteration.

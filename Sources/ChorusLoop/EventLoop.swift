@@ -26,7 +26,7 @@ public final class EventLoop: @unchecked Sendable {
     private let pending = Mutex<[@Sendable () -> Void]>([])
     private let wakePending = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
-    private var thread: pthread_t?
+    @exclusivity(unchecked) private var thread: pthread_t?
     /// The thread inside `run` (0 when none): answers "am I on this loop?" with one relaxed load.
     private let runningThread = Atomic<UInt>(0)
     /// Descriptors and deadline timers of owners other than the delegate (see ForeignDescriptors.swift
@@ -34,7 +34,7 @@ public final class EventLoop: @unchecked Sendable {
     let foreign = ForeignDescriptorTable()
     let timers = DeadlineHeap()
     /// The time cached at the start of the current iteration (monotonic ns): cheap for per-event use.
-    public private(set) var now: UInt64 = monotonicNanoseconds()
+    @exclusivity(unchecked) public private(set) var now: UInt64 = monotonicNanoseconds()
 
     static let doorbellToken = UInt64.max
     static let tickerToken = UInt64.max - 1
@@ -137,7 +137,7 @@ extension EventLoop {
 /// Unchecked Sendable: `body` and `name` are immutable; `handle` is written once by `start`, before
 /// any other thread can see the object.
 public final class LoopThread: @unchecked Sendable {
-    private var handle: pthread_t?
+    @exclusivity(unchecked) private var handle: pthread_t?
     private let body: () -> Void
     private let name: String
 

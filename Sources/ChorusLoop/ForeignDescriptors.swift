@@ -25,10 +25,10 @@ final class ForeignDescriptorTable {
     static let tagMask: UInt64 = 0xC000_0000
     static let slotLimit = 1 << 30
 
-    private var handlers: [Handler?] = []
-    private var generations: [UInt32] = []
-    private var freeSlots: [Int] = []
-    private(set) var count = 0
+    @exclusivity(unchecked) private var handlers: [Handler?] = []
+    @exclusivity(unchecked) private var generations: [UInt32] = []
+    @exclusivity(unchecked) private var freeSlots: [Int] = []
+    @exclusivity(unchecked) private(set) var count = 0
 
     @inline(__always)
     static func isForeign(_ token: UInt64) -> Bool { token & tagMask == tag }

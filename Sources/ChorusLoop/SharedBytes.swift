@@ -92,12 +92,12 @@ public final class FrameArena {
     /// Frames up to this size are carved from chunks.
     public static let largestCarvedFrame = chunkCapacity / 4
 
-    @usableFromInline var current: SharedBytes.Storage
+    @exclusivity(unchecked) @usableFromInline var current: SharedBytes.Storage
     /// Full chunks, oldest first, kept for reuse once every view into them is gone.
-    @usableFromInline var retired: [SharedBytes.Storage] = []
+    @exclusivity(unchecked) @usableFromInline var retired: [SharedBytes.Storage] = []
     @usableFromInline let retiredLimit: Int
     /// Chunks allocated so far (for tests and statistics).
-    public private(set) var chunksAllocated = 1
+    @exclusivity(unchecked) public private(set) var chunksAllocated = 1
 
     /// `retiredLimit` bounds the memory kept for reuse (limit x 8 KiB).
     public init(retiredLimit: Int = 64) {

@@ -1,3 +1,4 @@
+import ChorusJSON
 import ChorusLoop
 import ChorusCluster
 import ChorusServer

@@ -1,3 +1,4 @@
+import ChorusDeflate
 import ChorusLoop
 import ChorusWebSocket
 #if canImport(Glibc)
@@ -5,77 +6,82 @@ import Glibc
 #endif
 
 /// One client. Owned by exactly one loop and touched only on that loop's thread.
+///
+/// Its stored properties are `@exclusivity(unchecked)`: a broadcast reads and writes several of them
+/// per recipient, the dynamic exclusivity checks cost about a quarter of that path's instructions
+/// (BENCHMARKS.md, callgrind), and one thread with no overlapping `inout` access to them cannot
+/// conflict. The same holds for the loop's own state (ServerLoop, EventLoop, FrameArena).
 public final class Connection {
     unowned let loop: ServerLoop
     public let id: ConnectionID
     let fd: Int32
     public let remoteAddress: SocketAddress
-    public private(set) var subprotocol: String?
+    @exclusivity(unchecked) public private(set) var subprotocol: String?
     /// Whatever the application wants to keep per connection (for example the authenticated user).
-    public var userData: AnyObject?
+    @exclusivity(unchecked) public var userData: AnyObject?
 
     /// HTTP, open, closing, closed, and the close handshake (ConnectionLifecycle.swift).
-    var lifecycle = ConnectionLifecycle()
+    @exclusivity(unchecked) var lifecycle = ConnectionLifecycle()
     var state: ConnectionLifecycle.State { lifecycle.state }
-    var httpParser: HTTPRequestParser
-    var reader: WebSocketMessageReader?
+    @exclusivity(unchecked) var httpParser: HTTPRequestParser
+    @exclusivity(unchecked) var reader: WebSocketMessageReader?
     /// The body of the plain request being read (state `httpBody`).
-    var bodyReader: HTTPBodyReader?
+    @exclusivity(unchecked) var bodyReader: HTTPBodyReader?
     /// Plain requests answered on this connection with it kept alive: an idle keep-alive
     /// connection is closed quietly at its deadline, a half-sent request gets 408.
-    var requestsServed = 0
-    var inbound = InboundBuffer()
-    var outbound = OutboundQueue()
+    @exclusivity(unchecked) var requestsServed = 0
+    @exclusivity(unchecked) var inbound = InboundBuffer()
+    @exclusivity(unchecked) var outbound = OutboundQueue()
 
     /// In the loop's flush list this iteration.
-    var isDirty = false
+    @exclusivity(unchecked) var isDirty = false
     /// EPOLLOUT registered because the socket buffer was full.
-    var awaitingWritable = false
+    @exclusivity(unchecked) var awaitingWritable = false
     /// What the kernel's send queue held when last asked (SIOCOUTQ), counted toward the
     /// backpressure limit. Asked only when the socket is or was recently full (a flush that could
     /// not write everything, an EPOLLOUT, then each tick until it reads 0), never per message.
-    var kernelQueued = 0
+    @exclusivity(unchecked) var kernelQueued = 0
     /// Complete frames wait in `inbound` (the last read passed `maxMessagesPerRead`).
-    var hasBacklog = false
+    @exclusivity(unchecked) var hasBacklog = false
     /// After a protocol error or a written HTTP answer: read and discard until the peer's FIN.
     var discardInput: Bool { lifecycle.discardInput }
-    var pingOutstanding = false
+    @exclusivity(unchecked) var pingOutstanding = false
     /// Queued for a backpressure close at the end of the emit that found it over its limit.
-    var backpressureClosePending = false
-    var opened = false
+    @exclusivity(unchecked) var backpressureClosePending = false
+    @exclusivity(unchecked) var opened = false
     /// The code of a close the server started (application, idle timeout, backpressure, protocol
     /// error, shutdown); nil when the peer closed first or vanished. Read it in `connectionClosed`.
     public var serverCloseCode: WebSocketCloseCode? { lifecycle.serverCloseCode }
 
-    var lastActivity: UInt64
-    var deadline: UInt64 = 0
+    @exclusivity(unchecked) var lastActivity: UInt64
+    @exclusivity(unchecked) var deadline: UInt64 = 0
     /// The connection's rate limits (`ServerConfiguration.messageRate` / `byteRate`).
-    var messageTokens: TokenBucket
+    @exclusivity(unchecked) var messageTokens: TokenBucket
     /// Rate-limit drops not yet reported to the application, and when it was last told (0: never).
-    var rateLimitUnreported = 0
-    var rateLimitReportedAt: UInt64 = 0
-    var byteTokens: TokenBucket
+    @exclusivity(unchecked) var rateLimitUnreported = 0
+    @exclusivity(unchecked) var rateLimitReportedAt: UInt64 = 0
+    @exclusivity(unchecked) var byteTokens: TokenBucket
     /// When the first byte of the message now partly received arrived (0: none partial).
-    var messageStartedAt: UInt64 = 0
+    @exclusivity(unchecked) var messageStartedAt: UInt64 = 0
     /// The largest message this connection may send now (`incomingMessageLimit`).
-    var messageLimit: Int
+    @exclusivity(unchecked) var messageLimit: Int
 
     /// Rooms this connection is in, with its index in each room's member array.
-    var memberships: [Membership] = []
+    @exclusivity(unchecked) var memberships: [Membership] = []
     /// Position in the loop's list of open connections.
-    var openIndex = -1
+    @exclusivity(unchecked) var openIndex = -1
     /// Emit epoch stamp: dedupes recipients across several rooms of one emit.
-    var emitMark: UInt64 = 0
+    @exclusivity(unchecked) var emitMark: UInt64 = 0
 
     /// Compression agreed with this client, if any.
-    var deflateAgreement: PerMessageDeflateAgreement?
+    @exclusivity(unchecked) var deflateAgreement: PerMessageDeflateAgreement?
     /// Whether shared (compress-once) frames suit this client's window.
-    var acceptsSharedCompression = false
+    @exclusivity(unchecked) var acceptsSharedCompression = false
     /// Per-connection compressor in `dedicated` mode.
-    var dedicatedDeflater: PerMessageDeflater?
+    @exclusivity(unchecked) var dedicatedDeflater: PerMessageDeflater?
     /// A shared frame went into this client's inflate stream: the dedicated compressor's history no
     /// longer matches the client's window, so it must start afresh before its next message.
-    var dedicatedDeflaterNeedsReset = false
+    @exclusivity(unchecked) var dedicatedDeflaterNeedsReset = false
 
     init(loop: ServerLoop, id: ConnectionID, fd: Int32, remoteAddress: SocketAddress, now: UInt64) {
         self.loop = loop
@@ -183,9 +189,7 @@ public final class Connection {
             // A shared frame is compressed with the configured window: the client's must be as large.
             acceptsSharedCompression = agreement.serverMaxWindowBits >= config.deflate.serverMaxWindowBits
             if config.deflate.mode == .dedicated {
-                dedicatedDeflater = PerMessageDeflater(
-                    windowBits: agreement.serverMaxWindowBits, memLevel: config.deflate.memLevel,
-                    noContextTakeover: agreement.serverNoContextTakeover)
+                dedicatedDeflater = config.deflate.makeDeflater(for: agreement)
             }
         }
         lifecycle.upgraded()

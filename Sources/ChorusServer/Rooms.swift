@@ -3,7 +3,7 @@
 /// swap-remove.
 final class LocalRoom {
     let name: String
-    var members: ContiguousArray<Connection> = []
+    @exclusivity(unchecked) var members: ContiguousArray<Connection> = []
 
     init(name: String) { self.name = name }
 

@@ -1,6 +1,7 @@
 // The limits a server configuration must stay within, checked where the configuration is used
 // (`WebSocketServer.start()`), not only by the command line: a program embedding ChorusServer gets
 // the same answer as `chorus serve`.
+import ChorusWebSocket
 
 /// Why `WebSocketServer.start()` refused a configuration: every problem found, each naming its field.
 public struct ServerConfigurationError: Error, CustomStringConvertible, Sendable, Equatable {
@@ -42,6 +43,7 @@ extension ServerConfiguration {
         require((9...15).contains(deflate.serverMaxWindowBits), "deflate window bits must be 9...15")
         require((1...9).contains(deflate.memLevel), "deflate memLevel must be 1...9")
         require(deflate.threshold >= 0, "deflate threshold must not be negative")
+        require((-1...9).contains(deflate.level), "deflate level must be -1...9")
         if !problems.isEmpty { throw ServerConfigurationError(problems: problems) }
     }
 }

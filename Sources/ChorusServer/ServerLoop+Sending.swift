@@ -1,3 +1,4 @@
+import ChorusDeflate
 import ChorusLoop
 import ChorusWebSocket
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import CChorusLinux
+import ChorusDeflate
 import ChorusLoop
 import ChorusWebSocket
 import Logging
@@ -29,27 +30,27 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     let loop: EventLoop
     let index: Int
     let logger: Logger
-    var listenerFD: Int32 = -1
+    @exclusivity(unchecked) var listenerFD: Int32 = -1
 
     // Connections by slot; a token carries the slot and its generation so a stale event is ignored.
-    var slots: [Connection?] = []
-    var generations: [UInt32] = []
-    var freeSlots: [Int32] = []
+    @exclusivity(unchecked) var slots: [Connection?] = []
+    @exclusivity(unchecked) var generations: [UInt32] = []
+    @exclusivity(unchecked) var freeSlots: [Int32] = []
     /// Open (upgraded) connections: the target of emits to everyone.
-    var openConnections = ContiguousArray<Connection>()
-    var rooms = RoomRegistry()
+    @exclusivity(unchecked) var openConnections = ContiguousArray<Connection>()
+    @exclusivity(unchecked) var rooms = RoomRegistry()
     /// The room walk, backpressure and the flush list (Fanout.swift).
-    var fanout: Fanout
+    @exclusivity(unchecked) var fanout: Fanout
     /// Plain requests' routes (HTTPRouter.swift).
     let router: HTTPRouter
-    var flushing: [Connection] = []
+    @exclusivity(unchecked) var flushing: [Connection] = []
     /// Emits made on this loop during the current iteration, for the other loops.
-    var forwardBatch: [PendingEmit] = []
+    @exclusivity(unchecked) var forwardBatch: [PendingEmit] = []
     /// Connections that stopped at `maxMessagesPerRead` with complete frames still buffered: resumed
     /// at the end of the iteration and in the next ones, before their sockets are read again.
-    var backlogged: [Connection] = []
+    @exclusivity(unchecked) var backlogged: [Connection] = []
     /// The listener is out of epoll after EMFILE/ENFILE until the next tick (no busy loop).
-    var acceptPaused = false
+    @exclusivity(unchecked) var acceptPaused = false
 
     let readBuffer: UnsafeMutableRawPointer
     let readBufferSize: Int
@@ -58,22 +59,22 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
 
     /// This loop's compressor for shared frames (no context takeover, reset after every message).
     let sharedDeflater: PerMessageDeflater?
-    var compressScratch: [UInt8] = []
+    @exclusivity(unchecked) var compressScratch: [UInt8] = []
     /// Where this loop's frames are encoded: small ones back to back in reused chunks, so that
     /// steady-state sends allocate nothing and a burst of broadcasts is one `iovec` per recipient.
     let frameArena = FrameArena()
     /// The compressed variants of broadcasts, apart so they too lie back to back.
     let compressedFrameArena = FrameArena()
 
-    var stats = ServerStats()
+    @exclusivity(unchecked) var stats = ServerStats()
     /// Broadcasts handed to this loop by others and not yet delivered (`maxLoopQueue`); those it
     /// refused since the last iteration; whether its connections must be shed (`close` policy).
     let queuedEmits = Atomic<Int>(0)
     let refusedEmits = Atomic<Int>(0)
     let shedRequested = Atomic<Bool>(false)
     /// Socket events handled in the current iteration (for `ServerStats.eventsPerIteration`).
-    var iterationEvents = 0
-    var shuttingDown = false
+    @exclusivity(unchecked) var iterationEvents = 0
+    @exclusivity(unchecked) var shuttingDown = false
 
     static let listenerToken = UInt64.max - 2
     /// Leftovers up to this size are copied in front of the shared read buffer; beyond it the
@@ -93,13 +94,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
         readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
         iovCapacity = min(Socket.maxIOVecs, 1024)
         iov = .allocate(capacity: iovCapacity)
-        if configuration.deflate.mode != .off {
-            sharedDeflater = PerMessageDeflater(
-                windowBits: configuration.deflate.serverMaxWindowBits,
-                memLevel: configuration.deflate.memLevel, noContextTakeover: true)
-        } else {
-            sharedDeflater = nil
-        }
+        sharedDeflater = configuration.deflate.makeSharedDeflater()
     }
 
     deinit {

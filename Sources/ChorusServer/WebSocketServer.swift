@@ -1,3 +1,4 @@
+import ChorusDeflate
 import ChorusLoop
 import ChorusWebSocket
 import Logging
@@ -14,9 +15,9 @@ public final class WebSocketServer: @unchecked Sendable {
     public let configuration: ServerConfiguration
     public let application: any ServerApplication
     public let logger: Logger
-    private var loops: [ServerLoop] = []
-    private var threads: [LoopThread] = []
-    public private(set) var localAddress: SocketAddress?
+    @exclusivity(unchecked) private var loops: [ServerLoop] = []
+    @exclusivity(unchecked) private var threads: [LoopThread] = []
+    @exclusivity(unchecked) public private(set) var localAddress: SocketAddress?
 
     private let connectionCount = Atomic<Int>(0)
     private let perAddress = Mutex<[[UInt8]: Int]>([:])
@@ -32,8 +33,7 @@ public final class WebSocketServer: @unchecked Sendable {
         self.application = application
         self.logger = logger
         loopStats = Mutex(Array(repeating: ServerStats(), count: max(configuration.threads, 1)))
-        foreignDeflater = ForeignDeflater(configuration.deflate.mode == .off ? nil : PerMessageDeflater(
-            windowBits: configuration.deflate.serverMaxWindowBits, memLevel: configuration.deflate.memLevel, noContextTakeover: true))
+        foreignDeflater = ForeignDeflater(configuration.deflate.makeSharedDeflater())
     }
 
     /// Binds every loop's listener and starts the loop threads. Returns once the server accepts.
@@ -252,7 +252,7 @@ public final class WebSocketServer: @unchecked Sendable {
 
     /// Routes answered before the application's (`/metrics`, `/dashboard`): set before `start()`.
     /// Runs on a loop thread; nil (the default) hands every request to the application.
-    public var operatorRoutes: (@Sendable (HTTPRequest, WebSocketServer) -> HTTPResponse?)?
+    @exclusivity(unchecked) public var operatorRoutes: (@Sendable (HTTPRequest, WebSocketServer) -> HTTPResponse?)?
 
     /// The largest rooms by members, summed over loops, from each loop's own registry (read on its
     /// thread). `completion` runs once, on the last loop to answer, with at most `limit` rooms.
@@ -301,7 +301,7 @@ private final class RoomSizeCollector: Sendable {
 private final class ForeignDeflater: @unchecked Sendable {
     private let lock = Mutex<Void>(())
     private let deflater: PerMessageDeflater?
-    private var scratch: [UInt8] = []
+    @exclusivity(unchecked) private var scratch: [UInt8] = []
 
     init(_ deflater: PerMessageDeflater?) { self.deflater = deflater }
 

@@ -1,3 +1,8 @@
+#if canImport(ChorusUTF8)
+// scripts/fuzz.sh compiles this file and UTF8Validator.swift into one module, without ChorusUTF8.
+import ChorusUTF8
+#endif
+
 /// Per-connection, server-side frame parser + message assembler (pure state machine).
 ///
 /// It works on the caller's read buffer: frames are unmasked in place and an

@@ -3,6 +3,7 @@ import ChorusApp
 import ChorusCluster
 import ChorusLoop
 import ChorusMetrics
+import ChorusProxy
 import ChorusRedis
 import ChorusServer
 import ChorusSocketIO
@@ -88,6 +89,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Payloads smaller than this many bytes are sent uncompressed.") var deflateThreshold = 64
     @Option(help: "Largest LZ77 window the server compresses with (9-15).") var deflateWindowBits = 15
     @Option(help: "zlib memLevel for compression (1-9): lower uses less memory per stream.") var deflateMemLevel = 8
+    @Option(help: "zlib compression level (0-9, or -1 for zlib's default 6): 0 sends stored blocks, higher trades CPU for ratio.")
+    var deflateLevel = PerMessageDeflateConfig.defaultLevel
     @Option(help: "Seconds a graceful shutdown waits for clients to close.") var shutdownDrain = 5.0
     @Option(help: "Seconds the server waits for the client's close frame (or its FIN) after sending its own, before it drops the connection.")
     var closeTimeout = 5.0
@@ -183,6 +186,7 @@ struct Serve: ParsableCommand {
         if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be 0...65535") }
         guard (9...15).contains(deflateWindowBits) else { throw ValidationError("--deflate-window-bits must be 9...15") }
         guard (1...9).contains(deflateMemLevel) else { throw ValidationError("--deflate-mem-level must be 1...9") }
+        guard PerMessageDeflateConfig.levels.contains(deflateLevel) else { throw ValidationError("--deflate-level must be -1...9") }
         guard maxMessageSize > 0, maxHeaderSize >= 256 else { throw ValidationError("message and header limits must be positive (header >= 256)") }
         guard socketSendBuffer >= 0 else { throw ValidationError("--socket-send-buffer must not be negative") }
         guard rateLimitMessages >= 0, rateLimitBytes >= 0, (rateLimitMessageBurst ?? 1) > 0, (rateLimitByteBurst ?? 1) > 0 else {
@@ -296,7 +300,8 @@ struct Serve: ParsableCommand {
         config.backlog = backlog
         config.subprotocols = subprotocol
         config.deflate = PerMessageDeflateConfig(
-            mode: deflate, serverMaxWindowBits: deflateWindowBits, memLevel: deflateMemLevel, threshold: deflateThreshold)
+            mode: deflate, serverMaxWindowBits: deflateWindowBits, memLevel: deflateMemLevel, threshold: deflateThreshold,
+            clientMaxWindowBits: 15, level: deflateLevel)
         config.shutdownDrain = shutdownDrain
         config.closeTimeout = closeTimeout
         config.readBufferSize = readBufferSize

@@ -1,3 +1,4 @@
+import ChorusJSON
 import ChorusProxy
 import ChorusSocketIO
 import Testing

@@ -1,3 +1,4 @@
+import ChorusJSON
 import ChorusSocketIO
 import Crypto
 import Testing

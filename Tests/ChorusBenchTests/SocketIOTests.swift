@@ -1,5 +1,6 @@
 import ChorusApp
 import ChorusServer
+import ChorusSocketIO
 import ChorusWebSocket
 import Testing
 @testable import ChorusBenchCore

@@ -1,4 +1,5 @@
 import ChorusCluster
+import ChorusJSON
 import ChorusRedis
 import ChorusServer
 import ChorusSocketIO

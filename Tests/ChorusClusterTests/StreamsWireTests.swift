@@ -1,4 +1,5 @@
 @testable import ChorusCluster
+import ChorusJSON
 import ChorusMsgPack
 import ChorusSocketIO
 import Testing

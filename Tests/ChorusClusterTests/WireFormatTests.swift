@@ -1,3 +1,4 @@
+import ChorusJSON
 @testable import ChorusCluster
 import ChorusMsgPack
 import ChorusSocketIO

@@ -1,5 +1,6 @@
 import ChorusServer
 import ChorusTestSupport
+import ChorusWebSocket
 import Testing
 
 /// `ServerConfiguration.validate()`: the limits are the configuration's, so a program embedding the

@@ -35,6 +35,30 @@ struct EchoEndToEndTests {
         #expect(result.json?["extensions"] is NSNull, "negotiated: \(String(describing: result.json?["extensions"]))")
     }
 
+    @Test("--deflate-level reaches the compressor: 0 sends stored blocks (the text readable on the wire), 1 compresses")
+    func deflateLevel() async throws {
+        let message = String(repeating: "chorus ", count: 40)
+        let length = message.utf8.count
+        for level in [0, 1] {
+            let server = try await ChorusProcess.start(
+                app: "echo", ["--deflate", "shared", "--deflate-threshold", "0", "--deflate-level", "\(level)"])
+            let client = try BlockingWebSocketClient(
+                port: Int(server.port), extraHeaders: "Sec-WebSocket-Extensions: permessage-deflate\r\n")
+            #expect(client.handshakeResponse.lowercased().contains("sec-websocket-extensions: permessage-deflate"))
+            try client.send(text: message)
+            let payload = try client.receive().payload
+            if level == 0 {
+                // RFC 1951 §3.2.4: a stored block is BTYPE 00, LEN, NLEN and the bytes as they are.
+                #expect(payload[0] & 0x06 == 0, "not a stored block: \(payload.prefix(8))")
+                #expect(Int(payload[1]) | Int(payload[2]) << 8 == length)
+                let text = String(decoding: payload.dropFirst(5).prefix(length), as: UTF8.self)
+                #expect(text == message)
+            } else {
+                #expect(payload.count < length / 4, "level 1 should compress a repeated word: \(payload.count) B")
+            }
+        }
+    }
+
     @Test("GET /healthz answers 200")
     func healthz() async throws {
         let server = try await ChorusProcess.start(app: "echo")

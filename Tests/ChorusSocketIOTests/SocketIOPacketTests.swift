@@ -1,3 +1,4 @@
+import ChorusJSON
 import ChorusSocketIO
 import ChorusTestSupport
 import Testing
@@ -84,10 +85,11 @@ struct SocketIOEncodingTests {
         #expect(p.data?.binaryCount == 3)
     }
 
-    @Test func engineIOPrefixAndFrames() {
+    @Test func engineIOPrefix() {
         #expect(text(SocketIOPacket.event("foo").encode(engineIOPrefix: true).text) == #"42["foo"]"#)
-        let frames = SocketIOPacket.event("b", [.binary([5])]).encodeFrames()
-        #expect(frames == [.text(bytes(#"451-["b",{"_placeholder":true,"num":0}]"#)), .binary([5])])
+        let (t, attachments) = SocketIOPacket.event("b", [.binary([5])]).encode(engineIOPrefix: true)
+        #expect(text(t) == #"451-["b",{"_placeholder":true,"num":0}]"#)
+        #expect(attachments == [[5]])
     }
 }
 
@@ -321,52 +323,6 @@ struct SocketIOValidationTests {
             #expect(e.kind == .depthLimitExceeded)
         } else {
             Issue.record("expected depth error")
-        }
-    }
-}
-
-@Suite("Socket.IO broadcast fast path")
-struct SocketIOBroadcastTests {
-    @Test func encodeEventMainNamespace() {
-        let out = SocketIOPacket.encodeEvent(namespace: "/", event: "message:new", args: [["id": 1, "text": "hé\"llo"]])
-        #expect(text(out) == #"42["message:new",{"id":1,"text":"hé\"llo"}]"#)
-    }
-
-    @Test func encodeEventWithNamespace() {
-        #expect(text(SocketIOPacket.encodeEvent(namespace: "/chat", event: "x", args: [1])) == #"42/chat,["x",1]"#)
-    }
-
-    @Test func encodeEventWithoutArgs() {
-        #expect(text(SocketIOPacket.encodeEvent(namespace: "/", event: "ping", args: [])) == #"42["ping"]"#)
-    }
-
-    @Test func encodeEventWithAckId() {
-        #expect(text(SocketIOPacket.encodeEvent(namespace: "/a", event: "q", args: [], ackId: 7)) == #"42/a,7["q"]"#)
-    }
-
-    @Test func encodeEventAllocatesExactly() {
-        let args: [JSONValue] = ["\u{01}\n", 1.25, ["k": [nil, true]], -5]
-        let out = SocketIOPacket.encodeEvent(namespace: "/room", event: "e\"v", args: args)
-        #expect(out.capacity >= out.count)
-        var reference = bytes("4")
-        reference += SocketIOPacket.event(namespace: "/room", "e\"v", args).encode().text
-        #expect(out == reference)
-    }
-
-    @Test func encodeEventMatchesGeneralEncoderOnRandomInput() throws {
-        var rng = SplitMix64(seed: 99)
-        for _ in 0..<300 {
-            let args = (0..<Int.random(in: 0...4, using: &rng)).map { _ in RandomJSON.value(&rng) }
-            let name = "ev" + RandomJSON.string(&rng)
-            let fast = SocketIOPacket.encodeEvent(namespace: "/n", event: name, args: args)
-            let general = SocketIOPacket.event(namespace: "/n", name, args).encode(engineIOPrefix: true).text
-            #expect(fast == general)
-            let payload = try #require(fast.withUnsafeBytes { EngineIOPacket.messagePayload(ofText: $0).map(Array.init) })
-            var d = SocketIODecoder()
-            if SocketIODecoder.reservedEventNames.contains(name) { continue }
-            let p = try d.decode(text: payload)
-            #expect(p?.event?.name == name)
-            #expect(p.map { Array($0.event!.args) } == args)
         }
     }
 }

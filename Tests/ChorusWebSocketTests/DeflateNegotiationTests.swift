@@ -1,3 +1,4 @@
+import ChorusDeflate
 import Testing
 @testable import ChorusWebSocket
 
@@ -84,7 +85,7 @@ struct DeflateNegotiationTests {
     #expect(a.serverMaxWindowBits == 8)
     #expect(a.deflateWindowBits == 9)
     #expect(a.responseHeaderValue == "permessage-deflate; server_max_window_bits=8")
-    #expect(PerMessageDeflater(agreement: a, config: dedicated).windowBits == 9)
+    #expect(dedicated.makeDeflater(for: a).windowBits == 9)
   }
 
   @Test("server_max_window_bits without a value is declined")
@@ -214,7 +215,7 @@ struct DeflateNegotiationTests {
   func agreementRoundTrip() throws {
     for config in [shared, dedicated] {
       let a = try #require(negotiate("permessage-deflate; client_max_window_bits=9; server_max_window_bits=9", config))
-      let deflater = PerMessageDeflater(agreement: a, config: config)
+      let deflater = config.makeDeflater(for: a)
       // The client compresses with its window; the server inflates with the agreed one.
       let client = PerMessageDeflater(windowBits: a.clientMaxWindowBits, memLevel: 8, noContextTakeover: false)
       let inflater = PerMessageInflater(agreement: a)

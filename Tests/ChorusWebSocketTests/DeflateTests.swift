@@ -4,7 +4,8 @@ import CZlib
 #if canImport(Glibc)
 import Glibc
 #endif
-@testable import ChorusWebSocket
+@testable import ChorusDeflate
+import ChorusWebSocket
 
 // MARK: - Helpers
 
@@ -484,6 +485,47 @@ struct DeflateTests {
         print("\(name) (\(input / messages.count) B/msg) level \(level): ratio \(Double(out) / Double(input)), \(Int(Double(input) / seconds / 1e6)) MB/s")
       }
     }
-    #expect(PerMessageDeflater.defaultLevel == 1)
+    #expect(PerMessageDeflateConfig.defaultLevel == 1)
+  }
+
+  @Test("the factory passes the configured level to every compressor it makes")
+  func factoryPassesLevel() throws {
+    let config = PerMessageDeflateConfig(mode: .dedicated, serverMaxWindowBits: 12, memLevel: 3, threshold: 0,
+                                         clientMaxWindowBits: 15, level: 7)
+    let shared = try #require(config.makeSharedDeflater())
+    #expect((shared.level, shared.windowBits, shared.memLevel, shared.noContextTakeover) == (7, 12, 3, true))
+    let agreement = PerMessageDeflateAgreement(serverNoContextTakeover: false, clientNoContextTakeover: false,
+                                               serverMaxWindowBits: 10, clientMaxWindowBits: 15, responseHeaderValue: "")
+    let dedicated = config.makeDeflater(for: agreement)
+    #expect((dedicated.level, dedicated.windowBits, dedicated.memLevel, dedicated.noContextTakeover) == (7, 10, 3, false))
+    #expect(PerMessageDeflateConfig(mode: .off).makeSharedDeflater() == nil)
+  }
+
+  @Test("level edges: 0 writes stored blocks that still inflate; -1 is zlib's default; outside -1...9 is clamped")
+  func levelEdges() throws {
+    let message = [UInt8](repeating: UInt8(ascii: "a"), count: 300)
+    func compressed(level: Int) throws -> [UInt8] {
+      let config = PerMessageDeflateConfig(mode: .shared, serverMaxWindowBits: 15, memLevel: 8, threshold: 0,
+                                           clientMaxWindowBits: 15, level: level)
+      return try #require(config.makeSharedDeflater()).compressMessage(message)
+    }
+    // RFC 1951 §3.2.4: a stored block is the 3 header bits (BTYPE 00), padding to the byte, LEN, NLEN, then
+    // the bytes as they are.
+    let stored = try compressed(level: 0)
+    #expect(stored[0] & 0x06 == 0, "BTYPE 00 (stored)")
+    #expect(Int(stored[1]) | Int(stored[2]) << 8 == message.count)
+    #expect(stored[3] == ~stored[1] && stored[4] == ~stored[2])
+    #expect(Array(stored[5..<(5 + message.count)]) == message)
+    #expect(try inflateMessage(PerMessageInflater(windowBits: 15, noContextTakeover: true), stored) == message)
+    // Level 1 (the default) compresses the same run to a few bytes; -1 (zlib's 6) too.
+    for level in [1, -1, 9] {
+      let deflated = try compressed(level: level)
+      #expect(deflated.count < 20, "level \(level): \(deflated.count) B")
+      #expect(try inflateMessage(PerMessageInflater(windowBits: 15, noContextTakeover: true), deflated) == message)
+    }
+    #expect(PerMessageDeflateConfig(mode: .shared, serverMaxWindowBits: 15, memLevel: 8, threshold: 0,
+                                    clientMaxWindowBits: 15, level: -2).level == -1)
+    #expect(PerMessageDeflateConfig(mode: .shared, serverMaxWindowBits: 15, memLevel: 8, threshold: 0,
+                                    clientMaxWindowBits: 15, level: 10).level == 9)
   }
 }

@@ -1,3 +1,4 @@
+import ChorusUTF8
 import Testing
 @testable import ChorusWebSocket
 

@@ -1,3 +1,5 @@
+import ChorusDeflate
+import ChorusUTF8
 import Testing
 @testable import ChorusWebSocket
 

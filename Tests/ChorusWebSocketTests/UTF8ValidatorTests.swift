@@ -1,4 +1,5 @@
 import ChorusTestSupport
+import ChorusUTF8
 import Testing
 @testable import ChorusWebSocket
 

@@ -2,7 +2,9 @@
 // (ChorusServer.OutgoingFrame). One "op" is named in each benchmark; every benchmark runs
 // `scalingFactor` ops per iteration, so the scaled (`*`) figures are per op.
 import Benchmark
+import ChorusDeflate
 import ChorusServer
+import ChorusUTF8
 import ChorusWebSocket
 
 // MARK: - Inputs

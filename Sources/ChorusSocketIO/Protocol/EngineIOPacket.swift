@@ -2,6 +2,11 @@
 // Text frame: "<type digit><data>". Binary frame: a message packet whose data is the raw
 // bytes (no type prefix).
 
+#if canImport(ChorusJSON)
+// scripts/fuzz.sh compiles the protocol files with ChorusJSON's into one module.
+import ChorusJSON
+#endif
+
 public enum EngineIOPacketType: UInt8, Sendable, Hashable, CaseIterable {
     case open = 0
     case close = 1
@@ -138,9 +143,7 @@ public enum EngineIOPacket: Sendable, Hashable {
 
     /// Pre-encoded control frames.
     public static let pingFrame: [UInt8] = [UInt8(ascii: "2")]
-    public static let pongFrame: [UInt8] = [UInt8(ascii: "3")]
     public static let closeFrame: [UInt8] = [UInt8(ascii: "1")]
-    public static let noopFrame: [UInt8] = [UInt8(ascii: "6")]
 
     // MARK: Decoding
 
@@ -185,13 +188,6 @@ public enum EngineIOPacket: Sendable, Hashable {
     public static func messagePayload(ofText text: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
         guard let first = text.first, first == EngineIOPacketType.message.wireByte else { return nil }
         return UnsafeRawBufferPointer(rebasing: text[1...])
-    }
-
-    /// The reply a server owes to a client ping (Engine.IO v4: only the "probe" ping during
-    /// upgrade; heartbeats are server-initiated). Nil for any other packet.
-    public var pongReply: EngineIOPacket? {
-        if case .ping(let d) = self { return .pong(d) }
-        return nil
     }
 }
 

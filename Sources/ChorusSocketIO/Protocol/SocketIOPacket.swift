@@ -2,6 +2,12 @@
 // carried in Engine.IO message packets ("4" prefix). Binary values are replaced by
 // `{"_placeholder":true,"num":N}` and sent as N following binary frames.
 
+#if canImport(ChorusJSON)
+// scripts/fuzz.sh compiles the protocol files with ChorusJSON's and ChorusUTF8's into one module.
+import ChorusJSON
+import ChorusUTF8
+#endif
+
 public enum SocketIOPacketType: UInt8, Sendable, Hashable, CaseIterable {
     case connect = 0
     case disconnect = 1
@@ -146,14 +152,14 @@ public struct SocketIOPacket: Sendable, Hashable {
         if engineIOPrefix { out.append(EngineIOPacketType.message.wireByte) }
         out.append(t.wireByte)
         if t.isBinary {
-            JSONWriter.appendInt(Int64(binaryCount), to: &out)
+            JSONValue.int(Int64(binaryCount)).serialize(into: &out)
             out.append(UInt8(ascii: "-"))
         }
         if namespace != "/" && !namespace.isEmpty {
             out.append(contentsOf: namespace.utf8)
             out.append(UInt8(ascii: ","))
         }
-        if let ackId { JSONWriter.appendInt(Int64(ackId), to: &out) }
+        if let ackId { JSONValue.int(Int64(ackId)).serialize(into: &out) }
         if let data {
             if hasBinary {
                 data.serialize(into: &out, attachments: &attachments)
@@ -162,50 +168,6 @@ public struct SocketIOPacket: Sendable, Hashable {
             }
         }
         return (out, attachments)
-    }
-
-    /// Complete WebSocket frames: one text frame then one binary frame per attachment.
-    public func encodeFrames() -> [WebSocketFrame] {
-        let (text, atts) = encode(engineIOPrefix: true)
-        var frames: [WebSocketFrame] = [.text(text)]
-        frames.reserveCapacity(1 + atts.count)
-        for a in atts { frames.append(.binary(a)) }
-        return frames
-    }
-
-    // MARK: Broadcast fast path
-
-    /// Full Engine.IO + Socket.IO text frame for an EVENT, e.g. `42["message:new",{...}]` or
-    /// `42/chat,["x",1]`, built in one exactly-sized buffer. `args` must not contain `.binary`
-    /// (use `encode()` for binary events); a `.binary` here is written as Node's
-    /// Buffer JSON form.
-    public static func encodeEvent(namespace: String, event: String, args: [JSONValue]) -> [UInt8] {
-        encodeEvent(namespace: namespace, event: event, args: args, ackId: nil)
-    }
-
-    public static func encodeEvent(namespace: String, event: String, args: [JSONValue], ackId: Int?) -> [UInt8] {
-        let hasNamespace = namespace != "/" && !namespace.isEmpty
-        var size = 2 + (hasNamespace ? namespace.utf8.count + 1 : 0)
-        if let ackId { size += JSONWriter.intCount(Int64(ackId)) }
-        size += 2 + args.count + JSONWriter.stringCount(event)  // brackets, commas, name
-        for a in args { size += a.serializedCount }
-        var out: [UInt8] = []
-        out.reserveCapacity(size)
-        out.append(EngineIOPacketType.message.wireByte)
-        out.append(SocketIOPacketType.event.wireByte)
-        if hasNamespace {
-            out.append(contentsOf: namespace.utf8)
-            out.append(UInt8(ascii: ","))
-        }
-        if let ackId { JSONWriter.appendInt(Int64(ackId), to: &out) }
-        out.append(UInt8(ascii: "["))
-        JSONWriter.appendString(event, to: &out)
-        for a in args {
-            out.append(UInt8(ascii: ","))
-            a.serialize(into: &out)
-        }
-        out.append(UInt8(ascii: "]"))
-        return out
     }
 }
 
@@ -335,7 +297,7 @@ public struct SocketIODecoder: Sendable {
             let start = i
             while i < n, s[i] != UInt8(ascii: ",") { i += 1 }
             let nsBytes = UnsafeRawBufferPointer(rebasing: s[start..<i])
-            if UTF8Validation.firstInvalid(nsBytes) != nil { throw .invalidUTF8 }
+            if !UTF8Validator.validate(nsBytes) { throw .invalidUTF8 }
             namespace = String(decoding: nsBytes, as: UTF8.self)
             if i < n { i += 1 }  // ","
         } else if i < n {
@@ -429,10 +391,9 @@ extension JSONValue {
                 }
                 return .binary(attachments[num])
             }
-            var values: [JSONValue] = []
-            values.reserveCapacity(o.count)
-            for v in o.values { values.append(try v.replacingPlaceholders(with: attachments)) }
-            return .object(JSONObject(uncheckedKeys: o.keys, values: values))
+            var replaced = JSONObject(minimumCapacity: o.count)
+            for (k, v) in o { replaced.appendUnchecked(key: k, value: try v.replacingPlaceholders(with: attachments)) }
+            return .object(replaced)
         default:
             return self
         }

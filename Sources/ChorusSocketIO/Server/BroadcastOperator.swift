@@ -1,5 +1,6 @@
 // `io.to(...).except(...).emit(...)` and the cluster-wide operations on a selection of sockets.
 
+import ChorusJSON
 import ChorusLoop
 import ChorusServer
 import ChorusWebSocket

@@ -1,9 +1,11 @@
 // One Engine.IO connection on its loop: the sockets it has in each namespace, the CONNECT flow
 // (middleware, parked CONNECTs, connection state recovery's restore), packets in, heartbeat, close.
 
+import ChorusJSON
 import ChorusLoop
 import ChorusServer
 import ChorusWebSocket
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,9 +13,9 @@ import Glibc
 /// A loop's sessions (confined to that loop's thread).
 /// Unchecked Sendable: created before the loops start, then touched only by its loop's thread.
 final class LoopSessions: @unchecked Sendable {
-    private var sessions: [ObjectIdentifier: EngineSession] = [:]
+    @exclusivity(unchecked) private var sessions: [ObjectIdentifier: EngineSession] = [:]
     /// Plain counters of this loop's thread; `SocketIOServer.tick` publishes them.
-    var counters = SocketIOEventCounters()
+    @exclusivity(unchecked) var counters = SocketIOEventCounters()
 
     func add(_ s: EngineSession) { sessions[ObjectIdentifier(s)] = s }
     func forEachSession(_ body: (EngineSession) -> Void) { for s in sessions.values { body(s) } }
@@ -33,12 +35,12 @@ final class PendingConnect {
     /// The middleware after the one awaited.
     let resumeAt: Int
     /// Packets for the namespace received meanwhile, replayed after the CONNECT reply.
-    var queued: [SessionInput]
-    var queuedBytes: Int
+    @exclusivity(unchecked) var queued: [SessionInput]
+    @exclusivity(unchecked) var queuedBytes: Int
     /// When the middleware has taken too long (nil: no limit).
-    var deadline: UInt64?
+    @exclusivity(unchecked) var deadline: UInt64?
     /// The middleware's task, cancelled at the deadline.
-    var task: Task<Void, Never>?
+    @exclusivity(unchecked) var task: Task<Void, Never>?
 
     init(socket: Socket, ticket: UInt64, resumeAt: Int, queued: [SessionInput], queuedBytes: Int, deadline: UInt64?) {
         self.socket = socket
@@ -57,16 +59,16 @@ final class EngineSession {
     let connection: Connection
     let sid = EngineIOSessionID.generate()
     let request: HTTPRequestHead
-    var core: SessionCore
-    var heartbeat: Heartbeat
-    var now: UInt64
-    var sockets: [String: Socket] = [:]
+    @exclusivity(unchecked) var core: SessionCore
+    @exclusivity(unchecked) var heartbeat: Heartbeat
+    @exclusivity(unchecked) var now: UInt64
+    @exclusivity(unchecked) var sockets: [String: Socket] = [:]
     /// CONNECTs awaiting an asynchronous middleware, by namespace.
-    var pendingConnects: [String: PendingConnect] = [:]
-    private var lastTicket: UInt64 = 0
-    var connectDeadline: UInt64?
-    var ackTimersArmed = false
-    var closeReason: DisconnectReason?
+    @exclusivity(unchecked) var pendingConnects: [String: PendingConnect] = [:]
+    @exclusivity(unchecked) private var lastTicket: UInt64 = 0
+    @exclusivity(unchecked) var connectDeadline: UInt64?
+    @exclusivity(unchecked) var ackTimersArmed = false
+    @exclusivity(unchecked) var closeReason: DisconnectReason?
 
     init(io: SocketIOServer, connection: Connection, request: HTTPRequestHead, now: UInt64) {
         self.io = io

@@ -1,5 +1,7 @@
+import ChorusJSON
 import ChorusLoop
 import ChorusServer
+import ChorusWebSocket
 import Synchronization
 
 // Operations on this process's sockets, wherever they live: a socket belongs to its connection's

@@ -1,3 +1,4 @@
+import ChorusJSON
 import ChorusServer
 import ChorusWebSocket
 
@@ -34,11 +35,11 @@ public typealias EventHandler = @Sendable (_ socket: Socket, _ args: [JSONValue]
 public final class Namespace: @unchecked Sendable {
     public let name: String
     unowned let io: SocketIOServer
-    var middlewares: [Middleware] = []
-    var connectionHandlers: [@Sendable (Socket) -> Void] = []
-    var eventHandlers: [String: EventHandler] = [:]
-    var unknownEventHandler: (@Sendable (Socket, String, [JSONValue], Ack?) -> Void)?
-    var serverSideHandlers: [String: ServerSideEventHandler] = [:]
+    @exclusivity(unchecked) var middlewares: [Middleware] = []
+    @exclusivity(unchecked) var connectionHandlers: [@Sendable (Socket) -> Void] = []
+    @exclusivity(unchecked) var eventHandlers: [String: EventHandler] = [:]
+    @exclusivity(unchecked) var unknownEventHandler: (@Sendable (Socket, String, [JSONValue], Ack?) -> Void)?
+    @exclusivity(unchecked) var serverSideHandlers: [String: ServerSideEventHandler] = [:]
     /// The events kept for clients that come back (nil: recovery is off).
     let recovery: RecoveryLog?
 

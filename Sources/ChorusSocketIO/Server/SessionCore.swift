@@ -2,6 +2,8 @@
 // reassembly, heartbeat timing. No I/O; the server feeds it frames and clock ticks and acts on
 // what it returns. Unit-tested without sockets.
 
+import ChorusJSON
+
 /// Why a socket left its namespace (the strings Socket.IO's server reports).
 public enum DisconnectReason: String, Sendable, Hashable {
     /// The client sent a DISCONNECT packet for the namespace.

@@ -1,3 +1,4 @@
+import ChorusJSON
 import ChorusLoop
 import ChorusServer
 import ChorusWebSocket
@@ -40,25 +41,25 @@ public final class Socket {
     public let namespace: Namespace
     public let handshake: Handshake
     /// Whatever middleware attaches (e.g. the authenticated user).
-    public var data: AnyObject?
-    public internal(set) var connected = false
+    @exclusivity(unchecked) public var data: AnyObject?
+    @exclusivity(unchecked) public internal(set) var connected = false
     /// Whether this socket is a disconnected one restored by connection state recovery (same id,
     /// rooms and data; the events it missed were sent before its CONNECT reply).
-    public internal(set) var recovered = false
+    @exclusivity(unchecked) public internal(set) var recovered = false
     /// The private session id recovery restores it by (nil: recovery is off). Never shared.
     let pid: String?
     /// The client's offset while this socket waits to be restored (admission does it).
-    var restoreOffset: String?
+    @exclusivity(unchecked) var restoreOffset: String?
     /// Rooms and missed events of a session restored from the cluster's store, while the
     /// middleware runs (admission joins and replays them).
-    var restoredFromCluster: (rooms: [String], missed: [[OutgoingFrame]])?
+    @exclusivity(unchecked) var restoredFromCluster: (rooms: [String], missed: [[OutgoingFrame]])?
     let session: EngineSession
 
-    var handlers: [String: EventHandler] = [:]
-    var disconnectHandlers: [(Socket, DisconnectReason) -> Void] = []
-    private(set) public var rooms: Set<String> = []
-    var nextAckId = 0
-    var pendingAcks: [Int: (deadline: UInt64, callback: (Result<[JSONValue], AckError>) -> Void)] = [:]
+    @exclusivity(unchecked) var handlers: [String: EventHandler] = [:]
+    @exclusivity(unchecked) var disconnectHandlers: [(Socket, DisconnectReason) -> Void] = []
+    @exclusivity(unchecked) private(set) public var rooms: Set<String> = []
+    @exclusivity(unchecked) var nextAckId = 0
+    @exclusivity(unchecked) var pendingAcks: [Int: (deadline: UInt64, callback: (Result<[JSONValue], AckError>) -> Void)] = [:]
 
     init(id: String, namespace: Namespace, handshake: Handshake, session: EngineSession, pid: String? = nil) {
         self.id = id

@@ -1,3 +1,4 @@
+import ChorusJSON
 import ChorusLoop
 import ChorusServer
 import ChorusWebSocket
@@ -66,10 +67,10 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     /// What a broadcast and the cluster-wide operations reach beyond this process. Set it before
     /// the server starts (`InMemoryAdapter`: this process only; ChorusCluster's `RedisAdapter`:
     /// every node on one Redis).
-    public var adapter: any SocketIOAdapter = InMemoryAdapter()
+    @exclusivity(unchecked) public var adapter: any SocketIOAdapter = InMemoryAdapter()
     /// Turns `socket.data` kept by a cluster store (JSON, see `SocketDataRepresentable`) back into
     /// the application's object when another node's session is restored here. Set it before start.
-    public var socketDataDecoder: (@Sendable (JSONValue) -> AnyObject?)?
+    @exclusivity(unchecked) public var socketDataDecoder: (@Sendable (JSONValue) -> AnyObject?)?
     /// The adapter, if recovery is on and the adapter keeps recovery's events and sessions for the
     /// whole cluster (then the namespaces' logs only count).
     var clusterRecovery: (any ClusterRecoveryAdapter)? {
@@ -82,14 +83,14 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     /// Event names the server emits that `eventCounters.eventsOut` counts by name; any other name
     /// counts as `SocketIOEventCounters.otherEvent`, so an emit API that takes any name cannot grow
     /// the label set. Set before the server starts.
-    public var countedEmitEvents: Set<String> = []
+    @exclusivity(unchecked) public var countedEmitEvents: Set<String> = []
     /// Non-Engine.IO HTTP routes (the application's API).
-    public var httpHandler: (@Sendable (HTTPRequest, WebSocketServer) -> HTTPResponse?)?
+    @exclusivity(unchecked) public var httpHandler: (@Sendable (HTTPRequest, WebSocketServer) -> HTTPResponse?)?
     /// Routes answered later (cluster-wide queries): return true and call the responder once.
-    public var deferredHTTPHandler: (@Sendable (HTTPRequest, @escaping @Sendable (HTTPResponse) -> Void) -> Bool)?
+    @exclusivity(unchecked) public var deferredHTTPHandler: (@Sendable (HTTPRequest, @escaping @Sendable (HTTPResponse) -> Void) -> Bool)?
     /// The application's verdict on a non-Engine.IO request's head, before its body is read
     /// (`ServerApplication.respondBeforeBody`): nil to read the body, or the refusal.
-    public var httpHeadHandler: (@Sendable (HTTPRequestHead) -> HTTPResponse?)?
+    @exclusivity(unchecked) public var httpHeadHandler: (@Sendable (HTTPRequestHead) -> HTTPResponse?)?
     private let counters = Mutex<[String: Int]>([:])
     private let asyncMiddlewareRuns = Atomic<Int>(0)
     private let normalizedPath: String

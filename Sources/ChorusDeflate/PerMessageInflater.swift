@@ -1,5 +1,9 @@
 // RFC 7692 §7.2.2: decompressing messages with one reusable raw-inflate stream per connection.
 import CZlib
+#if canImport(ChorusWebSocket)
+// scripts/fuzz.sh compiles the deflate files with the frame reader into one module.
+import ChorusWebSocket
+#endif
 
 /// One zlib inflate stream per connection, reused (inflateReset, never re-allocated).
 ///
@@ -15,12 +19,12 @@ public final class PerMessageInflater: WebSocketInflater {
   /// When `output` has no spare capacity, it grows to at least this many bytes (then geometrically).
   static let minimumGrowth = 1024
   /// The current deflate stream hit a block with BFINAL=1 (RFC 7692 §7.2.3.4).
-  private var streamEnded = false
+  @exclusivity(unchecked) private var streamEnded = false
   /// Some payload byte of the current message was fed to zlib.
-  private var messageHasData = false
+  @exclusivity(unchecked) private var messageHasData = false
   /// BFINAL restarts in the current message. Each one copies the window twice, so a stream of
   /// 2-byte final blocks would cost ~64 KiB of memcpy per 2 input bytes: cap it.
-  private var restartsInMessage = 0
+  @exclusivity(unchecked) private var restartsInMessage = 0
   /// A well-behaved sender ends a message with at most one BFINAL block (RFC 7692 §7.2.3.4).
   static let maxRestartsPerMessage = 4
 

@@ -1,5 +1,9 @@
 // RFC 7692 §7.2.1: compressing messages with a reusable raw-deflate stream.
 import CZlib
+#if canImport(ChorusWebSocket)
+// scripts/fuzz.sh compiles the deflate files with the frame reader into one module.
+import ChorusWebSocket
+#endif
 
 /// Raw-deflate compressor; `compressMessage` produces one RFC 7692 §7.2.1 message payload
 /// (Z_SYNC_FLUSH, trailing 00 00 FF FF removed). With noContextTakeover it deflateReset()s after
@@ -9,22 +13,6 @@ import CZlib
 /// in `dedicated` mode with context takeover each connection owns one.
 /// Not thread-safe.
 public final class PerMessageDeflater {
-  /// Default zlib level: 1.
-  ///
-  /// Measured (zlib 1.2.13, -O build, window 15, memLevel 8, this 2-core box), per message:
-  ///
-  ///     payload                      level 1               level 6
-  ///     chat JSON 241 B, no ctx      ratio 0.655, 25 µs    ratio 0.651, 24 µs
-  ///     chat JSON 241 B, ctx         ratio 0.240, 10 µs    ratio 0.169, 25 µs
-  ///     update JSON 12.9 KB, no ctx  ratio 0.115, 52 µs    ratio 0.111, 140 µs
-  ///     update JSON 12.9 KB, ctx     ratio 0.042, 59 µs    ratio 0.015, 148 µs
-  ///
-  /// Small messages cost the same at either level (block/Huffman-tree setup dominates); larger ones
-  /// cost ~2.7x more CPU at level 6 for ~4 % smaller output without context takeover, which is the
-  /// broadcast (`shared`) case. So 1. `dedicated` connections with context takeover gain more from
-  /// level 6 (0.240 → 0.169 on chat): set `PerMessageDeflateConfig.level` if CPU allows.
-  public static let defaultLevel = 1
-
   private let stream: UnsafeMutablePointer<z_stream>
   /// zlib windowBits in use (9...15).
   public let windowBits: Int
@@ -34,14 +22,15 @@ public final class PerMessageDeflater {
 
   /// `windowBits` 8...15: 8 is compressed with 9 (zlib cannot do raw deflate with 8; the output of
   /// a 512-byte window never uses distances beyond 250, so it is valid for a 256-byte window).
-  public convenience init(windowBits: Int, memLevel: Int, noContextTakeover: Bool, level: Int = PerMessageDeflater.defaultLevel) {
+  /// `level` outside `PerMessageDeflateConfig.levels` is clamped into it.
+  public convenience init(windowBits: Int, memLevel: Int, noContextTakeover: Bool, level: Int = PerMessageDeflateConfig.defaultLevel) {
     self.init(windowBits: windowBits, memLevel: memLevel, noContextTakeover: noContextTakeover, level: level, allocator: nil)
   }
 
   init(windowBits: Int, memLevel: Int, noContextTakeover: Bool, level: Int, allocator: ZlibAllocator?) {
     self.windowBits = min(max(windowBits, 9), 15)
     self.memLevel = min(max(memLevel, 1), 9)
-    self.level = min(max(level, 0), 9)
+    self.level = min(max(level, PerMessageDeflateConfig.levels.lowerBound), PerMessageDeflateConfig.levels.upperBound)
     self.noContextTakeover = noContextTakeover
     stream = .allocate(capacity: 1)
     stream.initialize(to: z_stream())
@@ -49,13 +38,6 @@ public final class PerMessageDeflater {
     let rc = deflateInit2_(stream, Int32(self.level), Z_DEFLATED, -Int32(self.windowBits), Int32(self.memLevel),
                            Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
     precondition(rc == Z_OK, "deflateInit2 failed: \(rc)")
-  }
-
-  /// The server's deflater for a negotiated connection (or for all `shared` connections: their
-  /// agreements all have serverNoContextTakeover and window ≤ config.serverMaxWindowBits).
-  public convenience init(agreement: PerMessageDeflateAgreement, config: PerMessageDeflateConfig) {
-    self.init(windowBits: agreement.deflateWindowBits, memLevel: config.memLevel,
-              noContextTakeover: agreement.serverNoContextTakeover, level: config.level)
   }
 
   deinit {

@@ -1,5 +1,9 @@
 // zlib heap per stream, from zlib's documented formulas (zconf.h "Memory requirements").
 import CZlib
+#if canImport(ChorusWebSocket)
+// scripts/fuzz.sh compiles the deflate files with the frame reader into one module.
+import ChorusWebSocket
+#endif
 
 /// Approximate zlib heap per stream (from zlib's documented formulas: deflate (1 << (windowBits+2)) +
 /// (1 << (memLevel+9)); inflate (1 << windowBits) + ~7 KiB), used by the README and logs.
