@@ -1,3 +1,5 @@
+// Over the ~400-line guide: the load generator's connection state machine and its worker loop,
+// kept together for the receive path the measurements depend on (the bench, not the product).
 import CChorusLinux
 import ChorusLoop
 import Histogram

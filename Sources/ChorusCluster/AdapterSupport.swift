@@ -40,3 +40,14 @@ extension RedisClient {
         }
     }
 }
+
+/// Adapters whose counters /metrics reads (at most a second old, safe from any thread).
+public protocol ClusterCountersSource: AnyObject, Sendable {
+    var publishedCounters: ClusterCounters { get }
+}
+
+extension RedisAdapter: ClusterCountersSource {}
+
+extension String {
+    func leftPadded(to width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+}

@@ -1,6 +1,8 @@
 // Strict RFC 8259 parser: one value per document, a nesting limit, duplicate keys resolved as
 // JavaScript's JSON.parse does, and raw UTF-8 in strings checked with the same validator the
 // WebSocket layer uses for text frames (ChorusUTF8).
+// Over the ~400-line guide: one recursive-descent parser whose string and number scanners share
+// its cursor; split, the hot scanners would cross a file's private boundary.
 #if canImport(ChorusUTF8)
 // scripts/fuzz.sh compiles this file and UTF8Validator.swift into one module, without ChorusUTF8.
 import ChorusUTF8

@@ -22,6 +22,9 @@
 // publish leaves before the server loop writes the same broadcast to its own sockets (at the end
 // of the iteration), so the other nodes do not wait for this node's local fan-out. Only a write
 // that does not complete (a full socket) waits for EPOLLOUT.
+// Over the ~400-line guide: one hiredis context's whole life (event hooks, login, time-outs,
+// back-off, awaited replies) shares its state with hiredis's C callbacks, which reach it through
+// one unmanaged pointer; one file keeps that unsafe boundary in one place.
 import CHiredis
 import ChorusLoop
 import Logging

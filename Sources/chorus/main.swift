@@ -1,3 +1,5 @@
+// Over the ~400-line guide: one declaration per `chorus serve` flag (about ninety), their
+// validation and the configuration they build; nothing else lives here.
 import ArgumentParser
 import ChorusApp
 import ChorusCluster

@@ -1,5 +1,8 @@
 // One Engine.IO connection on its loop: the sockets it has in each namespace, the CONNECT flow
 // (middleware, parked CONNECTs, connection state recovery's restore), packets in, heartbeat, close.
+// Over the ~400-line guide: the CONNECT flow (middleware, parked CONNECTs, the local and the
+// cluster restore) is one sequence over one session's private state; split, its steps would need
+// that state opened up.
 
 import ChorusJSON
 import ChorusLoop
