@@ -87,10 +87,12 @@ stamp=$(cat "$dir/harness.swift" "$dir/sources.txt" "${sources[@]}" $([[ -f $dir
 if [[ ! -x $out/fuzzer || $(cat "$out/stamp" 2>/dev/null) != "$stamp" ]]; then
   echo "fuzz: building $target (${#sources[@]} source files)"
   # -O: libFuzzer wants speed; ASan stays on. ld.gold's "cannot export local symbol" notes are noise.
+  # The old binary goes first: a failed build must not leave it to be run as if it were this one.
+  rm -f "$out/fuzzer" "$out/stamp"
   "$swiftc" -sanitize=fuzzer,address -parse-as-library -O -module-name "Fuzz$target" \
     "${flags[@]}" "$dir/harness.swift" "${sources[@]}" -o "$out/fuzzer" 2>&1 \
     | grep -v -e 'Cannot export local symbol' || true
-  [[ -x $out/fuzzer ]] || { echo "fuzz: build failed" >&2; exit 2; }
+  [[ ${PIPESTATUS[0]} == 0 && -x $out/fuzzer ]] || { echo "fuzz: build failed" >&2; exit 2; }
   echo "$stamp" >"$out/stamp"
 fi
 

@@ -8,7 +8,7 @@
 // the frame, no copy), must agree with the general decoder: a payload exactly when the decoder
 // says `.message`, with the same bytes, in the frame's own memory. The other entry points agree
 // with `decode(text:)` too: the String overload, `encode()` (the frame the server sends), a binary
-// frame (always a binary message, its bytes unchanged), `pongReply` (a ping's data, echoed).
+// frame (always a binary message, its bytes unchanged).
 
 /// Engine.IO's fast path and its other entry points against `decode(text:)`.
 func checkEngineIOEntryPoints(_ text: UnsafeRawBufferPointer, decoded: Result<EngineIOPacket, EngineIOError>) {
@@ -35,10 +35,6 @@ func checkEngineIOEntryPoints(_ text: UnsafeRawBufferPointer, decoded: Result<En
     var encoded: [UInt8] = []
     packet.encodeText(into: &encoded)
     precondition(packet.encode() == .text(encoded), "encode() differs from encodeText")
-    switch packet {
-    case .ping(let data): precondition(packet.pongReply == .pong(data), "pong reply to \(packet)")
-    default: precondition(packet.pongReply == nil, "pong reply to \(packet)")
-    }
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
