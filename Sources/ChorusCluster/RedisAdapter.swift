@@ -167,8 +167,7 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
     }
 
     func onLoop(_ body: @escaping @Sendable () -> Void) {
-        guard let loop else { return }
-        if loop.inEventLoop { body() } else { loop.execute(body) }
+        loop?.runOrExecute(body)
     }
 
     func publisherState(_ state: RedisConnectionState) {

@@ -155,8 +155,7 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
     }
 
     func onLoop(_ body: @escaping @Sendable () -> Void) {
-        guard let loop else { return }
-        if loop.inEventLoop { body() } else { loop.execute(body) }
+        loop?.runOrExecute(body)
     }
 
     func clientState(_ state: RedisConnectionState) {

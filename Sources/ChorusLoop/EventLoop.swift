@@ -56,6 +56,11 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` now if called on the loop's thread, otherwise queues it as `execute` does.
+    public func runOrExecute(_ body: @escaping @Sendable () -> Void) {
+        if inEventLoop { body() } else { execute(body) }
+    }
+
     /// Asks the loop to return from `run` after the current iteration. Safe from any thread.
     public func stop() {
         stopRequested.store(true, ordering: .releasing)

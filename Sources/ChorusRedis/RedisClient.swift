@@ -185,7 +185,7 @@ public final class RedisClient: @unchecked Sendable {
     // MARK: Loop side
 
     private func onLoop(_ body: @escaping @Sendable () -> Void) {
-        if loop.inEventLoop { body() } else { loop.execute(body) }
+        loop.runOrExecute(body)
     }
 
     private func publishOnLoop(channel: [UInt8], message: [UInt8]) {

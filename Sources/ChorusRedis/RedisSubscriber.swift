@@ -154,7 +154,7 @@ public final class RedisSubscriber: @unchecked Sendable {
     // MARK: Loop side
 
     private func onLoop(_ body: @escaping @Sendable () -> Void) {
-        if loop.inEventLoop { body() } else { loop.execute(body) }
+        loop.runOrExecute(body)
     }
 
     private func change(_ names: [[UInt8]], pattern: Bool, add: Bool, _ confirmed: (() -> Void)?) {
