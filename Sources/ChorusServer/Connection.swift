@@ -12,83 +12,93 @@ import Glibc
 /// (BENCHMARKS.md, callgrind), and one thread with no overlapping `inout` access to them cannot
 /// conflict. The same holds for the loop's own state (ServerLoop, EventLoop, FrameArena).
 public final class Connection {
+    // The stored properties are what every connection costs, idle or not (BENCHMARKS.md, memory
+    // per idle connection): what only the HTTP phase needs lives in `http`, flags are grouped at
+    // the end so that they share bytes, and none holds a heap block of its own while idle.
     unowned let loop: ServerLoop
     public let id: ConnectionID
     let fd: Int32
-    public let remoteAddress: SocketAddress
-    @exclusivity(unchecked) public private(set) var subprotocol: String?
+
+    // MARK: Fan-out (touched per recipient of every broadcast)
+
+    @exclusivity(unchecked) var outbound = OutboundQueue()
+    /// Emit epoch stamp: dedupes recipients across several rooms of one emit.
+    @exclusivity(unchecked) var emitMark: UInt64 = 0
+    /// What the kernel's send queue held when last asked (SIOCOUTQ), counted toward the
+    /// backpressure limit. Asked only when the socket is or was recently full (a flush that could
+    /// not write everything, an EPOLLOUT, then each tick until it reads 0), never per message.
+    @exclusivity(unchecked) var kernelQueued = 0
+    /// Per-connection compressor in `dedicated` mode.
+    @exclusivity(unchecked) var dedicatedDeflater: PerMessageDeflater?
+
+    // MARK: Reading
+
+    /// The HTTP phase's parser and body (nil from the upgrade on).
+    @exclusivity(unchecked) var http: HTTPExchange?
+    @exclusivity(unchecked) var reader: WebSocketMessageReader?
+    @exclusivity(unchecked) var inbound = InboundBuffer()
+    @exclusivity(unchecked) var lastActivity: UInt64
+    @exclusivity(unchecked) var deadline: UInt64 = 0
+    /// When the first byte of the message now partly received arrived (0: none partial).
+    @exclusivity(unchecked) var messageStartedAt: UInt64 = 0
+    /// The largest message this connection may send now (`incomingMessageLimit`).
+    @exclusivity(unchecked) var messageLimit: Int
+    /// The connection's rate limits (`ServerConfiguration.messageRate` / `byteRate`).
+    @exclusivity(unchecked) var messageTokens: TokenBucket
+    @exclusivity(unchecked) var byteTokens: TokenBucket
+    /// Rate-limit drops not yet reported to the application, and when it was last told (0: never).
+    @exclusivity(unchecked) var rateLimitUnreported: Int32 = 0
+    @exclusivity(unchecked) var rateLimitReportedAt: UInt64 = 0
+
+    // MARK: Rooms and the application
+
+    /// Rooms this connection is in, with its index in each room's member array.
+    @exclusivity(unchecked) var memberships = Memberships()
+    /// Position in the loop's list of open connections.
+    @exclusivity(unchecked) var openIndex: Int32 = -1
     /// Whatever the application wants to keep per connection (for example the authenticated user).
     @exclusivity(unchecked) public var userData: AnyObject?
+    @exclusivity(unchecked) public private(set) var subprotocol: String?
+    public let remoteAddress: SocketAddress
+
+    // MARK: State and flags (small fields together, so that they share words)
 
     /// HTTP, open, closing, closed, and the close handshake (ConnectionLifecycle.swift).
     @exclusivity(unchecked) var lifecycle = ConnectionLifecycle()
     var state: ConnectionLifecycle.State { lifecycle.state }
-    @exclusivity(unchecked) var httpParser: HTTPRequestParser
-    @exclusivity(unchecked) var reader: WebSocketMessageReader?
-    /// The body of the plain request being read (state `httpBody`).
-    @exclusivity(unchecked) var bodyReader: HTTPBodyReader?
-    /// Plain requests answered on this connection with it kept alive: an idle keep-alive
-    /// connection is closed quietly at its deadline, a half-sent request gets 408.
-    @exclusivity(unchecked) var requestsServed = 0
-    @exclusivity(unchecked) var inbound = InboundBuffer()
-    @exclusivity(unchecked) var outbound = OutboundQueue()
 
     /// In the loop's flush list this iteration.
     @exclusivity(unchecked) var isDirty = false
     /// EPOLLOUT registered because the socket buffer was full.
     @exclusivity(unchecked) var awaitingWritable = false
-    /// What the kernel's send queue held when last asked (SIOCOUTQ), counted toward the
-    /// backpressure limit. Asked only when the socket is or was recently full (a flush that could
-    /// not write everything, an EPOLLOUT, then each tick until it reads 0), never per message.
-    @exclusivity(unchecked) var kernelQueued = 0
     /// Complete frames wait in `inbound` (the last read passed `maxMessagesPerRead`).
     @exclusivity(unchecked) var hasBacklog = false
-    /// After a protocol error or a written HTTP answer: read and discard until the peer's FIN.
-    var discardInput: Bool { lifecycle.discardInput }
     @exclusivity(unchecked) var pingOutstanding = false
     /// Queued for a backpressure close at the end of the emit that found it over its limit.
     @exclusivity(unchecked) var backpressureClosePending = false
     @exclusivity(unchecked) var opened = false
-    /// The code of a close the server started (application, idle timeout, backpressure, protocol
-    /// error, shutdown); nil when the peer closed first or vanished. Read it in `connectionClosed`.
-    public var serverCloseCode: WebSocketCloseCode? { lifecycle.serverCloseCode }
-
-    @exclusivity(unchecked) var lastActivity: UInt64
-    @exclusivity(unchecked) var deadline: UInt64 = 0
-    /// The connection's rate limits (`ServerConfiguration.messageRate` / `byteRate`).
-    @exclusivity(unchecked) var messageTokens: TokenBucket
-    /// Rate-limit drops not yet reported to the application, and when it was last told (0: never).
-    @exclusivity(unchecked) var rateLimitUnreported = 0
-    @exclusivity(unchecked) var rateLimitReportedAt: UInt64 = 0
-    @exclusivity(unchecked) var byteTokens: TokenBucket
-    /// When the first byte of the message now partly received arrived (0: none partial).
-    @exclusivity(unchecked) var messageStartedAt: UInt64 = 0
-    /// The largest message this connection may send now (`incomingMessageLimit`).
-    @exclusivity(unchecked) var messageLimit: Int
-
-    /// Rooms this connection is in, with its index in each room's member array.
-    @exclusivity(unchecked) var memberships: [Membership] = []
-    /// Position in the loop's list of open connections.
-    @exclusivity(unchecked) var openIndex = -1
-    /// Emit epoch stamp: dedupes recipients across several rooms of one emit.
-    @exclusivity(unchecked) var emitMark: UInt64 = 0
-
-    /// Compression agreed with this client, if any.
-    @exclusivity(unchecked) var deflateAgreement: PerMessageDeflateAgreement?
+    /// permessage-deflate was agreed with this client, and whether its agreement says the server
+    /// takes no context over between messages.
+    @exclusivity(unchecked) private(set) var compressionAgreed = false
+    @exclusivity(unchecked) private(set) var serverNoContextTakeover = false
     /// Whether shared (compress-once) frames suit this client's window.
     @exclusivity(unchecked) var acceptsSharedCompression = false
-    /// Per-connection compressor in `dedicated` mode.
-    @exclusivity(unchecked) var dedicatedDeflater: PerMessageDeflater?
     /// A shared frame went into this client's inflate stream: the dedicated compressor's history no
     /// longer matches the client's window, so it must start afresh before its next message.
     @exclusivity(unchecked) var dedicatedDeflaterNeedsReset = false
+
+    /// After a protocol error or a written HTTP answer: read and discard until the peer's FIN.
+    var discardInput: Bool { lifecycle.discardInput }
+    /// The code of a close the server started (application, idle timeout, backpressure, protocol
+    /// error, shutdown); nil when the peer closed first or vanished. Read it in `connectionClosed`.
+    public var serverCloseCode: WebSocketCloseCode? { lifecycle.serverCloseCode }
 
     init(loop: ServerLoop, id: ConnectionID, fd: Int32, remoteAddress: SocketAddress, now: UInt64) {
         self.loop = loop
         self.id = id
         self.fd = fd
         self.remoteAddress = remoteAddress
-        self.httpParser = HTTPRequestParser(maxHeaderSize: loop.configuration.maxHeaderSize)
+        self.http = HTTPExchange(maxHeaderSize: loop.configuration.maxHeaderSize)
         self.lastActivity = now
         self.messageLimit = loop.configuration.maxMessageSize
         self.messageTokens = TokenBucket(loop.configuration.messageRate, now: now)
@@ -156,9 +166,9 @@ public final class Connection {
         loop.rooms.leave(self, room)
     }
 
-    public var rooms: [String] { memberships.map(\.room.name) }
+    public var rooms: [String] { memberships.roomNames }
 
-    public func isMember(of room: String) -> Bool { memberships.contains { $0.room.name == room } }
+    public func isMember(of room: String) -> Bool { memberships.contains(roomNamed: room) }
 
     /// The largest message this client may send now, at most the server's `maxMessageSize`
     /// (beyond it: 1009). An application lowers it until the client has authenticated, so that an
@@ -172,15 +182,14 @@ public final class Connection {
     public var bufferedAmount: Int { outbound.byteCount }
 
     func updateMembershipIndex(room: LocalRoom, to index: Int) {
-        for i in memberships.indices where memberships[i].room === room {
-            memberships[i].index = index
-            return
-        }
+        memberships.setIndex(index, in: room)
     }
 
     func upgraded(subprotocol: String?, agreement: PerMessageDeflateAgreement?) {
         self.subprotocol = subprotocol
-        self.deflateAgreement = agreement
+        self.http = nil
+        self.compressionAgreed = agreement != nil
+        self.serverNoContextTakeover = agreement?.serverNoContextTakeover ?? false
         let config = loop.configuration
         reader = WebSocketMessageReader(
             maxMessageSize: config.maxMessageSize,

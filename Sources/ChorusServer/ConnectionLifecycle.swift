@@ -9,8 +9,8 @@ struct ConnectionLifecycle {
     enum State {
         /// Reading the HTTP request head.
         case http
-        /// Reading a request body (non-upgrade routes only).
-        case httpBody(HTTPRequestHead)
+        /// Reading a request body (non-upgrade routes only; the head waits in `HTTPExchange`).
+        case httpBody
         /// Answered a plain HTTP request (or awaiting a deferred answer); closing once it is written.
         case httpDone
         case open
@@ -69,8 +69,8 @@ struct ConnectionLifecycle {
     // MARK: HTTP
 
     /// The head asks for a body: it is read next.
-    mutating func readBody(_ head: HTTPRequestHead) {
-        state = .httpBody(head)
+    mutating func readBody() {
+        state = .httpBody
     }
 
     /// A response went out on a kept-alive connection: the next request is read.

@@ -126,7 +126,7 @@ struct Fanout {
         }
         // A shared compressed frame enters this client's inflate window behind its dedicated
         // compressor's back: that compressor must start afresh before its next message.
-        if connection.dedicatedDeflater != nil && connection.deflateAgreement?.serverNoContextTakeover == false {
+        if connection.dedicatedDeflater != nil && !connection.serverNoContextTakeover {
             connection.dedicatedDeflaterNeedsReset = true
         }
         enqueueBytes(connection, frame.compressed.unsafelyUnwrapped, withinLimit: withinLimit)

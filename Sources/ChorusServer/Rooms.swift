@@ -29,6 +29,61 @@ struct Membership {
     var index: Int
 }
 
+/// A connection's rooms. Most connections are in one (their user's room, or the broadcast room):
+/// the first membership is kept inline, so that those need no heap block for it (a one-element
+/// array costs 64 bytes of heap per idle connection); the others go to an array.
+struct Memberships {
+    private var first: Membership?
+    private var others: [Membership] = []
+
+    var count: Int { (first == nil ? 0 : 1) + others.count }
+    /// More than one room: the others have an array.
+    var spilled: Bool { others.capacity > 0 }
+
+    var roomNames: [String] {
+        guard let first else { return [] }
+        return [first.room.name] + others.map(\.room.name)
+    }
+
+    func contains(roomNamed name: String) -> Bool {
+        guard let first else { return false }
+        return first.room.name == name || others.contains { $0.room.name == name }
+    }
+
+    mutating func append(_ membership: Membership) {
+        if first == nil { first = membership } else { others.append(membership) }
+    }
+
+    /// Takes out the membership of the room called `name`, if any.
+    mutating func remove(roomNamed name: String) -> Membership? {
+        guard let head = first else { return nil }
+        if head.room.name == name {
+            first = others.isEmpty ? nil : others.removeFirst()
+            return head
+        }
+        guard let position = others.firstIndex(where: { $0.room.name == name }) else { return nil }
+        return others.remove(at: position)
+    }
+
+    mutating func popLast() -> Membership? {
+        if let last = others.popLast() { return last }
+        defer { first = nil }
+        return first
+    }
+
+    /// Records that this connection now sits at `index` in `room`'s member array.
+    mutating func setIndex(_ index: Int, in room: LocalRoom) {
+        if first?.room === room {
+            first!.index = index
+            return
+        }
+        for i in others.indices where others[i].room === room {
+            others[i].index = index
+            return
+        }
+    }
+}
+
 /// A loop's rooms: created on first join, freed on last leave.
 struct RoomRegistry {
     private(set) var rooms: [String: LocalRoom] = [:]
@@ -38,7 +93,7 @@ struct RoomRegistry {
     subscript(name: String) -> LocalRoom? { rooms[name] }
 
     mutating func join(_ connection: Connection, _ name: String) {
-        if connection.memberships.contains(where: { $0.room.name == name }) { return }
+        if connection.memberships.contains(roomNamed: name) { return }
         let room: LocalRoom
         if let existing = rooms[name] {
             room = existing
@@ -50,8 +105,7 @@ struct RoomRegistry {
     }
 
     mutating func leave(_ connection: Connection, _ name: String) {
-        guard let position = connection.memberships.firstIndex(where: { $0.room.name == name }) else { return }
-        let membership = connection.memberships.remove(at: position)
+        guard let membership = connection.memberships.remove(roomNamed: name) else { return }
         let room = membership.room
         room.remove(at: membership.index)
         if room.members.isEmpty { rooms[name] = nil }

@@ -58,18 +58,18 @@ extension ServerLoop {
     /// Takes an open connection out of rooms and the emit list, and tells the application once.
     func leaveOpen(_ connection: Connection) {
         guard connection.openIndex >= 0 else { return }
-        let index = connection.openIndex
+        let index = Int(connection.openIndex)
         let last = openConnections.count - 1
         if index != last {
             let moved = openConnections[last]
             openConnections[index] = moved
-            moved.openIndex = index
+            moved.openIndex = Int32(index)
         }
         openConnections.removeLast()
         connection.openIndex = -1
         rooms.leaveAll(connection)
         countClose(connection)
-        if connection.deflateAgreement != nil { server.compressionClients.subtract(1, ordering: .relaxed) }
+        if connection.compressionAgreed { server.compressionClients.subtract(1, ordering: .relaxed) }
         application.connectionClosed(connection, code: connection.lifecycle.closeCodeForApplication)
     }
 

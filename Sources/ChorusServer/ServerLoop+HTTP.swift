@@ -16,8 +16,10 @@ extension ServerLoop {
             answerHTTP(connection, request)
         case .readBody(let framing, let sendContinue):
             if sendContinue { queueRaw(connection, Self.continueResponse) }
-            connection.bodyReader = HTTPBodyReader(framing: framing, maxBodySize: configuration.maxBodySize)
-            connection.lifecycle.readBody(head)
+            guard let http = connection.http else { return }
+            http.bodyReader = HTTPBodyReader(framing: framing, maxBodySize: configuration.maxBodySize)
+            http.bodyHead = head
+            connection.lifecycle.readBody()
         }
     }
 
@@ -45,7 +47,7 @@ extension ServerLoop {
         }
         queueRaw(connection, response.serialize(closeConnection: false))
         connection.lifecycle.awaitNextRequest()
-        connection.requestsServed += 1
+        connection.http?.requestsServed += 1
         connection.deadline = configuration.handshakeTimeout > 0 ? loop.now + UInt64(configuration.handshakeTimeout * 1e9) : 0
     }
 
@@ -74,7 +76,7 @@ extension ServerLoop {
         queueRaw(connection, WebSocketHandshake.switchingProtocolsResponse(request, extensions: agreement?.responseHeaderValue))
         connection.upgraded(subprotocol: request.subprotocol, agreement: agreement)
         connection.deadline = 0
-        connection.openIndex = openConnections.count
+        connection.openIndex = Int32(openConnections.count)
         openConnections.append(connection)
         if agreement != nil { server.compressionClients.add(1, ordering: .relaxed) }
         connection.opened = true

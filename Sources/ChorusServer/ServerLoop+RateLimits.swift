@@ -26,10 +26,11 @@ extension ServerLoop {
     /// Tells the application about dropped messages: at once for the first, then at most once a
     /// second with the count since (`ServerApplication.connectionRateLimited`).
     func reportRateLimited(_ connection: Connection, now: UInt64) {
-        connection.rateLimitUnreported += 1
+        // Drops since the last report, at most a second's worth when the next is due: far from Int32.max.
+        connection.rateLimitUnreported &+= 1
         guard connection.rateLimitReportedAt == 0 || now &- connection.rateLimitReportedAt >= 1_000_000_000 else { return }
         connection.rateLimitReportedAt = max(now, 1)
-        let dropped = connection.rateLimitUnreported
+        let dropped = Int(connection.rateLimitUnreported)
         connection.rateLimitUnreported = 0
         application.connectionRateLimited(connection, dropped: dropped)
     }

@@ -94,7 +94,8 @@ extension ServerLoop {
             let slice = UnsafeMutableRawBufferPointer(rebasing: bytes[offset...])
             switch connection.state {
             case .http:
-                switch connection.httpParser.parse(UnsafeRawBufferPointer(slice)) {
+                guard let http = connection.http else { return bytes.count }
+                switch http.parser.parse(UnsafeRawBufferPointer(slice)) {
                 case .needMoreData:
                     return offset
                 case .failed(let error):
@@ -104,10 +105,11 @@ extension ServerLoop {
                     offset += headerLength
                     handleRequest(connection, head)
                 }
-            case .httpBody(let head):
+            case .httpBody:
                 // The body goes straight into its reader (bounded by maxBodySize), not into the
                 // connection's leftovers.
-                switch connection.bodyReader!.read(UnsafeRawBufferPointer(slice)) {
+                guard let http = connection.http, let head = http.bodyHead else { return bytes.count }
+                switch http.bodyReader!.read(UnsafeRawBufferPointer(slice)) {
                 case .needMoreData:
                     return bytes.count
                 case .failed(let error):
@@ -115,8 +117,9 @@ extension ServerLoop {
                     return bytes.count
                 case .complete(let consumed):
                     offset += consumed
-                    let body = connection.bodyReader!.body
-                    connection.bodyReader = nil
+                    let body = http.bodyReader!.body
+                    http.bodyReader = nil
+                    http.bodyHead = nil
                     answerHTTP(connection, HTTPRequest(head: head, body: body, remoteAddress: connection.remoteAddress))
                 }
             case .open, .closing:

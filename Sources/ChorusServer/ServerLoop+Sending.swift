@@ -12,7 +12,7 @@ extension ServerLoop {
     /// A message for one connection: encoded (and compressed) for it alone.
     func sendDirect(_ connection: Connection, _ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) {
         var deflater: PerMessageDeflater?
-        if connection.deflateAgreement != nil && payload.count >= configuration.deflate.threshold {
+        if connection.compressionAgreed && payload.count >= configuration.deflate.threshold {
             if let dedicated = connection.dedicatedDeflater {
                 if connection.dedicatedDeflaterNeedsReset {
                     dedicated.reset()

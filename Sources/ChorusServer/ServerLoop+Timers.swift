@@ -11,10 +11,14 @@ extension ServerLoop {
         let messageTimeout = configuration.messageTimeout > 0 ? UInt64(configuration.messageTimeout * 1e9) : UInt64.max
         // Queued bytes are sampled here, on the walk the tick makes anyway, not tracked per frame.
         var queued = 0
+        // Idle queues give their storage back once a second (however short the tick).
+        let releaseIdleQueues = now &- lastQueueTrim >= 1_000_000_000
+        if releaseIdleQueues { lastQueueTrim = now }
         for case let connection? in slots {
             queued &+= connection.outbound.byteCount
             switch connection.state {
             case .open:
+                if releaseIdleQueues { connection.outbound.releaseIdleStorage() }
                 if connection.kernelQueued > 0 && !connection.awaitingWritable {
                     // Recently full: follow the kernel's queue down until the client has read it.
                     connection.kernelQueued = Socket.sendQueueBytes(connection.fd)
@@ -34,7 +38,7 @@ extension ServerLoop {
             default:
                 if connection.deadline != 0 && now >= connection.deadline {
                     switch connection.state {
-                    case .http where connection.requestsServed > 0 && connection.inbound.isEmpty:
+                    case .http where (connection.http?.requestsServed ?? 0) > 0 && connection.inbound.isEmpty:
                         // An idle keep-alive connection: nothing was asked, nothing to answer.
                         finalize(connection)
                     case .http, .httpBody:

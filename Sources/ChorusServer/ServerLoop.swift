@@ -51,6 +51,8 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     @exclusivity(unchecked) var backlogged: [Connection] = []
     /// The listener is out of epoll after EMFILE/ENFILE until the next tick (no busy loop).
     @exclusivity(unchecked) var acceptPaused = false
+    /// When the tick last let idle connections' queues give their storage back.
+    @exclusivity(unchecked) var lastQueueTrim: UInt64 = 0
 
     let readBuffer: UnsafeMutableRawPointer
     let readBufferSize: Int

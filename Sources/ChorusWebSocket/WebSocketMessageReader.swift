@@ -36,16 +36,18 @@ public struct WebSocketMessageReader {
     public var maxMessageSize: Int
     @usableFromInline let inflater: (any WebSocketInflater)?
 
-    /// Opcode (text/binary) of the message being assembled, nil between messages.
-    @usableFromInline var messageOpcode: WebSocketOpcode? = nil
-    @usableFromInline var messageCompressed = false
+    // Word-sized fields first, then the small ones: every open connection holds a reader, and
+    // this order saves 16 bytes of padding on each.
     /// Fragmented or compressed messages are assembled here; keeps its capacity between messages.
     @usableFromInline var assembly: [UInt8] = []
-    @usableFromInline var utf8 = UTF8Validator()
-    @usableFromInline var pendingFrameSize: Int? = nil
     /// Payload bytes of the partial text frame at the start of the next buffer that are
     /// already unmasked in place and fed to `utf8` (the mask phase is this & 3); 0 otherwise.
     @usableFromInline var partialPayloadDone = 0
+    @usableFromInline var pendingFrameSize: Int? = nil
+    /// Opcode (text/binary) of the message being assembled, nil between messages.
+    @usableFromInline var messageOpcode: WebSocketOpcode? = nil
+    @usableFromInline var messageCompressed = false
+    @usableFromInline var utf8 = UTF8Validator()
 
     /// Past this, the assembly buffer is released after a message so one huge
     /// message does not pin memory for the life of the connection.

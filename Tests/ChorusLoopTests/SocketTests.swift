@@ -12,6 +12,35 @@ private func socketPair() -> (Int32, Int32) {
 
 @Suite("Sockets and the outbound queue")
 struct SocketTests {
+    /// An idle connection's queue gives its storage back at the second check with nothing appended
+    /// in between; one that keeps receiving keeps it (no allocation per frame).
+    @Test func anIdleQueueReleasesItsStorageAndABusyOneKeepsIt() throws {
+        let (a, b) = socketPair()
+        defer { close(a); close(b) }
+        let iov = UnsafeMutablePointer<iovec>.allocate(capacity: 4)
+        defer { iov.deallocate() }
+        var queue = OutboundQueue()
+        queue.append(SharedBytes.copying(Array("hello".utf8)))
+        #expect(try queue.flush(fd: a, iov: iov, iovCapacity: 4))
+        #expect(queue.isEmpty && queue.holdsStorage)
+        queue.releaseIdleStorage()             // something was appended since the last check
+        #expect(queue.holdsStorage)
+        queue.append(SharedBytes.copying(Array("again".utf8)))
+        #expect(try queue.flush(fd: a, iov: iov, iovCapacity: 4))
+        queue.releaseIdleStorage()             // busy: kept
+        #expect(queue.holdsStorage)
+        queue.releaseIdleStorage()             // a whole check period with nothing appended
+        #expect(!queue.holdsStorage)
+        // Not while bytes wait.
+        queue.append(SharedBytes.copying(Array("pending".utf8)))
+        queue.releaseIdleStorage()
+        queue.releaseIdleStorage()
+        #expect(queue.holdsStorage && queue.byteCount == 7)
+        #expect(try queue.flush(fd: a, iov: iov, iovCapacity: 4))
+        var received = [UInt8](repeating: 0, count: 64)
+        #expect(read(b, &received, 64) == 17)
+    }
+
     /// A vanished peer is an EPIPE error for that socket, never a SIGPIPE for the process
     /// (this test runner does not ignore SIGPIPE: with plain writev it would die here).
     @Test func writingToAClosedPeerThrowsEPIPEInsteadOfRaisingSIGPIPE() {

@@ -125,7 +125,7 @@ struct ConnectionLifecycleTests {
 
     @Test func aKeptAliveConnectionReadsItsNextRequest() {
         var lifecycle = ConnectionLifecycle()
-        lifecycle.readBody(HTTPRequestHead(method: "POST", target: "/x"))
+        lifecycle.readBody()
         lifecycle.awaitNextRequest()
         guard case .http = lifecycle.state else { Issue.record("state \(lifecycle.state)"); return }
         #expect(!lifecycle.closeSent)

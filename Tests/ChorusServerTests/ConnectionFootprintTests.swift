@@ -1,0 +1,59 @@
+import ChorusLoop
+import ChorusWebSocket
+import Testing
+
+@testable import ChorusServer
+
+@_silgen_name("malloc_usable_size") private func mallocUsableSize(_ pointer: UnsafeMutableRawPointer?) -> Int
+
+/// What an idle connection holds (BENCHMARKS.md, memory per idle connection): these keep it there.
+@Suite("Connection footprint")
+struct ConnectionFootprintTests {
+    /// The connection object's heap block. 392 usable bytes today (a 400-byte malloc chunk, where
+    /// it was 712): a field added to `Connection` that pushes it into the next chunk fails here, and
+    /// should instead go into `HTTPExchange`, the application's `userData`, or the flags.
+    @Test func anOpenConnectionFitsItsBlock() throws {
+        let connections = try SocketlessConnections()
+        let connection = try connections.open()
+        let block = mallocUsableSize(Unmanaged.passUnretained(connection).toOpaque())
+        #expect(block <= 392, "Connection's block is \(block) bytes")
+        #expect(MemoryLayout<SocketAddress>.size <= 32)
+    }
+
+    @Test func theHTTPPhaseIsDroppedAtTheUpgrade() throws {
+        let connections = try SocketlessConnections()
+        let connection = try connections.handshaking()
+        #expect(connection.http != nil)
+        connection.upgraded(subprotocol: nil, agreement: nil)
+        #expect(connection.http == nil)
+        #expect(connection.reader != nil)
+    }
+
+    /// The first room is kept inline; the others spill into an array, in the order joined, and a
+    /// leave keeps that order and the indexes the rooms' swap-removes rely on.
+    @Test func membershipsKeepTheFirstRoomInlineAndTheOrder() throws {
+        let connections = try SocketlessConnections()
+        let a = try connections.open()
+        let b = try connections.open()
+        a.join("one")
+        #expect(!a.memberships.spilled)
+        a.join("two")
+        a.join("three")
+        a.join("two")
+        #expect(a.rooms == ["one", "two", "three"])
+        #expect(a.memberships.spilled)
+        b.join("one")
+        b.join("three")
+        a.leave("one")              // b moves to index 0 of "one"
+        #expect(a.rooms == ["two", "three"])
+        #expect(connections.loop.rooms["one"]?.members.first === b)
+        b.leave("one")
+        #expect(connections.loop.rooms["one"] == nil)
+        #expect(b.rooms == ["three"])
+        #expect(a.isMember(of: "three") && !a.isMember(of: "one"))
+        connections.loop.rooms.leaveAll(a)
+        #expect(a.rooms.isEmpty)
+        #expect(connections.loop.rooms["three"]?.members.count == 1)
+        #expect(connections.loop.rooms["two"] == nil)
+    }
+}
