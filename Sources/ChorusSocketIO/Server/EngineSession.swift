@@ -61,7 +61,8 @@ final class EngineSession {
     // Strong: sockets retained by user closures stay safe after close (send on a closed connection is a no-op).
     let connection: Connection
     let sid = EngineIOSessionID.generate()
-    let request: HTTPRequestHead
+    /// The upgrade request, packed: every namespace's handshake shares it.
+    let request: PackedRequestHead
     @exclusivity(unchecked) var core: SessionCore
     @exclusivity(unchecked) var heartbeat: Heartbeat
     @exclusivity(unchecked) var now: UInt64
@@ -76,7 +77,7 @@ final class EngineSession {
     init(io: SocketIOServer, connection: Connection, request: HTTPRequestHead, now: UInt64) {
         self.io = io
         self.connection = connection
-        self.request = request
+        self.request = PackedRequestHead(request)
         self.now = now
         let c = io.configuration
         core = SessionCore(maxPayload: c.maxPayload, maxAttachments: c.maxAttachments)
@@ -186,7 +187,7 @@ final class EngineSession {
         }
         if pendingConnects[name] != nil { return }
         let handshake = Handshake(
-            request: request, address: connection.remoteAddress.description, auth: auth ?? .object([:]),
+            request: request, address: connection.remoteAddress, auth: auth ?? .object([:]),
             issued: wallClockMilliseconds())
         if let recovery = namespace.recovery {
             if let pid = auth?["pid"]?.stringValue, let offset = auth?["offset"]?.stringValue, let cluster = io.clusterRecovery {

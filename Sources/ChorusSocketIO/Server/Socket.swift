@@ -5,14 +5,26 @@ import ChorusWebSocket
 
 /// What the client sent when it connected.
 public struct Handshake: Sendable {
-    public let request: HTTPRequestHead
-    public let address: String
+    /// Kept packed (one block, not a String per header) for as long as the socket lives.
+    private let packedRequest: PackedRequestHead
+    private let remoteAddress: SocketAddress
+    /// The request head (parsed again from the packed copy at each call: read it once).
+    public var request: HTTPRequestHead { packedRequest.head }
+    /// The client's address, as `host:port`.
+    public var address: String { remoteAddress.description }
     /// The CONNECT packet's auth payload (`{}` when absent).
     public let auth: JSONValue
     /// When the client connected to the namespace (milliseconds since 1970, wall clock).
     public let issued: Int64
     public func query(_ name: String) -> String? { request.queryValue(name) }
     public func header(_ name: String) -> String? { request.value(of: name) }
+
+    init(request: PackedRequestHead, address: SocketAddress, auth: JSONValue, issued: Int64) {
+        self.packedRequest = request
+        self.remoteAddress = address
+        self.auth = auth
+        self.issued = issued
+    }
 }
 
 /// The answer to an event the client emitted with an ack callback. Call it once.
