@@ -82,6 +82,14 @@ public struct OutboundQueue {
         }
     }
 
+    /// Frees the entries' storage now if nothing waits (after a burst known to be the last for a
+    /// while, such as a handshake's answer).
+    public mutating func releaseStorageIfEmpty() {
+        guard head == entries.count, entries.capacity > 0 else { return }
+        entries = []
+        head = 0
+    }
+
     /// Whether the queue holds entry storage (for the tests of `releaseIdleStorage`).
     public var holdsStorage: Bool { entries.capacity > 0 }
 

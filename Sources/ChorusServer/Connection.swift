@@ -43,12 +43,8 @@ public final class Connection {
     @exclusivity(unchecked) var messageStartedAt: UInt64 = 0
     /// The largest message this connection may send now (`incomingMessageLimit`).
     @exclusivity(unchecked) var messageLimit: Int
-    /// The connection's rate limits (`ServerConfiguration.messageRate` / `byteRate`).
-    @exclusivity(unchecked) var messageTokens: TokenBucket
-    @exclusivity(unchecked) var byteTokens: TokenBucket
-    /// Rate-limit drops not yet reported to the application, and when it was last told (0: never).
-    @exclusivity(unchecked) var rateLimitUnreported: Int32 = 0
-    @exclusivity(unchecked) var rateLimitReportedAt: UInt64 = 0
+    /// The connection's rate limits; nil when the server sets none (the default).
+    @exclusivity(unchecked) var rateLimits: ConnectionRateLimits?
 
     // MARK: Rooms and the application
 
@@ -77,6 +73,9 @@ public final class Connection {
     /// Queued for a backpressure close at the end of the emit that found it over its limit.
     @exclusivity(unchecked) var backpressureClosePending = false
     @exclusivity(unchecked) var opened = false
+    /// The queue holds only the handshake's answer (and what the application sent on open): its
+    /// storage goes back once that is written, so an idle connection keeps no queue block.
+    @exclusivity(unchecked) var releaseQueueWhenDrained = false
     /// permessage-deflate was agreed with this client, and whether its agreement says the server
     /// takes no context over between messages.
     @exclusivity(unchecked) private(set) var compressionAgreed = false
@@ -101,8 +100,10 @@ public final class Connection {
         self.http = HTTPExchange(maxHeaderSize: loop.configuration.maxHeaderSize)
         self.lastActivity = now
         self.messageLimit = loop.configuration.maxMessageSize
-        self.messageTokens = TokenBucket(loop.configuration.messageRate, now: now)
-        self.byteTokens = TokenBucket(loop.configuration.byteRate, now: now)
+        let configuration = loop.configuration
+        if !configuration.messageRate.isUnlimited || !configuration.byteRate.isUnlimited {
+            self.rateLimits = ConnectionRateLimits(messages: configuration.messageRate, bytes: configuration.byteRate, now: now)
+        }
     }
 
     deinit {
@@ -201,6 +202,7 @@ public final class Connection {
                 dedicatedDeflater = config.deflate.makeDeflater(for: agreement)
             }
         }
+        releaseQueueWhenDrained = true
         lifecycle.upgraded()
     }
 }

@@ -8,10 +8,10 @@ extension ServerLoop {
     @inline(__always)
     func withinRateLimits(_ connection: Connection, _ size: Int) -> Bool {
         let messages = configuration.messageRate, bytes = configuration.byteRate
-        if messages.isUnlimited && bytes.isUnlimited { return true }
+        guard let limits = connection.rateLimits else { return true }
         let now = loop.now
-        if (messages.isUnlimited || connection.messageTokens.take(1, limit: messages, now: now))
-            && (bytes.isUnlimited || connection.byteTokens.take(Double(size), limit: bytes, now: now)) {
+        if (messages.isUnlimited || limits.messages.take(1, limit: messages, now: now))
+            && (bytes.isUnlimited || limits.bytes.take(Double(size), limit: bytes, now: now)) {
             return true
         }
         stats.rateLimited += 1
@@ -26,12 +26,12 @@ extension ServerLoop {
     /// Tells the application about dropped messages: at once for the first, then at most once a
     /// second with the count since (`ServerApplication.connectionRateLimited`).
     func reportRateLimited(_ connection: Connection, now: UInt64) {
-        // Drops since the last report, at most a second's worth when the next is due: far from Int32.max.
-        connection.rateLimitUnreported &+= 1
-        guard connection.rateLimitReportedAt == 0 || now &- connection.rateLimitReportedAt >= 1_000_000_000 else { return }
-        connection.rateLimitReportedAt = max(now, 1)
-        let dropped = Int(connection.rateLimitUnreported)
-        connection.rateLimitUnreported = 0
+        guard let limits = connection.rateLimits else { return }
+        limits.unreported += 1
+        guard limits.reportedAt == 0 || now &- limits.reportedAt >= 1_000_000_000 else { return }
+        limits.reportedAt = max(now, 1)
+        let dropped = limits.unreported
+        limits.unreported = 0
         application.connectionRateLimited(connection, dropped: dropped)
     }
 }

@@ -67,6 +67,10 @@ extension ServerLoop {
                 connection.kernelQueued = Socket.sendQueueBytes(connection.fd)
                 try? loop.epoll.modify(connection.fd, events: [.readable, .readHangup], token: connection.id.token)
             }
+            if connection.releaseQueueWhenDrained {
+                connection.releaseQueueWhenDrained = false
+                connection.outbound.releaseStorageIfEmpty()
+            }
             afterDrain(connection)
         } else {
             // The socket is full: the kernel holds its whole send buffer for this client.

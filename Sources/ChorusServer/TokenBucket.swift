@@ -46,3 +46,18 @@ struct TokenBucket {
         return true
     }
 }
+
+/// One connection's buckets and its unreported drops: a block of its own, allocated only when the
+/// server sets a rate limit, so that connections of a server without limits do not carry it.
+final class ConnectionRateLimits {
+    var messages: TokenBucket
+    var bytes: TokenBucket
+    /// Drops not yet reported to the application, and when it was last told (0: never).
+    var unreported = 0
+    var reportedAt: UInt64 = 0
+
+    init(messages: RateLimit, bytes: RateLimit, now: UInt64) {
+        self.messages = TokenBucket(messages, now: now)
+        self.bytes = TokenBucket(bytes, now: now)
+    }
+}
