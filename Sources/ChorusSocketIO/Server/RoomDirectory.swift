@@ -5,7 +5,7 @@ import Synchronization
 /// tables so that any thread can count the recipients of an emit synchronously (the loops' tables
 /// are confined to their threads). One lock, taken on join/leave/count only — never per message.
 public final class RoomDirectory: Sendable {
-    private let table = Mutex<[String: Set<ConnectionID>]>([:])
+    private let table = Mutex<[String: RoomMembers]>([:])
     /// Told the key of a room that just got its first member or lost its last (see `observeOccupancy`).
     /// Boxed: a bare closure in the generic `Mutex`, read through `withLock`'s inout, came back
     /// wrapped in two more reabstraction thunks at every read, so each call walked a chain as long
@@ -32,7 +32,7 @@ public final class RoomDirectory: Sendable {
     func join(_ key: String, _ id: ConnectionID) {
         let created = table.withLock { t -> Bool in
             if t[key]?.insert(id) != nil { return false }
-            t[key] = [id]
+            t[key] = .one(id)
             return true
         }
         if created { occupancyChanged(key) }
@@ -54,8 +54,8 @@ public final class RoomDirectory: Sendable {
 
     /// Removes in place (a copy of a large room's set per leave would make a room's draining
     /// quadratic); true when the room is now empty and gone.
-    private static func remove(_ id: ConnectionID, from key: String, in t: inout [String: Set<ConnectionID>]) -> Bool {
-        guard t[key]?.remove(id) != nil, t[key]?.isEmpty == true else { return false }
+    private static func remove(_ id: ConnectionID, from key: String, in t: inout [String: RoomMembers]) -> Bool {
+        guard t[key]?.remove(id) == true, t[key]?.isEmpty == true else { return false }
         t[key] = nil
         return true
     }
@@ -75,15 +75,13 @@ public final class RoomDirectory: Sendable {
                 guard let s = t[target.rooms[0]] else { return 0 }
                 return s.count - (target.exceptConnection.map { s.contains($0) ? 1 : 0 } ?? 0)
             }
-            let excluded: Set<ConnectionID> = target.exceptRooms.reduce(into: []) { acc, key in
-                if let s = t[key] { acc.formUnion(s) }
-            }
+            var excluded = Set<ConnectionID>()
+            for key in target.exceptRooms { t[key]?.forEach { excluded.insert($0) } }
             var seen = Set<ConnectionID>()
             var n = 0
             for key in target.rooms {
-                guard let s = t[key] else { continue }
-                for id in s where !excluded.contains(id) && id != target.exceptConnection && seen.insert(id).inserted {
-                    n += 1
+                t[key]?.forEach { id in
+                    if !excluded.contains(id) && id != target.exceptConnection && seen.insert(id).inserted { n += 1 }
                 }
             }
             return n
@@ -99,6 +97,68 @@ public final class RoomDirectory: Sendable {
             var names = Set<String>()
             for key in t.keys where key.hasPrefix(prefix) { names.insert(String(key.dropFirst(prefix.count))) }
             return names
+        }
+    }
+}
+
+/// A room's members in the directory. Most rooms have one (each socket's own room, each user's
+/// room while they have one tab open): it is kept inline, because a one-element `Set` is a heap
+/// block of about 170 bytes per socket (BENCHMARKS.md, memory per idle connection).
+enum RoomMembers {
+    case one(ConnectionID)
+    case many(Set<ConnectionID>)
+
+    var count: Int {
+        switch self {
+        case .one: 1
+        case .many(let set): set.count
+        }
+    }
+
+    var isEmpty: Bool { count == 0 }
+
+    func contains(_ id: ConnectionID) -> Bool {
+        switch self {
+        case .one(let member): member == id
+        case .many(let set): set.contains(id)
+        }
+    }
+
+    /// True when `id` was not a member yet.
+    @discardableResult
+    mutating func insert(_ id: ConnectionID) -> Bool {
+        switch self {
+        case .one(let member):
+            if member == id { return false }
+            self = .many([member, id])
+            return true
+        case .many(var set):
+            self = .one(id)          // drops the enum's reference, so `set` is mutated in place
+            let inserted = set.insert(id).inserted
+            self = .many(set)
+            return inserted
+        }
+    }
+
+    /// True when `id` was a member. A room left empty is `.many([])`: the directory removes it.
+    mutating func remove(_ id: ConnectionID) -> Bool {
+        switch self {
+        case .one(let member):
+            guard member == id else { return false }
+            self = .many([])
+            return true
+        case .many(var set):
+            self = .one(id)
+            let removed = set.remove(id) != nil
+            self = .many(set)
+            return removed
+        }
+    }
+
+    func forEach(_ body: (ConnectionID) -> Void) {
+        switch self {
+        case .one(let member): body(member)
+        case .many(let set): set.forEach(body)
         }
     }
 }
