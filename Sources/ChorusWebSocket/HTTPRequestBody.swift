@@ -39,7 +39,7 @@ public enum HTTPBodyFraming: Sendable, Equatable {
                 return bad("the final transfer coding of a request must be chunked")
             }
             guard list.count == 1 else {
-                return .failure(HTTPParseError(status: 501, message: "Transfer codings other than chunked are not implemented"))
+                return .failure(.unsupportedTransferCoding)
             }
             return .success(.chunked)
         }
@@ -49,13 +49,13 @@ public enum HTTPBodyFraming: Sendable, Equatable {
         guard lengths.count == 1 else { return bad("Content-Length repeated") }
         guard let length = parseDecimal(lengths[0].utf8) else { return bad("Invalid Content-Length") }
         if length > maxBodySize {
-            return .failure(HTTPParseError(status: 413, message: "Request body larger than \(maxBodySize) bytes"))
+            return .failure(.bodyTooLarge(limit: maxBodySize))
         }
         return .success(length == 0 ? .none : .length(length))
     }
 
     static func bad(_ message: String) -> Result<HTTPBodyFraming, HTTPParseError> {
-        .failure(HTTPParseError(status: 400, message: message))
+        .failure(.malformed(message))
     }
 
     /// 1*DIGIT, no sign, no space, at most 18 digits (so it fits an Int); nil otherwise.
@@ -148,8 +148,8 @@ public struct HTTPBodyReader {
         }
     }
 
-    static func fail(_ message: String, status: Int = 400) -> HTTPBodyReadResult {
-        .failed(HTTPParseError(status: status, message: message))
+    static func fail(_ message: String) -> HTTPBodyReadResult {
+        .failed(.malformed(message))
     }
 
     static func hexValue(_ c: UInt8) -> Int? {
@@ -176,7 +176,7 @@ public struct HTTPBodyReader {
                     // Held to the limit while it is read: no overflow, no huge declared chunk.
                     chunkSize = chunkSize * 16 + v
                     if body.count + chunkSize > maxBodySize {
-                        return Self.fail("Request body larger than \(maxBodySize) bytes", status: 413)
+                        return .failed(.bodyTooLarge(limit: maxBodySize))
                     }
                     chunkState = .size(digits: digits + 1, inExtension: false, lineLength: lineLength + 1)
                 } else if digits > 0 && (c == UInt8(ascii: ";") || inExtension) {
@@ -217,7 +217,7 @@ public struct HTTPBodyReader {
             case .trailer(let lineLength, let sawCR):
                 // Trailer fields are read and dropped (§7.1.2 lets a recipient discard them).
                 trailerBytes += 1
-                guard trailerBytes <= maxLineSize else { return Self.fail("Trailer section too large", status: 431) }
+                guard trailerBytes <= maxLineSize else { return .failed(.trailerTooLarge) }
                 i += 1
                 if sawCR {
                     guard c == 0x0A else { return Self.fail("Trailer line not ended by CRLF") }

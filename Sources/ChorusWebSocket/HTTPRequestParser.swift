@@ -104,14 +104,38 @@ func percentDecode(_ bytes: ArraySlice<UInt8>) -> String {
     return String(decoding: out, as: UTF8.self)
 }
 
-public struct HTTPParseError: Error, Sendable, Equatable {
-    /// 400 or 431.
-    public var status: Int
-    public var message: String
+/// Why a request head or body cannot be read. The status it is answered with is decided here, in
+/// one switch, not where the parser notices the fault; the many ways a request can be malformed
+/// share one case (all 400), whose text says which rule was broken.
+public enum HTTPParseError: Error, Sendable, Equatable {
+    /// Not the syntax of RFC 9112 (§2-§7), or framing two parties could read differently (§6.3).
+    case malformed(String)
+    /// The request head over `maxHeaderSize` (RFC 6585 §5).
+    case headerTooLarge
+    /// A chunked body's trailer section over its line limit (RFC 6585 §5).
+    case trailerTooLarge
+    /// A body over `maxBodySize` (RFC 9110 §15.5.14): `limit` is that size.
+    case bodyTooLarge(limit: Int)
+    /// A transfer coding other than chunked, which this server does not decode (RFC 9112 §6.1).
+    case unsupportedTransferCoding
 
-    public init(status: Int, message: String) {
-        self.status = status
-        self.message = message
+    public var status: Int {
+        switch self {
+        case .malformed: 400
+        case .headerTooLarge, .trailerTooLarge: 431
+        case .bodyTooLarge: 413
+        case .unsupportedTransferCoding: 501
+        }
+    }
+
+    public var message: String {
+        switch self {
+        case .malformed(let rule): rule
+        case .headerTooLarge: "Request header too large"
+        case .trailerTooLarge: "Trailer section too large"
+        case .bodyTooLarge(let limit): "Request body larger than \(limit) bytes"
+        case .unsupportedTransferCoding: "Transfer codings other than chunked are not implemented"
+        }
     }
 
     public var response: HTTPResponse { .text(status, message) }
@@ -151,7 +175,7 @@ public struct HTTPRequestParser {
         guard let end else {
             scanned = max(n, 1)
             if let err = checkRequestLineEarly(bytes) { return .failed(err) }
-            if n > maxHeaderSize { return .failed(HTTPParseError(status: 431, message: "Request header too large")) }
+            if n > maxHeaderSize { return .failed(.headerTooLarge) }
             return .needMoreData
         }
         // The same verdict however the head was segmented: a bad request line within the size
@@ -160,7 +184,7 @@ public struct HTTPRequestParser {
         scanned = 0
         requestLineChecked = false
         if let earlyError { return .failed(earlyError) }
-        if end > maxHeaderSize { return .failed(HTTPParseError(status: 431, message: "Request header too large")) }
+        if end > maxHeaderSize { return .failed(.headerTooLarge) }
         switch Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[..<end])) {
         case .success(let head): return .complete(head, headerLength: end)
         case .failure(let e): return .failed(e)
@@ -168,7 +192,7 @@ public struct HTTPRequestParser {
     }
 
     static func bad(_ message: String) -> Result<HTTPRequestHead, HTTPParseError> {
-        .failure(HTTPParseError(status: 400, message: message))
+        .failure(.malformed(message))
     }
 
     /// RFC 7230 §3.2.6 tchar.
@@ -233,7 +257,7 @@ public struct HTTPRequestParser {
     /// Request line (§3.1.1): method SP request-target SP HTTP-version.
     static func parseRequestLine(_ line: UnsafeRawBufferPointer) -> Result<(method: String, target: String, minor: Int), HTTPParseError> {
         func bad(_ m: String) -> Result<(method: String, target: String, minor: Int), HTTPParseError> {
-            .failure(HTTPParseError(status: 400, message: m))
+            .failure(.malformed(m))
         }
         guard let sp1 = line.firstIndex(of: 0x20) else { return bad("Malformed request line") }
         let methodBytes = line[..<sp1]

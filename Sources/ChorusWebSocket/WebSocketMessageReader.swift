@@ -87,19 +87,19 @@ public struct WebSocketMessageReader {
             let fin = b0 & 0x80 != 0
             let rsv1 = b0 & 0x40 != 0
             // §5.2: RSV2/RSV3 have no meaning without an extension; we negotiate none that uses them.
-            if b0 & 0x30 != 0 { throw Self.fail(.protocolError, "reserved bits set") }
+            if b0 & 0x30 != 0 { throw .reservedBits }
             guard let opcode = WebSocketOpcode(rawValue: b0 & 0x0F) else {
-                throw Self.fail(.protocolError, "reserved opcode")
+                throw .reservedOpcode
             }
             // §5.1: the server must close the connection on an unmasked client frame.
-            if b1 & 0x80 == 0 { throw Self.fail(.protocolError, "client frame not masked") }
+            if b1 & 0x80 == 0 { throw .unmaskedFrame }
             let len7 = Int(b1 & 0x7F)
             if opcode.isControl {
                 // §5.5: control frames are never fragmented and carry at most 125 bytes.
-                if !fin { throw Self.fail(.protocolError, "fragmented control frame") }
-                if len7 > 125 { throw Self.fail(.protocolError, "control frame payload over 125 bytes") }
+                if !fin { throw .fragmentedControlFrame }
+                if len7 > 125 { throw .controlFrameTooLong }
                 // RFC 7692 §6: RSV1 marks compressed *messages*; control frames are never compressed.
-                if rsv1 { throw Self.fail(.protocolError, "RSV1 set on a control frame") }
+                if rsv1 { throw .compressedControlFrame }
             } else {
                 try checkDataFrameStart(opcode: opcode, rsv1: rsv1)
             }
@@ -111,7 +111,7 @@ public struct WebSocketMessageReader {
             } else if len7 == 127 {
                 let l = UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt64.self))
                 // §5.2: "the most significant bit MUST be 0".
-                if l >> 63 != 0 { throw Self.fail(.protocolError, "64-bit payload length with the high bit set") }
+                if l >> 63 != 0 { throw .payloadLengthHighBit }
                 payloadLength = Int(l)
             } else {
                 payloadLength = len7
@@ -134,7 +134,7 @@ public struct WebSocketMessageReader {
                         _ = WebSocketMasking.unmask(chunk, key: key, phase: done)
                         partialPayloadDone = have
                         if !utf8.feed(UnsafeRawBufferPointer(chunk)) {
-                            throw Self.fail(.invalidPayloadData, "invalid UTF-8 in text message")
+                            throw .invalidUTF8
                         }
                     }
                 }
@@ -159,11 +159,6 @@ public struct WebSocketMessageReader {
         return offset
     }
 
-    @usableFromInline
-    static func fail(_ code: WebSocketCloseCode, _ reason: String) -> WebSocketProtocolError {
-        WebSocketProtocolError(closeCode: code, reason: reason)
-    }
-
     /// Whether a data frame is (part of) an uncompressed text message, whose payload
     /// is validated as it arrives. Compressed payload is only judged once inflated.
     @inlinable
@@ -179,12 +174,12 @@ public struct WebSocketMessageReader {
     @inlinable
     func checkDataFrameStart(opcode: WebSocketOpcode, rsv1: Bool) throws(WebSocketProtocolError) {
         if opcode == .continuation {
-            if messageOpcode == nil { throw Self.fail(.protocolError, "continuation frame without a message in progress") }
+            if messageOpcode == nil { throw .continuationWithoutMessage }
             // RFC 7692 §6.1: RSV1 only on the first frame of a compressed message.
-            if rsv1 { throw Self.fail(.protocolError, "RSV1 set on a continuation frame") }
+            if rsv1 { throw .compressedContinuation }
         } else {
-            if messageOpcode != nil { throw Self.fail(.protocolError, "new data frame while a fragmented message is in progress") }
-            if rsv1 && inflater == nil { throw Self.fail(.protocolError, "RSV1 set without a negotiated extension") }
+            if messageOpcode != nil { throw .interleavedMessage }
+            if rsv1 && inflater == nil { throw .compressionNotNegotiated }
         }
     }
 
@@ -197,10 +192,10 @@ public struct WebSocketMessageReader {
             // caller's buffer. Deflate can expand incompressible data slightly, hence the slack.
             let slack = maxMessageSize / 8 &+ 1024
             let limit = maxMessageSize > Int.max - slack ? Int.max : maxMessageSize + slack
-            if payloadLength > limit { throw Self.fail(.messageTooBig, "compressed frame too big") }
+            if payloadLength > limit { throw .compressedFrameTooBig }
         } else {
             let already = opcode == .continuation ? assembly.count : 0
-            if payloadLength > maxMessageSize &- already { throw Self.fail(.messageTooBig, "message too big") }
+            if payloadLength > maxMessageSize &- already { throw .messageTooBig }
         }
     }
 
@@ -210,12 +205,12 @@ public struct WebSocketMessageReader {
         if payload.count == 0 {
             return onEvent(.close(code: nil, reason: payload))
         }
-        if payload.count == 1 { throw Self.fail(.protocolError, "close frame with a 1-byte payload") }
+        if payload.count == 1 { throw .oneByteClosePayload }
         let code = WebSocketCloseCode(rawValue: UInt16(payload[0]) << 8 | UInt16(payload[1]))
         // §7.4.1: 1005/1006/1015 and unassigned ranges must not appear on the wire.
-        if !code.isValidOnWire { throw Self.fail(.protocolError, "invalid close code \(code.rawValue)") }
+        if !code.isValidOnWire { throw .invalidCloseCode(code.rawValue) }
         let reason = UnsafeRawBufferPointer(rebasing: payload[2...])
-        if !UTF8Validator.validate(reason) { throw Self.fail(.invalidPayloadData, "close reason is not valid UTF-8") }
+        if !UTF8Validator.validate(reason) { throw .invalidCloseReason }
         return onEvent(.close(code: code, reason: reason))
     }
 
@@ -234,7 +229,7 @@ public struct WebSocketMessageReader {
                 // §8.1: text must be valid UTF-8, else fail with 1007.
                 if opcode == .text {
                     if !utf8.feed(unvalidated) || !utf8.isComplete {
-                        throw Self.fail(.invalidPayloadData, "invalid UTF-8 in text message")
+                        throw .invalidUTF8
                     }
                     return onEvent(.text(payload))
                 }
@@ -250,26 +245,26 @@ public struct WebSocketMessageReader {
                 try inflater!.inflate(payload, isFinal: fin, into: &assembly, limit: maxMessageSize)
             } catch {
                 switch error {
-                case .messageTooBig: throw Self.fail(.messageTooBig, "inflated message too big")
-                case .corrupt: throw Self.fail(.invalidPayloadData, "invalid compressed data")
+                case .messageTooBig: throw .inflatedMessageTooBig
+                case .corrupt: throw .invalidCompressedData
                 }
             }
-            if assembly.count > maxMessageSize { throw Self.fail(.messageTooBig, "inflated message too big") }
+            if assembly.count > maxMessageSize { throw .inflatedMessageTooBig }
             if isText {
                 var v = utf8
                 let ok = assembly.withUnsafeBytes { v.feed(UnsafeRawBufferPointer(rebasing: $0[before...])) }
                 utf8 = v
-                if !ok { throw Self.fail(.invalidPayloadData, "invalid UTF-8 in text message") }
+                if !ok { throw .invalidUTF8 }
             }
         } else {
             // Fail fast (§8.1, Autobahn 6.x): judge each fragment as it arrives.
-            if isText && !utf8.feed(unvalidated) { throw Self.fail(.invalidPayloadData, "invalid UTF-8 in text message") }
+            if isText && !utf8.feed(unvalidated) { throw .invalidUTF8 }
             if payload.count > 0 {
                 assembly.append(contentsOf: UnsafeBufferPointer(start: payload.baseAddress!.assumingMemoryBound(to: UInt8.self), count: payload.count))
             }
         }
         guard fin else { return true }
-        if isText && !utf8.isComplete { throw Self.fail(.invalidPayloadData, "text message ends inside a UTF-8 sequence") }
+        if isText && !utf8.isComplete { throw .truncatedUTF8 }
         let proceed = assembly.withUnsafeBytes { isText ? onEvent(.text($0)) : onEvent(.binary($0)) }
         messageOpcode = nil
         messageCompressed = false

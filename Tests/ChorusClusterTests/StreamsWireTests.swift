@@ -84,7 +84,8 @@ struct StreamsWireTests {
         let back = try #require(PersistedSession(storedValue: s.storedValue, decoder: decoder))
         #expect(back == s)
         #expect(PersistedSession(storedValue: Array("not base64!".utf8), decoder: decoder) == nil)
-        #expect(PersistedSession(storedValue: Array("gaNzaWSjc2lk".utf8), decoder: decoder) == nil)  // {sid: "sid"}, no pid
+        // {sid: "sid"}, no pid.
+        #expect(PersistedSession(storedValue: Array("gaNzaWSjc2lk".utf8), decoder: decoder) == nil)
     }
 
     @Test("pub/sub messages are MessagePack {uid, nsp, type, data}")

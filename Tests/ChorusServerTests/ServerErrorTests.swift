@@ -22,7 +22,7 @@ struct ServerErrorTests {
 
     /// RFC 6455 §7.1.7: a protocol error keeps the code the parser chose, and input is ignored after it.
     @Test func aProtocolViolationKeepsTheParsersCodeAndReason() {
-        let error = WebSocketProtocolError(closeCode: .invalidPayloadData, reason: "invalid UTF-8 in text message")
+        let error = WebSocketProtocolError.invalidUTF8
         let reason = CloseReason.protocolViolation(error)
         #expect(reason.code == .invalidPayloadData)
         #expect(reason.reason == "invalid UTF-8 in text message")
@@ -34,7 +34,8 @@ struct ServerErrorTests {
         (.shuttingDown, 503),
         (.connectionLimit, 503),
         (.perAddressConnectionLimit, 503),
-        (.malformedRequest(HTTPParseError(status: 431, message: "Request header fields too large")), 431),
+        (.malformedRequest(.headerTooLarge), 431),
+        (.malformedRequest(.malformed("Malformed request line")), 400),
     ])
     func eachRefusalHasItsStatus(refusal: RequestRefusal, status: Int) {
         #expect(refusal.response.status == status)

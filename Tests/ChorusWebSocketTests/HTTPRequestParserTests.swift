@@ -128,4 +128,26 @@ let sampleRequest = "GET /chat?room=a%20b&name=x+y&flag HTTP/1.1\r\n"
         let k = String(decoding: HTTPResponse(status: 200).serialize(closeConnection: false), as: UTF8.self)
         #expect(k == "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
     }
+
+    /// The one table of statuses for unreadable requests (HTTPParseError): 400 for any rule broken,
+    /// 431 for a head or trailer over its limit (RFC 6585 §5), 413 for a body over its limit, 501
+    /// for a transfer coding not implemented (RFC 9112 §6.1).
+    @Test(arguments: [
+        (HTTPParseError.malformed("Malformed request line"), 400),
+        (.headerTooLarge, 431),
+        (.trailerTooLarge, 431),
+        (.bodyTooLarge(limit: 1000), 413),
+        (.unsupportedTransferCoding, 501),
+    ])
+    func eachParseErrorHasItsStatus(error: HTTPParseError, status: Int) {
+        #expect(error.status == status)
+        #expect(error.response.status == status)
+        #expect(!error.message.isEmpty)
+    }
+
+    @Test func aMalformedRequestSaysWhichRuleItBroke() {
+        guard case .failed(let e) = parse("GET / HTTP/2.0\r\n\r\n") else { Issue.record("not failed"); return }
+        #expect(e == .malformed("Unsupported HTTP version"))
+        #expect(HTTPParseError.bodyTooLarge(limit: 1000).message == "Request body larger than 1000 bytes")
+    }
 }

@@ -108,9 +108,10 @@ func rejection(_ h: HTTPRequestHead) -> HandshakeRejection? {
     }
 
     @Test func keyNotDecodingToSixteenBytesIs400() {
-        #expect(rejection(head(replacing("Sec-WebSocket-Key", with: "dGhlIHNhbXBsZSBub25jZQ")))?.status == 400)    // no padding
-        #expect(rejection(head(replacing("Sec-WebSocket-Key", with: "dGhlIHNhbXBsZSBub25j")))?.status == 400)      // 15 bytes
-        #expect(rejection(head(replacing("Sec-WebSocket-Key", with: "AAAAAAAAAAAAAAAAAAAAAAAAAA==")))?.status == 400)  // 19 bytes
+        // No padding, then 15 and 19 bytes.
+        #expect(rejection(head(replacing("Sec-WebSocket-Key", with: "dGhlIHNhbXBsZSBub25jZQ")))?.status == 400)
+        #expect(rejection(head(replacing("Sec-WebSocket-Key", with: "dGhlIHNhbXBsZSBub25j")))?.status == 400)
+        #expect(rejection(head(replacing("Sec-WebSocket-Key", with: "AAAAAAAAAAAAAAAAAAAAAAAAAA==")))?.status == 400)
         #expect(rejection(head(replacing("Sec-WebSocket-Key", with: "!!!!!!!!!!!!!!!!!!!!!!==")))?.status == 400)
     }
 

@@ -239,7 +239,8 @@ let benchmarks: @Sendable () -> Void = {
         var out: [UInt8] = []
         out.reserveCapacity(4096)
         try compressedChat.withUnsafeBytes { input in
-            try inflater.inflate(input, isFinal: true, into: &out, limit: 1 << 20)  // the first one allocates the window
+            // The first one allocates the window.
+            try inflater.inflate(input, isFinal: true, into: &out, limit: 1 << 20)
             precondition(out == chatJSON)
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations {

@@ -114,12 +114,12 @@ final class EngineSession {
             EngineIOPacket.pong(data).encodeText(into: &out)
             sendRaw(out)
         case .close:
-            close(reason: .forcedClose, code: .normalClosure)
+            close(.clientClosed)
         case .tooLarge:
-            close(reason: .transportError, code: .messageTooBig)
+            close(.messageTooLarge)
         case .invalid(let why):
             io.logger.debug("closing connection", metadata: ["reason": "parse error", "detail": "\(why)"])
-            close(reason: .parseError, code: .policyViolation)
+            close(.invalidPacket)
         case .connect(let name, let auth):
             connect(namespace: name, auth: auth)
         case .disconnect(let name):
@@ -169,7 +169,7 @@ final class EngineSession {
     /// packets for a namespace whose CONNECT is parked on an asynchronous middleware are queued.
     private func invalidState(_ packet: String, _ namespace: String) {
         io.logger.debug("closing connection", metadata: ["reason": "invalid state", "packet": "\(packet)", "namespace": "\(namespace)"])
-        close(reason: .forcedServerClose, code: .policyViolation)
+        close(.invalidState)
     }
 
     private func connect(namespace name: String, auth: JSONValue?) {
@@ -290,7 +290,7 @@ final class EngineSession {
         let limits = io.configuration
         guard pending.queued.count < limits.maxPendingPackets, pending.queuedBytes + size <= limits.maxPayload else {
             io.logger.debug("closing connection", metadata: ["reason": "too many packets before the namespace CONNECT completed"])
-            close(reason: .transportError, code: .policyViolation)
+            close(.tooManyPendingPackets)
             return
         }
         pending.queued.append(input)
@@ -460,11 +460,12 @@ final class EngineSession {
         socket.didDisconnect(reason: reason)
     }
 
-    /// Closes the connection; the sockets see `reason`.
-    func close(reason: DisconnectReason, code: WebSocketCloseCode = .normalClosure) {
+    /// Closes the connection; the sockets see the cause's `disconnectReason`.
+    func close(_ cause: SessionCloseCause) {
+        let reason = cause.disconnectReason
         if closeReason == nil { closeReason = reason }
         teardown(reason: reason)
-        connection.close(code: code, reason: reason.rawValue)
+        connection.close(code: cause.closeCode, reason: reason.rawValue)
     }
 
     func teardown(reason: DisconnectReason) {
@@ -481,11 +482,11 @@ final class EngineSession {
         case .none: break
         case .sendPing: sendRaw(EngineIOPacket.pingFrame)
         case .timeout:
-            close(reason: .pingTimeout, code: .goingAway)
+            close(.pingTimeout)
             return
         }
         if let deadline = connectDeadline, now >= deadline {
-            close(reason: .transportClose, code: .policyViolation)
+            close(.connectTimeout)
             return
         }
         if !pendingConnects.isEmpty { expireMiddlewares(now: now) }

@@ -198,7 +198,7 @@ public final class Socket {
     /// Leaves the namespace (client gets DISCONNECT); `close` also closes the whole connection.
     public func disconnect(close: Bool = false) {
         if close {
-            session.close(reason: .forcedServerClose)
+            session.close(.closedByServer)
             return
         }
         guard connected else { return }

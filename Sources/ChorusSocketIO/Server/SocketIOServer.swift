@@ -162,19 +162,14 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
         return p == normalizedPath
     }
 
-    static func engineError(_ code: Int, _ message: String, status: Int = 400) -> HTTPResponse {
-        let body: JSONValue = ["code": JSONValue(code), "message": .string(message)]
-        return HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: body.serialized)
-    }
-
     /// What Engine.IO answers a request it cannot serve (same codes and messages).
     static func verify(_ head: HTTPRequestHead, isUpgrade: Bool) -> HTTPResponse? {
         let transport = head.queryValue("transport")
-        guard transport == "websocket" else { return engineError(0, "Transport unknown") }
-        if head.queryValue("sid") != nil { return engineError(1, "Session ID unknown") }
-        guard head.method == "GET" else { return engineError(2, "Bad handshake method") }
-        guard isUpgrade else { return engineError(3, "Bad request") }
-        guard head.queryValue("EIO") == "4" else { return engineError(5, "Unsupported protocol version") }
+        guard transport == "websocket" else { return EngineIOHandshakeError.unknownTransport.response }
+        if head.queryValue("sid") != nil { return EngineIOHandshakeError.unknownSessionID.response }
+        guard head.method == "GET" else { return EngineIOHandshakeError.badHandshakeMethod.response }
+        guard isUpgrade else { return EngineIOHandshakeError.badRequest.response }
+        guard head.queryValue("EIO") == "4" else { return EngineIOHandshakeError.unsupportedProtocolVersion.response }
         return nil
     }
 
