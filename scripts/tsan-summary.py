@@ -4,7 +4,7 @@
     scripts/tsan-summary.py DIR
 
 Prints the number of reports, then one line per group: reports are grouped by the pair of the
-first frames in Chorus's own code (Sources/ or Tests/) of the two stacks (the access and the
+functions of the first frames in Chorus's own code (Sources/ or Tests/) of the two stacks (the access and the
 earlier one it raced with), so one race seen a hundred times is one line. Each group shows its
 count, the processes it was seen in, both stacks' top frames (what TSan itself names first: often
 an interceptor such as memcpy) and one file to read the whole report in. Swift names are
@@ -88,7 +88,7 @@ def main():
             # The access and the earlier access (data races); other kinds have one stack that matters.
             pair = stacks[:2] if "race" in kind else stacks[:1]
             own = [own_frame(s) for s in pair]
-            key = (kind, tuple(sorted((f, short(l).rsplit(":", 1)[0]) for f, l in own)))
+            key = (kind, tuple(sorted(f for f, _ in own)))
             g = groups.setdefault(key, {"count": 0, "files": set(), "own": own, "top": [s[0] if s else ("?", "") for s in pair], "example": path})
             g["count"] += 1
             g["files"].add(process)
