@@ -17,6 +17,8 @@ import shutil
 import subprocess
 import sys
 
+# A `Mutex.withLock` body: a closure taking the guarded value `inout sending` (or `inout ()`), typed throws.
+LOCKED = re.compile(r"(zYuYTXEfU\d*_|ytz_tYTXEfU\d*_)$")
 FRAME = re.compile(r"^\s+#(\d+) (\S+)(?: (\S+))?")
 
 
@@ -96,7 +98,9 @@ def main():
     readable = demangle(sorted(names))
     print(f"ThreadSanitizer: {total} report(s) in {len(files)} file(s), {len(groups)} group(s)")
     for i, ((kind, _), g) in enumerate(sorted(groups.items(), key=lambda kv: -kv[1]["count"]), 1):
-        print(f"\n[{i}] {g['count']} x {kind} (in {len(g['files'])} process(es)), e.g. {g['example']}")
+        locked = all(LOCKED.search(f) for f, _ in g["own"])
+        note = "  [both accesses inside withLock: the Mutex false positive, see tsan-suppressions.txt]" if locked else ""
+        print(f"\n[{i}] {g['count']} x {kind} (in {len(g['files'])} process(es)), e.g. {g['example']}{note}")
         for label, (function, location), (top, _) in zip(("access", "earlier"), g["own"], g["top"]):
             print(f"    {label:8} {short(location)}  {readable.get(function, function)[:160]}")
             if top != function:
