@@ -54,11 +54,10 @@ export SWIFT_BACKTRACE=enable=no
 echo "==> swift test --sanitize=thread ${filter_args[*]}   (reports: $reports)"
 run_started=$SECONDS
 swift test --skip-build --sanitize=thread --scratch-path .build-tsan "${filter_args[@]}" 2>&1 \
-  | tee "$reports/swift-test.log" | grep -E "^(✘|✔ Test run|Test run)|recorded an issue" | tail -40
+  | tee "$reports.swift-test.log" | grep -E "^(✘|✔ Test run|Test run)|recorded an issue" | tail -40
 test_status=${PIPESTATUS[0]}
 echo "    ran in $((SECONDS - run_started)) s, swift test exit status $test_status"
 
-mv "$reports/swift-test.log" "$reports.swift-test.log"
 python3 scripts/tsan-summary.py "$reports"
 echo "(the test log is $reports.swift-test.log)"
 if compgen -G "$reports/r.*" >/dev/null && grep -q "WARNING: ThreadSanitizer" "$reports"/r.*; then exit 1; fi
