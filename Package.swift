@@ -60,108 +60,149 @@ let package = Package(
         .target(name: "ChorusLoop", dependencies: ["CChorusLinux"]),
         // Pure protocol: HTTP upgrade, RFC 6455 frames, UTF-8, RFC 7692 negotiation and the
         // inflater seam (WebSocketInflater). No I/O, no zlib.
-        .target(name: "ChorusWebSocket", dependencies: [
-            "ChorusUTF8",
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "ChorusWebSocket",
+            dependencies: [
+                "ChorusUTF8",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // The zlib streams behind permessage-deflate (the server's only target that imports CZlib) and
         // the one factory that turns a PerMessageDeflateConfig into compressors.
         .target(name: "ChorusDeflate", dependencies: ["CZlib", "ChorusWebSocket"]),
         // Connections, rooms, encode-once broadcast, backpressure, threads.
-        .target(name: "ChorusServer", dependencies: [
-            "CChorusLinux", "ChorusLoop", "ChorusWebSocket", "ChorusDeflate",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "ChorusServer",
+            dependencies: [
+                "CChorusLinux", "ChorusLoop", "ChorusWebSocket", "ChorusDeflate",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // Engine.IO v4 / Socket.IO v5 over the server.
-        .target(name: "ChorusSocketIO", dependencies: [
-            "ChorusServer", "ChorusLoop", "ChorusWebSocket", "ChorusJSON", "ChorusUTF8",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "ChorusSocketIO",
+            dependencies: [
+                "ChorusServer", "ChorusLoop", "ChorusWebSocket", "ChorusJSON", "ChorusUTF8",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // Redis connections (publish/commands and a subscriber) for scale-out: hiredis's
         // asynchronous API driven by a ChorusLoop through hiredis's event hooks.
-        .target(name: "ChorusRedis", dependencies: [
-            "ChorusLoop", "CHiredis",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "ChorusRedis",
+            dependencies: [
+                "ChorusLoop", "CHiredis",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // Several nodes on Redis, speaking socket.io-redis-adapter 8.x / socket.io-redis-emitter 5.x.
-        .target(name: "ChorusCluster", dependencies: [
-            "ChorusSocketIO", "ChorusServer", "ChorusLoop", "ChorusMsgPack", "ChorusRedis", "ChorusJSON", "ChorusWebSocket",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "ChorusCluster",
+            dependencies: [
+                "ChorusSocketIO", "ChorusServer", "ChorusLoop", "ChorusMsgPack", "ChorusRedis", "ChorusJSON",
+                "ChorusWebSocket",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // HTTP calls to the product's backend (connect, join and message proxies) with AsyncHTTPClient:
         // keep-alive, a bounded pool, a deadline and a bound on calls in flight. The only target that
         // imports SwiftNIO; the hot targets above never do.
-        .target(name: "ChorusProxy", dependencies: [
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-        ]),
+        .target(
+            name: "ChorusProxy",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         // The chat + project-updates application, auth, emit API.
         // JWTs are verified with vapor/jwt-kit in a Swift concurrency task, off the loop threads;
         // the CONNECT waits in the namespace's asynchronous middleware (see README, "The realtime gateway").
-        .target(name: "ChorusApp", dependencies: [
-            "ChorusSocketIO", "ChorusServer", "ChorusWebSocket", "ChorusProxy", "ChorusJSON",
-            .product(name: "JWTKit", package: "jwt-kit"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "ChorusApp",
+            dependencies: [
+                "ChorusSocketIO", "ChorusServer", "ChorusWebSocket", "ChorusProxy", "ChorusJSON",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // What an operator sees: the loops' plain counters handed to swift-metrics (Prometheus
         // text on /metrics) on each scrape, process metrics from /proc, the dashboard page, log
         // handlers. Never a dependency of the hot targets: they only keep integers.
-        .target(name: "ChorusMetrics", dependencies: [
-            "ChorusServer", "ChorusSocketIO", "ChorusLoop", "ChorusWebSocket", "ChorusCluster", "ChorusJSON",
-            .product(name: "CoreMetrics", package: "swift-metrics"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "ChorusMetrics",
+            dependencies: [
+                "ChorusServer", "ChorusSocketIO", "ChorusLoop", "ChorusWebSocket", "ChorusCluster", "ChorusJSON",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
 
-        .executableTarget(name: "chorus", dependencies: [
-            "ChorusServer", "ChorusApp", "ChorusCluster", "ChorusSocketIO", "ChorusRedis", "ChorusMetrics",
-            "ChorusLoop", "ChorusWebSocket", "ChorusProxy",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Metrics", package: "swift-metrics"),
-        ]),
+        .executableTarget(
+            name: "chorus",
+            dependencies: [
+                "ChorusServer", "ChorusApp", "ChorusCluster", "ChorusSocketIO", "ChorusRedis", "ChorusMetrics",
+                "ChorusLoop", "ChorusWebSocket", "ChorusProxy",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]),
         // The load generator's engine (client handshake, frames, accounting); testable.
-        .target(name: "ChorusBenchCore", dependencies: [
-            "ChorusLoop", "CChorusLinux", "CZlib",
-            .product(name: "Histogram", package: "hdrhistogram-swift"),
-        ]),
-        .executableTarget(name: "chorus-bench", dependencies: [
-            "ChorusBenchCore",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .target(
+            name: "ChorusBenchCore",
+            dependencies: [
+                "ChorusLoop", "CChorusLinux", "CZlib",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]),
+        .executableTarget(
+            name: "chorus-bench",
+            dependencies: [
+                "ChorusBenchCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
 
         // Test helpers shared by the test targets: spawned chorus and Python clients, raw TCP,
         // a blocking WebSocket client (using ChorusWebSocket's frame encoder).
         .target(name: "ChorusTestSupport", dependencies: ["ChorusWebSocket"], path: "Tests/ChorusTestSupport"),
         .testTarget(name: "ChorusLoopTests", dependencies: ["ChorusLoop"]),
-        .testTarget(name: "ChorusRedisTests", dependencies: [
-            "ChorusRedis", "ChorusLoop", "ChorusTestSupport",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .testTarget(
+            name: "ChorusRedisTests",
+            dependencies: [
+                "ChorusRedis", "ChorusLoop", "ChorusTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "ChorusMsgPackTests", dependencies: ["ChorusMsgPack"]),
-        .testTarget(name: "ChorusClusterTests", dependencies: [
-            "ChorusCluster", "ChorusMsgPack", "ChorusSocketIO", "ChorusServer", "ChorusRedis", "ChorusJSON", "ChorusTestSupport",
-        ]),
-        .testTarget(name: "ChorusWebSocketTests", dependencies: ["ChorusWebSocket", "ChorusUTF8", "ChorusDeflate", "CZlib", "ChorusTestSupport"]),
-        .testTarget(name: "ChorusServerTests", dependencies: [
-            "ChorusServer", "ChorusWebSocket", "ChorusLoop", "ChorusTestSupport",
-        ]),
-        .testTarget(name: "ChorusSocketIOTests", dependencies: ["ChorusSocketIO", "ChorusJSON", "ChorusWebSocket", "ChorusTestSupport"]),
-        .testTarget(name: "ChorusMetricsTests", dependencies: [
-            "ChorusMetrics", "ChorusServer", "ChorusCluster", "ChorusLoop", "ChorusTestSupport",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .testTarget(name: "ChorusAppTests", dependencies: [
-            "ChorusApp", "ChorusSocketIO", "ChorusServer", "ChorusTestSupport", "ChorusProxy", "ChorusJSON",
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
-        ]),
+        .testTarget(
+            name: "ChorusClusterTests",
+            dependencies: [
+                "ChorusCluster", "ChorusMsgPack", "ChorusSocketIO", "ChorusServer", "ChorusRedis", "ChorusJSON",
+                "ChorusTestSupport",
+            ]),
+        .testTarget(
+            name: "ChorusWebSocketTests",
+            dependencies: ["ChorusWebSocket", "ChorusUTF8", "ChorusDeflate", "CZlib", "ChorusTestSupport"]),
+        .testTarget(
+            name: "ChorusServerTests",
+            dependencies: [
+                "ChorusServer", "ChorusWebSocket", "ChorusLoop", "ChorusTestSupport",
+            ]),
+        .testTarget(
+            name: "ChorusSocketIOTests",
+            dependencies: ["ChorusSocketIO", "ChorusJSON", "ChorusWebSocket", "ChorusTestSupport"]),
+        .testTarget(
+            name: "ChorusMetricsTests",
+            dependencies: [
+                "ChorusMetrics", "ChorusServer", "ChorusCluster", "ChorusLoop", "ChorusTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "ChorusAppTests",
+            dependencies: [
+                "ChorusApp", "ChorusSocketIO", "ChorusServer", "ChorusTestSupport", "ChorusProxy", "ChorusJSON",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]),
         // ChorusApp/ChorusServer: the Socket.IO loopback test runs the realtime app in-process.
-        .testTarget(name: "ChorusBenchTests", dependencies: [
-            "ChorusBenchCore", "ChorusLoop", "CZlib", "ChorusApp", "ChorusServer", "ChorusSocketIO", "ChorusWebSocket",
-        ]),
+        .testTarget(
+            name: "ChorusBenchTests",
+            dependencies: [
+                "ChorusBenchCore", "ChorusLoop", "CZlib", "ChorusApp", "ChorusServer", "ChorusSocketIO",
+                "ChorusWebSocket",
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

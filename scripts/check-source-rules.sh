@@ -6,9 +6,8 @@
 #     buffer (`WebSocketMessage` borrows them; copying each would cost a copy per message).
 #  2. Every `@unchecked Sendable` says why it is safe, in a comment just above it that contains
 #     "Unchecked Sendable:" (or "`@unchecked Sendable`:").
-#  3. The Swift files are formatted as .swift-format says (scripts/format.sh --check). Off by default
-#     until the tree has had its one mechanical reformat (scripts/format.sh, committed alone);
-#     CHORUS_FORMAT_CHECK=1 turns it on, and after that commit the default below becomes 1.
+#  3. The Swift files are formatted as .swift-format says (scripts/format.sh --check);
+#     CHORUS_FORMAT_CHECK=0 skips it.
 # Prints each breach and exits 1 if there is one.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -28,7 +27,7 @@ while IFS=: read -r file line _; do
   fi
 done < <(grep -rn "@unchecked Sendable" Sources --include='*.swift' | grep -v '^[^:]*:[0-9]*: *//' || true)
 
-if [[ ${CHORUS_FORMAT_CHECK:-0} == 1 ]]; then
+if [[ ${CHORUS_FORMAT_CHECK:-1} == 1 ]]; then
   scripts/format.sh --check >/dev/null || { echo "check-source-rules: not formatted (scripts/format.sh fixes it)" >&2; status=1; }
 fi
 

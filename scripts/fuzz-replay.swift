@@ -20,9 +20,13 @@ enum FuzzReplay {
         let fuzzOne = unsafeBitCast(symbol, to: FuzzOne.self)
         var inputs = 0
         for directory in CommandLine.arguments.dropFirst() {
-            guard let dir = opendir(directory) else { fputs("fuzz-replay: cannot open \(directory)\n", stderr); exit(2) }
+            guard let dir = opendir(directory) else {
+                fputs("fuzz-replay: cannot open \(directory)\n", stderr); exit(2)
+            }
             while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                    String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                }
                 if name.hasPrefix(".") { continue }
                 guard let bytes = read(directory + "/" + name) else { continue }
                 // libFuzzer never passes a null pointer; an empty input gets a valid one too.

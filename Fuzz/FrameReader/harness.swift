@@ -31,7 +31,8 @@ nonisolated(unsafe) var inflaters: [Int: PerMessageInflater] = [:]
 
 func makeReader(_ mode: UInt8) -> WebSocketMessageReader {
     guard mode & 1 != 0 else { return WebSocketMessageReader(maxMessageSize: maxMessageSize, inflater: nil) }
-    let windowBits = 9 + Int(mode >> 1) % 7, noContextTakeover = mode & 0x80 != 0
+    let windowBits = 9 + Int(mode >> 1) % 7
+    let noContextTakeover = mode & 0x80 != 0
     let key = windowBits << 1 | (noContextTakeover ? 1 : 0)
     let inflater: PerMessageInflater
     if let reused = inflaters[key] {

@@ -32,8 +32,9 @@ enum HeadOutcome: Equatable {
         switch r {
         case .needMoreData: self = .needMoreData
         case .complete(let h, let n):
-            self = .complete(method: h.method, target: h.target, minor: h.versionMinor,
-                             headers: h.headers.map { $0.name + ":" + $0.value }, length: n)
+            self = .complete(
+                method: h.method, target: h.target, minor: h.versionMinor,
+                headers: h.headers.map { $0.name + ":" + $0.value }, length: n)
         case .failed(let e): self = .failed(e.status)
         }
     }
@@ -59,7 +60,9 @@ func parseSplit(_ bytes: [UInt8], _ pieces: inout Pieces) -> HTTPParseResult {
     }
 }
 
-func readBody(_ framing: HTTPBodyFraming, _ bytes: ArraySlice<UInt8>, _ pieces: inout Pieces?) -> (HTTPBodyReadResult, [UInt8]) {
+func readBody(_ framing: HTTPBodyFraming, _ bytes: ArraySlice<UInt8>, _ pieces: inout Pieces?) -> (
+    HTTPBodyReadResult, [UInt8]
+) {
     var reader = HTTPBodyReader(framing: framing, maxBodySize: maxBodySize, maxLineSize: 256)
     var offset = bytes.startIndex
     while true {
@@ -143,8 +146,9 @@ func checkAccessors(_ head: HTTPRequestHead) {
         // Round trip: the decoded pairs, every byte percent-encoded, decode to themselves.
         let encoded = query.map { percentEncodeAll($0.name) + "=" + percentEncodeAll($0.value) }.joined(separator: "&")
         let again = HTTPRequestHead(method: head.method, target: "/?" + encoded).query
-        precondition(again.map(\.name) == query.map(\.name) && again.map(\.value) == query.map(\.value),
-                     "percent-encoded query did not decode back: \(query) → \(again)")
+        precondition(
+            again.map(\.name) == query.map(\.name) && again.map(\.value) == query.map(\.value),
+            "percent-encoded query did not decode back: \(query) → \(again)")
     } else {
         precondition(query.isEmpty)
     }
@@ -170,7 +174,8 @@ func checkAccessors(_ head: HTTPRequestHead) {
     precondition(head.connectionHasToken("UpGrade") == tokens.contains("upgrade"), "Connection upgrade in \(tokens)")
     precondition(head.keepsConnectionAlive == (head.versionMinor >= 1 && !tokens.contains("close")), "keep-alive")
     let expect = head.value(of: "EXPECT").map { lowercasedASCII(trimmedOWS($0[...])) }
-    precondition(head.expectsContinue == (head.versionMinor >= 1 && expect == "100-continue"), "Expect: \(expect ?? "-")")
+    precondition(
+        head.expectsContinue == (head.versionMinor >= 1 && expect == "100-continue"), "Expect: \(expect ?? "-")")
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -184,7 +189,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     precondition(percentDecode(raw) == referencePercentDecode(raw), "percentDecode of \(raw)")
     let whole = parseWhole(bytes)
     let split = parseSplit(bytes, &pieces)
-    let a = HeadOutcome(whole), b = HeadOutcome(split)
+    let a = HeadOutcome(whole)
+    let b = HeadOutcome(split)
     precondition(a == b, "head whole \(a) != split \(b)")
     guard case .complete(let head, let length) = whole else { return 0 }
     precondition(length <= bytes.count)
@@ -200,7 +206,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(r1 == r2, "body whole \(r1) != split \(r2)")
         if case .complete = r1 { precondition(body1 == body2, "bodies differ") }
         precondition(body1.count <= maxBodySize)
-        if case .length(let n) = framing, case .complete(let consumed) = r1 { precondition(consumed == n && body1.count == n) }
+        if case .length(let n) = framing, case .complete(let consumed) = r1 {
+            precondition(consumed == n && body1.count == n)
+        }
     }
     return 0
 }

@@ -17,7 +17,8 @@ func checkEngineIOEntryPoints(_ text: UnsafeRawBufferPointer, decoded: Result<En
     case .success(.message(let data)):
         guard let fast else { preconditionFailure("messagePayload(ofText:) nil for a message packet") }
         precondition(Array(fast) == data, "messagePayload(ofText:) \(Array(fast)) != decoded \(data)")
-        precondition(fast.baseAddress == text.baseAddress! + 1 && fast.count == text.count - 1, "fast path copied or moved")
+        precondition(
+            fast.baseAddress == text.baseAddress! + 1 && fast.count == text.count - 1, "fast path copied or moved")
     default:
         precondition(fast == nil, "messagePayload(ofText:) gave a payload for \(decoded)")
     }

@@ -61,7 +61,8 @@ public final class AuthenticatedUser: Sendable {
 
     public convenience init?(claims: JSONObject) {
         guard let sub = claims["sub"].flatMap(RealtimeIDs.id(from:)) else { return nil }
-        self.init(id: sub, projects: Grant(claim: claims["projects"]), conversations: Grant(claim: claims["conversations"]))
+        self.init(
+            id: sub, projects: Grant(claim: claims["projects"]), conversations: Grant(claim: claims["conversations"]))
     }
 }
 

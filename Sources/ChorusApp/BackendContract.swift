@@ -99,7 +99,9 @@ public enum BackendContract {
     /// `{"auth", "query", "headers", "address", "userId"?}`: the CONNECT packet's auth payload, the
     /// handshake's query parameters, the headers named by `--proxy-connect-header` (lower-case names;
     /// absent ones left out), the client address, and the token's subject when JWT ran first.
-    public static func connectRequest(_ handshake: Handshake, headers names: [String], verifiedUserId: String?) -> JSONValue {
+    public static func connectRequest(_ handshake: Handshake, headers names: [String], verifiedUserId: String?)
+        -> JSONValue
+    {
         var query = JSONObject()
         for (name, value) in handshake.request.query { query[name] = .string(value) }
         var headers = JSONObject()
@@ -119,11 +121,15 @@ public enum BackendContract {
     /// A 2xx answer names the user (`userId`: a non-empty string or an integer); after JWT it may
     /// leave it out (the token's subject stays) but may not name someone else. `invalid` is true when a
     /// 2xx answer could not be used.
-    public static func connectDecision(_ outcome: ProxyOutcome, verifiedUserId: String?) -> (decision: ConnectDecision, invalid: Bool) {
+    public static func connectDecision(_ outcome: ProxyOutcome, verifiedUserId: String?) -> (
+        decision: ConnectDecision, invalid: Bool
+    ) {
         guard case .answered(let status, let body) = outcome else { return (.unavailable, false) }
         switch status {
         case 200..<300:
-            guard let answer = try? JSONValue.parse(body), answer.objectValue != nil else { return (.unavailable, true) }
+            guard let answer = try? JSONValue.parse(body), answer.objectValue != nil else {
+                return (.unavailable, true)
+            }
             let data = answer["data"].flatMap { $0.isNull ? nil : $0 }
             let named = answer["userId"].flatMap { $0.isNull ? nil : $0 }
             switch (named.map(RealtimeIDs.id(from:)), verifiedUserId) {

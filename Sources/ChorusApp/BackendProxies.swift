@@ -56,8 +56,10 @@ final class BackendProxies: Sendable {
         var o = JSONObject()
         for endpoint in endpoints { o[endpoint.name] = Self.json(endpoint.stats) }
         if join != nil, joinCache.isEnabled {
-            o["joinCache"] = ["entries": JSONValue(joinCache.count), "hits": JSONValue(joinCache.hits),
-                              "misses": JSONValue(joinCache.misses)]
+            o["joinCache"] = [
+                "entries": JSONValue(joinCache.count), "hits": JSONValue(joinCache.hits),
+                "misses": JSONValue(joinCache.misses),
+            ]
         }
         return .object(o)
     }
@@ -74,7 +76,9 @@ final class BackendProxies: Sendable {
         return [
             "calls": JSONValue(s.calls),
             "inFlight": JSONValue(s.inFlight),
-            "answered": ["2xx": JSONValue(s.answered2xx), "4xx": JSONValue(s.answered4xx), "5xx": JSONValue(s.answered5xx)],
+            "answered": [
+                "2xx": JSONValue(s.answered2xx), "4xx": JSONValue(s.answered4xx), "5xx": JSONValue(s.answered5xx),
+            ],
             "failures": .object(failures),
             "latency": [
                 "count": JSONValue(s.latencyCount),
@@ -135,7 +139,8 @@ extension RealtimeApplication {
             return
         }
         guard let server = io.webSocketServer,
-              let ticket = queue.order.take(SenderQueue.Pending(socket: socket, ack: ack, send: send)) else {
+            let ticket = queue.order.take(SenderQueue.Pending(socket: socket, ack: ack, send: send))
+        else {
             // Too many of this socket's messages in flight: refused now (nothing will be broadcast).
             endpoint.countFailure(.overload)
             respond(socket, event, ack, .failure(PayloadError(BackendContract.unavailable)))
@@ -173,8 +178,10 @@ extension RealtimeApplication {
 
     /// `join:<kind>` with `--proxy-join`: a cached decision applies at once; otherwise the backend is
     /// asked from a task and the answer applied on the socket's loop (if the socket is still there).
-    func proxyJoin(_ socket: Socket, event: String, kind: String, id: String, room: String, idKey: String,
-                   ack: Ack?, endpoint: ProxyEndpoint, proxies: BackendProxies) {
+    func proxyJoin(
+        _ socket: Socket, event: String, kind: String, id: String, room: String, idKey: String,
+        ack: Ack?, endpoint: ProxyEndpoint, proxies: BackendProxies
+    ) {
         guard let user = socket.data as? AuthenticatedUser else { return }
         let key = JoinDecisionCache.Key(userId: user.id, room: room)
         if let cached = proxies.joinCache.lookup(key, now: BackendProxies.nowNanoseconds()) {
@@ -195,8 +202,10 @@ extension RealtimeApplication {
         }
     }
 
-    private func applyJoin(_ socket: Socket, event: String, room: String, result: JSONObject, ack: Ack?,
-                           _ decision: BackendContract.JoinDecision) {
+    private func applyJoin(
+        _ socket: Socket, event: String, room: String, result: JSONObject, ack: Ack?,
+        _ decision: BackendContract.JoinDecision
+    ) {
         guard socket.connected else { return }
         switch decision {
         case .allowed:
@@ -212,16 +221,20 @@ extension RealtimeApplication {
     /// CONNECT with `--proxy-connect` (in an asynchronous middleware, off the loops): after the JWT
     /// (`verified`) or alone. Grants (`projects` / `conversations`, as in the token's claims) come
     /// from the backend's `data` when it names them, else from the token.
-    func proxyConnect(_ handshake: Handshake, verified: AuthenticatedUser?, endpoint: ProxyEndpoint,
-                      headers: [String]) async -> AsyncMiddlewareResult {
+    func proxyConnect(
+        _ handshake: Handshake, verified: AuthenticatedUser?, endpoint: ProxyEndpoint,
+        headers: [String]
+    ) async -> AsyncMiddlewareResult {
         let body = BackendContract.connectRequest(handshake, headers: headers, verifiedUserId: verified?.id).serialized
-        let (decision, invalid) = BackendContract.connectDecision(await endpoint.post(body), verifiedUserId: verified?.id)
+        let (decision, invalid) = BackendContract.connectDecision(
+            await endpoint.post(body), verifiedUserId: verified?.id)
         if invalid { endpoint.countFailure(.invalid) }
         switch decision {
         case .accepted(let userId, let data):
             let projects = data?["projects"].map { Grant(claim: $0) } ?? verified?.projects ?? .ids([])
             let conversations = data?["conversations"].map { Grant(claim: $0) } ?? verified?.conversations ?? .ids([])
-            return .accept(data: AuthenticatedUser(id: userId, projects: projects, conversations: conversations, data: data))
+            return .accept(
+                data: AuthenticatedUser(id: userId, projects: projects, conversations: conversations, data: data))
         case .refused(let message):
             return .reject(message: message)
         case .unavailable:

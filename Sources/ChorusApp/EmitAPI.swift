@@ -40,7 +40,8 @@ extension RealtimeApplication {
 
     static func route(_ head: HTTPRequestHead) -> RouteDecision {
         let path = head.path
-        let segments = path.dropFirst(apiPrefix.count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let segments = path.dropFirst(apiPrefix.count).split(separator: "/", omittingEmptySubsequences: false).map(
+            String.init)
         let route: APIRoute
         switch segments.count {
         case 1 where segments[0] == "stats":
@@ -97,7 +98,9 @@ extension RealtimeApplication {
         if request.body.isEmpty {
             body = .object([:])
         } else {
-            do { body = try JSONValue.parse(request.body) } catch { return Self.badRequest("body is not valid JSON: \(error)") }
+            do { body = try JSONValue.parse(request.body) } catch {
+                return Self.badRequest("body is not valid JSON: \(error)")
+            }
         }
         switch route {
         case .stats:
@@ -122,7 +125,9 @@ extension RealtimeApplication {
 
     private func emitRoute(_ body: JSONValue) -> HTTPResponse {
         guard let o = body.objectValue else { return Self.badRequest("body must be a JSON object") }
-        guard let event = o["event"]?.stringValue, !event.isEmpty else { return Self.badRequest("event must be a non-empty string") }
+        guard let event = o["event"]?.stringValue, !event.isEmpty else {
+            return Self.badRequest("event must be a non-empty string")
+        }
         if SocketIODecoder.reservedEventNames.contains(event) { return Self.badRequest("event \(event) is reserved") }
         func rooms(_ key: String) -> [String]?? {
             guard let v = o[key], !v.isNull else { return .some(nil) }
@@ -134,8 +139,12 @@ extension RealtimeApplication {
             }
             return .some(out)
         }
-        guard let targetRooms = rooms("rooms") else { return Self.badRequest("rooms must be an array of non-empty strings") }
-        guard let exceptRooms = rooms("except") else { return Self.badRequest("except must be an array of non-empty strings") }
+        guard let targetRooms = rooms("rooms") else {
+            return Self.badRequest("rooms must be an array of non-empty strings")
+        }
+        guard let exceptRooms = rooms("except") else {
+            return Self.badRequest("except must be an array of non-empty strings")
+        }
         let namespace = o["namespace"]?.stringValue ?? "/"
         guard namespace.hasPrefix("/") else { return Self.badRequest("namespace must start with /") }
         guard io.hasNamespace(namespace) else { return Self.badRequest("unknown namespace \(namespace)") }
@@ -143,7 +152,8 @@ extension RealtimeApplication {
             return Self.badRequest("rooms must not be empty (omit it to emit to the whole namespace)")
         }
         let data = o["data"]
-        return accepted(emit(rooms: targetRooms ?? [], except: exceptRooms ?? [], event: event, data: data, namespace: namespace))
+        return accepted(
+            emit(rooms: targetRooms ?? [], except: exceptRooms ?? [], event: event, data: data, namespace: namespace))
     }
 
     func authorized(_ head: HTTPRequestHead) -> Bool {
@@ -174,7 +184,9 @@ extension RealtimeApplication {
 
     static func badRequest(_ message: String) -> HTTPResponse { json(400, ["error": .string(message)]) }
     func accepted(_ recipients: Int) -> HTTPResponse {
-        io.isClustered ? Self.json(202, ["recipients": JSONValue(recipients), "scope": "node"]) : Self.json(202, ["recipients": JSONValue(recipients)])
+        io.isClustered
+            ? Self.json(202, ["recipients": JSONValue(recipients), "scope": "node"])
+            : Self.json(202, ["recipients": JSONValue(recipients)])
     }
     static func methodNotAllowed(_ allow: String) -> HTTPResponse {
         json(405, ["error": "method not allowed"], headers: [("Allow", allow)])

@@ -39,7 +39,8 @@ public struct JWTVerifier: Sendable {
     }
 
     public enum Failure: Error, Equatable, Sendable {
-        case malformed, algorithmMismatch, badSignature, expired, notYetValid, wrongIssuer, wrongAudience, missingSubject
+        case malformed, algorithmMismatch, badSignature, expired, notYetValid, wrongIssuer, wrongAudience,
+            missingSubject
         /// Longer than `maxTokenSize`, or header/claims nested deeper than `maxNestingDepth`:
         /// refused before jwt-kit decodes anything.
         case tooLarge, tooDeep
@@ -60,8 +61,10 @@ public struct JWTVerifier: Sendable {
     public var maxNestingDepth: Int
     private let keys: KeyRing
 
-    public init(key: Key, issuer: String? = nil, audience: String? = nil, leeway: Double = 0,
-                maxTokenSize: Int = JWTVerifier.defaultMaxTokenSize, maxNestingDepth: Int = JWTVerifier.defaultMaxNestingDepth) {
+    public init(
+        key: Key, issuer: String? = nil, audience: String? = nil, leeway: Double = 0,
+        maxTokenSize: Int = JWTVerifier.defaultMaxTokenSize, maxNestingDepth: Int = JWTVerifier.defaultMaxNestingDepth
+    ) {
         self.key = key
         self.issuer = issuer
         self.audience = audience
@@ -141,7 +144,13 @@ public struct JWTVerifier: Sendable {
         var escaped = false
         for c in json {
             if inString {
-                if escaped { escaped = false } else if c == UInt8(ascii: "\\") { escaped = true } else if c == UInt8(ascii: "\"") { inString = false }
+                if escaped {
+                    escaped = false
+                } else if c == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if c == UInt8(ascii: "\"") {
+                    inString = false
+                }
                 continue
             }
             switch c {
@@ -219,7 +228,8 @@ private final class KeyRing: Sendable {
             // shorter than the hash block (64 bytes) with zeros (RFC 2104 §2), so zero-padding a
             // short secret to 32 bytes gives the very same MACs: short secrets keep working (the
             // app warns about them: RFC 7518 §3.2 asks for 256 bits).
-            let padded = secret.count < JWTVerifier.minimumSecretLength
+            let padded =
+                secret.count < JWTVerifier.minimumSecretLength
                 ? secret + [UInt8](repeating: 0, count: JWTVerifier.minimumSecretLength - secret.count) : secret
             await keys.add(hmac: HMACKey(from: padded), digestAlgorithm: .sha256)
         case .rs256(let publicKey):
@@ -311,7 +321,8 @@ private struct AnyJSON: Codable {
         case .double(let d): try c.encode(d)
         case .string(let s): try c.encode(s)
         case .array(let a): try c.encode(a.map(AnyJSON.init))
-        case .object(let o): try c.encode(Dictionary(o.map { ($0.key, AnyJSON($0.value)) }, uniquingKeysWith: { a, _ in a }))
+        case .object(let o):
+            try c.encode(Dictionary(o.map { ($0.key, AnyJSON($0.value)) }, uniquingKeysWith: { a, _ in a }))
         case .binary(let b): try c.encode(b)
         }
     }

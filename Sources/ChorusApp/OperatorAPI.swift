@@ -19,7 +19,9 @@ extension RealtimeApplication {
 
     /// `GET /api/v1/sockets`, answered once every node has (see `SocketIOServer.deferredHTTPHandler`).
     func handleDeferredAPI(_ request: HTTPRequest, _ respond: @escaping @Sendable (HTTPResponse) -> Void) -> Bool {
-        if request.head.path == Self.apiPrefix + "stats", request.head.method == "GET", io.isClustered, authorized(request.head) {
+        if request.head.path == Self.apiPrefix + "stats", request.head.method == "GET", io.isClustered,
+            authorized(request.head)
+        {
             // The cluster's counters come from the adapter's loop.
             let local = stats
             io.adapter.stats { cluster in
@@ -50,13 +52,23 @@ extension RealtimeApplication {
         Task {
             do throws(AdapterError) {
                 let sockets = try await op.fetchSockets()
-                respond(Self.json(200, ["sockets": .array(sockets.map { s in
-                    ["id": .string(s.id), "handshake": s.handshake, "rooms": .array(s.rooms.map(JSONValue.string)), "data": s.data]
-                })]))
+                respond(
+                    Self.json(
+                        200,
+                        [
+                            "sockets": .array(
+                                sockets.map { s in
+                                    [
+                                        "id": .string(s.id), "handshake": s.handshake,
+                                        "rooms": .array(s.rooms.map(JSONValue.string)), "data": s.data,
+                                    ]
+                                })
+                        ]))
             } catch {
                 switch error {
                 case .timeout(let received, let expected):
-                    respond(Self.json(504, ["error": .string("only \(received) of \(expected) nodes answered in time")]))
+                    respond(
+                        Self.json(504, ["error": .string("only \(received) of \(expected) nodes answered in time")]))
                 case .unavailable(let why):
                     respond(Self.json(503, ["error": .string("cluster unavailable: \(why)")]))
                 case .notRunning:
@@ -81,7 +93,9 @@ extension RealtimeApplication {
             return .some(out)
         }
         guard let rooms = list("rooms") else { return Self.badRequest("rooms must be an array of non-empty strings") }
-        guard let except = list("except") else { return Self.badRequest("except must be an array of non-empty strings") }
+        guard let except = list("except") else {
+            return Self.badRequest("except must be an array of non-empty strings")
+        }
         let namespace = o["namespace"]?.stringValue ?? "/"
         guard io.hasNamespace(namespace) else { return Self.badRequest("unknown namespace \(namespace)") }
         let op = io.of(namespace).to(rooms ?? []).except(except ?? [])
@@ -113,7 +127,9 @@ extension AuthenticatedUser: SocketDataRepresentable {
     /// The user of a session restored from another node (`socketDataJSON`'s form).
     public convenience init?(socketData json: JSONValue) {
         guard let id = json["userId"].flatMap(RealtimeIDs.id(from:)) else { return nil }
-        self.init(id: id, projects: Grant(claim: json["projects"]), conversations: Grant(claim: json["conversations"]), data: json["data"])
+        self.init(
+            id: id, projects: Grant(claim: json["projects"]), conversations: Grant(claim: json["conversations"]),
+            data: json["data"])
     }
 }
 

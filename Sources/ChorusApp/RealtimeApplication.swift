@@ -66,7 +66,8 @@ public final class RealtimeApplication: Sendable {
         io.socketDataDecoder = { AuthenticatedUser(socketData: $0) }
         self.proxies = configuration.proxies.isEnabled ? BackendProxies(configuration.proxies) : nil
         if configuration.auth == .none, configuration.proxies.connectURL == nil {
-            logger.warning("authentication is OFF (--auth none): the userId query parameter is trusted; development only")
+            logger.warning(
+                "authentication is OFF (--auth none): the userId query parameter is trusted; development only")
         }
         precondition(configuration.auth == .none || configuration.jwt != nil, "--auth jwt needs a JWT key")
         if configuration.auth == .jwt, configuration.jwt?.hasWeakSecret == true {
@@ -74,7 +75,9 @@ public final class RealtimeApplication: Sendable {
         }
         // The events this application emits, counted by name in /metrics (an API emit of any other
         // name counts as "other").
-        io.countedEmitEvents = [Self.projectUpdate, Self.stageCompleted, Self.messageNew, Self.notificationNew, "error"]
+        io.countedEmitEvents = [
+            Self.projectUpdate, Self.stageCompleted, Self.messageNew, Self.notificationNew, "error",
+        ]
         configure()
         io.httpHandler = { [self] request, _ in handleAPI(request) }
         io.deferredHTTPHandler = { [self] request, respond in handleDeferredAPI(request, respond) }
@@ -153,7 +156,8 @@ public final class RealtimeApplication: Sendable {
 
     /// `--auth none`: the `userId` query parameter (or `auth.userId`), trusted.
     static func developmentUser(_ handshake: Handshake) -> AuthenticatedUser? {
-        let id = handshake.query("userId").flatMap { RealtimeIDs.id(from: .string($0)) }
+        let id =
+            handshake.query("userId").flatMap { RealtimeIDs.id(from: .string($0)) }
             ?? handshake.auth["userId"].flatMap(RealtimeIDs.id(from:))
         return id.map { AuthenticatedUser(id: $0, projects: .all, conversations: .all) }
     }
@@ -181,9 +185,12 @@ public final class RealtimeApplication: Sendable {
         ns.on("join:" + kind) { [self] socket, args, ack in
             if let proxies, let endpoint = proxies.join {
                 let id: String
-                do throws(PayloadError) { id = try parse(args) } catch { respond(socket, "join:" + kind, ack, .failure(error)); return }
-                proxyJoin(socket, event: "join:" + kind, kind: kind, id: id, room: room(id), idKey: idKey,
-                          ack: ack, endpoint: endpoint, proxies: proxies)
+                do throws(PayloadError) { id = try parse(args) } catch {
+                    respond(socket, "join:" + kind, ack, .failure(error)); return
+                }
+                proxyJoin(
+                    socket, event: "join:" + kind, kind: kind, id: id, room: room(id), idKey: idKey,
+                    ack: ack, endpoint: endpoint, proxies: proxies)
                 return
             }
             handle(socket, "join:" + kind, ack) { user throws(PayloadError) in
@@ -234,10 +241,12 @@ public final class RealtimeApplication: Sendable {
                 }
             }
         }
-        registerRoomEvents(on: ns, kind: "project", idKey: "projectId", room: Self.projectRoom,
-                           parse: RealtimeValidation.projectId, canJoin: policy.canJoinProject)
-        registerRoomEvents(on: ns, kind: "conversation", idKey: "conversationId", room: Self.conversationRoom,
-                           parse: RealtimeValidation.conversationId, canJoin: policy.canJoinConversation)
+        registerRoomEvents(
+            on: ns, kind: "project", idKey: "projectId", room: Self.projectRoom,
+            parse: RealtimeValidation.projectId, canJoin: policy.canJoinProject)
+        registerRoomEvents(
+            on: ns, kind: "conversation", idKey: "conversationId", room: Self.conversationRoom,
+            parse: RealtimeValidation.conversationId, canJoin: policy.canJoinConversation)
         if proxies?.message == nil { registerLocalMessageSend(on: ns) }
         ns.onUnknownEvent { [self] socket, event, _, ack in
             unknownEventCount.add(1, ordering: .relaxed)
@@ -293,8 +302,10 @@ public final class RealtimeApplication: Sendable {
 
     /// Runs an event body; answers the ack `{ok: true, ...}` / `{ok: false, error}`, or emits
     /// `error {event, error}` on failure when the client asked for no ack.
-    private func handle(_ socket: Socket, _ event: String, _ ack: Ack?,
-                        _ body: (AuthenticatedUser) throws(PayloadError) -> JSONObject) {
+    private func handle(
+        _ socket: Socket, _ event: String, _ ack: Ack?,
+        _ body: (AuthenticatedUser) throws(PayloadError) -> JSONObject
+    ) {
         guard let user = socket.data as? AuthenticatedUser else { return }
         do {
             respond(socket, event, ack, .success(try body(user)))
@@ -324,7 +335,9 @@ public final class RealtimeApplication: Sendable {
     // MARK: Swift emit API (any thread). Each returns the local recipients (see `RoomDirectory`).
 
     @discardableResult
-    public func emit(rooms: [String], except: [String] = [], event: String, data: JSONValue?, namespace: String = "/") -> Int {
+    public func emit(rooms: [String], except: [String] = [], event: String, data: JSONValue?, namespace: String = "/")
+        -> Int
+    {
         var op = io.of(namespace).to(rooms)
         if !except.isEmpty { op = op.except(except) }
         let recipients = op.recipientCount
@@ -334,12 +347,16 @@ public final class RealtimeApplication: Sendable {
 
     @discardableResult
     public func emitProjectUpdate(projectId: String, data: JSONValue) -> Int {
-        emit(rooms: [Self.projectRoom(projectId)], event: Self.projectUpdate, data: Self.adding("projectId", projectId, to: data))
+        emit(
+            rooms: [Self.projectRoom(projectId)], event: Self.projectUpdate,
+            data: Self.adding("projectId", projectId, to: data))
     }
 
     @discardableResult
     public func emitStageCompletion(projectId: String, data: JSONValue) -> Int {
-        emit(rooms: [Self.projectRoom(projectId)], event: Self.stageCompleted, data: Self.adding("projectId", projectId, to: data))
+        emit(
+            rooms: [Self.projectRoom(projectId)], event: Self.stageCompleted,
+            data: Self.adding("projectId", projectId, to: data))
     }
 
     @discardableResult
@@ -366,9 +383,11 @@ public final class RealtimeApplication: Sendable {
         if let r = io.sockets.recoveryCounters {
             o["recovery"] = [
                 "recovered": JSONValue(r.recovered), "replayed": JSONValue(r.replayed),
-                "unknownSession": JSONValue(r.unknownSession), "expired": JSONValue(r.expired), "offsetGone": JSONValue(r.offsetGone), "unavailable": JSONValue(r.unavailable),
+                "unknownSession": JSONValue(r.unknownSession), "expired": JSONValue(r.expired),
+                "offsetGone": JSONValue(r.offsetGone), "unavailable": JSONValue(r.unavailable),
                 "persisted": JSONValue(r.persisted), "sessionsEvicted": JSONValue(r.sessionsEvicted),
-                "entriesEvicted": JSONValue(r.entriesEvicted), "entries": JSONValue(r.entries), "bytes": JSONValue(r.bytes),
+                "entriesEvicted": JSONValue(r.entriesEvicted), "entries": JSONValue(r.entries),
+                "bytes": JSONValue(r.bytes),
                 "sessions": JSONValue(r.sessions),
             ]
         }

@@ -24,14 +24,17 @@ public enum RealtimeValidation {
 
     /// The first argument as an object.
     static func payload(_ args: [JSONValue]) throws(PayloadError) -> JSONObject {
-        guard let first = args.first, let object = first.objectValue else { throw PayloadError("payload must be an object") }
+        guard let first = args.first, let object = first.objectValue else {
+            throw PayloadError("payload must be an object")
+        }
         return object
     }
 
     static func idField(_ object: JSONObject, _ field: String) throws(PayloadError) -> (String, JSONValue) {
         guard let raw = object[field] else { throw PayloadError("\(field) is required") }
         guard let id = RealtimeIDs.id(from: raw) else {
-            throw PayloadError("\(field) must be a non-empty string (at most \(RealtimeIDs.maxLength) bytes) or an integer")
+            throw PayloadError(
+                "\(field) must be a non-empty string (at most \(RealtimeIDs.maxLength) bytes) or an integer")
         }
         return (id, raw)
     }
@@ -78,7 +81,8 @@ public enum MessageStamp {
         // Two 8-byte draws (one getrandom(2) each), not one per byte: this runs for every chat
         // message, and 16 system calls per message showed in a profile of the publishing node.
         var g = SystemRandomNumberGenerator()
-        let high = g.next(), low = g.next()
+        let high = g.next()
+        let low = g.next()
         var bytes = (0..<16).map { i in UInt8(truncatingIfNeeded: (i < 8 ? high : low) >> UInt64(8 * (i % 8))) }
         bytes[6] = bytes[6] & 0x0F | 0x40
         bytes[8] = bytes[8] & 0x3F | 0x80

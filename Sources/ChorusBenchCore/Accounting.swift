@@ -3,7 +3,8 @@ import Synchronization
 
 /// Latencies (receive time minus the payload's send time) in nanoseconds, reported in microseconds.
 public struct LatencyRecorder: Sendable {
-    public var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three)
+    public var histogram = Histogram<UInt64>(
+        lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three)
     /// Receive times earlier than send times (clock trouble): counted, recorded as 0.
     public var negative = 0
 
@@ -88,7 +89,9 @@ public final class WindowTracker: @unchecked Sendable {
     /// The receivers' side as plain values: what a worker keeps to count each delivery without a
     /// reference count operation on the tracker (the tracker outlives the run).
     public var counters: Counters {
-        Counters(publishers: publishers, receivers: receivers, ringSize: ringSize, mask: mask, counts: counts, completed: completed)
+        Counters(
+            publishers: publishers, receivers: receivers, ringSize: ringSize, mask: mask, counts: counts,
+            completed: completed)
     }
 
     public struct Counters {

@@ -4,6 +4,7 @@ import CChorusLinux
 import ChorusLoop
 import Histogram
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,8 +39,10 @@ public struct LoadPlan: Sendable {
 
     public init(
         url: WebSocketURL, receivers: Int, publishers: Int, size: Int, rate: Double = 0, window: Int = 0,
-        duration: Double, warmup: Double, drain: Double = 3, threads: Int = 1, deflate: Bool = false, binary: Bool = false,
-        sourceAddresses: [String] = [], connectRate: Double = 5000, connectTimeout: Double = 60, stallTimeout: Double = 2,
+        duration: Double, warmup: Double, drain: Double = 3, threads: Int = 1, deflate: Bool = false,
+        binary: Bool = false,
+        sourceAddresses: [String] = [], connectRate: Double = 5000, connectTimeout: Double = 60,
+        stallTimeout: Double = 2,
         messages: Int = 0, socketIO: SocketIOPlan? = nil
     ) {
         self.url = url; self.receivers = receivers; self.publishers = publishers; self.size = size
@@ -148,7 +151,8 @@ public struct WorkerStats: Sendable {
     mutating func merge(_ o: WorkerStats) {
         latency.merge(o.latency)
         if latencyByServer.count < o.latencyByServer.count {
-            latencyByServer += Array(repeating: LatencyRecorder(), count: o.latencyByServer.count - latencyByServer.count)
+            latencyByServer += Array(
+                repeating: LatencyRecorder(), count: o.latencyByServer.count - latencyByServer.count)
         }
         for (i, l) in o.latencyByServer.enumerated() { latencyByServer[i].merge(l) }
         handshakeLatency.merge(o.handshakeLatency)
@@ -200,7 +204,10 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
     /// When the p99 is next read from the histogram for `progress` (once a second, not per delivery).
     @exclusivity(unchecked) var nextPercentileAt: UInt64 = 0
 
-    init(index: Int, plan: LoadPlan, control: RunControl, servers: [SocketAddress], sources: [SocketAddress], share: Double) throws(IOError) {
+    init(
+        index: Int, plan: LoadPlan, control: RunControl, servers: [SocketAddress], sources: [SocketAddress],
+        share: Double
+    ) throws(IOError) {
         loop = try EventLoop(index: index, tickNanoseconds: 1_000_000, eventBatch: 1024)
         self.plan = plan
         self.control = control
@@ -212,10 +219,12 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
         payloadBuffer = .allocate(byteCount: max(plan.size, 64), alignment: 16)
         if let sio = plan.socketIO {
             let (prefix, suffix) = SocketIOClient.sendFraming(conversation: sio.conversation)
-            let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: prefix.count + plan.size + suffix.count, alignment: 16)
+            let frame = UnsafeMutableRawBufferPointer.allocate(
+                byteCount: prefix.count + plan.size + suffix.count, alignment: 16)
             prefix.withUnsafeBytes { frame.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: prefix.count) }
             suffix.withUnsafeBytes {
-                (frame.baseAddress! + prefix.count + plan.size).copyMemory(from: $0.baseAddress!, byteCount: suffix.count)
+                (frame.baseAddress! + prefix.count + plan.size).copyMemory(
+                    from: $0.baseAddress!, byteCount: suffix.count)
             }
             sioFrame = frame
             sioContentOffset = prefix.count
@@ -375,7 +384,9 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
                     if c.isPublisher { return }
                     self.delivery(c, m, now: now)
                 case .ping(let payload):
-                    FrameEncoder.append(opcode: .pong, payload: payload, maskKey: UInt32(truncatingIfNeeded: self.rng.next()), to: &c.staging)
+                    FrameEncoder.append(
+                        opcode: .pong, payload: payload, maskKey: UInt32(truncatingIfNeeded: self.rng.next()),
+                        to: &c.staging)
                     self.markDirty(c)
                 case .pong:
                     break
@@ -433,7 +444,8 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
 
     func sendText(_ c: Connection, _ bytes: [UInt8]) {
         bytes.withUnsafeBytes {
-            FrameEncoder.append(opcode: .text, payload: $0, maskKey: UInt32(truncatingIfNeeded: rng.next()), to: &c.staging)
+            FrameEncoder.append(
+                opcode: .text, payload: $0, maskKey: UInt32(truncatingIfNeeded: rng.next()), to: &c.staging)
         }
         markDirty(c)
     }
@@ -454,7 +466,9 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
             if c.isPublisher {
                 if SocketIOClient.isErrorEvent(b) {
                     stats.protocolErrors += 1
-                    fail("server error event: \(String(decoding: UnsafeRawBufferPointer(rebasing: b.prefix(200)), as: UTF8.self))")
+                    fail(
+                        "server error event: \(String(decoding: UnsafeRawBufferPointer(rebasing: b.prefix(200)), as: UTF8.self))"
+                    )
                 }
                 return
             }
@@ -462,7 +476,9 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
             guard let content = SocketIOClient.messageNewContent(b), let f = ContentPayload.decode(content) else {
                 if SocketIOClient.isErrorEvent(b) {
                     stats.protocolErrors += 1
-                    fail("server error event: \(String(decoding: UnsafeRawBufferPointer(rebasing: b.prefix(200)), as: UTF8.self))")
+                    fail(
+                        "server error event: \(String(decoding: UnsafeRawBufferPointer(rebasing: b.prefix(200)), as: UTF8.self))"
+                    )
                 }
                 return  // other events (none expected) are ignored
             }
@@ -474,7 +490,9 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
         case .ping:
             sendText(c, SocketIOClient.pong(forPing: b))
         case .open:
-            guard c.sio == .awaitOpen, let open = SocketIOClient.parseOpen(b) else { throw refusal("unexpected open packet \(text())") }
+            guard c.sio == .awaitOpen, let open = SocketIOClient.parseOpen(b) else {
+                throw refusal("unexpected open packet \(text())")
+            }
             c.pingInterval = open.pingInterval
             c.sio = .awaitConnect
             sendText(c, SocketIOClient.connectRequest)
@@ -518,14 +536,17 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
         if plan.socketIO != nil {
             ContentPayload.encode(
                 time: now, seq: seq, publisher: publisher, size: plan.size,
-                into: UnsafeMutableRawBufferPointer(rebasing: sioFrame[sioContentOffset..<(sioContentOffset + plan.size)]))
+                into: UnsafeMutableRawBufferPointer(
+                    rebasing: sioFrame[sioContentOffset..<(sioContentOffset + plan.size)]))
             FrameEncoder.append(
-                opcode: .text, payload: UnsafeRawBufferPointer(sioFrame), maskKey: UInt32(truncatingIfNeeded: rng.next()),
+                opcode: .text, payload: UnsafeRawBufferPointer(sioFrame),
+                maskKey: UInt32(truncatingIfNeeded: rng.next()),
                 to: &c.staging)
         } else {
             Payload.encode(time: now, seq: seq, publisher: publisher, size: plan.size, into: payloadBuffer)
             FrameEncoder.append(
-                opcode: plan.binary ? .binary : .text, payload: UnsafeRawBufferPointer(rebasing: payloadBuffer[0..<plan.size]),
+                opcode: plan.binary ? .binary : .text,
+                payload: UnsafeRawBufferPointer(rebasing: payloadBuffer[0..<plan.size]),
                 maskKey: UInt32(truncatingIfNeeded: rng.next()), to: &c.staging)
         }
         c.sent += 1
@@ -534,7 +555,9 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
     }
 
     func pump(_ c: Connection, now: UInt64) {
-        guard case .publisher(let id) = c.role, c.state == .open, c.ready, started, now >= control.sendStart, now < measure.end else { return }
+        guard case .publisher(let id) = c.role, c.state == .open, c.ready, started, now >= control.sendStart,
+            now < measure.end
+        else { return }
         let limit = plan.messages > 0 ? UInt64(plan.messages) : UInt64.max
         guard c.sent < limit else { return }
         if plan.window > 0, let tracker {
@@ -584,7 +607,8 @@ final class Worker: EventLoopDelegate, @unchecked Sendable {
             let done = try c.out.flush(fd: c.fd, iov: iov, iovCapacity: 64)
             if done == c.writable {  // want writable iff not done
                 c.writable = !done
-                try loop.epoll.modify(c.fd, events: done ? [.readable] : [.readable, .writable], token: UInt64(c.index))
+                try loop.epoll.modify(
+                    c.fd, events: done ? [.readable] : [.readable, .writable], token: UInt64(c.index))
             }
         } catch {
             stats.disconnects += 1

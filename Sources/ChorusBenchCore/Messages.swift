@@ -104,7 +104,8 @@ public struct MessageReader {
                 if frame.fin {
                     state.0 = false
                     try fragments.withUnsafeBytes { buf in
-                        try Self.deliver(opcode: state.1, payload: buf, wire: state.2, compressed: state.3, inflater, onEvent)
+                        try Self.deliver(
+                            opcode: state.1, payload: buf, wire: state.2, compressed: state.3, inflater, onEvent)
                     }
                     fragments.removeAll(keepingCapacity: true)
                 }
@@ -112,7 +113,9 @@ public struct MessageReader {
                 if state.0 { throw FrameError.badContinuation }
                 if frame.rsv1 && inflater == nil { throw FrameError.reservedBits }
                 if frame.fin {
-                    try Self.deliver(opcode: frame.opcode, payload: frame.payload, wire: frame.wireLength, compressed: frame.rsv1, inflater, onEvent)
+                    try Self.deliver(
+                        opcode: frame.opcode, payload: frame.payload, wire: frame.wireLength, compressed: frame.rsv1,
+                        inflater, onEvent)
                 } else {
                     state = (true, frame.opcode, frame.wireLength, frame.rsv1)
                     fragments.append(contentsOf: frame.payload)

@@ -7,9 +7,10 @@ public enum Payload {
     static let pubKey: [UInt8] = Array(#","p":"#.utf8)
     static let padKey: [UInt8] = Array(#","pad":""#.utf8)
     static let suffix: [UInt8] = Array(#""}"#.utf8)
-    static let prose: [UInt8] = Array(("the quick brown fox jumps over the lazy dog while the server fans every message out to "
-        + "all of its connections and the clients count what arrives in order to measure latency and throughput "
-        + "under load with small and large payloads alike ").utf8)
+    static let prose: [UInt8] = Array(
+        ("the quick brown fox jumps over the lazy dog while the server fans every message out to "
+            + "all of its connections and the clients count what arrives in order to measure latency and throughput "
+            + "under load with small and large payloads alike ").utf8)
 
     static let layout = StampLayout(timeKey: prefix, seqKey: seqKey, pubKey: pubKey, padKey: padKey, suffix: suffix)
 
@@ -30,7 +31,9 @@ public enum Payload {
     }
 
     /// Writes the payload into `out` (exactly `size` bytes, `size` >= minimumSize).
-    public static func encode(time: UInt64, seq: UInt64, publisher: Int, size: Int, into out: UnsafeMutableRawBufferPointer) {
+    public static func encode(
+        time: UInt64, seq: UInt64, publisher: Int, size: Int, into out: UnsafeMutableRawBufferPointer
+    ) {
         layout.encode(time: time, seq: seq, publisher: publisher, size: size, into: out)
     }
 

@@ -2,6 +2,7 @@
 // depend on the server's own protocol module: the upgrade request and its 101 check, masked client
 // frames, an incremental parser for the server's frames, and permessage-deflate inflation.
 import CZlib
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -97,7 +98,8 @@ public enum Handshake {
     public static let deflateOffer = "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
 
     public static func request(url: WebSocketURL, key: String, offerDeflate: Bool) -> [UInt8] {
-        var s = "GET \(url.path) HTTP/1.1\r\nHost: \(url.host):\(url.port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        var s =
+            "GET \(url.path) HTTP/1.1\r\nHost: \(url.host):\(url.port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         s += "Sec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n"
         if offerDeflate { s += "Sec-WebSocket-Extensions: \(deflateOffer)\r\n" }
         s += "\r\n"
@@ -183,7 +185,9 @@ public enum FrameEncoder {
             out.append(UInt8(n >> 8)); out.append(UInt8(n & 0xFF))
         } else {
             out.append(maskBit | 127)
-            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: UInt64(n) >> UInt64(shift))) }
+            for shift in stride(from: 56, through: 0, by: -8) {
+                out.append(UInt8(truncatingIfNeeded: UInt64(n) >> UInt64(shift)))
+            }
         }
         guard let key = maskKey else {
             out.append(contentsOf: payload)
@@ -214,7 +218,8 @@ public struct ParsedFrame {
 }
 
 public enum FrameError: Error, Equatable, Sendable {
-    case maskedServerFrame, unmaskedClientFrame, reservedBits, badOpcode(UInt8), controlTooLong, fragmentedControl, badContinuation, tooLarge
+    case maskedServerFrame, unmaskedClientFrame, reservedBits, badOpcode(UInt8), controlTooLong, fragmentedControl,
+        badContinuation, tooLarge
 }
 
 /// An incremental frame parser that accepts input split anywhere (down to one byte at a time).
@@ -255,9 +260,12 @@ public struct FrameParser {
     mutating func parse(_ b: UnsafeRawBufferPointer, _ onFrame: (ParsedFrame) throws -> Void) throws -> Int {
         var pos = 0
         while b.count - pos >= 2 {
-            let b0 = b[pos], b1 = b[pos + 1]
+            let b0 = b[pos]
+            let b1 = b[pos + 1]
             let masked = b1 & 0x80 != 0
-            if masked != expectMasked { throw expectMasked ? FrameError.unmaskedClientFrame : FrameError.maskedServerFrame }
+            if masked != expectMasked {
+                throw expectMasked ? FrameError.unmaskedClientFrame : FrameError.maskedServerFrame
+            }
             if b0 & rsvMask != 0 { throw FrameError.reservedBits }
             let opcode = b0 & 0x0F
             switch opcode {
@@ -286,19 +294,25 @@ public struct FrameParser {
             guard b.count - pos >= header + len else { break }
             let start = pos + header
             if masked {
-                let k0 = b[start - 4], k1 = b[start - 3], k2 = b[start - 2], k3 = b[start - 1]
+                let k0 = b[start - 4]
+                let k1 = b[start - 3]
+                let k2 = b[start - 2]
+                let k3 = b[start - 1]
                 let k = [k0, k1, k2, k3]
                 if scratch.count < len { scratch = [UInt8](repeating: 0, count: len) }
                 try scratch.withUnsafeMutableBytes { s in
                     for i in 0..<len { s[i] = b[start + i] ^ k[i & 3] }
-                    try onFrame(ParsedFrame(
-                        fin: b0 & 0x80 != 0, rsv1: b0 & 0x40 != 0, opcode: opcode,
-                        payload: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(s)[0..<len]), wireLength: header + len))
+                    try onFrame(
+                        ParsedFrame(
+                            fin: b0 & 0x80 != 0, rsv1: b0 & 0x40 != 0, opcode: opcode,
+                            payload: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(s)[0..<len]),
+                            wireLength: header + len))
                 }
             } else {
-                try onFrame(ParsedFrame(
-                    fin: b0 & 0x80 != 0, rsv1: b0 & 0x40 != 0, opcode: opcode,
-                    payload: UnsafeRawBufferPointer(rebasing: b[start..<(start + len)]), wireLength: header + len))
+                try onFrame(
+                    ParsedFrame(
+                        fin: b0 & 0x80 != 0, rsv1: b0 & 0x40 != 0, opcode: opcode,
+                        payload: UnsafeRawBufferPointer(rebasing: b[start..<(start + len)]), wireLength: header + len))
             }
             pos = start + len
         }

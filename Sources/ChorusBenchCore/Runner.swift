@@ -1,6 +1,7 @@
-import ChorusLoop
 import CZlib
+import ChorusLoop
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,19 +41,35 @@ public struct FanoutResult: Sendable {
         func f(_ v: Double, _ d: Int = 1) -> String { format(v, decimals: d) }
         var lines: [String] = []
         let mode = plan.window > 0 ? "window \(plan.window)" : "rate \(f(plan.rate, 0))/s"
-        lines.append("\(plan.modeName)  \(openReceivers) receivers, \(openPublishers) publishers, \(plan.size) B, \(mode), deflate \(plan.deflate ? "offered (\(stats.deflateAccepted) accepted)" : "off"), \(plan.threads) thread(s), \(f(measuredSeconds)) s measured")
+        lines.append(
+            "\(plan.modeName)  \(openReceivers) receivers, \(openPublishers) publishers, \(plan.size) B, \(mode), deflate \(plan.deflate ? "offered (\(stats.deflateAccepted) accepted)" : "off"), \(plan.threads) thread(s), \(f(measuredSeconds)) s measured"
+        )
         lines.append("  messages sent        \(ledger.sentInWindow)  (\(f(messagesPerSecond, 0))/s)")
         lines.append("  deliveries           \(stats.receivedInWindow)  (\(f(deliveriesPerSecond, 0))/s)")
-        lines.append("  payload / wire       \(f(payloadMBps, 2)) MB/s / \(f(wireMBps, 2)) MB/s  (\(stats.compressedMessages) compressed)")
-        lines.append("  latency µs           p50 \(f(l.percentileMicros(50))) p90 \(f(l.percentileMicros(90))) p99 \(f(l.percentileMicros(99))) p99.9 \(f(l.percentileMicros(99.9))) max \(f(l.maxMicros))")
+        lines.append(
+            "  payload / wire       \(f(payloadMBps, 2)) MB/s / \(f(wireMBps, 2)) MB/s  (\(stats.compressedMessages) compressed)"
+        )
+        lines.append(
+            "  latency µs           p50 \(f(l.percentileMicros(50))) p90 \(f(l.percentileMicros(90))) p99 \(f(l.percentileMicros(99))) p99.9 \(f(l.percentileMicros(99.9))) max \(f(l.maxMicros))"
+        )
         for (i, n) in stats.latencyByServer.enumerated() {
-            lines.append("  server \(i + 1) µs          p50 \(f(n.percentileMicros(50))) p90 \(f(n.percentileMicros(90))) p99 \(f(n.percentileMicros(99))) p99.9 \(f(n.percentileMicros(99.9))) max \(f(n.maxMicros))  (\(n.count) deliveries)")
+            lines.append(
+                "  server \(i + 1) µs          p50 \(f(n.percentileMicros(50))) p90 \(f(n.percentileMicros(90))) p99 \(f(n.percentileMicros(99))) p99.9 \(f(n.percentileMicros(99.9))) max \(f(n.maxMicros))  (\(n.count) deliveries)"
+            )
         }
-        lines.append("  missed deliveries    \(ledger.missed) of \(ledger.expected) (\(f(missedRatio * 100, 4)) %)\(ledger.surplus > 0 ? ", surplus \(ledger.surplus)" : "")")
-        lines.append("  errors               protocol \(stats.protocolErrors), connect \(stats.connectFailures), handshake \(stats.handshakeFailures), server closes \(stats.serverCloses), disconnects \(stats.disconnects), stalls \(stats.stalls)")
-        lines.append("  generator CPU        \(f(generatorCPUSeconds, 2)) s (\(f(generatorCPUSeconds / measuredSeconds * 100, 0)) % of one core)")
+        lines.append(
+            "  missed deliveries    \(ledger.missed) of \(ledger.expected) (\(f(missedRatio * 100, 4)) %)\(ledger.surplus > 0 ? ", surplus \(ledger.surplus)" : "")"
+        )
+        lines.append(
+            "  errors               protocol \(stats.protocolErrors), connect \(stats.connectFailures), handshake \(stats.handshakeFailures), server closes \(stats.serverCloses), disconnects \(stats.disconnects), stalls \(stats.stalls)"
+        )
+        lines.append(
+            "  generator CPU        \(f(generatorCPUSeconds, 2)) s (\(f(generatorCPUSeconds / measuredSeconds * 100, 0)) % of one core)"
+        )
         if let s = serverCPUSeconds {
-            lines.append("  server CPU           \(f(s, 2)) s (\(f(s / measuredSeconds * 100, 0)) % of one core), \(f(serverMicrosPerDelivery ?? 0, 3)) µs per delivery")
+            lines.append(
+                "  server CPU           \(f(s, 2)) s (\(f(s / measuredSeconds * 100, 0)) % of one core), \(f(serverMicrosPerDelivery ?? 0, 3)) µs per delivery"
+            )
         }
         if let e = stats.firstError { lines.append("  first error          \(e)") }
         return lines.joined(separator: "\n")
@@ -61,7 +78,8 @@ public struct FanoutResult: Sendable {
     public func json() -> String {
         let l = stats.latency
         var o = JSONObject()
-        o.add("mode", plan.modeName); o.add("url", "ws://\(plan.url.host):\(plan.url.port)\(plan.socketIO?.path ?? plan.url.path)")
+        o.add("mode", plan.modeName);
+        o.add("url", "ws://\(plan.url.host):\(plan.url.port)\(plan.socketIO?.path ?? plan.url.path)")
         o.add("receivers", openReceivers); o.add("publishers", openPublishers); o.add("size", plan.size)
         o.add("window", plan.window); o.add("rate", plan.rate); o.add("deflate", plan.deflate)
         o.add("deflate_accepted", stats.deflateAccepted); o.add("threads", plan.threads)
@@ -73,10 +91,12 @@ public struct FanoutResult: Sendable {
         o.add("latency_us_p99", l.percentileMicros(99)); o.add("latency_us_p999", l.percentileMicros(99.9))
         o.add("latency_us_max", l.maxMicros); o.add("latency_us_mean", l.meanMicros)
         for (i, n) in stats.latencyByServer.enumerated() {
-            o.add("server\(i + 1)_latency_us_p50", n.percentileMicros(50)); o.add("server\(i + 1)_latency_us_p99", n.percentileMicros(99))
+            o.add("server\(i + 1)_latency_us_p50", n.percentileMicros(50));
+            o.add("server\(i + 1)_latency_us_p99", n.percentileMicros(99))
             o.add("server\(i + 1)_deliveries", Int(n.count))
         }
-        o.add("expected_deliveries", Int(ledger.expected)); o.add("missed", Int(ledger.missed)); o.add("surplus", Int(ledger.surplus))
+        o.add("expected_deliveries", Int(ledger.expected)); o.add("missed", Int(ledger.missed));
+        o.add("surplus", Int(ledger.surplus))
         o.add("protocol_errors", stats.protocolErrors); o.add("connect_failures", stats.connectFailures)
         o.add("handshake_failures", stats.handshakeFailures); o.add("server_closes", stats.serverCloses)
         o.add("disconnects", stats.disconnects); o.add("stalls", stats.stalls)
@@ -115,7 +135,12 @@ public struct JSONObject {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
             case "\n": out += "\\n"
-            default: if ch.value < 0x20 { out += "\\u00" + (ch.value < 16 ? "0" : "") + String(ch.value, radix: 16) } else { out.unicodeScalars.append(ch) }
+            default:
+                if ch.value < 0x20 {
+                    out += "\\u00" + (ch.value < 16 ? "0" : "") + String(ch.value, radix: 16)
+                } else {
+                    out.unicodeScalars.append(ch)
+                }
             }
         }
         return out + "\""
@@ -123,7 +148,9 @@ public struct JSONObject {
     public mutating func add(_ k: String, _ v: String) { parts.append("\(Self.quote(k)):\(Self.quote(v))") }
     public mutating func add(_ k: String, _ v: Int) { parts.append("\(Self.quote(k)):\(v)") }
     public mutating func add(_ k: String, _ v: Bool) { parts.append("\(Self.quote(k)):\(v)") }
-    public mutating func add(_ k: String, _ v: Double) { parts.append("\(Self.quote(k)):\(v.isFinite ? format(v, decimals: 3) : "null")") }
+    public mutating func add(_ k: String, _ v: Double) {
+        parts.append("\(Self.quote(k)):\(v.isFinite ? format(v, decimals: 3) : "null")")
+    }
     public var string: String { "{" + parts.joined(separator: ",") + "}" }
 }
 
@@ -151,11 +178,15 @@ final class Fleet {
     @exclusivity(unchecked) var threads: [LoopThread] = []
 
     init(plan: LoadPlan, total: Int, publishers: Int) throws {
-        let servers = try ([plan.url] + plan.alsoURLs).map { url throws(IOError) in try SocketAddress(host: url.host, port: url.port) }
+        let servers = try ([plan.url] + plan.alsoURLs).map { url throws(IOError) in
+            try SocketAddress(host: url.host, port: url.port)
+        }
         let sources = try plan.sourceAddresses.map { host throws(IOError) in try SocketAddress(host: host, port: 0) }
         for i in 0..<plan.threads {
-            workers.append(try Worker(index: i, plan: plan, control: control, servers: servers, sources: sources,
-                                      share: 1.0 / Double(plan.threads)))
+            workers.append(
+                try Worker(
+                    index: i, plan: plan, control: control, servers: servers, sources: sources,
+                    share: 1.0 / Double(plan.threads)))
         }
         control.publisherHomes = []
         for g in 0..<total {
@@ -173,9 +204,10 @@ final class Fleet {
     func start() {
         control.connectStart = monotonicNanoseconds()
         for w in workers {
-            threads.append(LoopThread(name: "bench-\(w.loop.index)") {
-                do { try w.loop.run(delegate: w) } catch { log("chorus-bench: loop failed: \(error)") }
-            })
+            threads.append(
+                LoopThread(name: "bench-\(w.loop.index)") {
+                    do { try w.loop.run(delegate: w) } catch { log("chorus-bench: loop failed: \(error)") }
+                })
         }
     }
 
@@ -186,7 +218,9 @@ final class Fleet {
 
     var received: UInt64 { workers.reduce(0) { $0 + $1.progress.received.load(ordering: .relaxed) } }
     /// The highest of the workers' p99s (exact with one generator thread), in microseconds.
-    var p99Micros: Double { Double(workers.map { $0.progress.p99Nanoseconds.load(ordering: .relaxed) }.max() ?? 0) / 1000 }
+    var p99Micros: Double {
+        Double(workers.map { $0.progress.p99Nanoseconds.load(ordering: .relaxed) }.max() ?? 0) / 1000
+    }
 
     /// Waits until every connection is open or failed, or the timeout; prints progress to stderr
     /// (or on the progress line, when there is one).
@@ -243,7 +277,9 @@ public final class ProgressReporter {
         let now = monotonicNanoseconds()
         guard now >= nextAt else { return }
         nextAt = now + 1_000_000_000
-        write(line.update(now: now, opened: fleet.opened, total: total, received: fleet.received, p99Micros: fleet.p99Micros))
+        write(
+            line.update(
+                now: now, opened: fleet.opened, total: total, received: fleet.received, p99Micros: fleet.p99Micros))
     }
 
     func finish() { write(line.clear()) }
@@ -252,7 +288,9 @@ public final class ProgressReporter {
 public enum FanoutRunner {
     /// `progress`: where the once-a-second progress line goes (nil: none, as in `--json` mode or
     /// when standard output is not a terminal).
-    public static func run(_ plan: LoadPlan, serverPID: Int32?, quiet: Bool = false, progress: ProgressReporter? = nil) throws -> FanoutResult {
+    public static func run(_ plan: LoadPlan, serverPID: Int32?, quiet: Bool = false, progress: ProgressReporter? = nil)
+        throws -> FanoutResult
+    {
         ResourceLimits.raiseOpenFileLimit()
         let total = plan.receivers + plan.publishers
         let fleet = try Fleet(plan: plan, total: total, publishers: plan.publishers)
@@ -267,7 +305,9 @@ public enum FanoutRunner {
         let openReceivers = openedAll - openPublishers
         guard openReceivers > 0, openPublishers > 0 else {
             let stats = fleet.stop()
-            throw BenchError("could not open connections: \(openedAll) open, \(failedAll) failed; first error: \(stats.firstError ?? "none")")
+            throw BenchError(
+                "could not open connections: \(openedAll) open, \(failedAll) failed; first error: \(stats.firstError ?? "none")"
+            )
         }
         let control = fleet.control
         let now = monotonicNanoseconds()
@@ -340,11 +380,19 @@ public struct ConnectResult: Sendable {
     public func table() -> String {
         func f(_ v: Double, _ d: Int = 1) -> String { format(v, decimals: d) }
         let h = stats.handshakeLatency
-        var lines = ["connect  \(opened) of \(requested) open in \(f(seconds, 2)) s (\(f(connectionsPerSecond, 0))/s), held \(f(hold)) s, \(closedDuringHold) closed while held"]
-        lines.append("  failures             \(failures) (connect \(stats.connectFailures), handshake \(stats.handshakeFailures))")
-        lines.append("  connect+upgrade µs   p50 \(f(h.percentileMicros(50))) p99 \(f(h.percentileMicros(99))) max \(f(h.maxMicros))")
+        var lines = [
+            "connect  \(opened) of \(requested) open in \(f(seconds, 2)) s (\(f(connectionsPerSecond, 0))/s), held \(f(hold)) s, \(closedDuringHold) closed while held"
+        ]
+        lines.append(
+            "  failures             \(failures) (connect \(stats.connectFailures), handshake \(stats.handshakeFailures))"
+        )
+        lines.append(
+            "  connect+upgrade µs   p50 \(f(h.percentileMicros(50))) p99 \(f(h.percentileMicros(99))) max \(f(h.maxMicros))"
+        )
         if let a = rssBefore, let b = rssAfter {
-            lines.append("  server RSS           \(f(Double(a) / 1048576, 1)) MiB -> \(f(Double(b) / 1048576, 1)) MiB, \(f(rssPerConnection ?? 0, 0)) B per connection")
+            lines.append(
+                "  server RSS           \(f(Double(a) / 1048576, 1)) MiB -> \(f(Double(b) / 1048576, 1)) MiB, \(f(rssPerConnection ?? 0, 0)) B per connection"
+            )
         }
         if let e = stats.firstError { lines.append("  first error          \(e)") }
         return lines.joined(separator: "\n")
@@ -371,9 +419,10 @@ public enum ConnectRunner {
         deflate: Bool, timeout: Double, serverPID: Int32?, quiet: Bool = false
     ) throws -> ConnectResult {
         ResourceLimits.raiseOpenFileLimit()
-        let plan = LoadPlan(url: url, receivers: connections, publishers: 0, size: 64, duration: 0, warmup: 0,
-                            threads: threads, deflate: deflate, sourceAddresses: sourceAddresses,
-                            connectRate: rate, connectTimeout: timeout)
+        let plan = LoadPlan(
+            url: url, receivers: connections, publishers: 0, size: 64, duration: 0, warmup: 0,
+            threads: threads, deflate: deflate, sourceAddresses: sourceAddresses,
+            connectRate: rate, connectTimeout: timeout)
         let rssBefore = serverPID.flatMap { ProcessStats.rssBytes(pid: $0) }
         let fleet = try Fleet(plan: plan, total: connections, publishers: 0)
         let start = monotonicNanoseconds()
@@ -385,8 +434,9 @@ public enum ConnectRunner {
         let rssAfter = serverPID.flatMap { ProcessStats.rssBytes(pid: $0) }
         let closedDuring = fleet.closed - closed0
         let stats = fleet.stop()
-        return ConnectResult(url: url, requested: connections, opened: opened, stats: stats,
-                             seconds: Double(end - start) / 1e9, rssBefore: rssBefore, rssAfter: rssAfter,
-                             closedDuringHold: closedDuring, hold: hold)
+        return ConnectResult(
+            url: url, requested: connections, opened: opened, stats: stats,
+            seconds: Double(end - start) / 1e9, rssBefore: rssBefore, rssAfter: rssAfter,
+            closedDuringHold: closedDuring, hold: hold)
     }
 }

@@ -26,10 +26,12 @@ public struct SocketIOPlan: Sendable, Equatable {
 
     /// Ids are written into JSON unescaped: keep them to characters that need no escaping.
     public static func isPlainID(_ s: String) -> Bool {
-        !s.isEmpty && s.utf8.count <= 64 && s.utf8.allSatisfy { b in
-            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
-                || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ":") || b == UInt8(ascii: ".")
-        }
+        !s.isEmpty && s.utf8.count <= 64
+            && s.utf8.allSatisfy { b in
+                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+                    || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ":")
+                    || b == UInt8(ascii: ".")
+            }
     }
 }
 
@@ -50,7 +52,9 @@ public enum ContentPayload {
         layout.minimumSize(time: time, seq: seq, publisher: publisher)
     }
 
-    public static func encode(time: UInt64, seq: UInt64, publisher: Int, size: Int, into out: UnsafeMutableRawBufferPointer) {
+    public static func encode(
+        time: UInt64, seq: UInt64, publisher: Int, size: Int, into out: UnsafeMutableRawBufferPointer
+    ) {
         layout.encode(time: time, seq: seq, publisher: publisher, size: size, into: out)
     }
 
@@ -72,11 +76,13 @@ public enum ContentPayload {
             return pos > start ? v : nil
         }
         @inline(__always) func key(_ k: UInt8) -> Bool {
-            guard pos + 3 <= b.count, b[pos] == UInt8(ascii: ";"), b[pos + 1] == k, b[pos + 2] == UInt8(ascii: "=") else { return false }
+            guard pos + 3 <= b.count, b[pos] == UInt8(ascii: ";"), b[pos + 1] == k, b[pos + 2] == UInt8(ascii: "=")
+            else { return false }
             pos += 3
             return true
         }
-        guard let t = number(), key(UInt8(ascii: "s")), let s = number(), key(UInt8(ascii: "p")), let p = number() else { return nil }
+        guard let t = number(), key(UInt8(ascii: "s")), let s = number(), key(UInt8(ascii: "p")), let p = number()
+        else { return nil }
         return Payload.Fields(time: t, seq: s, publisher: Int(p))
     }
 }
@@ -136,7 +142,9 @@ public enum SocketIOClient {
             case zero + 3:
                 var pos = 2
                 var id = 0
-                while pos < b.count, b[pos] >= 48, b[pos] <= 57, id < 1 << 40 { id = id * 10 + Int(b[pos] - 48); pos += 1 }
+                while pos < b.count, b[pos] >= 48, b[pos] <= 57, id < 1 << 40 {
+                    id = id * 10 + Int(b[pos] - 48); pos += 1
+                }
                 guard pos > 2 else { return .other }
                 let rest = UnsafeRawBufferPointer(rebasing: b[pos...])
                 return .ack(id: id, ok: find(okTrue, in: rest) != nil)
@@ -152,7 +160,8 @@ public enum SocketIOClient {
     public static func parseOpen(_ b: UnsafeRawBufferPointer) -> Open? {
         guard b.count > 2, b[0] == zero, b[1] == UInt8(ascii: "{") else { return nil }
         guard let sid = stringField("sid", in: b), let interval = intField("pingInterval", in: b),
-              let timeout = intField("pingTimeout", in: b) else { return nil }
+            let timeout = intField("pingTimeout", in: b)
+        else { return nil }
         return Open(sid: sid, pingInterval: interval, pingTimeout: timeout)
     }
 
@@ -174,8 +183,10 @@ public enum SocketIOClient {
     /// The bytes before and after the content in a `message:send` event:
     /// `42["message:send",{"conversationId":"<id>","message":{"content":"` … `","type":"text"}}]`.
     public static func sendFraming(conversation: String) -> (prefix: [UInt8], suffix: [UInt8]) {
-        (Array("42[\"message:send\",{\"conversationId\":\"\(conversation)\",\"message\":{\"content\":\"".utf8),
-         Array("\",\"type\":\"text\"}}]".utf8))
+        (
+            Array("42[\"message:send\",{\"conversationId\":\"\(conversation)\",\"message\":{\"content\":\"".utf8),
+            Array("\",\"type\":\"text\"}}]".utf8)
+        )
     }
 
     static let messageNewPrefix: [UInt8] = Array(#"42["message:new","#.utf8)
@@ -193,14 +204,17 @@ public enum SocketIOClient {
         let tail = UnsafeRawBufferPointer(rebasing: b[n...])
         guard let key = find(contentKey, in: tail) else { return nil }
         let start = n + key + contentKey.count
-        guard start < b.count, let q = memchr(b.baseAddress! + start, Int32(UInt8(ascii: "\"")), b.count - start) else { return nil }
+        guard start < b.count, let q = memchr(b.baseAddress! + start, Int32(UInt8(ascii: "\"")), b.count - start) else {
+            return nil
+        }
         let end = b.baseAddress!.distance(to: UnsafeRawPointer(q))
         return UnsafeRawBufferPointer(rebasing: b[start..<end])
     }
 
     /// `42["error",{...}]`: what the server emits for a refused event sent without an ack.
     public static func isErrorEvent(_ b: UnsafeRawBufferPointer) -> Bool {
-        b.count >= errorPrefix.count && errorPrefix.withUnsafeBytes { memcmp(b.baseAddress!, $0.baseAddress!, $0.count) == 0 }
+        b.count >= errorPrefix.count
+            && errorPrefix.withUnsafeBytes { memcmp(b.baseAddress!, $0.baseAddress!, $0.count) == 0 }
     }
 
     /// Offset of `needle` in `hay`.

@@ -28,11 +28,18 @@ extension ClusterCounters {
 extension RedisClient {
     /// `PUBSUB NUMSUB <channel>`: how many connections (nodes, this one included) are subscribed.
     /// Loop thread; `completion` runs there.
-    func numSub(_ channel: String, timeout: Double, _ completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void) {
-        commandOnLoop([Array("PUBSUB".utf8), Array("NUMSUB".utf8), Array(channel.utf8)], timeout: .milliseconds(Int64(timeout * 1000))) { reply in
+    func numSub(
+        _ channel: String, timeout: Double, _ completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void
+    ) {
+        commandOnLoop(
+            [Array("PUBSUB".utf8), Array("NUMSUB".utf8), Array(channel.utf8)],
+            timeout: .milliseconds(Int64(timeout * 1000))
+        ) { reply in
             switch reply {
             case .success(let value):
-                guard let count = value.array?.dropFirst().first?.integer else { return completion(.failure(.unavailable("unexpected NUMSUB reply"))) }
+                guard let count = value.array?.dropFirst().first?.integer else {
+                    return completion(.failure(.unavailable("unexpected NUMSUB reply")))
+                }
                 completion(.success(Int(count)))
             case .failure(let error):
                 completion(.failure(.unavailable("\(error)")))
@@ -49,5 +56,7 @@ public protocol ClusterCountersSource: AnyObject, Sendable {
 extension RedisAdapter: ClusterCountersSource {}
 
 extension String {
-    func leftPadded(to width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
 }

@@ -25,7 +25,9 @@ public struct ClusterSelector: Sendable, Hashable {
         self.except = except
     }
 
-    var json: JSONValue { ["rooms": .array(rooms.map(JSONValue.string)), "except": .array(except.map(JSONValue.string))] }
+    var json: JSONValue {
+        ["rooms": .array(rooms.map(JSONValue.string)), "except": .array(except.map(JSONValue.string))]
+    }
 
     init(json: JSONValue?) throws(ClusterWireError) {
         guard let json, case .object = json else { throw .shape(field: "opts") }
@@ -77,7 +79,9 @@ public struct ClusterPacket: Sendable, Hashable {
     init(msgpack: MsgPackValue?) throws(ClusterWireError) {
         guard let msgpack, case .map = msgpack else { throw .shape(field: "packet") }
         guard let type = msgpack["type"]?.int64Value, type == 2 || type == 5 else { throw .shape(field: "packet.type") }
-        guard case .array(let data)? = msgpack["data"], data.first?.stringValue != nil else { throw .shape(field: "packet.data") }
+        guard case .array(let data)? = msgpack["data"], data.first?.stringValue != nil else {
+            throw .shape(field: "packet.data")
+        }
         self.type = type
         self.data = data.map(\.json)
         // The adapter reads a packet without nsp as the main namespace's.
@@ -120,11 +124,15 @@ public struct ClusterBroadcast: Sendable, Hashable {
     /// broadcasts come back to it through its subscription and are dropped without being decoded.
     /// A message from another publisher that encodes differently is simply decoded.
     public static func isPublished(by uid: [UInt8], _ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard uid.count < 32, bytes.count > 2 + uid.count, bytes[0] == 0x93, bytes[1] == 0xA0 | UInt8(uid.count) else { return false }
+        guard uid.count < 32, bytes.count > 2 + uid.count, bytes[0] == 0x93, bytes[1] == 0xA0 | UInt8(uid.count) else {
+            return false
+        }
         return bytes[2..<(2 + uid.count)].elementsEqual(uid)
     }
 
-    public static func decode(_ bytes: UnsafeRawBufferPointer, decoder: MsgPackDecoder = MsgPackDecoder()) throws(ClusterWireError) -> ClusterBroadcast {
+    public static func decode(_ bytes: UnsafeRawBufferPointer, decoder: MsgPackDecoder = MsgPackDecoder())
+        throws(ClusterWireError) -> ClusterBroadcast
+    {
         let value: MsgPackValue
         do throws(MsgPackDecodingError) { value = try decoder.decode(bytes) } catch { throw .msgpack(error) }
         guard case .array(let parts) = value, parts.count >= 3 else { throw .shape(field: "message") }
@@ -133,7 +141,8 @@ public struct ClusterBroadcast: Sendable, Hashable {
         let opts = parts[2]
         guard case .map = opts else { throw .shape(field: "opts") }
         let selector = ClusterSelector(
-            rooms: try roomList(opts["rooms"], field: "opts.rooms"), except: try roomList(opts["except"], field: "opts.except"))
+            rooms: try roomList(opts["rooms"], field: "opts.rooms"),
+            except: try roomList(opts["except"], field: "opts.except"))
         let flags: ClusterFlags
         switch opts["flags"] {
         case nil, .nil?: flags = ClusterFlags()
@@ -143,8 +152,12 @@ public struct ClusterBroadcast: Sendable, Hashable {
         return ClusterBroadcast(uid: uid, packet: packet, selector: selector, flags: flags)
     }
 
-    public static func decode(_ bytes: [UInt8], decoder: MsgPackDecoder = MsgPackDecoder()) throws(ClusterWireError) -> ClusterBroadcast {
-        let r = bytes.withUnsafeBytes { raw in Result { () throws(ClusterWireError) in try decode(raw, decoder: decoder) } }
+    public static func decode(_ bytes: [UInt8], decoder: MsgPackDecoder = MsgPackDecoder()) throws(ClusterWireError)
+        -> ClusterBroadcast
+    {
+        let r = bytes.withUnsafeBytes { raw in
+            Result { () throws(ClusterWireError) in try decode(raw, decoder: decoder) }
+        }
         return try r.get()
     }
 }

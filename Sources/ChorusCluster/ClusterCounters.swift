@@ -38,7 +38,9 @@ public struct ClusterCounters: Sendable, Equatable {
     public var requestNanoseconds = 0
 
     /// Upper bounds of `requestLatency`'s buckets, in seconds: 0.5 ms ... 10 s.
-    public static let requestSecondsBounds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+    public static let requestSecondsBounds: [Double] = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+    ]
 
     public init() {}
 
@@ -52,11 +54,13 @@ public struct ClusterCounters: Sendable, Equatable {
     public var json: JSONValue {
         [
             "broadcastsPublished": JSONValue(broadcastsPublished), "broadcastsReceived": JSONValue(broadcastsReceived),
-            "broadcastsDelivered": JSONValue(broadcastsDelivered), "broadcastsSkipped": JSONValue(broadcastsSkipped), "broadcastsNotHeld": JSONValue(broadcastsNotHeld),
+            "broadcastsDelivered": JSONValue(broadcastsDelivered), "broadcastsSkipped": JSONValue(broadcastsSkipped),
+            "broadcastsNotHeld": JSONValue(broadcastsNotHeld),
             "requestsPublished": JSONValue(requestsPublished), "requestsReceived": JSONValue(requestsReceived),
             "responsesPublished": JSONValue(responsesPublished), "responsesReceived": JSONValue(responsesReceived),
             "requestsTimedOut": JSONValue(requestsTimedOut), "malformed": JSONValue(malformed),
-            "redisConnected": .bool(redisConnected), "publishDrops": JSONValue(publishDrops), "publishQueue": JSONValue(publishQueue),
+            "redisConnected": .bool(redisConnected), "publishDrops": JSONValue(publishDrops),
+            "publishQueue": JSONValue(publishQueue),
             "subscriptions": JSONValue(subscriptions),
             "reconnects": JSONValue(reconnects),
         ]

@@ -45,7 +45,8 @@ public enum ClusterRequest: Sendable, Hashable {
     /// `requestId` present: the sender waits for one acknowledgement per node.
     case serverSideEmit(uid: String, requestId: String?, data: [JSONValue])
     /// Broadcast with acknowledgements (MessagePack).
-    case broadcast(uid: String, requestId: String, packet: ClusterPacket, selector: ClusterSelector, flags: ClusterFlags)
+    case broadcast(
+        uid: String, requestId: String, packet: ClusterPacket, selector: ClusterSelector, flags: ClusterFlags)
 
     public var type: ClusterRequestType {
         switch self {
@@ -62,8 +63,9 @@ public enum ClusterRequest: Sendable, Hashable {
 
     public var uid: String? {
         switch self {
-        case .sockets(let uid, _, _), .allRooms(let uid, _), .remoteFetch(let uid, _, _), .serverSideEmit(let uid, _, _),
-             .broadcast(let uid, _, _, _, _):
+        case .sockets(let uid, _, _), .allRooms(let uid, _), .remoteFetch(let uid, _, _),
+            .serverSideEmit(let uid, _, _),
+            .broadcast(let uid, _, _, _, _):
             uid
         case .remoteJoin(let uid, _, _), .remoteLeave(let uid, _, _), .remoteDisconnect(let uid, _, _):
             uid
@@ -72,8 +74,11 @@ public enum ClusterRequest: Sendable, Hashable {
 
     public var requestId: String? {
         switch self {
-        case .sockets(_, let id, _), .allRooms(_, let id), .remoteFetch(_, let id, _), .broadcast(_, let id, _, _, _): id
-        case .remoteJoin(_, let id, _), .remoteLeave(_, let id, _), .remoteDisconnect(_, let id, _), .serverSideEmit(_, let id, _): id
+        case .sockets(_, let id, _), .allRooms(_, let id), .remoteFetch(_, let id, _), .broadcast(_, let id, _, _, _):
+            id
+        case .remoteJoin(_, let id, _), .remoteLeave(_, let id, _), .remoteDisconnect(_, let id, _),
+            .serverSideEmit(_, let id, _):
+            id
         }
     }
 
@@ -86,10 +91,11 @@ public enum ClusterRequest: Sendable, Hashable {
                 MsgPackPair("except", .array(selector.except.map(MsgPackValue.string))),
                 MsgPackPair("flags", flags.value),
             ])
-            return MsgPackEncoder.encode(.map([
-                MsgPackPair("uid", .string(uid)), MsgPackPair("requestId", .string(requestId)),
-                MsgPackPair("type", .uint(7)), MsgPackPair("packet", packet.msgpack), MsgPackPair("opts", opts),
-            ]))
+            return MsgPackEncoder.encode(
+                .map([
+                    MsgPackPair("uid", .string(uid)), MsgPackPair("requestId", .string(requestId)),
+                    MsgPackPair("type", .uint(7)), MsgPackPair("packet", packet.msgpack), MsgPackPair("opts", opts),
+                ]))
         }
         var o = JSONObject()
         if let uid { o.appendUnchecked(key: "uid", value: .string(uid)) }
@@ -129,7 +135,9 @@ public enum ClusterRequest: Sendable, Hashable {
 
     // MARK: Decoding
 
-    public static func decode(_ bytes: UnsafeRawBufferPointer, decoder: MsgPackDecoder = MsgPackDecoder()) throws(ClusterWireError) -> ClusterRequest {
+    public static func decode(_ bytes: UnsafeRawBufferPointer, decoder: MsgPackDecoder = MsgPackDecoder())
+        throws(ClusterWireError) -> ClusterRequest
+    {
         guard bytes.first == UInt8(ascii: "{") else { return try decodeMsgPack(bytes, decoder: decoder) }
         let json: JSONValue
         do throws(JSONError) { json = try JSONValue.parse(bytes) } catch { throw .json(error.description) }
@@ -144,30 +152,38 @@ public enum ClusterRequest: Sendable, Hashable {
         }
         switch type {
         case .sockets:
-            return .sockets(uid: try required(uid, "uid"), requestId: try required(requestId, "requestId"),
-                            rooms: try roomList(json["rooms"], field: "rooms"))
+            return .sockets(
+                uid: try required(uid, "uid"), requestId: try required(requestId, "requestId"),
+                rooms: try roomList(json["rooms"], field: "rooms"))
         case .allRooms:
             return .allRooms(uid: try required(uid, "uid"), requestId: try required(requestId, "requestId"))
         case .remoteJoin, .remoteLeave:
             let target: ClusterMembershipTarget
             if json["opts"] != nil {
-                target = .selector(try ClusterSelector(json: json["opts"]), rooms: try roomList(json["rooms"], field: "rooms"))
+                target = .selector(
+                    try ClusterSelector(json: json["opts"]), rooms: try roomList(json["rooms"], field: "rooms"))
             } else {
                 guard let sid = json["sid"]?.stringValue else { throw .shape(field: "sid") }
-                guard let room = json["room"]?.stringValue ?? json["room"]?.int64Value.map({ String($0) }) else { throw .shape(field: "room") }
+                guard let room = json["room"]?.stringValue ?? json["room"]?.int64Value.map({ String($0) }) else {
+                    throw .shape(field: "room")
+                }
                 target = .socket(id: sid, room: room)
             }
-            return type == .remoteJoin ? .remoteJoin(uid: uid, requestId: requestId, target) : .remoteLeave(uid: uid, requestId: requestId, target)
+            return type == .remoteJoin
+                ? .remoteJoin(uid: uid, requestId: requestId, target)
+                : .remoteLeave(uid: uid, requestId: requestId, target)
         case .remoteDisconnect:
             let close = json["close"]?.boolValue ?? false
             if json["opts"] != nil {
-                return .remoteDisconnect(uid: uid, requestId: requestId, .selector(try ClusterSelector(json: json["opts"]), close: close))
+                return .remoteDisconnect(
+                    uid: uid, requestId: requestId, .selector(try ClusterSelector(json: json["opts"]), close: close))
             }
             guard let sid = json["sid"]?.stringValue else { throw .shape(field: "sid") }
             return .remoteDisconnect(uid: uid, requestId: requestId, .socket(id: sid, close: close))
         case .remoteFetch:
-            return .remoteFetch(uid: try required(uid, "uid"), requestId: try required(requestId, "requestId"),
-                                try ClusterSelector(json: json["opts"]))
+            return .remoteFetch(
+                uid: try required(uid, "uid"), requestId: try required(requestId, "requestId"),
+                try ClusterSelector(json: json["opts"]))
         case .serverSideEmit:
             guard case .array(let data)? = json["data"] else { throw .shape(field: "data") }
             return .serverSideEmit(uid: try required(uid, "uid"), requestId: requestId, data: data)
@@ -177,12 +193,18 @@ public enum ClusterRequest: Sendable, Hashable {
         }
     }
 
-    public static func decode(_ bytes: [UInt8], decoder: MsgPackDecoder = MsgPackDecoder()) throws(ClusterWireError) -> ClusterRequest {
-        let r = bytes.withUnsafeBytes { raw in Result { () throws(ClusterWireError) in try decode(raw, decoder: decoder) } }
+    public static func decode(_ bytes: [UInt8], decoder: MsgPackDecoder = MsgPackDecoder()) throws(ClusterWireError)
+        -> ClusterRequest
+    {
+        let r = bytes.withUnsafeBytes { raw in
+            Result { () throws(ClusterWireError) in try decode(raw, decoder: decoder) }
+        }
         return try r.get()
     }
 
-    private static func decodeMsgPack(_ bytes: UnsafeRawBufferPointer, decoder: MsgPackDecoder) throws(ClusterWireError) -> ClusterRequest {
+    private static func decodeMsgPack(_ bytes: UnsafeRawBufferPointer, decoder: MsgPackDecoder) throws(ClusterWireError)
+        -> ClusterRequest
+    {
         let value: MsgPackValue
         do throws(MsgPackDecodingError) { value = try decoder.decode(bytes) } catch { throw .msgpack(error) }
         guard case .map = value else { throw .shape(field: "request") }
@@ -195,8 +217,9 @@ public enum ClusterRequest: Sendable, Hashable {
         guard let requestId = value["requestId"]?.stringValue else { throw .shape(field: "requestId") }
         let packet = try ClusterPacket(msgpack: value["packet"])
         guard let opts = value["opts"], opts.mapValue != nil else { throw .shape(field: "opts") }
-        let selector = ClusterSelector(rooms: try roomList(opts["rooms"], field: "opts.rooms"),
-                                       except: try roomList(opts["except"], field: "opts.except"))
+        let selector = ClusterSelector(
+            rooms: try roomList(opts["rooms"], field: "opts.rooms"),
+            except: try roomList(opts["except"], field: "opts.except"))
         let flags = opts["flags"].flatMap { $0.mapValue != nil ? ClusterFlags($0) : nil } ?? ClusterFlags()
         return .broadcast(uid: uid, requestId: requestId, packet: packet, selector: selector, flags: flags)
     }
@@ -213,8 +236,9 @@ extension SocketDescription {
 
     init(json: JSONValue) throws(ClusterWireError) {
         guard case .object = json, let id = json["id"]?.stringValue else { throw .shape(field: "sockets.id") }
-        self.init(id: id, handshake: json["handshake"] ?? .null,
-                  rooms: try roomList(json["rooms"], field: "sockets.rooms"), data: json["data"] ?? .null)
+        self.init(
+            id: id, handshake: json["handshake"] ?? .null,
+            rooms: try roomList(json["rooms"], field: "sockets.rooms"), data: json["data"] ?? .null)
     }
 }
 
@@ -236,7 +260,7 @@ public enum ClusterResponse: Sendable, Hashable {
     public var requestId: String {
         switch self {
         case .sockets(let id, _), .allRooms(let id, _), .done(let id), .fetch(let id, _), .serverSideEmit(let id, _),
-             .broadcastClientCount(let id, _), .broadcastAck(let id, _):
+            .broadcastClientCount(let id, _), .broadcastAck(let id, _):
             id
         }
     }
@@ -264,31 +288,41 @@ public enum ClusterResponse: Sendable, Hashable {
             o.appendUnchecked(key: "requestId", value: .string(id))
             o.appendUnchecked(key: "clientCount", value: .int(Int64(count)))
         case .broadcastAck(let id, let packet):
-            return MsgPackEncoder.encode(.map([
-                MsgPackPair("type", .uint(UInt64(ClusterRequestType.broadcastAck.rawValue))),
-                MsgPackPair("requestId", .string(id)),
-                MsgPackPair("packet", MsgPackValue(json: packet)),
-            ]))
+            return MsgPackEncoder.encode(
+                .map([
+                    MsgPackPair("type", .uint(UInt64(ClusterRequestType.broadcastAck.rawValue))),
+                    MsgPackPair("requestId", .string(id)),
+                    MsgPackPair("packet", MsgPackValue(json: packet)),
+                ]))
         }
         return JSONValue.object(o).serialized
     }
 
     /// `kindOf`: the type of this node's pending request with that id, nil if there is none (the
     /// response is then for another node, or late: `nil` is returned, not an error).
-    public static func decode(_ bytes: UnsafeRawBufferPointer, decoder: MsgPackDecoder = MsgPackDecoder(),
-                              kindOf: (String) -> ClusterRequestType?) throws(ClusterWireError) -> ClusterResponse? {
+    public static func decode(
+        _ bytes: UnsafeRawBufferPointer, decoder: MsgPackDecoder = MsgPackDecoder(),
+        kindOf: (String) -> ClusterRequestType?
+    ) throws(ClusterWireError) -> ClusterResponse? {
         if bytes.first != UInt8(ascii: "{") {
             let value: MsgPackValue
             do throws(MsgPackDecodingError) { value = try decoder.decode(bytes) } catch { throw .msgpack(error) }
-            guard case .map = value, let requestId = value["requestId"]?.stringValue else { throw .shape(field: "requestId") }
-            guard value["type"]?.int64Value == ClusterRequestType.broadcastAck.rawValue else { throw .shape(field: "type") }
+            guard case .map = value, let requestId = value["requestId"]?.stringValue else {
+                throw .shape(field: "requestId")
+            }
+            guard value["type"]?.int64Value == ClusterRequestType.broadcastAck.rawValue else {
+                throw .shape(field: "type")
+            }
             guard kindOf(requestId) != nil else { return nil }
             // An acknowledgement without arguments is `undefined`, dropped by notepack: null.
-            return .broadcastAck(requestId: requestId, packet: value["packet"].map { $0.isUndefined ? .null : $0.json } ?? .null)
+            return .broadcastAck(
+                requestId: requestId, packet: value["packet"].map { $0.isUndefined ? .null : $0.json } ?? .null)
         }
         let json: JSONValue
         do throws(JSONError) { json = try JSONValue.parse(bytes) } catch { throw .json(error.description) }
-        guard case .object = json, let requestId = json["requestId"]?.stringValue else { throw .shape(field: "requestId") }
+        guard case .object = json, let requestId = json["requestId"]?.stringValue else {
+            throw .shape(field: "requestId")
+        }
         guard let kind = kindOf(requestId) else { return nil }
         switch json["type"]?.int64Value {
         case ClusterRequestType.broadcastClientCount.rawValue?:
@@ -316,8 +350,11 @@ public enum ClusterResponse: Sendable, Hashable {
         }
     }
 
-    public static func decode(_ bytes: [UInt8], kindOf: (String) -> ClusterRequestType?) throws(ClusterWireError) -> ClusterResponse? {
-        let r = bytes.withUnsafeBytes { raw in Result { () throws(ClusterWireError) in try decode(raw, kindOf: kindOf) } }
+    public static func decode(_ bytes: [UInt8], kindOf: (String) -> ClusterRequestType?) throws(ClusterWireError)
+        -> ClusterResponse?
+    {
+        let r = bytes.withUnsafeBytes { raw in Result { () throws(ClusterWireError) in try decode(raw, kindOf: kindOf) }
+        }
         return try r.get()
     }
 }

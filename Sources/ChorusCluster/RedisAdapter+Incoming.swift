@@ -34,7 +34,9 @@ extension RedisAdapter {
 
     func receivedBroadcast(namespace: String, channel: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) {
         counters.broadcastsReceived += 1
-        guard let io, let channels = channelsByNamespace[namespace], let room = channels.room(ofBroadcastChannel: channel) else {
+        guard let io, let channels = channelsByNamespace[namespace],
+            let room = channels.room(ofBroadcastChannel: channel)
+        else {
             counters.broadcastsSkipped += 1
             return
         }
@@ -100,29 +102,41 @@ extension RedisAdapter {
             switch target {
             case .selector(let s, let rooms):
                 let selector = SocketSelector(namespace: namespace, rooms: s.rooms, except: s.except)
-                if join { io.localSocketsJoin(selector, rooms: rooms) } else { io.localSocketsLeave(selector, rooms: rooms) }
+                if join {
+                    io.localSocketsJoin(selector, rooms: rooms)
+                } else {
+                    io.localSocketsLeave(selector, rooms: rooms)
+                }
             case .socket(let id, let room):
-                io.withLocalSockets(SocketSelector(namespace: namespace, rooms: [id]), { socket -> Bool? in
-                    if join { socket.join(room) } else { socket.leave(room) }
-                    return true
-                }) { found in
+                io.withLocalSockets(
+                    SocketSelector(namespace: namespace, rooms: [id]),
+                    { socket -> Bool? in
+                        if join { socket.join(room) } else { socket.leave(room) }
+                        return true
+                    }
+                ) { found in
                     if let requestId, !found.isEmpty { respond(.done(requestId: requestId)) }
                 }
             }
         case .remoteDisconnect(_, let requestId, let target):
             switch target {
             case .selector(let s, let close):
-                io.localDisconnectSockets(SocketSelector(namespace: namespace, rooms: s.rooms, except: s.except), close: close)
+                io.localDisconnectSockets(
+                    SocketSelector(namespace: namespace, rooms: s.rooms, except: s.except), close: close)
             case .socket(let id, let close):
-                io.withLocalSockets(SocketSelector(namespace: namespace, rooms: [id]), { socket -> Bool? in
-                    socket.disconnect(close: close)
-                    return true
-                }) { found in
+                io.withLocalSockets(
+                    SocketSelector(namespace: namespace, rooms: [id]),
+                    { socket -> Bool? in
+                        socket.disconnect(close: close)
+                        return true
+                    }
+                ) { found in
                     if let requestId, !found.isEmpty { respond(.done(requestId: requestId)) }
                 }
             }
         case .remoteFetch(_, let requestId, let s):
-            io.localSocketDescriptions(SocketSelector(namespace: namespace, rooms: s.rooms, except: s.except)) { sockets in
+            io.localSocketDescriptions(SocketSelector(namespace: namespace, rooms: s.rooms, except: s.except)) {
+                sockets in
                 respond(.fetch(requestId: requestId, sockets: sockets))
             }
         case .serverSideEmit(_, let requestId, let data):
@@ -145,14 +159,17 @@ extension RedisAdapter {
             let args = Array(packet.args)
             let timeout = Double(flags.timeout ?? Int64(configuration.requestTimeout * 1000)) / 1000
             io.countEmit(namespace: namespace, event: event, loopIndex: io.webSocketServer?.currentLoopIndex)
-            io.withLocalSockets(SocketSelector(namespace: namespace, rooms: s.rooms, except: s.except), { socket -> Bool? in
-                socket.emit(event, args, timeout: timeout, counted: false) { result in
-                    if case .success(let answer) = result {
-                        respond(.broadcastAck(requestId: requestId, packet: answer.first ?? .null))
+            io.withLocalSockets(
+                SocketSelector(namespace: namespace, rooms: s.rooms, except: s.except),
+                { socket -> Bool? in
+                    socket.emit(event, args, timeout: timeout, counted: false) { result in
+                        if case .success(let answer) = result {
+                            respond(.broadcastAck(requestId: requestId, packet: answer.first ?? .null))
+                        }
                     }
+                    return true
                 }
-                return true
-            }) { reached in
+            ) { reached in
                 respond(.broadcastClientCount(requestId: requestId, clientCount: reached.count))
             }
         }

@@ -92,12 +92,15 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
         }
         // The longest prefix first: a namespace whose name extends another's is matched as itself.
         broadcastPrefixes.sort { $0.prefix.count > $1.prefix.count }
-        let client = RedisClient(url: configuration.url, loop: loop, configuration: configuration.client, logger: logger) { [weak self] state in
+        let client = RedisClient(
+            url: configuration.url, loop: loop, configuration: configuration.client, logger: logger
+        ) { [weak self] state in
             self?.publisherState(state)
         }
-        let subscriber = RedisSubscriber(url: configuration.url, loop: loop, configuration: configuration.client, logger: logger,
-                                         onMessage: { [weak self] message in self?.received(message) },
-                                         onStateChange: { [weak self] state in self?.subscriberState(state) })
+        let subscriber = RedisSubscriber(
+            url: configuration.url, loop: loop, configuration: configuration.client, logger: logger,
+            onMessage: { [weak self] message in self?.received(message) },
+            onStateChange: { [weak self] state in self?.subscriberState(state) })
         self.client = client
         self.subscriber = subscriber
         switch configuration.subscription {
@@ -116,10 +119,13 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
         client.start()
         subscriber.start()
         onLoop { [weak self] in self?.publishCountersPeriodically() }
-        logger.info("cluster adapter started", metadata: [
-            "redis": "\(configuration.url)", "key": "\(configuration.key)", "uid": "\(uid)",
-            "namespaces": "\(io.namespaceNames.joined(separator: ","))", "subscription": "\(configuration.subscription.rawValue)",
-        ])
+        logger.info(
+            "cluster adapter started",
+            metadata: [
+                "redis": "\(configuration.url)", "key": "\(configuration.key)", "uid": "\(uid)",
+                "namespaces": "\(io.namespaceNames.joined(separator: ","))",
+                "subscription": "\(configuration.subscription.rawValue)",
+            ])
     }
 
     public func stop() {
@@ -177,8 +183,9 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
             logger.info("connected to Redis", metadata: ["redis": "\(configuration.url)"])
         case .disconnected(let reason):
             counters.redisConnected = false
-            logger.warning("Redis unreachable: local delivery continues; publishes wait in the bounded queue, requests answer with this node only",
-                           metadata: ["reason": "\(reason)"])
+            logger.warning(
+                "Redis unreachable: local delivery continues; publishes wait in the bounded queue, requests answer with this node only",
+                metadata: ["reason": "\(reason)"])
         }
     }
 
@@ -207,60 +214,82 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
     }
 
     public func addSockets(_ selector: SocketSelector, rooms: [String]) {
-        publishRequest(selector.namespace, .remoteJoin(uid: uid, requestId: nil, .selector(cluster(selector), rooms: rooms)))
+        publishRequest(
+            selector.namespace, .remoteJoin(uid: uid, requestId: nil, .selector(cluster(selector), rooms: rooms)))
     }
 
     public func delSockets(_ selector: SocketSelector, rooms: [String]) {
-        publishRequest(selector.namespace, .remoteLeave(uid: uid, requestId: nil, .selector(cluster(selector), rooms: rooms)))
+        publishRequest(
+            selector.namespace, .remoteLeave(uid: uid, requestId: nil, .selector(cluster(selector), rooms: rooms)))
     }
 
     public func disconnectSockets(_ selector: SocketSelector, close: Bool) {
-        publishRequest(selector.namespace, .remoteDisconnect(uid: uid, requestId: nil, .selector(cluster(selector), close: close)))
+        publishRequest(
+            selector.namespace, .remoteDisconnect(uid: uid, requestId: nil, .selector(cluster(selector), close: close)))
     }
 
-    public func fetchSockets(_ selector: SocketSelector, local: [SocketDescription],
-                             completion: @escaping @Sendable (Result<[SocketDescription], AdapterError>) -> Void) {
-        ask(selector.namespace, expectingFromOthers: true, accumulator: .sockets(local),
-            make: { [uid] id in .remoteFetch(uid: uid, requestId: id, ClusterSelector(rooms: selector.rooms, except: selector.except)) },
+    public func fetchSockets(
+        _ selector: SocketSelector, local: [SocketDescription],
+        completion: @escaping @Sendable (Result<[SocketDescription], AdapterError>) -> Void
+    ) {
+        ask(
+            selector.namespace, expectingFromOthers: true, accumulator: .sockets(local),
+            make: { [uid] id in
+                .remoteFetch(uid: uid, requestId: id, ClusterSelector(rooms: selector.rooms, except: selector.except))
+            },
             done: { completion($0.map { $0.sockets }) })
     }
 
-    public func allRooms(namespace: String, local: Set<String>, completion: @escaping @Sendable (Result<Set<String>, AdapterError>) -> Void) {
-        ask(namespace, expectingFromOthers: true, accumulator: .rooms(local),
+    public func allRooms(
+        namespace: String, local: Set<String>,
+        completion: @escaping @Sendable (Result<Set<String>, AdapterError>) -> Void
+    ) {
+        ask(
+            namespace, expectingFromOthers: true, accumulator: .rooms(local),
             make: { [uid] id in .allRooms(uid: uid, requestId: id) },
             done: { completion($0.map { $0.rooms }) })
     }
 
-    public func serverSideEmit(namespace: String, data: [JSONValue], ack: (@Sendable (Result<[JSONValue], AdapterError>) -> Void)?) {
+    public func serverSideEmit(
+        namespace: String, data: [JSONValue], ack: (@Sendable (Result<[JSONValue], AdapterError>) -> Void)?
+    ) {
         guard let ack else {
             publishRequest(namespace, .serverSideEmit(uid: uid, requestId: nil, data: data))
             return
         }
-        ask(namespace, expectingFromOthers: true, accumulator: .responses([]),
+        ask(
+            namespace, expectingFromOthers: true, accumulator: .responses([]),
             make: { [uid] id in .serverSideEmit(uid: uid, requestId: id, data: data) },
             done: { ack($0.map { $0.responses }) })
     }
 
-    public func broadcastWithAck(_ broadcast: AdapterBroadcast, timeout: Double,
-                                 clientCount: @escaping @Sendable (Int) -> Void, ack: @escaping @Sendable (JSONValue) -> Void) {
+    public func broadcastWithAck(
+        _ broadcast: AdapterBroadcast, timeout: Double,
+        clientCount: @escaping @Sendable (Int) -> Void, ack: @escaping @Sendable (JSONValue) -> Void
+    ) {
         guard let channels = channelsByNamespace[broadcast.namespace] else { return }
         onLoop { [self] in
             let requestId = Self.makeID() + Self.makeID()
             ackRequests[requestId] = (clientCount, ack)
             let request = ClusterRequest.broadcast(
-                uid: uid, requestId: requestId, packet: ClusterPacket(data: broadcast.data, namespace: broadcast.namespace),
+                uid: uid, requestId: requestId,
+                packet: ClusterPacket(data: broadcast.data, namespace: broadcast.namespace),
                 selector: ClusterSelector(rooms: broadcast.rooms, except: broadcast.except),
                 flags: ClusterFlags(.object(["timeout": MsgPackValue(json: .double((timeout * 1000).rounded()))])))
             publish(channels.request, request.encode())
             counters.requestsPublished += 1
             // Answers after the timeout have nobody to go to (as in the reference adapter).
-            loop?.schedule(afterNanoseconds: UInt64(max(timeout, 0) * 1e9)) { [weak self] in self?.ackRequests[requestId] = nil }
+            loop?.schedule(afterNanoseconds: UInt64(max(timeout, 0) * 1e9)) { [weak self] in
+                self?.ackRequests[requestId] = nil
+            }
         }
     }
 
     public func serverCount(completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void) {
         onLoop { [self] in
-            numSub(channelsByNamespace["/"]?.request ?? ClusterChannels(key: configuration.key, namespace: "/").request, completion)
+            numSub(
+                channelsByNamespace["/"]?.request ?? ClusterChannels(key: configuration.key, namespace: "/").request,
+                completion)
         }
     }
 
@@ -283,9 +312,11 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
 
     /// A request every other node answers: counts the nodes, publishes, and completes once all
     /// answered or after the request timeout.
-    func ask(_ namespace: String, expectingFromOthers: Bool, accumulator: PendingRequest.Accumulator,
-                     make: @escaping @Sendable (String) -> ClusterRequest,
-                     done: @escaping @Sendable (Result<PendingRequest.Accumulator, AdapterError>) -> Void) {
+    func ask(
+        _ namespace: String, expectingFromOthers: Bool, accumulator: PendingRequest.Accumulator,
+        make: @escaping @Sendable (String) -> ClusterRequest,
+        done: @escaping @Sendable (Result<PendingRequest.Accumulator, AdapterError>) -> Void
+    ) {
         onLoop { [self] in
             guard let channels = channelsByNamespace[namespace] else { return done(.success(accumulator)) }
             numSub(channels.request) { [self] result in
@@ -297,9 +328,11 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
                     guard others > 0 else { return done(.success(accumulator)) }
                     let requestId = Self.makeID() + Self.makeID()
                     let request = make(requestId)
-                    let entry = PendingRequest(type: request.type, expected: others, accumulator: accumulator, done: done)
+                    let entry = PendingRequest(
+                        type: request.type, expected: others, accumulator: accumulator, done: done)
                     pending[requestId] = entry
-                    entry.timer = loop?.schedule(afterNanoseconds: UInt64(configuration.requestTimeout * 1e9)) { [weak self] in
+                    entry.timer = loop?.schedule(afterNanoseconds: UInt64(configuration.requestTimeout * 1e9)) {
+                        [weak self] in
                         self?.expire(requestId)
                     }
                     publish(channels.request, request.encode())
@@ -313,9 +346,11 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
         guard let entry = pending.removeValue(forKey: requestId) else { return }
         counters.requestsTimedOut += 1
         counters.recordRequest(nanoseconds: monotonicNanoseconds() &- entry.publishedAt)
-        logger.warning("cluster request timed out", metadata: [
-            "type": "\(entry.type)", "received": "\(entry.received)", "expected": "\(entry.expected)",
-        ])
+        logger.warning(
+            "cluster request timed out",
+            metadata: [
+                "type": "\(entry.type)", "received": "\(entry.received)", "expected": "\(entry.expected)",
+            ])
         entry.done(.failure(.timeout(received: entry.received, expected: entry.expected)))
     }
 
@@ -340,7 +375,8 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
             return changed
         }
         guard let io, let subscriber else { return }
-        var subscribe: [[UInt8]] = [], unsubscribe: [[UInt8]] = []
+        var subscribe: [[UInt8]] = []
+        var unsubscribe: [[UInt8]] = []
         for key in Set(keys) {
             guard let channel = roomChannel(ofKey: key) else { continue }
             if io.rooms.members(of: key) > 0 { subscribe.append(channel) } else { unsubscribe.append(channel) }
@@ -355,8 +391,10 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
         let utf8 = key.utf8
         for (_, namespace) in broadcastPrefixes {
             let ns = namespace.utf8
-            guard utf8.count > ns.count, utf8.starts(with: ns), utf8[utf8.index(utf8.startIndex, offsetBy: ns.count)] == UInt8(ascii: "#"),
-                  let channels = channelsByNamespace[namespace] else { continue }
+            guard utf8.count > ns.count, utf8.starts(with: ns),
+                utf8[utf8.index(utf8.startIndex, offsetBy: ns.count)] == UInt8(ascii: "#"),
+                let channels = channelsByNamespace[namespace]
+            else { continue }
             return Array(channels.broadcast(room: String(key.dropFirst(namespace.count + 1))).utf8)
         }
         return nil
@@ -385,8 +423,10 @@ final class PendingRequest {
     let publishedAt = monotonicNanoseconds()
     let done: @Sendable (Result<Accumulator, AdapterError>) -> Void
 
-    init(type: ClusterRequestType, expected: Int, accumulator: Accumulator,
-         done: @escaping @Sendable (Result<Accumulator, AdapterError>) -> Void) {
+    init(
+        type: ClusterRequestType, expected: Int, accumulator: Accumulator,
+        done: @escaping @Sendable (Result<Accumulator, AdapterError>) -> Void
+    ) {
         self.type = type
         self.expected = expected
         self.accumulator = accumulator
@@ -397,5 +437,9 @@ final class PendingRequest {
 /// The first call wins (a server-side ack is answered once, from whatever thread calls it).
 final class AnswerOnce: Sendable {
     let claimed = Mutex(false)
-    func claim() -> Bool { claimed.withLock { was in defer { was = true }; return !was } }
+    func claim() -> Bool {
+        claimed.withLock { was in
+            defer { was = true }; return !was
+        }
+    }
 }

@@ -60,14 +60,19 @@ extension RedisStreamsAdapter {
             default: io.localDisconnectSockets(selector, close: message.data?["close"]?.boolValue ?? false)
             }
         case .fetchSockets:
-            guard let requestId = message.data?["requestId"]?.stringValue, let options = StreamOptions(json: message.data?["opts"]) else {
+            guard let requestId = message.data?["requestId"]?.stringValue,
+                let options = StreamOptions(json: message.data?["opts"])
+            else {
                 counters.malformed += 1
                 return
             }
             counters.requestsReceived += 1
             let respond = responder(to: message.uid, namespace: namespace)
-            io.localSocketDescriptions(SocketSelector(namespace: namespace, rooms: options.rooms, except: options.except)) { sockets in
-                respond(.fetchSocketsResponse, ["requestId": .string(requestId), "sockets": .array(sockets.map(\.json))])
+            io.localSocketDescriptions(
+                SocketSelector(namespace: namespace, rooms: options.rooms, except: options.except)
+            ) { sockets in
+                respond(
+                    .fetchSocketsResponse, ["requestId": .string(requestId), "sockets": .array(sockets.map(\.json))])
             }
         case .serverSideEmit:
             guard let packet = message.data?["packet"]?.arrayValue else {
@@ -88,7 +93,9 @@ extension RedisStreamsAdapter {
             }
             let once = AnswerOnce()
             ns.receiveServerSideEmit(packet) { value in
-                if once.claim() { respond(.serverSideEmitResponse, ["requestId": .string(requestId), "packet": value]) }
+                if once.claim() {
+                    respond(.serverSideEmitResponse, ["requestId": .string(requestId), "packet": value])
+                }
             }
         case .fetchSocketsResponse, .serverSideEmitResponse, .broadcastClientCount, .broadcastAck:
             responseReceived(kind, message.data)
@@ -104,14 +111,17 @@ extension RedisStreamsAdapter {
         let timeout = Double(b.options.flags["timeout"]?.intValue ?? Int(configuration.requestTimeout * 1000)) / 1000
         let (event, args) = (b.event, b.args)
         io.countEmit(namespace: namespace, event: event, loopIndex: io.webSocketServer?.currentLoopIndex)
-        io.withLocalSockets(SocketSelector(namespace: namespace, rooms: b.options.rooms, except: b.options.except), { socket -> Bool? in
-            socket.emit(event, args, timeout: timeout, counted: false) { result in
-                if case .success(let answer) = result {
-                    respond(.broadcastAck, ["requestId": .string(requestId), "packet": answer.first ?? .null])
+        io.withLocalSockets(
+            SocketSelector(namespace: namespace, rooms: b.options.rooms, except: b.options.except),
+            { socket -> Bool? in
+                socket.emit(event, args, timeout: timeout, counted: false) { result in
+                    if case .success(let answer) = result {
+                        respond(.broadcastAck, ["requestId": .string(requestId), "packet": answer.first ?? .null])
+                    }
                 }
+                return true
             }
-            return true
-        }) { reached in
+        ) { reached in
             respond(.broadcastClientCount, ["requestId": .string(requestId), "clientCount": JSONValue(reached.count)])
         }
     }
@@ -166,44 +176,67 @@ extension RedisStreamsAdapter {
 
     // MARK: Requests to the other nodes
 
-    public func fetchSockets(_ selector: SocketSelector, local: [SocketDescription],
-                             completion: @escaping @Sendable (Result<[SocketDescription], AdapterError>) -> Void) {
-        ask(selector.namespace, type: .remoteFetch, accumulator: .sockets(local),
+    public func fetchSockets(
+        _ selector: SocketSelector, local: [SocketDescription],
+        completion: @escaping @Sendable (Result<[SocketDescription], AdapterError>) -> Void
+    ) {
+        ask(
+            selector.namespace, type: .remoteFetch, accumulator: .sockets(local),
             make: { id in
-                StreamMessage(uid: self.uid, nsp: selector.namespace, type: .fetchSockets,
-                              data: ["opts": StreamOptions(rooms: selector.rooms, except: selector.except).json, "requestId": .string(id)])
+                StreamMessage(
+                    uid: self.uid, nsp: selector.namespace, type: .fetchSockets,
+                    data: [
+                        "opts": StreamOptions(rooms: selector.rooms, except: selector.except).json,
+                        "requestId": .string(id),
+                    ])
             },
             done: { completion($0.map { $0.sockets }) })
     }
 
     /// socket.io-adapter's `ClusterAdapter` has no cluster-wide room list: this node's rooms (a
     /// Node.js node with the Redis Streams adapter answers the same).
-    public func allRooms(namespace: String, local: Set<String>, completion: @escaping @Sendable (Result<Set<String>, AdapterError>) -> Void) {
+    public func allRooms(
+        namespace: String, local: Set<String>,
+        completion: @escaping @Sendable (Result<Set<String>, AdapterError>) -> Void
+    ) {
         completion(.success(local))
     }
 
-    public func serverSideEmit(namespace: String, data: [JSONValue], ack: (@Sendable (Result<[JSONValue], AdapterError>) -> Void)?) {
+    public func serverSideEmit(
+        namespace: String, data: [JSONValue], ack: (@Sendable (Result<[JSONValue], AdapterError>) -> Void)?
+    ) {
         guard let ack else {
             let message = StreamMessage(uid: uid, nsp: namespace, type: .serverSideEmit, data: ["packet": .array(data)])
             onLoop { [self] in publishRequest(message) }
             return
         }
-        ask(namespace, type: .serverSideEmit, accumulator: .responses([]),
-            make: { id in StreamMessage(uid: self.uid, nsp: namespace, type: .serverSideEmit, data: ["packet": .array(data), "requestId": .string(id)]) },
+        ask(
+            namespace, type: .serverSideEmit, accumulator: .responses([]),
+            make: { id in
+                StreamMessage(
+                    uid: self.uid, nsp: namespace, type: .serverSideEmit,
+                    data: ["packet": .array(data), "requestId": .string(id)])
+            },
             done: { ack($0.map { $0.responses }) })
     }
 
-    public func broadcastWithAck(_ broadcast: AdapterBroadcast, timeout: Double,
-                                 clientCount: @escaping @Sendable (Int) -> Void, ack: @escaping @Sendable (JSONValue) -> Void) {
+    public func broadcastWithAck(
+        _ broadcast: AdapterBroadcast, timeout: Double,
+        clientCount: @escaping @Sendable (Int) -> Void, ack: @escaping @Sendable (JSONValue) -> Void
+    ) {
         onLoop { [self] in
             let requestId = Self.requestID()
             ackRequests[requestId] = (clientCount, ack)
-            let b = StreamBroadcast(event: broadcast.data.first?.stringValue ?? "", args: Array(broadcast.data.dropFirst()),
-                                    options: StreamOptions(rooms: broadcast.rooms, except: broadcast.except,
-                                                           flags: ["timeout": JSONValue(Int((timeout * 1000).rounded()))]),
-                                    requestId: requestId)
+            let b = StreamBroadcast(
+                event: broadcast.data.first?.stringValue ?? "", args: Array(broadcast.data.dropFirst()),
+                options: StreamOptions(
+                    rooms: broadcast.rooms, except: broadcast.except,
+                    flags: ["timeout": JSONValue(Int((timeout * 1000).rounded()))]),
+                requestId: requestId)
             publishRequest(StreamMessage(uid: uid, nsp: broadcast.namespace, type: .broadcast, data: b.json))
-            loop?.schedule(afterNanoseconds: UInt64(max(timeout, 0) * 1e9)) { [weak self] in self?.ackRequests[requestId] = nil }
+            loop?.schedule(afterNanoseconds: UInt64(max(timeout, 0) * 1e9)) { [weak self] in
+                self?.ackRequests[requestId] = nil
+            }
         }
     }
 
@@ -212,7 +245,9 @@ extension RedisStreamsAdapter {
     }
 
     /// `PUBSUB NUMSUB <prefix>#/#`: the nodes subscribed to the main namespace's channel.
-    func serverCountOnLoop(namespace: String = "/", _ completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void) {
+    func serverCountOnLoop(
+        namespace: String = "/", _ completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void
+    ) {
         guard let client else { return completion(.failure(.notRunning)) }
         client.numSub(publicChannel(namespace), timeout: configuration.requestTimeout, completion)
     }
@@ -222,9 +257,11 @@ extension RedisStreamsAdapter {
         counters.requestsPublished += 1
     }
 
-    func ask(_ namespace: String, type: ClusterRequestType, accumulator: PendingRequest.Accumulator,
-                     make: @escaping @Sendable (String) -> StreamMessage,
-                     done: @escaping @Sendable (Result<PendingRequest.Accumulator, AdapterError>) -> Void) {
+    func ask(
+        _ namespace: String, type: ClusterRequestType, accumulator: PendingRequest.Accumulator,
+        make: @escaping @Sendable (String) -> StreamMessage,
+        done: @escaping @Sendable (Result<PendingRequest.Accumulator, AdapterError>) -> Void
+    ) {
         onLoop { [self] in
             serverCountOnLoop(namespace: namespace) { [self] result in
                 switch result {
@@ -234,7 +271,8 @@ extension RedisStreamsAdapter {
                     let requestId = Self.requestID()
                     let entry = PendingRequest(type: type, expected: nodes - 1, accumulator: accumulator, done: done)
                     pending[requestId] = entry
-                    entry.timer = loop?.schedule(afterNanoseconds: UInt64(configuration.requestTimeout * 1e9)) { [weak self] in
+                    entry.timer = loop?.schedule(afterNanoseconds: UInt64(configuration.requestTimeout * 1e9)) {
+                        [weak self] in
                         guard let self, let entry = pending.removeValue(forKey: requestId) else { return }
                         counters.requestsTimedOut += 1
                         counters.recordRequest(nanoseconds: monotonicNanoseconds() &- entry.publishedAt)

@@ -122,24 +122,30 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
             channelNamespace[Array(publicChannel(name).utf8)] = name
             channelNamespace[Array(privateChannel(name, uid: uid).utf8)] = name
         }
-        client = RedisClient(url: configuration.url, loop: loop, configuration: configuration.client, logger: logger) { [weak self] state in
+        client = RedisClient(url: configuration.url, loop: loop, configuration: configuration.client, logger: logger) {
+            [weak self] state in
             self?.clientState(state)
         }
-        reader = RedisClient(url: configuration.url, loop: loop, configuration: configuration.client, logger: logger) { [weak self] state in
+        reader = RedisClient(url: configuration.url, loop: loop, configuration: configuration.client, logger: logger) {
+            [weak self] state in
             self?.readerState(state)
         }
-        subscriber = RedisSubscriber(url: configuration.url, loop: loop, configuration: configuration.client, logger: logger,
-                                     onMessage: { [weak self] message in self?.received(message) },
-                                     onStateChange: { _ in })
+        subscriber = RedisSubscriber(
+            url: configuration.url, loop: loop, configuration: configuration.client, logger: logger,
+            onMessage: { [weak self] message in self?.received(message) },
+            onStateChange: { _ in })
         subscriber?.subscribe(Array(channelNamespace.keys))
         client?.start()
         reader?.start()
         subscriber?.start()
         onLoop { [weak self] in self?.publishCountersPeriodically() }
-        logger.info("cluster adapter started", metadata: [
-            "adapter": "redis-streams", "redis": "\(configuration.url)", "stream": "\(configuration.key)", "uid": "\(uid)",
-            "namespaces": "\(namespaces.sorted().joined(separator: ","))", "recovery": "\(recoveryOn)",
-        ])
+        logger.info(
+            "cluster adapter started",
+            metadata: [
+                "adapter": "redis-streams", "redis": "\(configuration.url)", "stream": "\(configuration.key)",
+                "uid": "\(uid)",
+                "namespaces": "\(namespaces.sorted().joined(separator: ","))", "recovery": "\(recoveryOn)",
+            ])
     }
 
     public func stop() {
@@ -165,8 +171,9 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
             logger.info("connected to Redis", metadata: ["redis": "\(configuration.url)"])
         case .disconnected(let reason):
             counters.redisConnected = false
-            logger.warning("Redis unreachable: local delivery continues without offsets; entries wait in the bounded queue",
-                           metadata: ["reason": "\(reason)"])
+            logger.warning(
+                "Redis unreachable: local delivery continues without offsets; entries wait in the bounded queue",
+                metadata: ["reason": "\(reason)"])
         }
     }
 
@@ -200,10 +207,12 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
     public func stats(_ completion: @escaping @Sendable (JSONValue?) -> Void) {
         onLoop { [self] in
             let c = countersOnLoop()
-            var o: JSONObject = ["adapter": "redis-streams", "uid": .string(uid), "stream": .string(configuration.key),
-                                 "lastRead": .string(lastRead.description), "readerConnected": .bool(readerConnected),
-                                 // Connected and placed at the stream's end: entries from now on are read.
-                                 "readerReady": .bool(readerConnected && readAfter != nil)]
+            var o: JSONObject = [
+                "adapter": "redis-streams", "uid": .string(uid), "stream": .string(configuration.key),
+                "lastRead": .string(lastRead.description), "readerConnected": .bool(readerConnected),
+                // Connected and placed at the stream's end: entries from now on are read.
+                "readerReady": .bool(readerConnected && readAfter != nil),
+            ]
             if case .object(let fields) = c.json { for (k, v) in fields { o[k] = v } }
             if case .object(let fields) = streamCounters.json { for (k, v) in fields { o[k] = v } }
             guard c.redisConnected else { return completion(.object(o)) }
@@ -220,7 +229,8 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
 
     func xadd(_ message: StreamMessage, reply: ((Result<RedisValue, RedisError>) -> Void)? = nil) {
         guard let client else { reply?(.failure(.stopped)); return }
-        let argv: [[UInt8]] = [Array("XADD".utf8), streamName, Array("MAXLEN".utf8), Array("~".utf8), maxLengthArgument, Array("*".utf8)]
+        let argv: [[UInt8]] =
+            [Array("XADD".utf8), streamName, Array("MAXLEN".utf8), Array("~".utf8), maxLengthArgument, Array("*".utf8)]
             + message.streamFields
         streamCounters.entriesPublished += 1
         client.commandOnLoop(argv) { [self] result in
@@ -233,7 +243,8 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
     }
 
     public func broadcast(_ broadcast: AdapterBroadcast) {
-        let message = StreamMessage(uid: uid, nsp: broadcast.namespace, type: .broadcast, data: Self.broadcastData(broadcast))
+        let message = StreamMessage(
+            uid: uid, nsp: broadcast.namespace, type: .broadcast, data: Self.broadcastData(broadcast))
         onLoop { [self] in
             counters.broadcastsPublished += 1
             xadd(message)
@@ -241,7 +252,8 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
     }
 
     public func publishReplayable(_ broadcast: AdapterBroadcast, deliver: @escaping @Sendable (String?) -> Void) {
-        let message = StreamMessage(uid: uid, nsp: broadcast.namespace, type: .broadcast, data: Self.broadcastData(broadcast))
+        let message = StreamMessage(
+            uid: uid, nsp: broadcast.namespace, type: .broadcast, data: Self.broadcastData(broadcast))
         onLoop { [self] in
             counters.broadcastsPublished += 1
             guard let client, client.isConnectedOnLoop else {
@@ -254,8 +266,10 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
                 return
             }
             xadd(message) { [self] result in
-                guard case .success(let value) = result, let text = value.bytes.map({ String(decoding: $0, as: UTF8.self) }),
-                      let id = StreamID(text) else {
+                guard case .success(let value) = result,
+                    let text = value.bytes.map({ String(decoding: $0, as: UTF8.self) }),
+                    let id = StreamID(text)
+                else {
                     streamCounters.deliveredWithoutOffset += 1
                     return deliver(nil)
                 }
@@ -278,8 +292,10 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
     }
 
     static func broadcastData(_ b: AdapterBroadcast) -> JSONValue {
-        StreamBroadcast(event: b.data.first?.stringValue ?? "", args: Array(b.data.dropFirst()),
-                        options: StreamOptions(rooms: b.rooms, except: b.except)).json
+        StreamBroadcast(
+            event: b.data.first?.stringValue ?? "", args: Array(b.data.dropFirst()),
+            options: StreamOptions(rooms: b.rooms, except: b.except)
+        ).json
     }
 
     public func addSockets(_ selector: SocketSelector, rooms: [String]) {
@@ -314,11 +330,15 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
             // Where the stream ends now: entries from here on are this node's to read. (The
             // reference starts at `$` until the first entry arrives, and misses what is added
             // between two empty reads; the id avoids that.)
-            reader.commandOnLoop([Array("XREVRANGE".utf8), streamName, Array("+".utf8), Array("-".utf8), Array("COUNT".utf8), Array("1".utf8)]) { [self] result in
+            reader.commandOnLoop([
+                Array("XREVRANGE".utf8), streamName, Array("+".utf8), Array("-".utf8), Array("COUNT".utf8),
+                Array("1".utf8),
+            ]) { [self] result in
                 polling = false
                 switch result {
                 case .success(let value):
-                    let last = value.array?.first?.array?.first?.bytes.map { String(decoding: $0, as: UTF8.self) } ?? "0-0"
+                    let last =
+                        value.array?.first?.array?.first?.bytes.map { String(decoding: $0, as: UTF8.self) } ?? "0-0"
                     readAfter = last
                     lastRead = StreamID(last) ?? .zero
                     poll()
@@ -329,9 +349,13 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
             return
         }
         let block = configuration.blockMilliseconds
-        reader.commandOnLoop([Array("XREAD".utf8), Array("BLOCK".utf8), Array(String(block).utf8), Array("COUNT".utf8),
-                              Array(String(configuration.readCount).utf8), Array("STREAMS".utf8), streamName, Array(after.utf8)],
-                             timeout: .milliseconds(Int64(block) + Int64(configuration.requestTimeout * 1000))) { [self] result in
+        reader.commandOnLoop(
+            [
+                Array("XREAD".utf8), Array("BLOCK".utf8), Array(String(block).utf8), Array("COUNT".utf8),
+                Array(String(configuration.readCount).utf8), Array("STREAMS".utf8), streamName, Array(after.utf8),
+            ],
+            timeout: .milliseconds(Int64(block) + Int64(configuration.requestTimeout * 1000))
+        ) { [self] result in
             polling = false
             switch result {
             case .success(let value):
@@ -410,9 +434,12 @@ struct StreamCounters: Sendable, Equatable {
     var restoreRanges = 0
 
     var json: JSONValue {
-        ["entriesPublished": JSONValue(entriesPublished), "entriesRead": JSONValue(entriesRead),
-         "publishFailures": JSONValue(publishFailures), "deliveredWithoutOffset": JSONValue(deliveredWithoutOffset),
-         "sessionsPersisted": JSONValue(sessionsPersisted), "sessionPersistFailures": JSONValue(sessionPersistFailures),
-         "restoreRanges": JSONValue(restoreRanges)]
+        [
+            "entriesPublished": JSONValue(entriesPublished), "entriesRead": JSONValue(entriesRead),
+            "publishFailures": JSONValue(publishFailures), "deliveredWithoutOffset": JSONValue(deliveredWithoutOffset),
+            "sessionsPersisted": JSONValue(sessionsPersisted),
+            "sessionPersistFailures": JSONValue(sessionPersistFailures),
+            "restoreRanges": JSONValue(restoreRanges),
+        ]
     }
 }

@@ -34,8 +34,10 @@ struct StreamMessage: Sendable, Equatable {
 
     /// The entry's field/value pairs, as the reference's `encode`.
     var streamFields: [[UInt8]] {
-        var fields: [[UInt8]] = [Array("uid".utf8), Array(uid.utf8), Array("nsp".utf8), Array(nsp.utf8),
-                                 Array("type".utf8), Array(String(type).utf8)]
+        var fields: [[UInt8]] = [
+            Array("uid".utf8), Array(uid.utf8), Array("nsp".utf8), Array(nsp.utf8),
+            Array("type".utf8), Array(String(type).utf8),
+        ]
         if let data {
             fields.append(Array("data".utf8))
             if data.containsBinary {
@@ -53,7 +55,8 @@ struct StreamMessage: Sendable, Equatable {
     /// too) or its data does not decode.
     init?(streamFields fields: [String: [UInt8]], decoder: MsgPackDecoder) {
         guard let uid = fields["uid"], let nsp = fields["nsp"], let type = fields["type"],
-              let number = Int(String(decoding: type, as: UTF8.self)) else { return nil }
+            let number = Int(String(decoding: type, as: UTF8.self))
+        else { return nil }
         self.uid = String(decoding: uid, as: UTF8.self)
         self.nsp = String(decoding: nsp, as: UTF8.self)
         self.type = number
@@ -62,7 +65,9 @@ struct StreamMessage: Sendable, Equatable {
             guard let value = try? JSONValue.parse(raw) else { return nil }
             data = value
         } else {
-            guard let bytes = Base64.decode(String(decoding: raw, as: UTF8.self)), let value = try? decoder.decode(bytes) else { return nil }
+            guard let bytes = Base64.decode(String(decoding: raw, as: UTF8.self)),
+                let value = try? decoder.decode(bytes)
+            else { return nil }
             data = value.json
         }
     }
@@ -77,8 +82,10 @@ struct StreamMessage: Sendable, Equatable {
     // MARK: Pub/sub
 
     var pubSubPayload: [UInt8] {
-        var pairs = [MsgPackPair(.string("uid"), .string(uid)), MsgPackPair(.string("nsp"), .string(nsp)),
-                     MsgPackPair(.string("type"), .uint(UInt64(type)))]
+        var pairs = [
+            MsgPackPair(.string("uid"), .string(uid)), MsgPackPair(.string("nsp"), .string(nsp)),
+            MsgPackPair(.string("type"), .uint(UInt64(type))),
+        ]
         if let data { pairs.append(MsgPackPair(.string("data"), MsgPackValue(json: data))) }
         return MsgPackEncoder.encode(.map(pairs))
     }
@@ -86,7 +93,8 @@ struct StreamMessage: Sendable, Equatable {
     init?(pubSubPayload payload: UnsafeRawBufferPointer, decoder: MsgPackDecoder) {
         guard let value = try? decoder.decode(payload) else { return nil }
         let json = value.json
-        guard let uid = json["uid"]?.stringValue, let nsp = json["nsp"]?.stringValue, let type = json["type"]?.intValue else { return nil }
+        guard let uid = json["uid"]?.stringValue, let nsp = json["nsp"]?.stringValue, let type = json["type"]?.intValue
+        else { return nil }
         self.uid = uid
         self.nsp = nsp
         self.type = Int(type)
@@ -101,7 +109,10 @@ struct StreamOptions: Sendable, Equatable {
     var flags: JSONObject = [:]
 
     var json: JSONValue {
-        ["rooms": .array(rooms.map(JSONValue.string)), "except": .array(except.map(JSONValue.string)), "flags": .object(flags)]
+        [
+            "rooms": .array(rooms.map(JSONValue.string)), "except": .array(except.map(JSONValue.string)),
+            "flags": .object(flags),
+        ]
     }
 
     init(rooms: [String], except: [String], flags: JSONObject = [:]) {
@@ -151,8 +162,9 @@ struct StreamBroadcast: Sendable, Equatable {
     /// nil unless an EVENT packet (type 2) whose data starts with the event's name.
     init?(json: JSONValue?) {
         guard let json, let packet = json["packet"], packet["type"]?.intValue == 2,
-              let data = packet["data"]?.arrayValue, let event = data.first?.stringValue,
-              let options = StreamOptions(json: json["opts"]) else { return nil }
+            let data = packet["data"]?.arrayValue, let event = data.first?.stringValue,
+            let options = StreamOptions(json: json["opts"])
+        else { return nil }
         self.event = event
         args = Array(data.dropFirst())
         self.options = options
@@ -180,13 +192,16 @@ struct StreamID: Comparable, Hashable, Sendable, CustomStringConvertible {
     init?(_ text: some StringProtocol) {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } }),
-              let ms = UInt64(parts[0]), let seq = UInt64(parts[1]) else { return nil }
+            let ms = UInt64(parts[0]), let seq = UInt64(parts[1])
+        else { return nil }
         self.init(milliseconds: ms, sequence: seq)
     }
 
     /// The smallest id after this one (XRANGE's exclusive start without Redis 6.2's `(`).
     var next: StreamID {
-        sequence == .max ? StreamID(milliseconds: milliseconds + 1, sequence: 0) : StreamID(milliseconds: milliseconds, sequence: sequence + 1)
+        sequence == .max
+            ? StreamID(milliseconds: milliseconds + 1, sequence: 0)
+            : StreamID(milliseconds: milliseconds, sequence: sequence + 1)
     }
 
     var description: String { "\(milliseconds)-\(sequence)" }
@@ -209,9 +224,12 @@ extension PersistedSession {
 
     init?(storedValue: [UInt8], decoder: MsgPackDecoder) {
         guard let bytes = Base64.decode(String(decoding: storedValue, as: UTF8.self)),
-              let json = (try? decoder.decode(bytes))?.json,
-              let sid = json["sid"]?.stringValue, let pid = json["pid"]?.stringValue else { return nil }
-        self.init(sid: sid, pid: pid, rooms: json["rooms"]?.arrayValue?.compactMap(\.stringValue) ?? [], data: json["data"] ?? .null)
+            let json = (try? decoder.decode(bytes))?.json,
+            let sid = json["sid"]?.stringValue, let pid = json["pid"]?.stringValue
+        else { return nil }
+        self.init(
+            sid: sid, pid: pid, rooms: json["rooms"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+            data: json["data"] ?? .null)
     }
 }
 

@@ -40,7 +40,8 @@ public struct JSONError: Error, Hashable, Sendable, CustomStringConvertible {
         switch kind {
         case .unexpectedEnd: what = "unexpected end of input"
         case .unexpectedCharacter(let c):
-            what = (c >= 0x20 && c < 0x7F)
+            what =
+                (c >= 0x20 && c < 0x7F)
                 ? "unexpected character '\(Character(Unicode.Scalar(c)))'" : "unexpected byte 0x\(String(c, radix: 16))"
         case .invalidNumber: what = "invalid number"
         case .numberOutOfRange: what = "number out of range"

@@ -1,4 +1,5 @@
 import CChorusLinux
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,11 +33,15 @@ public final class Epoll {
     }
 
     public func add(_ fd: Int32, events: Events, token: UInt64) throws(IOError) {
-        _ = try syscallChecked("epoll_ctl(ADD)") { chorus_epoll_ctl(self.fd, EPOLL_CTL_ADD, fd, events.rawValue, token) }
+        _ = try syscallChecked("epoll_ctl(ADD)") {
+            chorus_epoll_ctl(self.fd, EPOLL_CTL_ADD, fd, events.rawValue, token)
+        }
     }
 
     public func modify(_ fd: Int32, events: Events, token: UInt64) throws(IOError) {
-        _ = try syscallChecked("epoll_ctl(MOD)") { chorus_epoll_ctl(self.fd, EPOLL_CTL_MOD, fd, events.rawValue, token) }
+        _ = try syscallChecked("epoll_ctl(MOD)") {
+            chorus_epoll_ctl(self.fd, EPOLL_CTL_MOD, fd, events.rawValue, token)
+        }
     }
 
     public func remove(_ fd: Int32) {
@@ -89,7 +94,9 @@ public final class TimerFD {
     public let fd: Int32
 
     public init(intervalNanoseconds: UInt64) throws(IOError) {
-        fd = try syscallChecked("timerfd_create") { timerfd_create(CLOCK_MONOTONIC, CHORUS_TFD_NONBLOCK | CHORUS_TFD_CLOEXEC) }
+        fd = try syscallChecked("timerfd_create") {
+            timerfd_create(CLOCK_MONOTONIC, CHORUS_TFD_NONBLOCK | CHORUS_TFD_CLOEXEC)
+        }
         var spec = itimerspec()
         spec.it_interval.tv_sec = Int(intervalNanoseconds / 1_000_000_000)
         spec.it_interval.tv_nsec = Int(intervalNanoseconds % 1_000_000_000)

@@ -1,5 +1,6 @@
 import CChorusLinux
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -151,12 +152,14 @@ public final class LoopThread: @unchecked Sendable {
         self.name = name
         let box = Unmanaged.passRetained(self)
         var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { arg in
-            let me = Unmanaged<LoopThread>.fromOpaque(arg!).takeRetainedValue()
-            chorus_set_thread_name(me.name)
-            me.body()
-            return nil
-        }, box.toOpaque())
+        let rc = pthread_create(
+            &thread, nil,
+            { arg in
+                let me = Unmanaged<LoopThread>.fromOpaque(arg!).takeRetainedValue()
+                chorus_set_thread_name(me.name)
+                me.body()
+                return nil
+            }, box.toOpaque())
         precondition(rc == 0, "pthread_create failed: \(rc)")
         handle = thread
     }

@@ -59,7 +59,8 @@ final class ForeignDescriptorTable {
     func remove(_ token: UInt64) {
         let slot = Int(token & 0x3FFF_FFFF)
         guard slot < handlers.count, UInt32(truncatingIfNeeded: token >> 32) == generations[slot],
-              handlers[slot] != nil else { return }
+            handlers[slot] != nil
+        else { return }
         handlers[slot] = nil
         // Bump now, so an event for the old registration still in this batch is stale at once.
         generations[slot] &+= 1
@@ -72,7 +73,9 @@ extension EventLoop {
     /// Adds `fd` to this loop's epoll with `interest`; `handler` runs on the loop's thread with the
     /// ready events (error and hang-up are always reported, as epoll does). Level-triggered.
     /// Loop thread only. The caller keeps ownership of `fd`: unregister it before closing it.
-    public func register(fd: Int32, interest: Epoll.Events, _ handler: @escaping (Epoll.Events) -> Void) throws(IOError) -> ForeignRegistration {
+    public func register(fd: Int32, interest: Epoll.Events, _ handler: @escaping (Epoll.Events) -> Void) throws(IOError)
+        -> ForeignRegistration
+    {
         assertInLoop()
         let token = foreign.add(handler)
         do {

@@ -1,4 +1,5 @@
 import CChorusLinux
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -111,7 +112,8 @@ public struct OutboundQueue {
             while i < entries.count && n < iovCapacity {
                 let entry = entries[i].bytes
                 let skip = i == head ? headOffset : 0
-                iov[n] = iovec(iov_base: UnsafeMutableRawPointer(mutating: entry.baseAddress + skip), iov_len: entry.count - skip)
+                iov[n] = iovec(
+                    iov_base: UnsafeMutableRawPointer(mutating: entry.baseAddress + skip), iov_len: entry.count - skip)
                 n += 1
                 i += 1
             }

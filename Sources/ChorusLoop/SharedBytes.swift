@@ -28,7 +28,9 @@ public struct SharedBytes: @unchecked Sendable {
     @inlinable
     public static func make(count: Int, _ initialize: (UnsafeMutableRawBufferPointer) -> Void) -> SharedBytes {
         let storage = unsafeDowncast(Storage.create(minimumCapacity: max(count, 1)) { _ in count }, to: Storage.self)
-        storage.withUnsafeMutablePointerToElements { initialize(UnsafeMutableRawBufferPointer(start: $0, count: count)) }
+        storage.withUnsafeMutablePointerToElements {
+            initialize(UnsafeMutableRawBufferPointer(start: $0, count: count))
+        }
         return SharedBytes(storage: storage, start: 0, count: count)
     }
 
@@ -121,7 +123,9 @@ public final class FrameArena {
             used = 0
         }
         current.header = used + count
-        current.withUnsafeMutablePointerToElements { initialize(UnsafeMutableRawBufferPointer(start: $0 + used, count: count)) }
+        current.withUnsafeMutablePointerToElements {
+            initialize(UnsafeMutableRawBufferPointer(start: $0 + used, count: count))
+        }
         return SharedBytes(storage: current, start: used, count: count)
     }
 
@@ -144,6 +148,7 @@ public final class FrameArena {
 
     @usableFromInline
     static func allocateChunk() -> SharedBytes.Storage {
-        unsafeDowncast(SharedBytes.Storage.create(minimumCapacity: chunkCapacity) { _ in 0 }, to: SharedBytes.Storage.self)
+        unsafeDowncast(
+            SharedBytes.Storage.create(minimumCapacity: chunkCapacity) { _ in 0 }, to: SharedBytes.Storage.self)
     }
 }

@@ -1,4 +1,5 @@
 import CChorusLinux
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,14 +32,18 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
             var addr = sockaddr_in6()
             addr.sin6_family = sa_family_t(AF_INET6)
             addr.sin6_port = in_port_t(UInt16(port).bigEndian)
-            guard inet_pton(AF_INET6, host, &addr.sin6_addr) == 1 else { throw IOError(errno: EINVAL, function: "inet_pton") }
+            guard inet_pton(AF_INET6, host, &addr.sin6_addr) == 1 else {
+                throw IOError(errno: EINVAL, function: "inet_pton")
+            }
             withUnsafeMutableBytes(of: &storage) { dst in withUnsafeBytes(of: addr) { dst.copyMemory(from: $0) } }
             self.init(storage: storage, length: socklen_t(MemoryLayout<sockaddr_in6>.size))
         } else {
             var addr = sockaddr_in()
             addr.sin_family = sa_family_t(AF_INET)
             addr.sin_port = in_port_t(UInt16(port).bigEndian)
-            guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else { throw IOError(errno: EINVAL, function: "inet_pton") }
+            guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else {
+                throw IOError(errno: EINVAL, function: "inet_pton")
+            }
             withUnsafeMutableBytes(of: &storage) { dst in withUnsafeBytes(of: addr) { dst.copyMemory(from: $0) } }
             self.init(storage: storage, length: socklen_t(MemoryLayout<sockaddr_in>.size))
         }
@@ -118,7 +123,9 @@ public enum Socket {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         _ = try syscallChecked("getsockname") {
-            withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+            withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+            }
         }
         return SocketAddress(storage: storage, length: len)
     }
@@ -177,7 +184,9 @@ public enum Socket {
     }
 
     @inlinable
-    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawPointer, count: Int) throws(IOError) -> IOResult<Int> {
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawPointer, count: Int) throws(IOError) -> IOResult<
+        Int
+    > {
         try syscall("read") { Glibc.read(fd, buffer, count) }
     }
 

@@ -1,4 +1,5 @@
 import CChorusLinux
+
 #if canImport(Glibc)
 import Glibc
 #endif

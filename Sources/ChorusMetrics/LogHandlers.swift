@@ -2,6 +2,7 @@ import ChorusJSON
 import ChorusSocketIO
 import Logging
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,7 +21,10 @@ public struct JSONLogHandler: LogHandler {
     public let label: String
     private let write: @Sendable ([UInt8]) -> Void
 
-    public init(label: String, metadataProvider: Logger.MetadataProvider? = nil, write: @escaping @Sendable ([UInt8]) -> Void = JSONLogHandler.standardError) {
+    public init(
+        label: String, metadataProvider: Logger.MetadataProvider? = nil,
+        write: @escaping @Sendable ([UInt8]) -> Void = JSONLogHandler.standardError
+    ) {
         self.label = label
         self.metadataProvider = metadataProvider
         self.write = write
@@ -68,7 +72,8 @@ public struct JSONLogHandler: LogHandler {
             let s = String(v)
             return String(repeating: "0", count: max(0, width - s.count)) + s
         }
-        return "\(pad(t.tm_year + 1900, 4))-\(pad(t.tm_mon + 1, 2))-\(pad(t.tm_mday, 2))T\(pad(t.tm_hour, 2)):\(pad(t.tm_min, 2)):\(pad(t.tm_sec, 2)).\(pad(Int32(ts.tv_nsec / 1_000_000), 3))Z"
+        return
+            "\(pad(t.tm_year + 1900, 4))-\(pad(t.tm_mon + 1, 2))-\(pad(t.tm_mday, 2))T\(pad(t.tm_hour, 2)):\(pad(t.tm_min, 2)):\(pad(t.tm_sec, 2)).\(pad(Int32(ts.tv_nsec / 1_000_000), 3))Z"
     }
 
     public static let standardError: @Sendable ([UInt8]) -> Void = { bytes in
@@ -166,14 +171,18 @@ public struct RateLimitedLogHandler: LogHandler {
     public func log(event: LogEvent) {
         guard let suppressed = limiter.admit(event.level.rawValue + " " + event.message.description) else { return }
         var event = event
-        if suppressed > 0 { event.metadata = (event.metadata ?? [:]).merging(["suppressed": "\(suppressed)"]) { _, new in new } }
+        if suppressed > 0 {
+            event.metadata = (event.metadata ?? [:]).merging(["suppressed": "\(suppressed)"]) { _, new in new }
+        }
         inner.log(event: event)
     }
 }
 
 extension LoggingSystem {
     /// `chorus serve`'s logging: `format` on standard error at `level`, rate-limited.
-    public static func bootstrapChorus(format: LogFormat, level: Logger.Level, limiter: LogRateLimiter = LogRateLimiter()) {
+    public static func bootstrapChorus(
+        format: LogFormat, level: Logger.Level, limiter: LogRateLimiter = LogRateLimiter()
+    ) {
         bootstrap { label in
             var handler: any LogHandler
             switch format {

@@ -24,9 +24,10 @@ public final class MetricsCollector: Sendable {
     private let registry: PrometheusCollectorRegistry?
     private let state: Mutex<State>
 
-
-    public init(server: WebSocketServer, socketIO: SocketIOServer? = nil, jwtFailures: (@Sendable () -> [String: Int])? = nil,
-                cluster: (@Sendable () -> ClusterCounters)? = nil, factory: any MetricsFactory) {
+    public init(
+        server: WebSocketServer, socketIO: SocketIOServer? = nil, jwtFailures: (@Sendable () -> [String: Int])? = nil,
+        cluster: (@Sendable () -> ClusterCounters)? = nil, factory: any MetricsFactory
+    ) {
         self.server = server
         self.socketIO = socketIO
         self.jwtFailures = jwtFailures
@@ -40,8 +41,12 @@ public final class MetricsCollector: Sendable {
     public func update() {
         let total = server.stats
         let perLoop = server.statsPerLoop
-        let sio = socketIO.map { io in (io.stats, io.eventCounters, io.namespaceNames.map { ns in (ns, io.of(ns).socketCount) }) }
-        let recovery = socketIO.map { io in io.namespaceNames.compactMap { ns in io.of(ns).recoveryCounters.map { (ns, $0) } } } ?? []
+        let sio = socketIO.map { io in
+            (io.stats, io.eventCounters, io.namespaceNames.map { ns in (ns, io.of(ns).socketCount) })
+        }
+        let recovery =
+            socketIO.map { io in io.namespaceNames.compactMap { ns in io.of(ns).recoveryCounters.map { (ns, $0) } } }
+            ?? []
         let jwt = jwtFailures?() ?? [:]
         let adapter = cluster?()
         let process = ProcessMetrics.read()
@@ -78,19 +83,28 @@ public final class MetricsCollector: Sendable {
             for (i, status) in ServerStats.FailureStatuses.statuses.enumerated() {
                 w.count("chorus_handshakes_failed_total", t.handshakesFailed[i], ["status": String(status)])
             }
-            w.count("chorus_handshakes_failed_total", t.handshakesFailed[ServerStats.FailureStatuses.other], ["status": "other"])
+            w.count(
+                "chorus_handshakes_failed_total", t.handshakesFailed[ServerStats.FailureStatuses.other],
+                ["status": "other"])
             for (i, loop) in perLoop.enumerated() {
                 w.gauge("chorus_loop_connections", loop.connections, ["loop": String(i)])
                 w.count("chorus_loop_iterations_total", loop.iterations, ["loop": String(i)])
                 w.seconds("chorus_loop_busy_seconds_total", Double(loop.busyNanoseconds) / 1e9, ["loop": String(i)])
-                w.seconds("chorus_loop_cpu_seconds_total", ProcessMetrics.threadCPUSeconds(loop.threadID), ["loop": String(i)])
+                w.seconds(
+                    "chorus_loop_cpu_seconds_total", ProcessMetrics.threadCPUSeconds(loop.threadID), ["loop": String(i)]
+                )
             }
             if case let (counts, events, sockets)? = sio {
                 for (ns, n) in sockets { w.gauge("chorus_socketio_sockets", n, ["namespace": ns]) }
-                for (key, n) in events.eventsIn.sorted(by: { ($0.key.namespace, $0.key.event) < ($1.key.namespace, $1.key.event) }) {
-                    w.count("chorus_socketio_events_received_total", n, ["namespace": key.namespace, "event": key.event])
+                for (key, n) in events.eventsIn.sorted(by: {
+                    ($0.key.namespace, $0.key.event) < ($1.key.namespace, $1.key.event)
+                }) {
+                    w.count(
+                        "chorus_socketio_events_received_total", n, ["namespace": key.namespace, "event": key.event])
                 }
-                for (key, n) in events.eventsOut.sorted(by: { ($0.key.namespace, $0.key.event) < ($1.key.namespace, $1.key.event) }) {
+                for (key, n) in events.eventsOut.sorted(by: {
+                    ($0.key.namespace, $0.key.event) < ($1.key.namespace, $1.key.event)
+                }) {
                     w.count("chorus_socketio_events_sent_total", n, ["namespace": key.namespace, "event": key.event])
                 }
                 w.count("chorus_socketio_acks_requested_total", events.acksRequested)
@@ -98,25 +112,36 @@ public final class MetricsCollector: Sendable {
                 w.count("chorus_socketio_connects_total", counts["connect"] ?? 0)
                 for (key, n) in counts.sorted(by: { $0.key < $1.key }) {
                     if key.hasPrefix("connect_error:") {
-                        w.count("chorus_socketio_connect_errors_total", n, ["reason": String(key.dropFirst("connect_error:".count))])
+                        w.count(
+                            "chorus_socketio_connect_errors_total", n,
+                            ["reason": String(key.dropFirst("connect_error:".count))])
                     } else if key.hasPrefix("disconnect:") {
-                        w.count("chorus_socketio_disconnects_total", n, ["reason": String(key.dropFirst("disconnect:".count))])
+                        w.count(
+                            "chorus_socketio_disconnects_total", n,
+                            ["reason": String(key.dropFirst("disconnect:".count))])
                     }
                 }
             }
             for (ns, r) in recovery {
                 w.count("chorus_socketio_recovered_total", r.recovered, ["namespace": ns])
                 w.count("chorus_socketio_recovery_replayed_total", r.replayed, ["namespace": ns])
-                for (reason, n) in [("unknown_session", r.unknownSession), ("expired", r.expired), ("offset_gone", r.offsetGone), ("unavailable", r.unavailable)] {
+                for (reason, n) in [
+                    ("unknown_session", r.unknownSession), ("expired", r.expired), ("offset_gone", r.offsetGone),
+                    ("unavailable", r.unavailable),
+                ] {
                     w.count("chorus_socketio_recovery_refused_total", n, ["namespace": ns, "reason": reason])
                 }
                 w.gauge("chorus_socketio_recovery_sessions", r.sessions, ["namespace": ns])
                 w.gauge("chorus_socketio_recovery_log_bytes", r.bytes, ["namespace": ns])
-                w.count("chorus_socketio_recovery_evicted_total", r.entriesEvicted, ["namespace": ns, "what": "entries"])
-                w.count("chorus_socketio_recovery_evicted_total", r.sessionsEvicted, ["namespace": ns, "what": "sessions"])
+                w.count(
+                    "chorus_socketio_recovery_evicted_total", r.entriesEvicted, ["namespace": ns, "what": "entries"])
+                w.count(
+                    "chorus_socketio_recovery_evicted_total", r.sessionsEvicted, ["namespace": ns, "what": "sessions"])
             }
             if jwtFailures != nil {
-                for (reason, n) in jwt.sorted(by: { $0.key < $1.key }) { w.count("chorus_jwt_failures_total", n, ["reason": reason]) }
+                for (reason, n) in jwt.sorted(by: { $0.key < $1.key }) {
+                    w.count("chorus_jwt_failures_total", n, ["reason": reason])
+                }
             }
             if let a = adapter {
                 w.gauge("chorus_adapter_redis_connected", a.redisConnected ? 1 : 0)
@@ -148,19 +173,23 @@ public final class MetricsCollector: Sendable {
         var out: [UInt8] = []
         registry?.emit(into: &out)
         let t = server.stats
-        PrometheusText.histogram(into: &out, MetricCatalog.entry("chorus_loop_events_per_iteration"),
-                                 bounds: ServerStats.Histograms.eventsBounds.map(Double.init),
-                                 buckets: t.eventsPerIteration, sum: Double(t.events))
-        PrometheusText.histogram(into: &out, MetricCatalog.entry("chorus_loop_iteration_seconds"),
-                                 bounds: ServerStats.Histograms.iterationTimeBounds.map { Double($0) / 1e9 },
-                                 buckets: t.iterationTime, sum: Double(t.busyNanoseconds) / 1e9)
-        PrometheusText.histogram(into: &out, MetricCatalog.entry("chorus_broadcast_recipients"),
-                                 bounds: ServerStats.Histograms.fanoutBounds.map(Double.init),
-                                 buckets: t.fanout, sum: Double(t.broadcastRecipients))
+        PrometheusText.histogram(
+            into: &out, MetricCatalog.entry("chorus_loop_events_per_iteration"),
+            bounds: ServerStats.Histograms.eventsBounds.map(Double.init),
+            buckets: t.eventsPerIteration, sum: Double(t.events))
+        PrometheusText.histogram(
+            into: &out, MetricCatalog.entry("chorus_loop_iteration_seconds"),
+            bounds: ServerStats.Histograms.iterationTimeBounds.map { Double($0) / 1e9 },
+            buckets: t.iterationTime, sum: Double(t.busyNanoseconds) / 1e9)
+        PrometheusText.histogram(
+            into: &out, MetricCatalog.entry("chorus_broadcast_recipients"),
+            bounds: ServerStats.Histograms.fanoutBounds.map(Double.init),
+            buckets: t.fanout, sum: Double(t.broadcastRecipients))
         if let a = cluster?() {
-            PrometheusText.histogram(into: &out, MetricCatalog.entry("chorus_adapter_request_seconds"),
-                                     bounds: ClusterCounters.requestSecondsBounds,
-                                     buckets: a.requestLatency, sum: Double(a.requestNanoseconds) / 1e9)
+            PrometheusText.histogram(
+                into: &out, MetricCatalog.entry("chorus_adapter_request_seconds"),
+                bounds: ClusterCounters.requestSecondsBounds,
+                buckets: a.requestLatency, sum: Double(a.requestNanoseconds) / 1e9)
         }
         return out
     }
@@ -188,11 +217,14 @@ private struct State: @unchecked Sendable {
 
     mutating func count(_ name: String, _ total: Int, _ labels: KeyValuePairs<String, String> = [:]) {
         let key = Self.key(name, labels)
-        let counter = counters[key] ?? {
-            let c = CoreMetrics.Counter(label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
-            counters[key] = c
-            return c
-        }()
+        let counter =
+            counters[key]
+            ?? {
+                let c = CoreMetrics.Counter(
+                    label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
+                counters[key] = c
+                return c
+            }()
         let delta = Double(total) - (lastCounts[key] ?? 0)
         if delta > 0 { counter.increment(by: Int64(delta)) }
         lastCounts[key] = Double(total)
@@ -200,11 +232,14 @@ private struct State: @unchecked Sendable {
 
     mutating func seconds(_ name: String, _ total: Double, _ labels: KeyValuePairs<String, String> = [:]) {
         let key = Self.key(name, labels)
-        let counter = floatCounters[key] ?? {
-            let c = FloatingPointCounter(label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
-            floatCounters[key] = c
-            return c
-        }()
+        let counter =
+            floatCounters[key]
+            ?? {
+                let c = FloatingPointCounter(
+                    label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
+                floatCounters[key] = c
+                return c
+            }()
         let delta = total - (lastCounts[key] ?? 0)
         if delta > 0 { counter.increment(by: delta) }
         lastCounts[key] = total
@@ -216,11 +251,13 @@ private struct State: @unchecked Sendable {
 
     mutating func gauge(_ name: String, _ value: Double, _ labels: KeyValuePairs<String, String> = [:]) {
         let key = Self.key(name, labels)
-        let gauge = gauges[key] ?? {
-            let g = CoreMetrics.Gauge(label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
-            gauges[key] = g
-            return g
-        }()
+        let gauge =
+            gauges[key]
+            ?? {
+                let g = CoreMetrics.Gauge(label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
+                gauges[key] = g
+                return g
+            }()
         gauge.record(value)
     }
 }

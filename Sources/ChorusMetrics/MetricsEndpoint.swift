@@ -12,7 +12,9 @@ public final class MetricsEndpoint: ServerApplication {
     public init(collector: MetricsCollector) { self.collector = collector }
 
     public func handleHTTP(_ request: HTTPRequest, server: WebSocketServer) -> HTTPResponse? {
-        guard request.head.path == OperatorRoutes.metricsPath else { return .text(404, "not found: only /metrics here\n") }
+        guard request.head.path == OperatorRoutes.metricsPath else {
+            return .text(404, "not found: only /metrics here\n")
+        }
         guard request.head.method == "GET" else { return OperatorRoutes.methodNotAllowed }
         return OperatorRoutes.metricsResponse(collector)
     }

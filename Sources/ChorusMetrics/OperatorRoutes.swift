@@ -1,10 +1,11 @@
+import ChorusCluster
 import ChorusJSON
 import ChorusLoop
-import ChorusCluster
 import ChorusServer
 import ChorusSocketIO
 import ChorusWebSocket
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,16 +47,22 @@ public final class OperatorRoutes: Sendable {
             return Self.metricsResponse(collector)
         case Self.dashboardPath, Self.dashboardPath + "/":
             guard request.head.method == "GET" else { return Self.methodNotAllowed }
-            return HTTPResponse(status: 200, headers: [
-                ("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"),
-                // Everything is inline; nothing may be fetched from elsewhere.
-                ("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'"),
-            ], body: Array(DashboardPage.html.utf8))
+            return HTTPResponse(
+                status: 200,
+                headers: [
+                    ("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"),
+                    // Everything is inline; nothing may be fetched from elsewhere.
+                    (
+                        "Content-Security-Policy",
+                        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'"
+                    ),
+                ], body: Array(DashboardPage.html.utf8))
         case Self.dashboardDataPath:
             guard request.head.method == "GET" else { return Self.methodNotAllowed }
             guard authorized(request.head) else { return Self.unauthorized }
-            return HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
-                                body: dashboardData().serialized)
+            return HTTPResponse(
+                status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
+                body: dashboardData().serialized)
         default:
             return nil
         }
@@ -102,10 +109,14 @@ public final class OperatorRoutes: Sendable {
         let process = ProcessMetrics.read()
         var loops: [JSONValue] = []
         for (i, loop) in server.statsPerLoop.enumerated() {
-            loops.append(["loop": JSONValue(i), "connections": JSONValue(loop.connections),
-                          "busySeconds": .double(Double(loop.busyNanoseconds) / 1e9), "iterations": JSONValue(loop.iterations)])
+            loops.append([
+                "loop": JSONValue(i), "connections": JSONValue(loop.connections),
+                "busySeconds": .double(Double(loop.busyNanoseconds) / 1e9), "iterations": JSONValue(loop.iterations),
+            ])
         }
-        let roomList: [JSONValue] = rooms.withLock { $0 }.map { ["name": .string($0.name), "members": JSONValue($0.members)] }
+        let roomList: [JSONValue] = rooms.withLock { $0 }.map {
+            ["name": .string($0.name), "members": JSONValue($0.members)]
+        }
         var namespaces = JSONObject()
         if let io = collector.socketIO {
             for ns in io.namespaceNames { namespaces[ns] = JSONValue(io.of(ns).socketCount) }
@@ -132,8 +143,10 @@ public final class OperatorRoutes: Sendable {
             "adapter": .string(adapter),
             // The Redis adapter's counters as its loop last published them; null without one.
             "cluster": collector.cluster.map { $0().json } ?? .null,
-            "process": ["rssBytes": JSONValue(process.residentMemoryBytes), "openFDs": JSONValue(process.openFDs),
-                        "cpuSeconds": .double(process.cpuSeconds)],
+            "process": [
+                "rssBytes": JSONValue(process.residentMemoryBytes), "openFDs": JSONValue(process.openFDs),
+                "cpuSeconds": .double(process.cpuSeconds),
+            ],
         ]
         return .object(o)
     }

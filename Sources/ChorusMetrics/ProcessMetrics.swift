@@ -20,7 +20,9 @@ public struct ProcessMetrics: Sendable, Equatable {
         let pageSize = sysconf(Int32(_SC_PAGESIZE))
         // /proc/self/stat: the command name is in parentheses and may hold spaces; fields after it.
         if let stat = readFile("/proc/self/stat"), let close = stat.lastIndex(of: UInt8(ascii: ")")) {
-            let fields = stat[(close + 1)...].split(separator: UInt8(ascii: " ")).map { String(decoding: $0, as: UTF8.self) }
+            let fields = stat[(close + 1)...].split(separator: UInt8(ascii: " ")).map {
+                String(decoding: $0, as: UTF8.self)
+            }
             // fields[0] is field 3 (state): utime 14, stime 15, starttime 22, vsize 23, rss 24.
             func field(_ n: Int) -> Double { fields.count > n - 3 ? Double(fields[n - 3].trimmingNewline) ?? 0 : 0 }
             if ticks > 0 {
@@ -32,7 +34,9 @@ public struct ProcessMetrics: Sendable, Equatable {
         }
         m.openFDs = countOpenFDs()
         var limit = rlimit()
-        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 { m.maxFDs = limit.rlim_cur >= rlim_t(Int.max) ? Int.max : Int(limit.rlim_cur) }
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            m.maxFDs = limit.rlim_cur >= rlim_t(Int.max) ? Int.max : Int(limit.rlim_cur)
+        }
         return m
     }
 
@@ -40,8 +44,11 @@ public struct ProcessMetrics: Sendable, Equatable {
     public static func threadCPUSeconds(_ threadID: Int32) -> Double {
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         guard threadID > 0, ticks > 0, let stat = readFile("/proc/self/task/\(threadID)/stat"),
-              let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return 0 }
-        let fields = stat[(close + 1)...].split(separator: UInt8(ascii: " ")).map { String(decoding: $0, as: UTF8.self) }
+            let close = stat.lastIndex(of: UInt8(ascii: ")"))
+        else { return 0 }
+        let fields = stat[(close + 1)...].split(separator: UInt8(ascii: " ")).map {
+            String(decoding: $0, as: UTF8.self)
+        }
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
         return (user + system) / ticks
     }

@@ -24,7 +24,9 @@ public struct ChorusPrometheusFactory: MetricsFactory {
         registry.makeCounter(descriptor: descriptor(label), labels: dimensions)
     }
 
-    public func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler {
+    public func makeFloatingPointCounter(label: String, dimensions: [(String, String)])
+        -> any FloatingPointCounterHandler
+    {
         registry.makeCounter(descriptor: descriptor(label), labels: dimensions)
     }
 
@@ -42,7 +44,9 @@ public struct ChorusPrometheusFactory: MetricsFactory {
     }
 
     public func destroyCounter(_ handler: any CounterHandler) { fallback.destroyCounter(handler) }
-    public func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) { fallback.destroyFloatingPointCounter(handler) }
+    public func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) {
+        fallback.destroyFloatingPointCounter(handler)
+    }
     public func destroyMeter(_ handler: any MeterHandler) { fallback.destroyMeter(handler) }
     public func destroyRecorder(_ handler: any RecorderHandler) { fallback.destroyRecorder(handler) }
     public func destroyTimer(_ handler: any TimerHandler) { fallback.destroyTimer(handler) }

@@ -36,7 +36,8 @@ public struct MsgPackDecoder: Sendable {
     /// Decodes exactly one value filling `bytes`.
     public func decode(_ bytes: [UInt8]) throws(MsgPackDecodingError) -> MsgPackValue {
         // withUnsafeBytes rethrows untyped errors: carry the typed one out as a result.
-        let result = bytes.withUnsafeBytes { buffer in Result { () throws(MsgPackDecodingError) in try decode(buffer) } }
+        let result = bytes.withUnsafeBytes { buffer in Result { () throws(MsgPackDecodingError) in try decode(buffer) }
+        }
         return try result.get()
     }
 
@@ -77,13 +78,14 @@ public struct MsgPackDecoder: Sendable {
         mutating func bytes(_ count: Int) throws(MsgPackDecodingError) -> [UInt8] {
             guard count <= remaining else { throw .tooLong(offset: offset) }
             defer { offset += count }
-            return Array(UnsafeRawBufferPointer(rebasing: buffer[offset ..< offset + count]))
+            return Array(UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + count]))
         }
 
         mutating func string(_ count: Int) throws(MsgPackDecodingError) -> MsgPackValue {
             guard count <= remaining else { throw .tooLong(offset: offset) }
             defer { offset += count }
-            return .string(String(decoding: UnsafeRawBufferPointer(rebasing: buffer[offset ..< offset + count]), as: UTF8.self))
+            return .string(
+                String(decoding: UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + count]), as: UTF8.self))
         }
 
         /// Each element takes at least one byte, each pair two: a count beyond that is a lie that

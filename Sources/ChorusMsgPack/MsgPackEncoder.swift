@@ -38,7 +38,8 @@ public enum MsgPackEncoder {
         case .string(let s):
             var s = s
             s.withUTF8 { utf8 in
-                writeHeader(utf8.count, fix: 0xa0, fixLimit: 32, eight: 0xd9, sixteen: 0xda, thirtyTwo: 0xdb, into: &out)
+                writeHeader(
+                    utf8.count, fix: 0xa0, fixLimit: 32, eight: 0xd9, sixteen: 0xda, thirtyTwo: 0xdb, into: &out)
                 out.append(contentsOf: utf8)
             }
         case .binary(let bytes):
@@ -81,7 +82,7 @@ public enum MsgPackEncoder {
     private static func writeNegative(_ i: Int64, into out: inout [UInt8]) {
         let bits = UInt64(bitPattern: i)
         switch i {
-        case -32 ..< 0: out.append(UInt8(truncatingIfNeeded: bits))
+        case -32..<0: out.append(UInt8(truncatingIfNeeded: bits))
         case -0x80 ..< -32: out.append(0xd0); out.append(UInt8(truncatingIfNeeded: bits))
         case -0x8000 ..< -0x80: out.append(0xd1); writeBigEndian(bits, bytes: 2, into: &out)
         case -0x8000_0000 ..< -0x8000: out.append(0xd2); writeBigEndian(bits, bytes: 4, into: &out)
@@ -92,8 +93,10 @@ public enum MsgPackEncoder {
     /// A length header: the fix form below `fixLimit` if there is one, then 8, 16 or 32 bits.
     /// Lengths beyond 32 bits cannot be written in MessagePack; no value Chorus builds comes near
     /// (Redis itself caps a message at 512 MB), so they are clamped rather than trapped on.
-    private static func writeHeader(_ count: Int, fix: UInt8?, fixLimit: Int, eight: UInt8?, sixteen: UInt8, thirtyTwo: UInt8,
-                                    into out: inout [UInt8]) {
+    private static func writeHeader(
+        _ count: Int, fix: UInt8?, fixLimit: Int, eight: UInt8?, sixteen: UInt8, thirtyTwo: UInt8,
+        into out: inout [UInt8]
+    ) {
         if let fix, count < fixLimit {
             out.append(fix | UInt8(count))
         } else if let eight, count < 0x100 {

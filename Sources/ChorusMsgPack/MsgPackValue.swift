@@ -57,7 +57,11 @@ public enum MsgPackValue: Sendable, Hashable {
         case .bool(let b): hasher.combine(1 as UInt8); hasher.combine(b)
         // Integers hash alike whatever their form (they compare equal across forms).
         case .int(let i):
-            if i >= 0 { hasher.combine(2 as UInt8); hasher.combine(UInt64(i)) } else { hasher.combine(3 as UInt8); hasher.combine(i) }
+            if i >= 0 {
+                hasher.combine(2 as UInt8); hasher.combine(UInt64(i))
+            } else {
+                hasher.combine(3 as UInt8); hasher.combine(i)
+            }
         case .uint(let u): hasher.combine(2 as UInt8); hasher.combine(u)
         case .float(let f): hasher.combine(4 as UInt8); hasher.combine(f.bitPattern)
         case .double(let d): hasher.combine(5 as UInt8); hasher.combine(d.bitPattern)
@@ -110,7 +114,8 @@ public struct MsgPackPair: Sendable, Hashable {
 }
 
 extension MsgPackValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
-    ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral {
+    ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral
+{
     public init(nilLiteral: ()) { self = .nil }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(integerLiteral value: Int64) { self = value < 0 ? .int(value) : .uint(UInt64(value)) }

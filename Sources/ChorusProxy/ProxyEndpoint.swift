@@ -27,7 +27,9 @@ public final class ProxyEndpoint: Sendable {
     public func post(_ body: [UInt8], headers: [(String, String)] = []) async -> ProxyOutcome {
         guard inFlight.wrappingAdd(1, ordering: .relaxed).newValue <= client.configuration.maxInFlight else {
             inFlight.subtract(1, ordering: .relaxed)
-            counters.withLock { $0.calls += 1; $0.failures[.overload, default: 0] += 1 }
+            counters.withLock {
+                $0.calls += 1; $0.failures[.overload, default: 0] += 1
+            }
             return .failed(.overload)
         }
         let start = Self.nowMicros()
@@ -97,7 +99,9 @@ public struct ProxyStats: Sendable, Equatable {
         latencySumMicros += micros
         latencyMaxMicros = max(latencyMaxMicros, micros)
         let millis = Double(micros) / 1000
-        for (i, bound) in ProxyEndpoint.latencyBoundsMillis.enumerated() where millis <= bound { latencyBuckets[i] += 1 }
+        for (i, bound) in ProxyEndpoint.latencyBoundsMillis.enumerated() where millis <= bound {
+            latencyBuckets[i] += 1
+        }
     }
 
     /// The latency under which `fraction` of the calls fell, in milliseconds: the bucket's upper
@@ -105,7 +109,9 @@ public struct ProxyStats: Sendable, Equatable {
     public func latencyQuantileMillis(_ fraction: Double) -> Double? {
         guard latencyCount > 0 else { return nil }
         let rank = Int((fraction * Double(latencyCount)).rounded(.up))
-        for (i, count) in latencyBuckets.enumerated() where count >= rank { return ProxyEndpoint.latencyBoundsMillis[i] }
+        for (i, count) in latencyBuckets.enumerated() where count >= rank {
+            return ProxyEndpoint.latencyBoundsMillis[i]
+        }
         return nil
     }
 }

@@ -60,14 +60,17 @@ public final class RedisClient: @unchecked Sendable {
 
     /// `onStateChange` runs on the loop's thread: `.connected` after each login, `.disconnected`
     /// when a connection is lost or the first attempt fails (not again for each retry).
-    public init(url: RedisURL, loop: EventLoop, configuration: RedisClientConfiguration = .init(), logger: Logger,
-                onStateChange: @escaping (RedisConnectionState) -> Void = { _ in }) {
+    public init(
+        url: RedisURL, loop: EventLoop, configuration: RedisClientConfiguration = .init(), logger: Logger,
+        onStateChange: @escaping (RedisConnectionState) -> Void = { _ in }
+    ) {
         self.url = url
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
         self.onStateChange = onStateChange
-        connection = RedisConnection(url: url, loop: loop, configuration: configuration, logger: logger, selectsDatabase: true)
+        connection = RedisConnection(
+            url: url, loop: loop, configuration: configuration, logger: logger, selectsDatabase: true)
         // Weak: a client released without `stop()` must not be called back; its connection then
         // stops itself at the next event instead of reconnecting forever.
         connection.onReady = { [weak self, unowned connection] in
@@ -135,18 +138,24 @@ public final class RedisClient: @unchecked Sendable {
     /// Any command, e.g. `[PUBSUB, NUMSUB, channel]`. `reply` runs on the loop's thread with the
     /// value, `.server` for an error reply, `.timeout` when no reply came within `timeout`
     /// (default `configuration.commandTimeout`; it counts from this call, queueing included).
-    public func command(_ argv: [[UInt8]], timeout: Duration? = nil, _ reply: @escaping @Sendable (Result<RedisValue, RedisError>) -> Void) {
+    public func command(
+        _ argv: [[UInt8]], timeout: Duration? = nil,
+        _ reply: @escaping @Sendable (Result<RedisValue, RedisError>) -> Void
+    ) {
         onLoop { [self] in commandOnLoop(argv, timeout: timeout, reply) }
     }
 
     /// Loop thread only: the same without the `Sendable` requirement on `reply`.
-    public func commandOnLoop(_ argv: [[UInt8]], timeout: Duration? = nil, _ reply: @escaping (Result<RedisValue, RedisError>) -> Void) {
+    public func commandOnLoop(
+        _ argv: [[UInt8]], timeout: Duration? = nil, _ reply: @escaping (Result<RedisValue, RedisError>) -> Void
+    ) {
         guard !stopped else { return reply(.failure(.stopped)) }
         guard let name = argv.first else { return reply(.failure(.unsupportedCommand(""))) }
         if Self.refusedCommands.contains(name.map { $0 | 0x20 }) {
             return reply(.failure(.unsupportedCommand(String(decoding: name, as: UTF8.self))))
         }
-        let id = connection.expectReply(timeoutNanoseconds: (timeout ?? configuration.commandTimeout).nanoseconds, reply)
+        let id = connection.expectReply(
+            timeoutNanoseconds: (timeout ?? configuration.commandTimeout).nanoseconds, reply)
         if connection.isReady && queueHead == queue.count && connection.transmit(argv, id: id) { return }
         let bytes = argv.reduce(0) { $0 + $1.count }
         guard hasRoom(bytes) else { return connection.failReply(id, .queueFull) }
@@ -156,10 +165,11 @@ public final class RedisClient: @unchecked Sendable {
     /// Commands that would take the connection out of request/reply mode (subscribe and monitor
     /// modes, RESP3, a reset or a close): hiredis 0.14 would then misroute or reject later replies.
     /// Lower case; compared after ASCII lower-casing.
-    static let refusedCommands: Set<[UInt8]> = Set([
-        "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe",
-        "monitor", "hello", "reset", "quit", "sync", "psync",
-    ].map { Array($0.utf8) })
+    static let refusedCommands: Set<[UInt8]> = Set(
+        [
+            "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe",
+            "monitor", "hello", "reset", "quit", "sync", "psync",
+        ].map { Array($0.utf8) })
 
     /// A snapshot of the counters. Loop thread only (or before the loop runs).
     public func countersOnLoop() -> RedisClientCounters {
@@ -249,7 +259,9 @@ public final class RedisClient: @unchecked Sendable {
             let entry = queue[queueHead]
             switch entry {
             case .publish(let channel, let message):
-                let sent = channel.withUnsafeBytes { c in message.withUnsafeBytes { m in transmitPublish(channel: c, message: m) } }
+                let sent = channel.withUnsafeBytes { c in
+                    message.withUnsafeBytes { m in transmitPublish(channel: c, message: m) }
+                }
                 guard sent else { return }
                 queuedBytes -= channel.count + message.count
             case .command(let argv, let id):

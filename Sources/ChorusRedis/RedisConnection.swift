@@ -28,6 +28,7 @@
 import CHiredis
 import ChorusLoop
 import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -94,7 +95,8 @@ final class RedisConnection {
     var commandsTimedOut = 0
     var malformedReplies = 0
 
-    init(url: RedisURL, loop: EventLoop, configuration: RedisClientConfiguration, logger: Logger, selectsDatabase: Bool) {
+    init(url: RedisURL, loop: EventLoop, configuration: RedisClientConfiguration, logger: Logger, selectsDatabase: Bool)
+    {
         self.url = url
         self.loop = loop
         self.configuration = configuration
@@ -349,7 +351,8 @@ final class RedisConnection {
     /// the connection); the pending signal is consumed before the old mask comes back. hiredis
     /// writes only here, on write readiness: commands are only buffered when they are sent.
     private static func withoutSIGPIPE(_ body: () -> Void) {
-        var pipe = sigset_t(), old = sigset_t()
+        var pipe = sigset_t()
+        var old = sigset_t()
         sigemptyset(&pipe)
         sigaddset(&pipe, SIGPIPE)
         pthread_sigmask(SIG_BLOCK, &pipe, &old)
@@ -368,7 +371,8 @@ final class RedisConnection {
     // MARK: Commands
 
     /// Registers a reply to wait for (with an optional time-out); returns its id for `transmit`.
-    func expectReply(timeoutNanoseconds: UInt64?, _ done: @escaping (Result<RedisValue, RedisError>) -> Void) -> UInt64 {
+    func expectReply(timeoutNanoseconds: UInt64?, _ done: @escaping (Result<RedisValue, RedisError>) -> Void) -> UInt64
+    {
         let id = nextID
         nextID &+= 1
         var entry = Pending(done: done, timer: nil)
@@ -400,7 +404,9 @@ final class RedisConnection {
     /// Hands a command to hiredis; its reply goes to the entry `id`. False when there is no
     /// context or hiredis refuses (the context is closing): the caller keeps the command.
     func transmit(_ argv: [[UInt8]], id: UInt64) -> Bool {
-        guard send(argv, subscription: false, privdata: UnsafeMutableRawPointer(bitPattern: UInt(id))) else { return false }
+        guard send(argv, subscription: false, privdata: UnsafeMutableRawPointer(bitPattern: UInt(id))) else {
+            return false
+        }
         pending[id]?.sent = true
         return true
     }
@@ -417,8 +423,9 @@ final class RedisConnection {
                 lengths[1] = c.count
                 argv[2] = Self.pointer(m)
                 lengths[2] = m.count
-                return redisAsyncCommandArgv(ac, publishReplied, UnsafeMutableRawPointer(bitPattern: UInt(bytes + 8)),
-                                             3, argv.baseAddress, lengths.baseAddress) == REDIS_OK
+                return redisAsyncCommandArgv(
+                    ac, publishReplied, UnsafeMutableRawPointer(bitPattern: UInt(bytes + 8)),
+                    3, argv.baseAddress, lengths.baseAddress) == REDIS_OK
             }
         }
     }
@@ -436,16 +443,22 @@ final class RedisConnection {
                 Self.pinning(argv, 0, pointers, lengths) {
                     // A C function pointer must be formed from a function's name, hence the two calls.
                     subscription
-                        ? redisAsyncCommandArgv(ac, subscriptionReplied, privdata, Int32(argv.count), pointers.baseAddress, lengths.baseAddress) == REDIS_OK
-                        : redisAsyncCommandArgv(ac, commandReplied, privdata, Int32(argv.count), pointers.baseAddress, lengths.baseAddress) == REDIS_OK
+                        ? redisAsyncCommandArgv(
+                            ac, subscriptionReplied, privdata, Int32(argv.count), pointers.baseAddress,
+                            lengths.baseAddress) == REDIS_OK
+                        : redisAsyncCommandArgv(
+                            ac, commandReplied, privdata, Int32(argv.count), pointers.baseAddress, lengths.baseAddress)
+                            == REDIS_OK
                 }
             }
         }
     }
 
     /// Keeps every argument's storage pinned while `body` runs (nested withUnsafeBytes).
-    private static func pinning(_ argv: [[UInt8]], _ i: Int, _ pointers: UnsafeMutableBufferPointer<UnsafePointer<CChar>?>,
-                                _ lengths: UnsafeMutableBufferPointer<Int>, _ body: () -> Bool) -> Bool {
+    private static func pinning(
+        _ argv: [[UInt8]], _ i: Int, _ pointers: UnsafeMutableBufferPointer<UnsafePointer<CChar>?>,
+        _ lengths: UnsafeMutableBufferPointer<Int>, _ body: () -> Bool
+    ) -> Bool {
         if i == argv.count { return body() }
         return argv[i].withUnsafeBytes { bytes in
             pointers[i] = pointer(bytes)
@@ -508,7 +521,8 @@ final class RedisConnection {
     }
 
     private static func numericAddress(for name: String) -> String? {
-        var v4 = in_addr(), v6 = in6_addr()
+        var v4 = in_addr()
+        var v6 = in6_addr()
         if inet_pton(AF_INET, name, &v4) == 1 || inet_pton(AF_INET6, name, &v6) == 1 { return name }
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -540,19 +554,30 @@ final class RedisConnection {
 }
 
 // hiredis reply callbacks. `ac->data` is the connection (alive until its cleanup hook has run).
-private func commandReplied(_ ac: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?, _ privdata: UnsafeMutableRawPointer?) {
+private func commandReplied(
+    _ ac: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?,
+    _ privdata: UnsafeMutableRawPointer?
+) {
     guard let connection = RedisConnection.from(ac?.pointee.data) else { return }
-    connection.replied(id: UInt64(UInt(bitPattern: privdata)), reply: reply.map { UnsafePointer($0.assumingMemoryBound(to: redisReply.self)) })
+    connection.replied(
+        id: UInt64(UInt(bitPattern: privdata)),
+        reply: reply.map { UnsafePointer($0.assumingMemoryBound(to: redisReply.self)) })
 }
 
-private func publishReplied(_ ac: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?, _ privdata: UnsafeMutableRawPointer?) {
+private func publishReplied(
+    _ ac: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?,
+    _ privdata: UnsafeMutableRawPointer?
+) {
     guard let connection = RedisConnection.from(ac?.pointee.data) else { return }
     let bytes = Int(bitPattern: UInt(bitPattern: privdata)) - 8
     let ok = reply.map { $0.assumingMemoryBound(to: redisReply.self).pointee.type != REDIS_REPLY_ERROR } ?? false
     connection.onPublishReplied(bytes, ok)
 }
 
-private func subscriptionReplied(_ ac: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?, _ privdata: UnsafeMutableRawPointer?) {
+private func subscriptionReplied(
+    _ ac: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?,
+    _ privdata: UnsafeMutableRawPointer?
+) {
     guard let reply, let connection = RedisConnection.from(ac?.pointee.data) else { return }
     connection.onPush(UnsafePointer(reply.assumingMemoryBound(to: redisReply.self)))
 }

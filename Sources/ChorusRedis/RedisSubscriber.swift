@@ -59,15 +59,18 @@ public final class RedisSubscriber: @unchecked Sendable {
 
     /// `onMessage` and `onStateChange` run on the loop's thread. `.connected` comes once logged in
     /// and every held channel and pattern is confirmed by Redis, so a publish after it is received.
-    public init(url: RedisURL, loop: EventLoop, configuration: RedisClientConfiguration = .init(), logger: Logger,
-                onMessage: @escaping (RedisPubSubMessage) -> Void,
-                onStateChange: @escaping (RedisConnectionState) -> Void = { _ in }) {
+    public init(
+        url: RedisURL, loop: EventLoop, configuration: RedisClientConfiguration = .init(), logger: Logger,
+        onMessage: @escaping (RedisPubSubMessage) -> Void,
+        onStateChange: @escaping (RedisConnectionState) -> Void = { _ in }
+    ) {
         self.url = url
         self.loop = loop
         self.logger = logger
         self.onMessage = onMessage
         self.onStateChange = onStateChange
-        connection = RedisConnection(url: url, loop: loop, configuration: configuration, logger: logger, selectsDatabase: false)
+        connection = RedisConnection(
+            url: url, loop: loop, configuration: configuration, logger: logger, selectsDatabase: false)
         // Weak: a subscriber released without `stop()` must not be called back; its connection
         // then stops itself at the next event instead of reconnecting forever.
         connection.onReady = { [weak self, unowned connection] in
@@ -213,7 +216,9 @@ public final class RedisSubscriber: @unchecked Sendable {
             for done in waiting { done() }
         }
         guard total > 0 else { return announce() }
-        let sent = (channels.isEmpty || send("SUBSCRIBE", Array(channels))) && (patterns.isEmpty || send("PSUBSCRIBE", Array(patterns)))
+        let sent =
+            (channels.isEmpty || send("SUBSCRIBE", Array(channels)))
+            && (patterns.isEmpty || send("PSUBSCRIBE", Array(patterns)))
         if sent {
             confirmations.append((total, announce))
         } else {
@@ -226,7 +231,8 @@ public final class RedisSubscriber: @unchecked Sendable {
         for entry in confirmations { waitingForConnection.append(entry.done) }
         confirmations = []
         if toldConnected || !toldDown {
-            logger.warning("redis: subscriber \(wasReady ? "connection lost" : "cannot connect") (\(url)): \(reason); retrying")
+            logger.warning(
+                "redis: subscriber \(wasReady ? "connection lost" : "cannot connect") (\(url)): \(reason); retrying")
             toldConnected = false
             toldDown = true
             onStateChange(.disconnected(reason: reason))
@@ -248,7 +254,8 @@ public final class RedisSubscriber: @unchecked Sendable {
     private func push(_ reply: UnsafePointer<redisReply>) {
         let r = reply.pointee
         guard r.type == REDIS_REPLY_ARRAY, r.elements >= 3, let elements = r.element,
-              let kind = Self.text(elements[0]) else {
+            let kind = Self.text(elements[0])
+        else {
             counters.malformedReplies += 1
             return
         }
@@ -261,7 +268,8 @@ public final class RedisSubscriber: @unchecked Sendable {
             onMessage(RedisPubSubMessage(channel: channel, pattern: nil, payload: payload))
         } else if kind.elementsEqual(Self.pmessage) {
             guard r.elements == 4, let pattern = Self.text(elements[1]), let channel = Self.text(elements[2]),
-                  let payload = Self.text(elements[3]) else {
+                let payload = Self.text(elements[3])
+            else {
                 counters.malformedReplies += 1
                 return
             }

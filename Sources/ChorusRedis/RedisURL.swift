@@ -64,7 +64,8 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
             let userinfo = rest[..<at]
             rest = rest[rest.index(after: at)...]
             guard let colon = userinfo.firstIndex(of: ":") else {
-                throw RedisURLError(original, "credentials need a ':': redis://:PASSWORD@host or redis://USER:PASSWORD@host")
+                throw RedisURLError(
+                    original, "credentials need a ':': redis://:PASSWORD@host or redis://USER:PASSWORD@host")
             }
             let user = try percentDecode(userinfo[..<colon], original)
             username = user.isEmpty ? nil : user
@@ -79,11 +80,15 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
         var host: Substring
         var portText: Substring?
         if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { throw RedisURLError(original, "unclosed '[' in the IPv6 host") }
+            guard let close = rest.firstIndex(of: "]") else {
+                throw RedisURLError(original, "unclosed '[' in the IPv6 host")
+            }
             host = rest[rest.index(after: rest.startIndex)..<close]
             let after = rest[rest.index(after: close)...]
             if !after.isEmpty {
-                guard after.hasPrefix(":") else { throw RedisURLError(original, "unexpected '\(after)' after the IPv6 host") }
+                guard after.hasPrefix(":") else {
+                    throw RedisURLError(original, "unexpected '\(after)' after the IPv6 host")
+                }
                 portText = after.dropFirst()
             }
         } else if let colon = rest.lastIndex(of: ":") {
@@ -100,7 +105,8 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
             }
             port = p
         }
-        return RedisURL(endpoint: .tcp(host: String(host), port: port), username: username, password: password, database: database)
+        return RedisURL(
+            endpoint: .tcp(host: String(host), port: port), username: username, password: password, database: database)
     }
 
     private static func parseUnix(_ rest: String, original: String) throws(RedisURLError) -> RedisURL {
@@ -111,8 +117,11 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
             let query = path[path.index(after: q)...]
             path = path[..<q]
             for pair in query.split(separator: "&") {
-                guard let eq = pair.firstIndex(of: "=") else { throw RedisURLError(original, "the option '\(pair)' has no value") }
-                let key = pair[..<eq], value = pair[pair.index(after: eq)...]
+                guard let eq = pair.firstIndex(of: "=") else {
+                    throw RedisURLError(original, "the option '\(pair)' has no value")
+                }
+                let key = pair[..<eq]
+                let value = pair[pair.index(after: eq)...]
                 switch key {
                 case "db": database = try parseDatabase(value, original)
                 case "password": password = try percentDecode(value, original)
@@ -123,7 +132,8 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
         guard path.hasPrefix("/") else {
             throw RedisURLError(original, "the socket path must be absolute: unix:///path/to/redis.sock")
         }
-        return RedisURL(endpoint: .unix(path: try percentDecode(path, original)), password: password, database: database)
+        return RedisURL(
+            endpoint: .unix(path: try percentDecode(path, original)), password: password, database: database)
     }
 
     private static func parseDatabase(_ text: Substring, _ original: String) throws(RedisURLError) -> Int {
@@ -192,8 +202,9 @@ public struct RedisURLError: Error, Sendable, Equatable, CustomStringConvertible
             text = Substring(String(text[...query]) + hidden.joined(separator: "&"))
         }
         guard let schemeEnd = text.firstIndex(of: "/"),
-              let at = text[schemeEnd...].prefix(while: { $0 != "?" }).lastIndex(of: "@"),
-              let colon = text[schemeEnd..<at].firstIndex(of: ":") else { return String(text) }
+            let at = text[schemeEnd...].prefix(while: { $0 != "?" }).lastIndex(of: "@"),
+            let colon = text[schemeEnd..<at].firstIndex(of: ":")
+        else { return String(text) }
         return String(text[...colon]) + "***" + String(text[at...])
     }
 }

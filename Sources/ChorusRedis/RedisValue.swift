@@ -107,7 +107,8 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         case .queueFull: "not connected and the command queue is full"
         case .stopped: "the client is stopped"
         case .malformedReply: "malformed reply"
-        case .unsupportedCommand(let name): "'\(name)' is not sent on a command connection (subscriptions go through RedisSubscriber)"
+        case .unsupportedCommand(let name):
+            "'\(name)' is not sent on a command connection (subscriptions go through RedisSubscriber)"
         }
     }
 }

@@ -1,6 +1,7 @@
 import ChorusDeflate
 import ChorusLoop
 import ChorusWebSocket
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -102,7 +103,8 @@ public final class Connection {
         self.messageLimit = loop.configuration.maxMessageSize
         let configuration = loop.configuration
         if !configuration.messageRate.isUnlimited || !configuration.byteRate.isUnlimited {
-            self.rateLimits = ConnectionRateLimits(messages: configuration.messageRate, bytes: configuration.byteRate, now: now)
+            self.rateLimits = ConnectionRateLimits(
+                messages: configuration.messageRate, bytes: configuration.byteRate, now: now)
         }
     }
 

@@ -38,8 +38,10 @@ struct Fanout {
 
     /// Delivers `frame` to the connections of `target` among `rooms` (every connection of `open`
     /// when the target names no room), except those in its `exceptRooms` and `except`.
-    mutating func deliver(_ frame: OutgoingFrame, to target: BroadcastTarget, rooms: RoomRegistry,
-                          open: ContiguousArray<Connection>, except: Connection?) {
+    mutating func deliver(
+        _ frame: OutgoingFrame, to target: BroadcastTarget, rooms: RoomRegistry,
+        open: ContiguousArray<Connection>, except: Connection?
+    ) {
         let before = deliveries &+ dropped
         epoch &+= 1
         Self.forEachRecipient(of: target, epoch: epoch, rooms: rooms, open: open, except: except) {
@@ -50,8 +52,10 @@ struct Fanout {
 
     /// Delivers a sequence of frames that only makes sense whole (a Socket.IO binary event and its
     /// attachments): each recipient gets all of them back to back, or none under backpressure.
-    mutating func deliver(_ frames: [OutgoingFrame], to target: BroadcastTarget, rooms: RoomRegistry,
-                          open: ContiguousArray<Connection>, except: Connection?) {
+    mutating func deliver(
+        _ frames: [OutgoingFrame], to target: BroadcastTarget, rooms: RoomRegistry,
+        open: ContiguousArray<Connection>, except: Connection?
+    ) {
         var recipients = 0
         epoch &+= 1
         Self.forEachRecipient(of: target, epoch: epoch, rooms: rooms, open: open, except: except) {
@@ -72,9 +76,11 @@ struct Fanout {
     /// Calls `body` once for every connection of `target` (a static function, so that `body` may
     /// mutate the fan-out while the walk reads only its arguments).
     @inline(__always)
-    private static func forEachRecipient(of target: BroadcastTarget, epoch: UInt64, rooms: RoomRegistry,
-                                         open: ContiguousArray<Connection>, except: Connection?,
-                                         _ body: (Connection) -> Void) {
+    private static func forEachRecipient(
+        of target: BroadcastTarget, epoch: UInt64, rooms: RoomRegistry,
+        open: ContiguousArray<Connection>, except: Connection?,
+        _ body: (Connection) -> Void
+    ) {
         for name in target.exceptRooms {
             guard let room = rooms[name] else { continue }
             for member in room.members { member.emitMark = epoch }
@@ -105,8 +111,10 @@ struct Fanout {
         connections.withUnsafeBufferPointer { buffer in
             guard let base = UnsafeRawPointer(buffer.baseAddress) else { return }
             for i in 0..<buffer.count {
-                base.load(fromByteOffset: i &* MemoryLayout<Unmanaged<Connection>>.stride, as: Unmanaged<Connection>.self)
-                    ._withUnsafeGuaranteedRef(body)
+                base.load(
+                    fromByteOffset: i &* MemoryLayout<Unmanaged<Connection>>.stride, as: Unmanaged<Connection>.self
+                )
+                ._withUnsafeGuaranteedRef(body)
             }
         }
     }
@@ -136,7 +144,9 @@ struct Fanout {
     mutating func enqueueGroup(_ frames: [OutgoingFrame], to connection: Connection) {
         guard connection.isOpen else { return }
         // An upper bound: the group's frames may well extend each other's entries.
-        let cost = frames.reduce(0) { $0 + Self.variant(of: $1, for: connection).bufferCapacity + OutboundQueue.entryCost }
+        let cost = frames.reduce(0) {
+            $0 + Self.variant(of: $1, for: connection).bufferCapacity + OutboundQueue.entryCost
+        }
         if wouldExceedLimit(connection, adding: cost) {
             applyBackpressure(connection)
             return

@@ -44,7 +44,8 @@ struct HTTPRouter {
         let keepAlive = framing == .none && head.keepsConnectionAlive
         // The operator's routes (metrics, dashboard) take no body and are answered on the head.
         if let operatorRoutes = server.operatorRoutes,
-           let response = operatorRoutes(HTTPRequest(head: head, body: [], remoteAddress: remoteAddress), server) {
+            let response = operatorRoutes(HTTPRequest(head: head, body: [], remoteAddress: remoteAddress), server)
+        {
             return .respond(response, keepAlive: keepAlive)
         }
         if let refusal = application.respondBeforeBody(head, remoteAddress: remoteAddress) {
@@ -56,8 +57,10 @@ struct HTTPRouter {
 
     /// The application's answer to a whole request: deferred if it asks to be (`respondLater` is
     /// then called once, from any thread), else `handleHTTP`'s, 404 when it has none.
-    func answer(_ request: HTTPRequest, server: WebSocketServer,
-                respondLater: @escaping @Sendable (HTTPResponse) -> Void) -> Answer {
+    func answer(
+        _ request: HTTPRequest, server: WebSocketServer,
+        respondLater: @escaping @Sendable (HTTPResponse) -> Void
+    ) -> Answer {
         if application.handleHTTPLater(request, server: server, respond: respondLater) { return .later }
         let response = application.handleHTTP(request, server: server) ?? .webSocketEndpointNotFound
         return .respond(response, keepAlive: request.head.keepsConnectionAlive)

@@ -21,7 +21,9 @@ struct InboundBuffer {
             releaseIfEmpty()
             return
         }
-        if let base, bytes.baseAddress! >= UnsafeRawPointer(base), bytes.baseAddress! < UnsafeRawPointer(base) + capacity {
+        if let base, bytes.baseAddress! >= UnsafeRawPointer(base),
+            bytes.baseAddress! < UnsafeRawPointer(base) + capacity
+        {
             // Compacting within ourselves (nothing to move when nothing was consumed).
             if bytes.baseAddress! != UnsafeRawPointer(base) { memmove(base, bytes.baseAddress!, bytes.count) }
         } else {

@@ -19,7 +19,9 @@ public final class OutgoingFrame: Sendable {
     /// Header and payload written in place into one buffer.
     /// From `arena` when given (a loop's own chunks), else a fresh allocation.
     @inlinable
-    public static func encode(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, rsv1: Bool = false, arena: FrameArena? = nil) -> SharedBytes {
+    public static func encode(
+        _ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, rsv1: Bool = false, arena: FrameArena? = nil
+    ) -> SharedBytes {
         let header = WebSocketFrameEncoder.headerSize(payloadLength: payload.count)
         let fill = { (out: UnsafeMutableRawBufferPointer) in
             let base = out.baseAddress!
@@ -32,7 +34,10 @@ public final class OutgoingFrame: Sendable {
 
     /// Builds the plain frame and, if `deflater` is given, the compressed one. Each variant comes
     /// from its own arena, so that consecutive emits lie back to back for either kind of recipient.
-    static func make(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, deflater: PerMessageDeflater?, scratch: inout [UInt8], arenas: (plain: FrameArena, compressed: FrameArena)? = nil) -> OutgoingFrame {
+    static func make(
+        _ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, deflater: PerMessageDeflater?,
+        scratch: inout [UInt8], arenas: (plain: FrameArena, compressed: FrameArena)? = nil
+    ) -> OutgoingFrame {
         let plain = encode(opcode, payload, arena: arenas?.plain)
         var compressed: SharedBytes?
         if let deflater, !opcode.isControl {

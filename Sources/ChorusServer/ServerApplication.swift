@@ -1,5 +1,5 @@
-import ChorusWebSocket
 import ChorusLoop
+import ChorusWebSocket
 
 /// A complete WebSocket message. The bytes are valid only during the callback.
 public enum WebSocketMessage {
@@ -33,7 +33,9 @@ public protocol ServerApplication: AnyObject, Sendable {
     /// Asked first: a request whose answer is not ready at once (e.g. a cluster-wide query). Return
     /// true and call `respond` once, from any thread; false to be asked `handleHTTP`. Without an
     /// answer within the handshake timeout the connection is closed.
-    func handleHTTPLater(_ request: HTTPRequest, server: WebSocketServer, respond: @escaping @Sendable (HTTPResponse) -> Void) -> Bool
+    func handleHTTPLater(
+        _ request: HTTPRequest, server: WebSocketServer, respond: @escaping @Sendable (HTTPResponse) -> Void
+    ) -> Bool
     /// Decides on a valid WebSocket upgrade (routing, authentication).
     func shouldUpgrade(_ head: HTTPRequestHead, remoteAddress: SocketAddress) -> UpgradeDecision
     func connectionOpened(_ connection: Connection, request: HTTPRequestHead)
@@ -53,8 +55,10 @@ extension ServerApplication {
     public func serverDidStart(_ server: WebSocketServer) {}
     public func respondBeforeBody(_ head: HTTPRequestHead, remoteAddress: SocketAddress) -> HTTPResponse? { nil }
     public func handleHTTP(_ request: HTTPRequest, server: WebSocketServer) -> HTTPResponse? { nil }
-    public func handleHTTPLater(_ request: HTTPRequest, server: WebSocketServer,
-                                respond: @escaping @Sendable (HTTPResponse) -> Void) -> Bool { false }
+    public func handleHTTPLater(
+        _ request: HTTPRequest, server: WebSocketServer,
+        respond: @escaping @Sendable (HTTPResponse) -> Void
+    ) -> Bool { false }
     public func shouldUpgrade(_ head: HTTPRequestHead, remoteAddress: SocketAddress) -> UpgradeDecision { .accept }
     public func connectionOpened(_ connection: Connection, request: HTTPRequestHead) {}
     public func connectionClosed(_ connection: Connection, code: WebSocketCloseCode?) {}

@@ -76,7 +76,10 @@ public struct ServerConfiguration: Sendable {
 
     /// The coarse timer resolution: fine enough for the smallest configured timeout.
     var tickNanoseconds: UInt64 {
-        let timeouts = ([handshakeTimeout, idleTimeout, pingInterval, closeTimeout, messageTimeout] + applicationTimeouts).filter { $0 > 0 }
+        let timeouts =
+            ([handshakeTimeout, idleTimeout, pingInterval, closeTimeout, messageTimeout] + applicationTimeouts).filter {
+                $0 > 0
+            }
         let smallest = timeouts.min() ?? 1
         let tick = min(1.0, max(0.01, smallest / 4))
         return UInt64(tick * 1e9)
@@ -206,7 +209,8 @@ public struct ServerStats: Sendable, Equatable {
         public static let eventsBounds: [Int] = (0...10).map { 1 << $0 }
         /// Nanoseconds: 10 µs ... 1 s, then +Inf.
         public static let iterationTimeBounds: [Int] = [
-            10_000, 25_000, 100_000, 250_000, 1_000_000, 2_500_000, 10_000_000, 25_000_000, 100_000_000, 250_000_000, 1_000_000_000,
+            10_000, 25_000, 100_000, 250_000, 1_000_000, 2_500_000, 10_000_000, 25_000_000, 100_000_000, 250_000_000,
+            1_000_000_000,
         ]
         /// Powers of four: 0, 1, 4, 16, ... 65536, then +Inf.
         public static let fanoutBounds: [Int] = [0] + (0...8).map { 1 << (2 * $0) }

@@ -30,8 +30,10 @@ extension ServerConfiguration {
         require(maxBodySize >= 0, "maxBodySize must not be negative")
         require(handshakeTimeout > 0, "handshakeTimeout must be positive")
         require(closeTimeout > 0, "closeTimeout must be positive")
-        for (name, value) in [("idleTimeout", idleTimeout), ("messageTimeout", messageTimeout), ("pingInterval", pingInterval),
-                              ("shutdownDrain", shutdownDrain)] {
+        for (name, value) in [
+            ("idleTimeout", idleTimeout), ("messageTimeout", messageTimeout), ("pingInterval", pingInterval),
+            ("shutdownDrain", shutdownDrain),
+        ] {
             require(value >= 0 && value.isFinite, "\(name) must be 0 or more")
         }
         require(maxBackpressure > 0, "maxBackpressure must be positive")

@@ -1,6 +1,7 @@
 import ChorusLoop
 import ChorusWebSocket
 import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,7 @@
 import ChorusLoop
 import ChorusWebSocket
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,7 +31,8 @@ extension ServerLoop {
         case .none:
             break
         case .sendClose(let code, let reason):
-            let frame = code.map { WebSocketFrameEncoder.closeFrame(code: $0, reason: reason) }
+            let frame =
+                code.map { WebSocketFrameEncoder.closeFrame(code: $0, reason: reason) }
                 ?? WebSocketFrameEncoder.frame(opcode: .close, payload: [])
             connection.outbound.append(SharedBytes.copying(frame))
             fanout.markDirty(connection)

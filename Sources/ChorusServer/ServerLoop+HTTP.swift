@@ -48,7 +48,8 @@ extension ServerLoop {
         queueRaw(connection, response.serialize(closeConnection: false))
         connection.lifecycle.awaitNextRequest()
         connection.http?.requestsServed += 1
-        connection.deadline = configuration.handshakeTimeout > 0 ? loop.now + UInt64(configuration.handshakeTimeout * 1e9) : 0
+        connection.deadline =
+            configuration.handshakeTimeout > 0 ? loop.now + UInt64(configuration.handshakeTimeout * 1e9) : 0
     }
 
     func upgrade(_ connection: Connection, _ head: HTTPRequestHead) {
@@ -73,7 +74,9 @@ extension ServerLoop {
         let agreement = request.extensionOffers.flatMap {
             PerMessageDeflateNegotiation.negotiate(offers: $0, config: configuration.deflate)
         }
-        queueRaw(connection, WebSocketHandshake.switchingProtocolsResponse(request, extensions: agreement?.responseHeaderValue))
+        queueRaw(
+            connection,
+            WebSocketHandshake.switchingProtocolsResponse(request, extensions: agreement?.responseHeaderValue))
         connection.upgraded(subprotocol: request.subprotocol, agreement: agreement)
         connection.deadline = 0
         connection.openIndex = Int32(openConnections.count)

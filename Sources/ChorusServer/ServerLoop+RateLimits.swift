@@ -7,11 +7,13 @@ extension ServerLoop {
     /// over either, the message is dropped (counted) or the connection closed, per policy.
     @inline(__always)
     func withinRateLimits(_ connection: Connection, _ size: Int) -> Bool {
-        let messages = configuration.messageRate, bytes = configuration.byteRate
+        let messages = configuration.messageRate
+        let bytes = configuration.byteRate
         guard let limits = connection.rateLimits else { return true }
         let now = loop.now
         if (messages.isUnlimited || limits.messages.take(1, limit: messages, now: now))
-            && (bytes.isUnlimited || limits.bytes.take(Double(size), limit: bytes, now: now)) {
+            && (bytes.isUnlimited || limits.bytes.take(Double(size), limit: bytes, now: now))
+        {
             return true
         }
         stats.rateLimited += 1

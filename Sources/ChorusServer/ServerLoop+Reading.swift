@@ -35,7 +35,8 @@ extension ServerLoop {
                 // A frame larger than the shared buffer: assemble it in the connection's own buffer.
                 connection.inbound.reserve(max(needed, pending + 64 * 1024))
                 base = connection.inbound.base!
-                result = try Socket.read(connection.fd, into: base + pending, count: connection.inbound.capacity - pending)
+                result = try Socket.read(
+                    connection.fd, into: base + pending, count: connection.inbound.capacity - pending)
             }
         } catch {
             finalize(connection)
@@ -141,18 +142,23 @@ extension ServerLoop {
             // The application may change the connection's limit from a message's callback (a
             // client that just authenticated): the frames after that message are read with it.
             let limit = connection.messageLimit
-            let (n, limitChanged) = readFrames(connection, UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...]), limit: limit, budget: &budget)
+            let (n, limitChanged) = readFrames(
+                connection, UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...]), limit: limit, budget: &budget)
             consumed += n
             if budget == 0 && consumed < bytes.count && connection.isOpen && !connection.discardInput {
                 connection.hasBacklog = true
                 backlogged.append(connection)
                 return consumed
             }
-            guard limitChanged, n > 0, consumed < bytes.count, connection.isOpen, !connection.discardInput else { return consumed }
+            guard limitChanged, n > 0, consumed < bytes.count, connection.isOpen, !connection.discardInput else {
+                return consumed
+            }
         }
     }
 
-    func readFrames(_ connection: Connection, _ bytes: UnsafeMutableRawBufferPointer, limit: Int, budget: inout Int) -> (Int, limitChanged: Bool) {
+    func readFrames(_ connection: Connection, _ bytes: UnsafeMutableRawBufferPointer, limit: Int, budget: inout Int)
+        -> (Int, limitChanged: Bool)
+    {
         var reader = connection.reader.take()!
         defer { if connection.reader == nil { connection.reader = reader } }
         reader.maxMessageSize = limit
@@ -181,7 +187,9 @@ extension ServerLoop {
                 case .pong:
                     connection.pingOutstanding = false
                 case .close(let code, _):
-                    perform(connection.lifecycle.receivedClose(code: code, nothingQueued: connection.outbound.isEmpty), connection)
+                    perform(
+                        connection.lifecycle.receivedClose(code: code, nothingQueued: connection.outbound.isEmpty),
+                        connection)
                     return false
                 }
                 if case .closed = connection.state { return false }
@@ -201,8 +209,12 @@ extension ServerLoop {
         } catch {
             stats.protocolErrors += 1
             // A constant message: repeats share one rate-limit window in the log handler.
-            logger.debug("protocol error", metadata: [
-                "connection": "\(connection.id)", "reason": "\(error.reason)", "code": "\(error.closeCode.rawValue)"])
+            logger.debug(
+                "protocol error",
+                metadata: [
+                    "connection": "\(connection.id)", "reason": "\(error.reason)",
+                    "code": "\(error.closeCode.rawValue)",
+                ])
             close(connection, .protocolViolation(error))
             return (bytes.count, false)
         }

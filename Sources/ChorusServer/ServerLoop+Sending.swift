@@ -1,6 +1,7 @@
 import ChorusDeflate
 import ChorusLoop
 import ChorusWebSocket
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -77,7 +78,8 @@ extension ServerLoop {
             connection.kernelQueued = Socket.sendQueueBytes(connection.fd)
             if !connection.awaitingWritable {
                 connection.awaitingWritable = true
-                try? loop.epoll.modify(connection.fd, events: [.readable, .readHangup, .writable], token: connection.id.token)
+                try? loop.epoll.modify(
+                    connection.fd, events: [.readable, .readHangup, .writable], token: connection.id.token)
             }
         }
     }

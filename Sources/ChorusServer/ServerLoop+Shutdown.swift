@@ -10,7 +10,8 @@ extension ServerLoop {
     func refuseQueued(_ count: Int) {
         refusedEmits.add(count, ordering: .relaxed)
         guard configuration.backpressurePolicy == .close,
-              !shedRequested.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            !shedRequested.exchange(true, ordering: .acquiringAndReleasing)
+        else { return }
         loop.execute { [self] in
             shedRequested.store(false, ordering: .releasing)
             for connection in openConnections where connection.isOpen {

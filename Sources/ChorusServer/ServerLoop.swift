@@ -4,6 +4,7 @@ import ChorusLoop
 import ChorusWebSocket
 import Logging
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -83,7 +84,10 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     /// connection reads straight into its own buffer (no quadratic copying of a slowly arriving frame).
     static let maxPendingInSharedBuffer = 16 * 1024
 
-    init(server: WebSocketServer, index: Int, configuration: ServerConfiguration, application: any ServerApplication, logger: Logger) throws(IOError) {
+    init(
+        server: WebSocketServer, index: Int, configuration: ServerConfiguration, application: any ServerApplication,
+        logger: Logger
+    ) throws(IOError) {
         self.server = server
         self.index = index
         self.configuration = configuration
@@ -237,10 +241,13 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
     /// Compresses a broadcast once on this thread's compressor.
     func makeFrame(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, compress: Bool) -> OutgoingFrame {
         guard compress, sharedDeflater != nil, !opcode.isControl else {
-            return OutgoingFrame.make(opcode, payload, deflater: nil, scratch: &compressScratch, arenas: (frameArena, compressedFrameArena))
+            return OutgoingFrame.make(
+                opcode, payload, deflater: nil, scratch: &compressScratch, arenas: (frameArena, compressedFrameArena))
         }
         let started = monotonicNanoseconds()
-        let frame = OutgoingFrame.make(opcode, payload, deflater: sharedDeflater, scratch: &compressScratch, arenas: (frameArena, compressedFrameArena))
+        let frame = OutgoingFrame.make(
+            opcode, payload, deflater: sharedDeflater, scratch: &compressScratch,
+            arenas: (frameArena, compressedFrameArena))
         countCompression(payload.count, started: started)
         return frame
     }

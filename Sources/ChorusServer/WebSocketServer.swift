@@ -3,6 +3,7 @@ import ChorusLoop
 import ChorusWebSocket
 import Logging
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,7 +29,9 @@ public final class WebSocketServer: @unchecked Sendable {
     /// A compressor for emits from threads that are not loops (embedders, tests).
     private let foreignDeflater: ForeignDeflater
 
-    public init(configuration: ServerConfiguration, application: any ServerApplication, logger: Logger = Logger(label: "chorus")) {
+    public init(
+        configuration: ServerConfiguration, application: any ServerApplication, logger: Logger = Logger(label: "chorus")
+    ) {
         self.configuration = configuration
         self.application = application
         self.logger = logger
@@ -47,7 +50,8 @@ public final class WebSocketServer: @unchecked Sendable {
         var started = false
         defer { if !started { for loop in loops { loop.closeListener() }; loops.removeAll() } }
         for index in 0..<max(configuration.threads, 1) {
-            let loop = try ServerLoop(server: self, index: index, configuration: configuration, application: application, logger: logger)
+            let loop = try ServerLoop(
+                server: self, index: index, configuration: configuration, application: application, logger: logger)
             try loop.listen(address: address)
             if index == 0 {
                 // With port 0 the first bind picks the port; the other loops share it.
@@ -155,7 +159,8 @@ public final class WebSocketServer: @unchecked Sendable {
 
     /// Encodes a message once, compressed too if any client may use it.
     public func makeFrame(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) -> OutgoingFrame {
-        let compress = configuration.deflate.mode != .off
+        let compress =
+            configuration.deflate.mode != .off
             && payload.count >= configuration.deflate.threshold
             && compressionClients.load(ordering: .relaxed) > 0
         if let loop = ServerLoop.current(of: self) {
@@ -266,7 +271,6 @@ public final class WebSocketServer: @unchecked Sendable {
 
     public var openConnections: Int { connectionCount.load(ordering: .relaxed) }
 }
-
 
 /// Gathers the loops' room sizes for `largestRooms`.
 private final class RoomSizeCollector: Sendable {

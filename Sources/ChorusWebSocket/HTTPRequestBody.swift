@@ -181,7 +181,9 @@ public struct HTTPBodyReader {
                     chunkState = .size(digits: digits + 1, inExtension: false, lineLength: lineLength + 1)
                 } else if digits > 0 && (c == UInt8(ascii: ";") || inExtension) {
                     // chunk-ext (§7.1.1), ignored. No controls inside.
-                    if c == 0x0A || (c < 0x20 && c != 0x09) || c == 0x7F { return Self.fail("Malformed chunk extension") }
+                    if c == 0x0A || (c < 0x20 && c != 0x09) || c == 0x7F {
+                        return Self.fail("Malformed chunk extension")
+                    }
                     chunkState = .size(digits: digits, inExtension: true, lineLength: lineLength + 1)
                 } else if digits > 0 && (c == 0x20 || c == 0x09) {
                     // BWS before ';': only whitespace and then ';' may follow the digits.

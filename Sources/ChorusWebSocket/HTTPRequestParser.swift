@@ -51,7 +51,9 @@ public struct HTTPRequestHead: Sendable {
     /// Whether `Connection` lists `token` (RFC 9110 §7.6.1: a comma-separated list of tokens).
     public func connectionHasToken(_ token: String) -> Bool {
         guard let value = value(of: "connection") else { return false }
-        return value.split(separator: ",").contains { asciiCaseInsensitiveEquals(String($0.trimmingHTTPWhitespace), token) }
+        return value.split(separator: ",").contains {
+            asciiCaseInsensitiveEquals(String($0.trimmingHTTPWhitespace), token)
+        }
     }
 
     /// Whether the connection stays open after the response (RFC 9112 §9.3): HTTP/1.1 unless the
@@ -69,7 +71,8 @@ public struct HTTPRequestHead: Sendable {
 
 @usableFromInline
 func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
-    let a = a.utf8, b = b.utf8
+    let a = a.utf8
+    let b = b.utf8
     guard a.count == b.count else { return false }
     for (x, y) in zip(a, b) where x != y {
         let lx = x >= 0x41 && x <= 0x5A ? x | 0x20 : x
@@ -198,7 +201,8 @@ public struct HTTPRequestParser {
     /// RFC 7230 §3.2.6 tchar.
     static func isTokenChar(_ c: UInt8) -> Bool {
         switch c {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
             return true
         case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
@@ -247,15 +251,22 @@ public struct HTTPRequestParser {
             guard value.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
                 return bad("Control character in header value")
             }
-            headers.append((String(decoding: UnsafeRawBufferPointer(rebasing: name), as: UTF8.self),
-                            String(decoding: UnsafeRawBufferPointer(rebasing: value), as: UTF8.self)))
+            headers.append(
+                (
+                    String(decoding: UnsafeRawBufferPointer(rebasing: name), as: UTF8.self),
+                    String(decoding: UnsafeRawBufferPointer(rebasing: value), as: UTF8.self)
+                ))
         }
-        return .success(HTTPRequestHead(
-            method: requestLine.method, target: requestLine.target, versionMinor: requestLine.minor, headers: headers))
+        return .success(
+            HTTPRequestHead(
+                method: requestLine.method, target: requestLine.target, versionMinor: requestLine.minor,
+                headers: headers))
     }
 
     /// Request line (§3.1.1): method SP request-target SP HTTP-version.
-    static func parseRequestLine(_ line: UnsafeRawBufferPointer) -> Result<(method: String, target: String, minor: Int), HTTPParseError> {
+    static func parseRequestLine(_ line: UnsafeRawBufferPointer) -> Result<
+        (method: String, target: String, minor: Int), HTTPParseError
+    > {
         func bad(_ m: String) -> Result<(method: String, target: String, minor: Int), HTTPParseError> {
             .failure(.malformed(m))
         }
@@ -273,10 +284,12 @@ public struct HTTPRequestParser {
         guard versionBytes.count == 8, versionBytes.prefix(7).elementsEqual(prefix),
             let last = versionBytes.last, last >= UInt8(ascii: "0"), last <= UInt8(ascii: "9")
         else { return bad("Unsupported HTTP version") }
-        return .success((
-            String(decoding: UnsafeRawBufferPointer(rebasing: methodBytes), as: UTF8.self),
-            String(decoding: UnsafeRawBufferPointer(rebasing: targetBytes), as: UTF8.self),
-            Int(last - UInt8(ascii: "0"))))
+        return .success(
+            (
+                String(decoding: UnsafeRawBufferPointer(rebasing: methodBytes), as: UTF8.self),
+                String(decoding: UnsafeRawBufferPointer(rebasing: targetBytes), as: UTF8.self),
+                Int(last - UInt8(ascii: "0"))
+            ))
     }
 
     /// Once the first line is in, judge it without waiting for the rest of the head, so a
@@ -287,11 +300,15 @@ public struct HTTPRequestParser {
         while start < bytes.count && (bytes[start] == 0x0D || bytes[start] == 0x0A) { start += 1 }
         // Only a line that ends within the size limit is judged (a longer one is 431 whatever
         // its content), so that the answer does not depend on how the bytes were segmented.
-        guard let nl = bytes[start..<max(start, min(bytes.count, maxHeaderSize))].firstIndex(of: 0x0A) else { return nil }
+        guard let nl = bytes[start..<max(start, min(bytes.count, maxHeaderSize))].firstIndex(of: 0x0A) else {
+            return nil
+        }
         requestLineChecked = true
         var e = nl
         if e > start && bytes[e - 1] == 0x0D { e -= 1 }
-        if case .failure(let err) = Self.parseRequestLine(UnsafeRawBufferPointer(rebasing: bytes[start..<e])) { return err }
+        if case .failure(let err) = Self.parseRequestLine(UnsafeRawBufferPointer(rebasing: bytes[start..<e])) {
+            return err
+        }
         return nil
     }
 }

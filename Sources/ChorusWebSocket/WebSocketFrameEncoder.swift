@@ -57,7 +57,8 @@ public enum WebSocketFrameEncoder {
         }
     }
 
-    public static func frame(opcode: WebSocketOpcode, payload: [UInt8], fin: Bool = true, rsv1: Bool = false) -> [UInt8] {
+    public static func frame(opcode: WebSocketOpcode, payload: [UInt8], fin: Bool = true, rsv1: Bool = false) -> [UInt8]
+    {
         payload.withUnsafeBytes { frame(opcode: opcode, payload: $0, fin: fin, rsv1: rsv1) }
     }
 
@@ -70,7 +71,9 @@ public enum WebSocketFrameEncoder {
 
     /// The payload of a close frame (code + reason cut to fit 125 bytes), e.g. for a masked client close.
     public static func closePayload(code: WebSocketCloseCode, reason: String) -> [UInt8] {
-        var payload: [UInt8] = [UInt8(truncatingIfNeeded: code.rawValue >> 8), UInt8(truncatingIfNeeded: code.rawValue)]
+        var payload: [UInt8] = [
+            UInt8(truncatingIfNeeded: code.rawValue >> 8), UInt8(truncatingIfNeeded: code.rawValue),
+        ]
         payload.reserveCapacity(125)
         if reason.utf8.count <= 123 {
             payload.append(contentsOf: reason.utf8)

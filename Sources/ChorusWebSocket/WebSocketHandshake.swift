@@ -64,7 +64,8 @@ public enum WebSocketHandshake {
     /// Elements of a comma-separated header list, trimmed of OWS, empty ones dropped.
     public static func splitList(_ list: String) -> [String] {
         list.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true).compactMap { part in
-            var s = part.startIndex, e = part.endIndex
+            var s = part.startIndex
+            var e = part.endIndex
             while s < e, part[s] == 0x20 || part[s] == 0x09 { s = part.index(after: s) }
             while e > s, part[part.index(before: e)] == 0x20 || part[part.index(before: e)] == 0x09 {
                 e = part.index(before: e)
@@ -80,7 +81,8 @@ public enum WebSocketHandshake {
     ) -> Result<WebSocketUpgradeRequest, HandshakeRejection> {
         // §4.2.1 item 1: "An HTTP/1.1 or higher GET request".
         guard head.method == "GET" else {
-            return .failure(HandshakeRejection(status: 405, message: "WebSocket upgrade requires GET", headers: [("Allow", "GET")]))
+            return .failure(
+                HandshakeRejection(status: 405, message: "WebSocket upgrade requires GET", headers: [("Allow", "GET")]))
         }
         guard head.versionMinor >= 1 else {
             return .failure(HandshakeRejection(status: 400, message: "WebSocket upgrade requires HTTP/1.1"))
@@ -99,8 +101,9 @@ public enum WebSocketHandshake {
         }
         // Item 6 and §4.4: an unsupported version gets 426 and the versions we speak.
         guard let version = head.value(of: "Sec-WebSocket-Version"), trimmed(version) == "13" else {
-            return .failure(HandshakeRejection(
-                status: 426, message: "Unsupported WebSocket version", headers: [("Sec-WebSocket-Version", "13")]))
+            return .failure(
+                HandshakeRejection(
+                    status: 426, message: "Unsupported WebSocket version", headers: [("Sec-WebSocket-Version", "13")]))
         }
         // Item 5: a base64 nonce of 16 bytes.
         guard let rawKey = head.value(of: "Sec-WebSocket-Key") else {
@@ -114,9 +117,10 @@ public enum WebSocketHandshake {
         if let offered = head.value(of: "Sec-WebSocket-Protocol") {
             chosen = splitList(offered).first { subprotocols.contains($0) }
         }
-        return .success(WebSocketUpgradeRequest(
-            key: key, acceptValue: acceptValue(forKey: key), subprotocol: chosen,
-            extensionOffers: head.value(of: "Sec-WebSocket-Extensions")))
+        return .success(
+            WebSocketUpgradeRequest(
+                key: key, acceptValue: acceptValue(forKey: key), subprotocol: chosen,
+                extensionOffers: head.value(of: "Sec-WebSocket-Extensions")))
     }
 
     /// §4.2.2 step 5: the 101 reply that completes the handshake.
@@ -132,7 +136,8 @@ public enum WebSocketHandshake {
     /// The value without surrounding OWS (RFC 7230 §3.2.3).
     static func trimmed(_ s: String) -> String {
         let u = s.utf8
-        var b = u.startIndex, e = u.endIndex
+        var b = u.startIndex
+        var e = u.endIndex
         while b < e, u[b] == 0x20 || u[b] == 0x09 { b = u.index(after: b) }
         while e > b, u[u.index(before: e)] == 0x20 || u[u.index(before: e)] == 0x09 { e = u.index(before: e) }
         return String(s[b..<e])

@@ -130,7 +130,8 @@ public struct WebSocketMessageReader {
                     let have = available &- headerLength
                     if have > done {
                         if done == 0 && opcode == .text { utf8.reset() }  // a new message's first bytes
-                        let chunk = UnsafeMutableRawBufferPointer(start: p + (headerLength &+ done), count: have &- done)
+                        let chunk = UnsafeMutableRawBufferPointer(
+                            start: p + (headerLength &+ done), count: have &- done)
                         _ = WebSocketMasking.unmask(chunk, key: key, phase: done)
                         partialPayloadDone = have
                         if !utf8.feed(UnsafeRawBufferPointer(chunk)) {
@@ -142,7 +143,8 @@ public struct WebSocketMessageReader {
             }
             partialPayloadDone = 0
             let payload = UnsafeMutableRawBufferPointer(start: p + headerLength, count: payloadLength)
-            _ = WebSocketMasking.unmask(UnsafeMutableRawBufferPointer(rebasing: payload[done...]), key: key, phase: done)
+            _ = WebSocketMasking.unmask(
+                UnsafeMutableRawBufferPointer(rebasing: payload[done...]), key: key, phase: done)
             offset &+= frameLength
             let proceed: Bool
             switch opcode {
@@ -201,7 +203,8 @@ public struct WebSocketMessageReader {
 
     /// §5.5.1: an optional 2-byte code then a UTF-8 reason.
     @inlinable
-    func closeFrame(_ payload: UnsafeRawBufferPointer, onEvent: (Event) -> Bool) throws(WebSocketProtocolError) -> Bool {
+    func closeFrame(_ payload: UnsafeRawBufferPointer, onEvent: (Event) -> Bool) throws(WebSocketProtocolError) -> Bool
+    {
         if payload.count == 0 {
             return onEvent(.close(code: nil, reason: payload))
         }
@@ -260,7 +263,9 @@ public struct WebSocketMessageReader {
             // Fail fast (§8.1, Autobahn 6.x): judge each fragment as it arrives.
             if isText && !utf8.feed(unvalidated) { throw .invalidUTF8 }
             if payload.count > 0 {
-                assembly.append(contentsOf: UnsafeBufferPointer(start: payload.baseAddress!.assumingMemoryBound(to: UInt8.self), count: payload.count))
+                assembly.append(
+                    contentsOf: UnsafeBufferPointer(
+                        start: payload.baseAddress!.assumingMemoryBound(to: UInt8.self), count: payload.count))
             }
         }
         guard fin else { return true }

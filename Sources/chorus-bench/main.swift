@@ -1,6 +1,7 @@
 // chorus-bench: a WebSocket load generator for fan-out (broadcast) servers, built on ChorusLoop.
 import ArgumentParser
 import ChorusBenchCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -43,7 +44,10 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "Event-loop threads in the generator.") var threads: Int = 1
     @Flag(help: "Offer permessage-deflate (no context takeover).") var deflate = false
     @Flag(help: "Print one JSON object line after the table.") var json = false
-    @Option(help: "Comma-separated local source addresses (127.0.0.1,127.0.0.2,...) to spread connections over (about 28k each).") var sourceAddresses: String?
+    @Option(
+        help:
+            "Comma-separated local source addresses (127.0.0.1,127.0.0.2,...) to spread connections over (about 28k each)."
+    ) var sourceAddresses: String?
 }
 
 /// The load options `fanout` and `socketio` share.
@@ -53,17 +57,25 @@ struct LoadOptions: ParsableArguments {
     @Option(help: "Publisher connections (they also receive, uncounted).") var publishers: Int = 1
     @Option(help: "Payload bytes per message (socketio: bytes of the message content).") var size: Int = 64
     @Option(help: "Open loop: messages per second, all publishers together.") var rate: Double?
-    @Option(help: "Closed loop: messages in flight per publisher (a message leaves flight when every receiver got it).") var window: Int?
+    @Option(help: "Closed loop: messages in flight per publisher (a message leaves flight when every receiver got it).")
+    var window: Int?
     @Option(help: "Measured seconds.") var duration: Double = 10
     @Option(help: "Seconds of load before measuring.") var warmup: Double = 2
-    @Option(help: "After the measured window, stop waiting for in-flight messages once none arrived for this long (60 s cap).") var drain: Double = 3
+    @Option(
+        help:
+            "After the measured window, stop waiting for in-flight messages once none arrived for this long (60 s cap)."
+    ) var drain: Double = 3
     @Option(help: "New connections per second while connecting.") var connectRate: Double = 5000
     @Option(help: "Seconds allowed for connecting everyone.") var connectTimeout: Double = 120
     @Option(help: "PID of the server, to read its CPU time from /proc.") var serverPid: Int32?
     @Option(help: "Messages per publisher at most (0: no limit; rates are still per --duration).") var messages: Int = 0
     @Option(help: "Exit non-zero when more than this fraction of deliveries is missed.") var maxMissed: Double = 0.001
-    @Option(help: "Exit non-zero when errors (protocol, connect, handshake, closes) exceed this.") var maxErrors: Int = 0
-    @Option(help: "Another server to spread connections over (repeatable): the nodes of one cluster; connection i goes to server i mod N.")
+    @Option(help: "Exit non-zero when errors (protocol, connect, handshake, closes) exceed this.") var maxErrors: Int =
+        0
+    @Option(
+        help:
+            "Another server to spread connections over (repeatable): the nodes of one cluster; connection i goes to server i mod N."
+    )
     var alsoUrl: [String] = []
 
     func validate(minimumSize: Int) throws {
@@ -73,16 +85,21 @@ struct LoadOptions: ParsableArguments {
         if size < minimumSize { throw ValidationError("--size must be at least \(minimumSize)") }
         if receivers < 1 || publishers < 1 { throw ValidationError("need at least one receiver and one publisher") }
         if publishers > 99_999 { throw ValidationError("at most 99999 publishers") }
-        if duration <= 0 || duration > 3600 || warmup < 0 || warmup > 600 { throw ValidationError("duration in (0, 3600], warmup in [0, 600]") }
+        if duration <= 0 || duration > 3600 || warmup < 0 || warmup > 600 {
+            throw ValidationError("duration in (0, 3600], warmup in [0, 600]")
+        }
         if client.threads < 1 || client.threads > 64 { throw ValidationError("--threads in 1...64") }
-        for u in alsoUrl where WebSocketURL(u) == nil { throw ValidationError("--also-url must look like ws://127.0.0.1:PORT/: \(u)") }
+        for u in alsoUrl where WebSocketURL(u) == nil {
+            throw ValidationError("--also-url must look like ws://127.0.0.1:PORT/: \(u)")
+        }
     }
 
     func plan(url: WebSocketURL, binary: Bool = false, socketIO: SocketIOPlan? = nil) -> LoadPlan {
         var plan = LoadPlan(
             url: url, receivers: receivers, publishers: publishers, size: size, rate: rate ?? 0,
             window: window ?? 0, duration: duration, warmup: warmup, drain: drain, threads: client.threads,
-            deflate: client.deflate, binary: binary, sourceAddresses: parseSources(client.sourceAddresses), connectRate: connectRate,
+            deflate: client.deflate, binary: binary, sourceAddresses: parseSources(client.sourceAddresses),
+            connectRate: connectRate,
             connectTimeout: connectTimeout, messages: messages, socketIO: socketIO)
         plan.alsoURLs = alsoUrl.compactMap { WebSocketURL($0) }
         return plan
@@ -121,7 +138,8 @@ struct Fanout: ParsableCommand {
 struct SocketIO: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "socketio",
-        abstract: "Fan-out through a Socket.IO room: N receivers and P publishers join a conversation; publishers send message:send, everyone gets message:new.",
+        abstract:
+            "Fan-out through a Socket.IO room: N receivers and P publishers join a conversation; publishers send message:send, everyone gets message:new.",
         discussion: """
             Speaks Engine.IO v4 / Socket.IO v5 over WebSocket to `chorus serve --app realtime --auth none` \
             (each connection is user u<N> via the userId query parameter). Each connection connects to the \
@@ -163,7 +181,9 @@ struct Connect: ParsableCommand {
 
     func validate() throws {
         _ = try parseURL(url)
-        if connections < 1 || rate <= 0 || hold < 0 || hold > 3600 { throw ValidationError("bad --connections/--rate/--hold") }
+        if connections < 1 || rate <= 0 || hold < 0 || hold > 3600 {
+            throw ValidationError("bad --connections/--rate/--hold")
+        }
     }
 
     func run() throws {

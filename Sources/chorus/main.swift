@@ -12,6 +12,7 @@ import ChorusSocketIO
 import ChorusWebSocket
 import Logging
 import Metrics
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -50,57 +51,106 @@ struct Serve: ParsableCommand {
 
     @Option(help: "Address to listen on.") var host = "0.0.0.0"
     @Option(help: "TCP port (0 picks a free one).") var port = 3001
-    @Option(help: "Application: realtime (the Socket.IO chat + project gateway), echo (every message back to its sender) or broadcast (every message to everyone).")
+    @Option(
+        help:
+            "Application: realtime (the Socket.IO chat + project gateway), echo (every message back to its sender) or broadcast (every message to everyone)."
+    )
     var app = AppName.realtime
     @Option(help: "Event loops, one thread each (default: the number of cores).") var threads: Int?
     @Option(help: "Largest message in bytes after reassembly and inflation; larger ones are closed with 1009.")
     var maxMessageSize = 16 * 1024 * 1024
     @Option(help: "Largest HTTP request head in bytes; larger ones get 431.") var maxHeaderSize = 8 * 1024
-    @Option(help: "Largest HTTP request body in bytes on the plain routes (the emit API), Content-Length or chunked; larger ones get 413.")
+    @Option(
+        help:
+            "Largest HTTP request body in bytes on the plain routes (the emit API), Content-Length or chunked; larger ones get 413."
+    )
     var maxBodySize = 1024 * 1024
     @Option(help: "Seconds a client has to send its HTTP request (0: no limit).") var handshakeTimeout = 10.0
     @Option(help: "Seconds without traffic before a connection is closed with 1001 (0: never).") var idleTimeout = 120.0
     @Option(help: "Seconds of silence before the server pings a client (0: never).") var pingInterval = 30.0
-    @Option(help: "Seconds one message may take from its first byte to its last (0: no limit); beyond, the connection is closed with 1008.")
+    @Option(
+        help:
+            "Seconds one message may take from its first byte to its last (0: no limit); beyond, the connection is closed with 1008."
+    )
     var messageTimeout = 60.0
-    @Option(help: "Memory one connection's queue may keep alive (the frame buffers it points into, + 64 per entry) before the backpressure policy applies.") var maxBackpressure = 1024 * 1024
-    @Option(help: "What to do with a connection over --max-backpressure: drop (skip messages) or close (1008). Default: close for --app realtime with recovery on (the client comes back and gets what it missed), drop otherwise.")
+    @Option(
+        help:
+            "Memory one connection's queue may keep alive (the frame buffers it points into, + 64 per entry) before the backpressure policy applies."
+    ) var maxBackpressure = 1024 * 1024
+    @Option(
+        help:
+            "What to do with a connection over --max-backpressure: drop (skip messages) or close (1008). Default: close for --app realtime with recovery on (the client comes back and gets what it missed), drop otherwise."
+    )
     var backpressurePolicy: BackpressurePolicy?
-    @Option(help: "SO_SNDBUF of each client socket in bytes (the kernel doubles it); bounds the kernel memory a client that stops reading can pin. 0: kernel autotuning (up to 4 MiB per socket).")
+    @Option(
+        help:
+            "SO_SNDBUF of each client socket in bytes (the kernel doubles it); bounds the kernel memory a client that stops reading can pin. 0: kernel autotuning (up to 4 MiB per socket)."
+    )
     var socketSendBuffer = 64 * 1024
-    @Option(help: "Messages per second one connection may send (WebSocket messages, so Socket.IO events too; 0: unlimited).")
+    @Option(
+        help: "Messages per second one connection may send (WebSocket messages, so Socket.IO events too; 0: unlimited)."
+    )
     var rateLimitMessages = 0.0
     @Option(help: "Messages a connection may send at once after a quiet period (default: twice --rate-limit-messages).")
     var rateLimitMessageBurst: Double?
     @Option(help: "Message bytes per second one connection may send (0: unlimited).")
     var rateLimitBytes = 0.0
-    @Option(help: "Message bytes a connection may send at once (default: twice --rate-limit-bytes; a message larger than this never passes).")
+    @Option(
+        help:
+            "Message bytes a connection may send at once (default: twice --rate-limit-bytes; a message larger than this never passes)."
+    )
     var rateLimitByteBurst: Double?
     @Option(help: "Beyond a rate limit: drop (the message is not delivered, counted) or close (1008).")
     var rateLimitPolicy = RateLimitPolicy.drop
-    @Option(help: "Messages handled per connection per read (0: no bound); the rest waits for the next turn, so one client cannot stall the others on its loop.")
+    @Option(
+        help:
+            "Messages handled per connection per read (0: no bound); the rest waits for the next turn, so one client cannot stall the others on its loop."
+    )
     var maxMessagesPerRead = 1024
-    @Option(help: "Broadcasts waiting for one event loop, handed to it by the others (0: no bound); beyond, the loop takes no more: skipped (counted) under --backpressure-policy drop, its connections closed with 1013 once it caught up under close.")
+    @Option(
+        help:
+            "Broadcasts waiting for one event loop, handed to it by the others (0: no bound); beyond, the loop takes no more: skipped (counted) under --backpressure-policy drop, its connections closed with 1013 once it caught up under close."
+    )
     var maxLoopQueue = 65_536
-    @Option(help: "Open connections at most (0: limited only by file descriptors); beyond, HTTP 503.") var maxConnections = 0
-    @Option(help: "Open connections per client IP at most (0: unlimited); beyond, HTTP 503.") var maxConnectionsPerIp = 0
+    @Option(help: "Open connections at most (0: limited only by file descriptors); beyond, HTTP 503.")
+    var maxConnections = 0
+    @Option(help: "Open connections per client IP at most (0: unlimited); beyond, HTTP 503.") var maxConnectionsPerIp =
+        0
     @Option(help: "Listen backlog.") var backlog: Int32 = 1024
     @Option(help: "A Sec-WebSocket-Protocol the server accepts (repeatable).") var subprotocol: [String] = []
-    @Option(help: "permessage-deflate: off, shared (compress each broadcast once), dedicated (per-connection context for direct messages).")
+    @Option(
+        help:
+            "permessage-deflate: off, shared (compress each broadcast once), dedicated (per-connection context for direct messages)."
+    )
     var deflate = DeflateMode.shared
     @Option(help: "Payloads smaller than this many bytes are sent uncompressed.") var deflateThreshold = 64
     @Option(help: "Largest LZ77 window the server compresses with (9-15).") var deflateWindowBits = 15
     @Option(help: "zlib memLevel for compression (1-9): lower uses less memory per stream.") var deflateMemLevel = 8
-    @Option(help: "zlib compression level (0-9, or -1 for zlib's default 6): 0 sends stored blocks, higher trades CPU for ratio.")
+    @Option(
+        help:
+            "zlib compression level (0-9, or -1 for zlib's default 6): 0 sends stored blocks, higher trades CPU for ratio."
+    )
     var deflateLevel = PerMessageDeflateConfig.defaultLevel
     @Option(help: "Seconds a graceful shutdown waits for clients to close.") var shutdownDrain = 5.0
-    @Option(help: "Seconds the server waits for the client's close frame (or its FIN) after sending its own, before it drops the connection.")
+    @Option(
+        help:
+            "Seconds the server waits for the client's close frame (or its FIN) after sending its own, before it drops the connection."
+    )
     var closeTimeout = 5.0
-    @Option(help: "Bytes of each loop's shared read buffer (at least 4096); longer frames are assembled in the connection's own buffer.")
+    @Option(
+        help:
+            "Bytes of each loop's shared read buffer (at least 4096); longer frames are assembled in the connection's own buffer."
+    )
     var readBufferSize = 256 * 1024
-    @Option(help: "Binary attachments one Socket.IO packet may announce (realtime); more closes the connection (parse error).")
+    @Option(
+        help:
+            "Binary attachments one Socket.IO packet may announce (realtime); more closes the connection (parse error)."
+    )
     var sioMaxAttachments = 10
-    @Option(help: "Packets a client may send for a namespace whose CONNECT still waits on an asynchronous middleware (realtime); more closes the connection.")
+    @Option(
+        help:
+            "Packets a client may send for a namespace whose CONNECT still waits on an asynchronous middleware (realtime); more closes the connection."
+    )
     var sioMaxPendingPackets = 16
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
     @Option(help: "Log format on standard error: text, or json (one object per line).") var logFormat = LogFormat.text
@@ -115,24 +165,49 @@ struct Serve: ParsableCommand {
     // --app realtime (Socket.IO)
     @Option(help: "Engine.IO endpoint path (realtime).") var socketioPath = "/socket.io/"
     @Option(help: "Milliseconds between Engine.IO pings (realtime).") var sioPingInterval = 25_000
-    @Option(help: "Milliseconds a client has to answer a ping before it is disconnected (realtime).") var sioPingTimeout = 20_000
-    @Option(help: "Largest Socket.IO message in bytes (Engine.IO maxPayload); larger closes the connection with 1009 (realtime).")
+    @Option(help: "Milliseconds a client has to answer a ping before it is disconnected (realtime).")
+    var sioPingTimeout = 20_000
+    @Option(
+        help:
+            "Largest Socket.IO message in bytes (Engine.IO maxPayload); larger closes the connection with 1009 (realtime)."
+    )
     var maxPayload = 1_000_000
-    @Option(help: "Seconds a client has to connect to a namespace after the handshake (realtime).") var connectTimeout = 45.0
-    @Option(help: "Largest message in bytes before the client's first namespace CONNECT succeeds (0: --max-payload); larger closes with 1009 (realtime).")
+    @Option(help: "Seconds a client has to connect to a namespace after the handshake (realtime).") var connectTimeout =
+        45.0
+    @Option(
+        help:
+            "Largest message in bytes before the client's first namespace CONNECT succeeds (0: --max-payload); larger closes with 1009 (realtime)."
+    )
     var maxPayloadBeforeConnect = 16 * 1024
-    @Option(help: "Seconds an asynchronous connection middleware (JWT verification) may take before the CONNECT is refused with CONNECT_ERROR (0: no limit; realtime).")
+    @Option(
+        help:
+            "Seconds an asynchronous connection middleware (JWT verification) may take before the CONNECT is refused with CONNECT_ERROR (0: no limit; realtime)."
+    )
     var middlewareTimeout = 10.0
-    @Option(help: "Seconds a client whose transport dropped may come back as the same socket, with its rooms and the events it missed (Socket.IO connection state recovery; 0: off, and no offsets on the wire; realtime).")
+    @Option(
+        help:
+            "Seconds a client whose transport dropped may come back as the same socket, with its rooms and the events it missed (Socket.IO connection state recovery; 0: off, and no offsets on the wire; realtime)."
+    )
     var recoveryWindow = 120.0
-    @Flag(inversion: .prefixedNo, help: "A recovered socket skips the connection middleware (JWT, connect proxy) and keeps its authenticated user (realtime).")
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            "A recovered socket skips the connection middleware (JWT, connect proxy) and keeps its authenticated user (realtime)."
+    )
     var recoverySkipMiddlewares = true
-    @Option(help: "Bytes of events kept for replay per namespace; the oldest go first, and a client whose offset fell out gets a fresh session (realtime).")
+    @Option(
+        help:
+            "Bytes of events kept for replay per namespace; the oldest go first, and a client whose offset fell out gets a fresh session (realtime)."
+    )
     var recoveryBuffer = 64 << 20
     @Option(help: "Disconnected sessions kept for recovery per namespace; the oldest go first (realtime).")
     var recoveryMaxSessions = 100_000
-    @Option(help: "Authentication: jwt, or none (development: trusts the userId query parameter).") var auth = AuthMode.jwt
-    @Option(help: "Authorization of room joins: claims (token's projects/conversations arrays) or open (default: claims with --auth jwt, open with --auth none).")
+    @Option(help: "Authentication: jwt, or none (development: trusts the userId query parameter).") var auth = AuthMode
+        .jwt
+    @Option(
+        help:
+            "Authorization of room joins: claims (token's projects/conversations arrays) or open (default: claims with --auth jwt, open with --auth none)."
+    )
     var authz: AuthorizationMode?
     @Option(help: "HS256 secret.") var jwtSecret: String?
     @Option(help: "File holding the HS256 secret (trailing newline stripped).") var jwtSecretFile: String?
@@ -142,56 +217,101 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds of clock skew tolerated for exp/nbf.") var jwtLeeway = 0.0
     @Option(help: "Longest JWT in bytes; longer tokens are refused before decoding (realtime).")
     var jwtMaxSize = JWTVerifier.defaultMaxTokenSize
-    @Option(help: "Deepest [ / { nesting of a JWT's header and claims; deeper tokens are refused before decoding (realtime).")
+    @Option(
+        help:
+            "Deepest [ / { nesting of a JWT's header and claims; deeper tokens are refused before decoding (realtime).")
     var jwtMaxDepth = JWTVerifier.defaultMaxNestingDepth
-    @Option(help: "Bearer token of the HTTP emit API (/api/v1/...); without it the API answers 401.") var apiToken: String?
+    @Option(help: "Bearer token of the HTTP emit API (/api/v1/...); without it the API answers 401.") var apiToken:
+        String?
     @Option(help: "File holding the emit API token.") var apiTokenFile: String?
     @Option(help: "Longest chat message content in characters (realtime).") var maxContentLength = 10_000
-    @Option(help: "Sockets one user may have connected at once (0: unlimited); beyond, CONNECT_ERROR \"too many connections\" (realtime).")
+    @Option(
+        help:
+            "Sockets one user may have connected at once (0: unlimited); beyond, CONNECT_ERROR \"too many connections\" (realtime)."
+    )
     var maxConnectionsPerUser = 32
 
-    @Option(help: "Where broadcasts and cluster-wide operations reach (realtime): memory (this process), redis (every node on one Redis, wire-compatible with socket.io-redis-adapter 8.x and socket.io-redis-emitter 5.x) or redis-streams (one Redis stream, wire-compatible with socket.io-redis-streams-adapter 0.3.x: connection state recovery works across nodes).")
+    @Option(
+        help:
+            "Where broadcasts and cluster-wide operations reach (realtime): memory (this process), redis (every node on one Redis, wire-compatible with socket.io-redis-adapter 8.x and socket.io-redis-emitter 5.x) or redis-streams (one Redis stream, wire-compatible with socket.io-redis-streams-adapter 0.3.x: connection state recovery works across nodes)."
+    )
     var adapter = AdapterName.memory
     @Option(help: "Redis of the cluster (--adapter redis): redis://[[user]:password@]host[:port][/db] or unix:///path.")
     var redisUrl = "redis://127.0.0.1:6379"
-    @Option(help: "Prefix of the cluster's Redis channels (the adapter's and emitter's `key`).") var redisKey = "socket.io"
-    @Option(help: "Milliseconds a cluster-wide request (fetch sockets, all rooms, server-side emit with ack) waits for the other nodes.")
+    @Option(help: "Prefix of the cluster's Redis channels (the adapter's and emitter's `key`).") var redisKey =
+        "socket.io"
+    @Option(
+        help:
+            "Milliseconds a cluster-wide request (fetch sockets, all rooms, server-side emit with ack) waits for the other nodes."
+    )
     var redisRequestTimeout = 5000
-    @Option(help: "Publishes kept while Redis is unreachable; beyond, they are dropped and counted.") var redisPublishQueue = 10_000
-    @Option(help: "Entries the stream is trimmed to, about (XADD MAXLEN ~; --adapter redis-streams): the events a recovery can replay across nodes.")
+    @Option(help: "Publishes kept while Redis is unreachable; beyond, they are dropped and counted.")
+    var redisPublishQueue = 10_000
+    @Option(
+        help:
+            "Entries the stream is trimmed to, about (XADD MAXLEN ~; --adapter redis-streams): the events a recovery can replay across nodes."
+    )
     var redisStreamMaxLen = 10_000
-    @Option(help: "Broadcast channels a node subscribes to: pattern (every broadcast of the namespace, as socket.io-redis-adapter) or rooms (the namespace's channel and one channel per room with a local member, socket-id rooms included; a broadcast for a room this node does not hold never reaches it).")
+    @Option(
+        help:
+            "Broadcast channels a node subscribes to: pattern (every broadcast of the namespace, as socket.io-redis-adapter) or rooms (the namespace's channel and one channel per room with a local member, socket-id rooms included; a broadcast for a room this node does not hold never reaches it)."
+    )
     var redisSubscription = RedisSubscriptionMode.pattern
-    @Option(help: "Milliseconds before the first reconnect to Redis; each failed attempt doubles it up to --redis-reconnect-max.")
+    @Option(
+        help:
+            "Milliseconds before the first reconnect to Redis; each failed attempt doubles it up to --redis-reconnect-max."
+    )
     var redisReconnectMin = 100
     @Option(help: "Milliseconds between reconnect attempts at most.") var redisReconnectMax = 5000
-    @Option(help: "Milliseconds a Redis connect and login (AUTH, SELECT, PING) may take before the attempt is abandoned and retried.")
+    @Option(
+        help:
+            "Milliseconds a Redis connect and login (AUTH, SELECT, PING) may take before the attempt is abandoned and retried."
+    )
     var redisConnectTimeout = 5000
 
     // Backend proxies (realtime): the product's backend decides, Chorus fans out.
-    @Option(help: "URL the backend stores each message:send at before it is broadcast (POST JSON; realtime).") var proxyMessage: String?
-    @Option(help: "URL the backend decides each join:project / join:conversation at, instead of --authz (realtime).") var proxyJoin: String?
-    @Option(help: "URL the backend decides each CONNECT at: alone with --auth none, after the JWT with --auth jwt (realtime).") var proxyConnect: String?
+    @Option(help: "URL the backend stores each message:send at before it is broadcast (POST JSON; realtime).")
+    var proxyMessage: String?
+    @Option(help: "URL the backend decides each join:project / join:conversation at, instead of --authz (realtime).")
+    var proxyJoin: String?
+    @Option(
+        help:
+            "URL the backend decides each CONNECT at: alone with --auth none, after the JWT with --auth jwt (realtime)."
+    ) var proxyConnect: String?
     @Option(help: "Bearer token the proxies send to the backend.") var proxyToken: String?
     @Option(help: "File holding the proxies' bearer token.") var proxyTokenFile: String?
     @Option(help: "Seconds a proxy call has before it fails as unavailable.") var proxyTimeout = 3.0
-    @Option(help: "Proxy calls in flight per endpoint at most; beyond, refused as unavailable at once.") var proxyMaxInFlight = 1000
+    @Option(help: "Proxy calls in flight per endpoint at most; beyond, refused as unavailable at once.")
+    var proxyMaxInFlight = 1000
     @Option(help: "Kept-alive connections to the backend per host at most.") var proxyConnections = 8
-    @Option(help: "message:send calls one socket may have waiting for the backend; beyond, refused as unavailable.") var proxyMaxPerSocket = 32
-    @Option(help: "Seconds a join decision (allowed/forbidden) is reused for the same user and room (0: ask every time).") var proxyJoinCache = 0.0
+    @Option(help: "message:send calls one socket may have waiting for the backend; beyond, refused as unavailable.")
+    var proxyMaxPerSocket = 32
+    @Option(
+        help: "Seconds a join decision (allowed/forbidden) is reused for the same user and room (0: ask every time).")
+    var proxyJoinCache = 0.0
     @Option(help: "Join decisions cached at most.") var proxyJoinCacheSize = 100_000
     @Option(help: "Comma-separated request headers forwarded to the connect proxy (empty: none).")
     var proxyConnectHeaders = "authorization,cookie,origin,user-agent"
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
-        if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be 0...65535") }
-        guard (9...15).contains(deflateWindowBits) else { throw ValidationError("--deflate-window-bits must be 9...15") }
+        if let metricsPort, !(0...65535).contains(metricsPort) {
+            throw ValidationError("--metrics-port must be 0...65535")
+        }
+        guard (9...15).contains(deflateWindowBits) else {
+            throw ValidationError("--deflate-window-bits must be 9...15")
+        }
         guard (1...9).contains(deflateMemLevel) else { throw ValidationError("--deflate-mem-level must be 1...9") }
-        guard PerMessageDeflateConfig.levels.contains(deflateLevel) else { throw ValidationError("--deflate-level must be -1...9") }
-        guard maxMessageSize > 0, maxHeaderSize >= 256 else { throw ValidationError("message and header limits must be positive (header >= 256)") }
+        guard PerMessageDeflateConfig.levels.contains(deflateLevel) else {
+            throw ValidationError("--deflate-level must be -1...9")
+        }
+        guard maxMessageSize > 0, maxHeaderSize >= 256 else {
+            throw ValidationError("message and header limits must be positive (header >= 256)")
+        }
         guard socketSendBuffer >= 0 else { throw ValidationError("--socket-send-buffer must not be negative") }
-        guard rateLimitMessages >= 0, rateLimitBytes >= 0, (rateLimitMessageBurst ?? 1) > 0, (rateLimitByteBurst ?? 1) > 0 else {
+        guard rateLimitMessages >= 0, rateLimitBytes >= 0, (rateLimitMessageBurst ?? 1) > 0,
+            (rateLimitByteBurst ?? 1) > 0
+        else {
             throw ValidationError("rate limits must not be negative, bursts must be positive")
         }
         guard maxMessagesPerRead >= 0 else { throw ValidationError("--max-messages-per-read must not be negative") }
@@ -199,12 +319,16 @@ struct Serve: ParsableCommand {
         guard messageTimeout >= 0 else { throw ValidationError("--message-timeout must not be negative") }
         guard maxBodySize >= 0 else { throw ValidationError("--max-body-size must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
-        if let threads, threads < 1 || threads > ServerConfiguration.maxThreads { throw ValidationError("--threads must be 1...\(ServerConfiguration.maxThreads)") }
+        if let threads, threads < 1 || threads > ServerConfiguration.maxThreads {
+            throw ValidationError("--threads must be 1...\(ServerConfiguration.maxThreads)")
+        }
         guard closeTimeout > 0 else { throw ValidationError("--close-timeout must be positive") }
         guard readBufferSize >= ServerConfiguration.minReadBufferSize else {
             throw ValidationError("--read-buffer-size must be at least \(ServerConfiguration.minReadBufferSize)")
         }
-        guard sioMaxAttachments >= 0, sioMaxPendingPackets >= 0 else { throw ValidationError("--sio-max-attachments and --sio-max-pending-packets must not be negative") }
+        guard sioMaxAttachments >= 0, sioMaxPendingPackets >= 0 else {
+            throw ValidationError("--sio-max-attachments and --sio-max-pending-packets must not be negative")
+        }
         if adapter.usesRedis {
             guard app == .realtime else { throw ValidationError("--adapter \(adapter.rawValue) needs --app realtime") }
             guard redisStreamMaxLen >= 1 else { throw ValidationError("--redis-stream-max-len must be at least 1") }
@@ -216,32 +340,55 @@ struct Serve: ParsableCommand {
             guard redisReconnectMax >= redisReconnectMin else {
                 throw ValidationError("--redis-reconnect-max must be at least --redis-reconnect-min")
             }
-            guard redisConnectTimeout >= 1 else { throw ValidationError("--redis-connect-timeout must be at least 1 (ms)") }
+            guard redisConnectTimeout >= 1 else {
+                throw ValidationError("--redis-connect-timeout must be at least 1 (ms)")
+            }
         }
         if app == .realtime {
-            guard sioPingInterval > 0, sioPingTimeout > 0 else { throw ValidationError("--sio-ping-interval and --sio-ping-timeout must be positive") }
-            guard maxPayload > 0, maxContentLength > 0 else { throw ValidationError("--max-payload and --max-content-length must be positive") }
-            guard maxPayloadBeforeConnect >= 0 else { throw ValidationError("--max-payload-before-connect must not be negative") }
-            guard maxConnectionsPerUser >= 0 else { throw ValidationError("--max-connections-per-user must not be negative") }
+            guard sioPingInterval > 0, sioPingTimeout > 0 else {
+                throw ValidationError("--sio-ping-interval and --sio-ping-timeout must be positive")
+            }
+            guard maxPayload > 0, maxContentLength > 0 else {
+                throw ValidationError("--max-payload and --max-content-length must be positive")
+            }
+            guard maxPayloadBeforeConnect >= 0 else {
+                throw ValidationError("--max-payload-before-connect must not be negative")
+            }
+            guard maxConnectionsPerUser >= 0 else {
+                throw ValidationError("--max-connections-per-user must not be negative")
+            }
             guard middlewareTimeout >= 0 else { throw ValidationError("--middleware-timeout must not be negative") }
-            guard recoveryWindow >= 0, recoveryWindow <= 86_400 else { throw ValidationError("--recovery-window must be 0...86400 seconds") }
-            guard recoveryBuffer > 0, recoveryMaxSessions > 0 else { throw ValidationError("--recovery-buffer and --recovery-max-sessions must be positive") }
-            guard jwtMaxSize > 0, jwtMaxDepth > 0 else { throw ValidationError("--jwt-max-size and --jwt-max-depth must be positive") }
-            for (flag, url) in [("--proxy-message", proxyMessage), ("--proxy-join", proxyJoin), ("--proxy-connect", proxyConnect)] {
+            guard recoveryWindow >= 0, recoveryWindow <= 86_400 else {
+                throw ValidationError("--recovery-window must be 0...86400 seconds")
+            }
+            guard recoveryBuffer > 0, recoveryMaxSessions > 0 else {
+                throw ValidationError("--recovery-buffer and --recovery-max-sessions must be positive")
+            }
+            guard jwtMaxSize > 0, jwtMaxDepth > 0 else {
+                throw ValidationError("--jwt-max-size and --jwt-max-depth must be positive")
+            }
+            for (flag, url) in [
+                ("--proxy-message", proxyMessage), ("--proxy-join", proxyJoin), ("--proxy-connect", proxyConnect),
+            ] {
                 if let url, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
                     throw ValidationError("\(flag) must be an http:// or https:// URL")
                 }
             }
             guard proxyTimeout > 0 else { throw ValidationError("--proxy-timeout must be positive") }
             guard proxyMaxInFlight >= 1, proxyConnections >= 1, proxyMaxPerSocket >= 1, proxyJoinCacheSize >= 1 else {
-                throw ValidationError("--proxy-max-in-flight, --proxy-connections, --proxy-max-per-socket and --proxy-join-cache-size must be at least 1")
+                throw ValidationError(
+                    "--proxy-max-in-flight, --proxy-connections, --proxy-max-per-socket and --proxy-join-cache-size must be at least 1"
+                )
             }
             guard proxyJoinCache >= 0 else { throw ValidationError("--proxy-join-cache must not be negative") }
-            guard proxyToken == nil || proxyTokenFile == nil else { throw ValidationError("give --proxy-token or --proxy-token-file, not both") }
+            guard proxyToken == nil || proxyTokenFile == nil else {
+                throw ValidationError("give --proxy-token or --proxy-token-file, not both")
+            }
             if auth == .jwt {
                 let keys = [jwtSecret, jwtSecretFile, jwtPublicKeyFile].compactMap { $0 }.count
                 guard keys == 1 else {
-                    throw ValidationError("--auth jwt needs exactly one of --jwt-secret, --jwt-secret-file, --jwt-public-key-file")
+                    throw ValidationError(
+                        "--auth jwt needs exactly one of --jwt-secret, --jwt-secret-file, --jwt-public-key-file")
                 }
             }
         }
@@ -292,7 +439,8 @@ struct Serve: ParsableCommand {
         // closing lets the client reconnect and receive it from the recovery log.
         config.backpressurePolicy = backpressurePolicy ?? (app == .realtime && recoveryWindow > 0 ? .close : .drop)
         config.socketSendBuffer = socketSendBuffer
-        config.messageRate = RateLimit(perSecond: rateLimitMessages, burst: rateLimitMessageBurst ?? 2 * rateLimitMessages)
+        config.messageRate = RateLimit(
+            perSecond: rateLimitMessages, burst: rateLimitMessageBurst ?? 2 * rateLimitMessages)
         config.byteRate = RateLimit(perSecond: rateLimitBytes, burst: rateLimitByteBurst ?? 2 * rateLimitBytes)
         config.rateLimitPolicy = rateLimitPolicy
         config.maxMessagesPerRead = maxMessagesPerRead
@@ -302,7 +450,8 @@ struct Serve: ParsableCommand {
         config.backlog = backlog
         config.subprotocols = subprotocol
         config.deflate = PerMessageDeflateConfig(
-            mode: deflate, serverMaxWindowBits: deflateWindowBits, memLevel: deflateMemLevel, threshold: deflateThreshold,
+            mode: deflate, serverMaxWindowBits: deflateWindowBits, memLevel: deflateMemLevel,
+            threshold: deflateThreshold,
             clientMaxWindowBits: 15, level: deflateLevel)
         config.shutdownDrain = shutdownDrain
         config.closeTimeout = closeTimeout
@@ -342,8 +491,9 @@ struct Serve: ParsableCommand {
                 } else {
                     key = .hs256(Array((try jwtSecret ?? Self.readSecret(jwtSecretFile!)).utf8))
                 }
-                rc.jwt = JWTVerifier(key: key, issuer: jwtIssuer, audience: jwtAudience, leeway: jwtLeeway,
-                                     maxTokenSize: jwtMaxSize, maxNestingDepth: jwtMaxDepth)
+                rc.jwt = JWTVerifier(
+                    key: key, issuer: jwtIssuer, audience: jwtAudience, leeway: jwtLeeway,
+                    maxTokenSize: jwtMaxSize, maxNestingDepth: jwtMaxDepth)
             }
             if rc.apiToken == nil { logger.warning("no --api-token: the HTTP emit API answers 401") }
             rc.proxies.messageURL = proxyMessage
@@ -399,11 +549,15 @@ struct Serve: ParsableCommand {
         var jwtFailures: (@Sendable () -> [String: Int])?
         if let realtime { jwtFailures = { realtime.jwtFailures } }
         var clusterCounters: (@Sendable () -> ClusterCounters)?
-        if let redis = realtime?.io.adapter as? any ClusterCountersSource { clusterCounters = { redis.publishedCounters } }
-        let collector = MetricsCollector(server: server, socketIO: realtime?.io, jwtFailures: jwtFailures,
-                                         cluster: clusterCounters, factory: metricsFactory)
-        let routes = OperatorRoutes(collector: collector, tokens: [metricsToken, realtime?.configuration.apiToken ?? apiToken],
-                                    adapter: adapter.rawValue)
+        if let redis = realtime?.io.adapter as? any ClusterCountersSource {
+            clusterCounters = { redis.publishedCounters }
+        }
+        let collector = MetricsCollector(
+            server: server, socketIO: realtime?.io, jwtFailures: jwtFailures,
+            cluster: clusterCounters, factory: metricsFactory)
+        let routes = OperatorRoutes(
+            collector: collector, tokens: [metricsToken, realtime?.configuration.apiToken ?? apiToken],
+            adapter: adapter.rawValue)
         server.operatorRoutes = { request, _ in routes.handle(request) }
         try server.start()
         var metricsServer: WebSocketServer?
@@ -414,15 +568,18 @@ struct Serve: ParsableCommand {
             mc.threads = 1
             mc.maxConnections = 64
             mc.deflate = PerMessageDeflateConfig(mode: .off)
-            let endpoint = WebSocketServer(configuration: mc, application: MetricsEndpoint(collector: collector), logger: logger)
+            let endpoint = WebSocketServer(
+                configuration: mc, application: MetricsEndpoint(collector: collector), logger: logger)
             try endpoint.start()
             print("chorus: metrics on \(endpoint.localAddress!)")
             metricsServer = endpoint
         }
-        logger.info("chorus started", metadata: [
-            "app": "\(app.rawValue)", "threads": "\(config.threads)", "open-file-limit": "\(fileLimit)",
-            "deflate": "\(deflate.rawValue)",
-        ])
+        logger.info(
+            "chorus started",
+            metadata: [
+                "app": "\(app.rawValue)", "threads": "\(config.threads)", "open-file-limit": "\(fileLimit)",
+                "deflate": "\(deflate.rawValue)",
+            ])
         print("chorus: listening on \(server.localAddress!)")
         fflush(nil)
 

@@ -37,7 +37,9 @@ struct AsyncMiddlewareTests {
 
         /// `middlewareTimeout`: far above the longest wait of these tests on a loaded machine (the
         /// gated middleware would otherwise time out before the test opens the gate).
-        init(maxPendingPackets: Int = 16, middlewareTimeout: Double = 120, maxPayloadBeforeConnect: Int = 16 * 1024) throws {
+        init(maxPendingPackets: Int = 16, middlewareTimeout: Double = 120, maxPayloadBeforeConnect: Int = 16 * 1024)
+            throws
+        {
             var sio = SocketIOConfiguration()
             sio.maxPendingPackets = maxPendingPackets
             sio.middlewareTimeout = middlewareTimeout
@@ -106,7 +108,9 @@ struct AsyncMiddlewareTests {
         #expect(await Self.eventually { f.io.asyncMiddlewaresInFlight == 0 })
     }
 
-    @Test("a middleware that never finishes: CONNECT_ERROR at middlewareTimeout, its late result dropped", .timeLimit(.minutes(1)))
+    @Test(
+        "a middleware that never finishes: CONNECT_ERROR at middlewareTimeout, its late result dropped",
+        .timeLimit(.minutes(1)))
     func timedOut() async throws {
         // 1 s, not less: the re-CONNECT at the end runs the middleware again under the same limit, on a
         // global executor that the suites running in parallel keep busy.
@@ -129,7 +133,9 @@ struct AsyncMiddlewareTests {
         #expect(try await c.text().hasPrefix(#"40{"sid":"#))
     }
 
-    @Test("before the first CONNECT succeeds, messages over maxPayloadBeforeConnect close with 1009; after, full size", .timeLimit(.minutes(1)))
+    @Test(
+        "before the first CONNECT succeeds, messages over maxPayloadBeforeConnect close with 1009; after, full size",
+        .timeLimit(.minutes(1)))
     func limitBeforeConnect() async throws {
         let f = try Fixture(maxPayloadBeforeConnect: 1000)
         f.gate.open()
@@ -223,7 +229,9 @@ struct AsyncMiddlewareTests {
         #expect(try await d.text().hasPrefix(#"40{"sid":"#))
     }
 
-    @Test("namespace left (DISCONNECT) during verification: the result is dropped; a new CONNECT works", .timeLimit(.minutes(1)))
+    @Test(
+        "namespace left (DISCONNECT) during verification: the result is dropped; a new CONNECT works",
+        .timeLimit(.minutes(1)))
     func namespaceLeft() async throws {
         let f = try Fixture()
         let c = try await f.client()

@@ -18,8 +18,9 @@ struct ConcurrentEmitTests {
     static let emitsPerThread = 100
     static let namespacesPerThread = 25
 
-    @Test("of(_:) and emit from 8 threads: every namespace exists once, every event arrives once",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "of(_:) and emit from 8 threads: every namespace exists once, every event arrives once",
+        .timeLimit(.minutes(2)))
     func manyThreadsEmitAndCreateNamespaces() async throws {
         // No heartbeat during the test: under a sanitizer on a loaded machine it may outlast the
         // default 25 s ping interval, and a ping is not one of the events counted below.
@@ -67,9 +68,11 @@ struct ConcurrentEmitTests {
         }
         #expect(done.wait(timeout: .now() + 60) == .success)
 
-        let expectedNamespaces = Set((0..<Self.threads).flatMap { t in
-            (0..<Self.namespacesPerThread).map { "/t\(t)-\($0)" }
-        }).union(["/"])
+        let expectedNamespaces = Set(
+            (0..<Self.threads).flatMap { t in
+                (0..<Self.namespacesPerThread).map { "/t\(t)-\($0)" }
+            }
+        ).union(["/"])
         #expect(Set(io.namespaceNames) == expectedNamespaces)
         for name in expectedNamespaces { #expect(io.of(name) === io.of(name)) }
 

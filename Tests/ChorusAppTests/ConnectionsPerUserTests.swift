@@ -8,13 +8,16 @@ import Testing
 @Suite("Connections per user", .serialized, .timeLimit(.minutes(1)))
 struct ConnectionsPerUserTests {
     static func client(_ server: WebSocketServer, user: String) async throws -> BlockingWebSocketClient {
-        let c = try BlockingWebSocketClient(port: server.port, path: "/socket.io/?EIO=4&transport=websocket&userId=\(user)")
+        let c = try BlockingWebSocketClient(
+            port: server.port, path: "/socket.io/?EIO=4&transport=websocket&userId=\(user)")
         #expect(try await c.text().hasPrefix("0{\"sid\":"))
         try c.send(text: "40")
         return c
     }
 
-    @Test("up to the limit a user connects; one more gets CONNECT_ERROR; a disconnect frees a place; other users are unaffected")
+    @Test(
+        "up to the limit a user connects; one more gets CONNECT_ERROR; a disconnect frees a place; other users are unaffected"
+    )
     func limit() async throws {
         var rc = RealtimeConfiguration()
         rc.auth = .none

@@ -15,7 +15,9 @@ enum E2E {
     }
 
     /// Runs one scenario against `url`; throws with its output unless it prints "OK <scenario>".
-    static func run(_ scenario: String, url: String, extra: [String] = [], timeout: Duration = .seconds(45)) async throws {
+    static func run(_ scenario: String, url: String, extra: [String] = [], timeout: Duration = .seconds(45))
+        async throws
+    {
         let result = try await PythonClient.run(
             "sio_scenarios.py",
             args: [scenario, "--url", url, "--secret", secret, "--api-token", apiToken] + extra,
@@ -26,8 +28,10 @@ enum E2E {
     }
 
     /// A server with the flags the scenarios expect, then the scenario, then the server killed.
-    static func scenario(_ name: String, serverArguments: [String] = [], scenarioArguments: [String] = []) async throws {
-        let server = try await server(["--jwt-secret", secret, "--api-token", apiToken, "--threads", "2"] + serverArguments)
+    static func scenario(_ name: String, serverArguments: [String] = [], scenarioArguments: [String] = []) async throws
+    {
+        let server = try await server(
+            ["--jwt-secret", secret, "--api-token", apiToken, "--threads", "2"] + serverArguments)
         defer { server.kill() }
         do {
             try await run(name, url: server.url, extra: scenarioArguments)

@@ -10,11 +10,14 @@ struct HTTPAPIEndToEndTests {
 
     static func server(_ extra: [String] = []) async throws -> ChorusProcess {
         try await ChorusProcess.start(
-            app: "realtime", ["--log-level", "warning", "--auth", "none", "--api-token", token, "--threads", "1"] + extra)
+            app: "realtime",
+            ["--log-level", "warning", "--auth", "none", "--api-token", token, "--threads", "1"] + extra)
     }
 
-    static func post(_ path: String = "/api/v1/projects/p1/updates", headers: String = "", body: String = "{\"a\":1}",
-                     length: Int? = nil, auth: Bool = true, version: String = "1.1") -> String {
+    static func post(
+        _ path: String = "/api/v1/projects/p1/updates", headers: String = "", body: String = "{\"a\":1}",
+        length: Int? = nil, auth: Bool = true, version: String = "1.1"
+    ) -> String {
         "POST \(path) HTTP/\(version)\r\nHost: 127.0.0.1\r\n"
             + (auth ? "Authorization: Bearer \(token)\r\n" : "")
             + "Content-Length: \(length ?? body.utf8.count)\r\n\(headers)\r\n\(body)"
@@ -55,7 +58,8 @@ struct HTTPAPIEndToEndTests {
     func pipelined() async throws {
         let server = try await Self.server()
         let c = try RawTCPConnection(port: server.port)
-        try c.send(Self.post() + "GET /api/v1/stats HTTP/1.1\r\nAuthorization: Bearer \(Self.token)\r\n\r\n" + Self.post())
+        try c.send(
+            Self.post() + "GET /api/v1/stats HTTP/1.1\r\nAuthorization: Bearer \(Self.token)\r\n\r\n" + Self.post())
         #expect(try Self.response(c).0.status == 202)
         #expect(try Self.response(c).0.status == 200)
         #expect(try Self.response(c).0.status == 202)
@@ -87,11 +91,15 @@ struct HTTPAPIEndToEndTests {
         #expect(body.contains("not valid JSON"))
     }
 
-    @Test("a malformed chunk size (RFC 9112 §7.1: 1*HEXDIG) is 400 and closes", arguments: ["0x2", "+2", " 2", "2 2", "zz", ""])
+    @Test(
+        "a malformed chunk size (RFC 9112 §7.1: 1*HEXDIG) is 400 and closes",
+        arguments: ["0x2", "+2", " 2", "2 2", "zz", ""])
     func malformedChunkSize(_ size: String) async throws {
         let server = try await Self.server()
         let c = try RawTCPConnection(port: server.port)
-        try c.send(Self.chunkedPost([]).replacingOccurrences(of: "\r\n\r\n0\r\n\r\n", with: "\r\n\r\n\(size)\r\n{}\r\n0\r\n\r\n"))
+        try c.send(
+            Self.chunkedPost([]).replacingOccurrences(
+                of: "\r\n\r\n0\r\n\r\n", with: "\r\n\r\n\(size)\r\n{}\r\n0\r\n\r\n"))
         let (head, _) = try Self.response(c)
         #expect(head.statusLine == "HTTP/1.1 400 Bad Request")
         #expect(c.waitForClose())
@@ -122,7 +130,10 @@ struct HTTPAPIEndToEndTests {
             (Self.post(body: "", length: 1_000_000, auth: false), 401),
             (Self.post("/api/v1/nope", body: "", length: 1_000_000), 404),
             (Self.post("/nothing-here", body: "", length: 1_000_000, auth: false), 404),
-            ("PUT /api/v1/emit HTTP/1.1\r\nAuthorization: Bearer \(Self.token)\r\nContent-Length: 1000000\r\n\r\n", 405),
+            (
+                "PUT /api/v1/emit HTTP/1.1\r\nAuthorization: Bearer \(Self.token)\r\nContent-Length: 1000000\r\n\r\n",
+                405
+            ),
         ] {
             let c = try RawTCPConnection(port: server.port, timeout: .seconds(3))
             try c.send(request)

@@ -24,7 +24,8 @@ struct JWTBoundsTests {
     }
 
     static func nested(_ depth: Int) -> String {
-        #"{"sub":"u","deep":"# + String(repeating: "[", count: depth - 1) + String(repeating: "]", count: depth - 1) + "}"
+        #"{"sub":"u","deep":"# + String(repeating: "[", count: depth - 1) + String(repeating: "]", count: depth - 1)
+            + "}"
     }
 
     @Test("nesting up to --jwt-max-depth is decoded, one level more is refused")
@@ -57,9 +58,11 @@ struct JWTBoundsTests {
 
     @Test("a header nested too deep is refused as well")
     func deepHeader() async {
-        let header = #"{"alg":"HS256","x":"# + String(repeating: "[", count: 20) + String(repeating: "]", count: 20) + "}"
+        let header =
+            #"{"alg":"HS256","x":"# + String(repeating: "[", count: 20) + String(repeating: "]", count: 20) + "}"
         let input = base64url(header) + "." + base64url(#"{"sub":"u"}"#)
-        let mac = HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: SymmetricKey(data: Array("s3cret".utf8)))
+        let mac = HMAC<SHA256>.authenticationCode(
+            for: Array(input.utf8), using: SymmetricKey(data: Array("s3cret".utf8)))
         #expect(await failure(input + "." + base64url(Array(mac))) == .tooDeep)
     }
 

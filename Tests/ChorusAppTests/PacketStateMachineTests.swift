@@ -49,8 +49,9 @@ struct PacketStateMachineTests {
         return try await c.closeCode() == 1008
     }
 
-    @Test("no socket: EVENT, ACK, DISCONNECT and a client's CONNECT_ERROR close the connection",
-          arguments: [#"42["echo",1]"#, "430[]", "41", #"44{"message":"x"}"#, #"42/admin,["echo"]"#])
+    @Test(
+        "no socket: EVENT, ACK, DISCONNECT and a client's CONNECT_ERROR close the connection",
+        arguments: [#"42["echo",1]"#, "430[]", "41", #"44{"message":"x"}"#, #"42/admin,["echo"]"#])
     func packetsWithoutASocket(_ packet: String) async throws {
         let f = try Fixture()
         let c = try await f.client()

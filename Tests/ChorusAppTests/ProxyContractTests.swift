@@ -10,7 +10,9 @@ import Testing
 struct ProxyContractTests {
     static let send = MessageSend(conversationId: "c1", conversationIdValue: "c1", content: "hi", type: "text")
 
-    static func answer(_ status: Int, _ body: String) -> ProxyOutcome { .answered(status: status, body: Array(body.utf8)) }
+    static func answer(_ status: Int, _ body: String) -> ProxyOutcome {
+        .answered(status: status, body: Array(body.utf8))
+    }
 
     static func decide(_ outcome: ProxyOutcome) -> (BackendContract.MessageDecision, Bool) {
         BackendContract.messageDecision(outcome, userId: "u1", send, id: { "generated" }, now: { "now" })
@@ -19,18 +21,26 @@ struct ProxyContractTests {
     @Test("message request: userId, conversationId as sent (a number stays a number), message {content, type}")
     func messageRequest() {
         let numbered = MessageSend(conversationId: "7", conversationIdValue: 7, content: "x", type: "note")
-        #expect(BackendContract.messageRequest(userId: "u1", numbered)
-            == ["userId": "u1", "conversationId": 7, "message": ["content": "x", "type": "note"]])
+        #expect(
+            BackendContract.messageRequest(userId: "u1", numbered)
+                == ["userId": "u1", "conversationId": 7, "message": ["content": "x", "type": "note"]])
     }
 
-    @Test("2xx: the stored message as the backend wrote it; only id, conversationId, senderId, createdAt filled when absent")
+    @Test(
+        "2xx: the stored message as the backend wrote it; only id, conversationId, senderId, createdAt filled when absent"
+    )
     func stored() {
-        let full = #"{"message":{"id":"m1","conversationId":"c1","senderId":"u9","content":"edited","createdAt":"t","x":1}}"#
-        #expect(Self.decide(Self.answer(201, full)).0
-            == .stored(["id": "m1", "conversationId": "c1", "senderId": "u9", "content": "edited", "createdAt": "t", "x": 1]))
+        let full =
+            #"{"message":{"id":"m1","conversationId":"c1","senderId":"u9","content":"edited","createdAt":"t","x":1}}"#
+        #expect(
+            Self.decide(Self.answer(201, full)).0
+                == .stored([
+                    "id": "m1", "conversationId": "c1", "senderId": "u9", "content": "edited", "createdAt": "t", "x": 1,
+                ]))
         let partial = #"{"message":{"content":"hi","type":"text"}}"#
         guard case .stored(let m) = Self.decide(Self.answer(200, partial)).0 else { Issue.record("not stored"); return }
-        #expect(m["id"] == "generated" && m["conversationId"] == "c1" && m["senderId"] == "u1" && m["createdAt"] == "now")
+        #expect(
+            m["id"] == "generated" && m["conversationId"] == "c1" && m["senderId"] == "u1" && m["createdAt"] == "now")
         #expect(m["content"] == "hi" && m["type"] == "text")
     }
 
@@ -48,22 +58,29 @@ struct ProxyContractTests {
         #expect(Self.decide(Self.answer(403, "")).0 == .refused("forbidden"))
         #expect(Self.decide(Self.answer(400, "nope")).0 == .refused("refused"))
         let long = String(repeating: "é", count: 300)
-        guard case .refused(let cut) = Self.decide(Self.answer(400, #"{"error":"\#(long)"}"#)).0 else { Issue.record(); return }
+        guard case .refused(let cut) = Self.decide(Self.answer(400, #"{"error":"\#(long)"}"#)).0 else {
+            Issue.record(); return
+        }
         #expect(cut.utf8.count <= 256 && long.hasPrefix(cut.prefix(10)))
-        for outcome in [Self.answer(500, "{}"), Self.answer(503, ""), Self.answer(302, ""), .failed(.timeout),
-                        .failed(.refused), .failed(.overload)] {
+        for outcome in [
+            Self.answer(500, "{}"), Self.answer(503, ""), Self.answer(302, ""), .failed(.timeout),
+            .failed(.refused), .failed(.overload),
+        ] {
             #expect(Self.decide(outcome) == (.unavailable, false), "\(outcome)")
         }
     }
 
     @Test("join: request fields; 2xx allowed, 403 forbidden, anything else unavailable")
     func join() {
-        #expect(BackendContract.joinRequest(userId: "u1", room: "project:p1", kind: "project", id: "p1")
-            == ["userId": "u1", "room": "project:p1", "kind": "project", "id": "p1"])
+        #expect(
+            BackendContract.joinRequest(userId: "u1", room: "project:p1", kind: "project", id: "p1")
+                == ["userId": "u1", "room": "project:p1", "kind": "project", "id": "p1"])
         #expect(BackendContract.joinDecision(Self.answer(200, "")) == .allowed)
         #expect(BackendContract.joinDecision(Self.answer(204, "")) == .allowed)
         #expect(BackendContract.joinDecision(Self.answer(403, "")) == .forbidden)
-        for outcome in [Self.answer(401, ""), Self.answer(404, ""), Self.answer(500, ""), .failed(.timeout), .failed(.overload)] {
+        for outcome in [
+            Self.answer(401, ""), Self.answer(404, ""), Self.answer(500, ""), .failed(.timeout), .failed(.overload),
+        ] {
             #expect(BackendContract.joinDecision(outcome) == .unavailable, "\(outcome)")
         }
     }
@@ -71,8 +88,9 @@ struct ProxyContractTests {
     @Test("connect alone: 2xx names the user (string or number) with data; 401/403 refuse; no userId is invalid")
     func connectAlone() {
         let decide = { (o: ProxyOutcome) in BackendContract.connectDecision(o, verifiedUserId: nil) }
-        #expect(decide(Self.answer(200, #"{"userId":"u7","data":{"plan":"pro"}}"#)).decision
-            == .accepted(userId: "u7", data: ["plan": "pro"]))
+        #expect(
+            decide(Self.answer(200, #"{"userId":"u7","data":{"plan":"pro"}}"#)).decision
+                == .accepted(userId: "u7", data: ["plan": "pro"]))
         #expect(decide(Self.answer(200, #"{"userId":42}"#)).decision == .accepted(userId: "42", data: nil))
         #expect(decide(Self.answer(401, #"{"error":"bad session"}"#)).decision == .refused("bad session"))
         #expect(decide(Self.answer(401, "")).decision == .refused("unauthorized"))
@@ -98,7 +116,9 @@ struct SendOrderTests {
     @Test("answers released in ticket order, whatever order they arrive in")
     func reorders() {
         var order = SendOrder<String>(limit: 8)
-        let a = order.take("a")!, b = order.take("b")!, c = order.take("c")!
+        let a = order.take("a")!
+        let b = order.take("b")!
+        let c = order.take("c")!
         #expect(order.answer(c) { $0 += "!" } == [])
         #expect(order.answer(b) { $0 += "!" } == [])
         #expect(order.answer(a) { $0 += "!" } == ["a!", "b!", "c!"])

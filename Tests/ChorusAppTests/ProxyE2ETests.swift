@@ -11,9 +11,11 @@ struct ProxyE2ETests {
 
     /// The backend, chorus with `serverArguments` (`{backend}` replaced by the backend's URL), then
     /// the scenario. `backendDown`: the backend is stopped before chorus starts (its port refuses).
-    static func scenario(_ name: String, _ serverArguments: [String], scenarioArguments: [String] = [],
-                         auth: [String] = ["--jwt-secret", E2E.secret], backendDown: Bool = false,
-                         token: [String] = ["--proxy-token", proxyToken]) async throws {
+    static func scenario(
+        _ name: String, _ serverArguments: [String], scenarioArguments: [String] = [],
+        auth: [String] = ["--jwt-secret", E2E.secret], backendDown: Bool = false,
+        token: [String] = ["--proxy-token", proxyToken]
+    ) async throws {
         let backend = try PythonClient.start("proxy_backend.py", args: [], requiring: "json")
         defer { backend.kill() }
         let line = try await backend.waitForLine(timeout: .seconds(20)) { $0.hasPrefix("LISTENING ") }
@@ -28,16 +30,21 @@ struct ProxyE2ETests {
         defer { server.kill() }
         let result = try await PythonClient.run(
             "proxy_scenarios.py",
-            args: [name, "--url", server.url, "--backend", backendURL, "--secret", E2E.secret,
-                   "--api-token", E2E.apiToken, "--proxy-token", proxyToken] + scenarioArguments,
+            args: [
+                name, "--url", server.url, "--backend", backendURL, "--secret", E2E.secret,
+                "--api-token", E2E.apiToken, "--proxy-token", proxyToken,
+            ] + scenarioArguments,
             requiring: PythonClient.socketIO, timeout: .seconds(60))
         guard result.exitCode == 0, result.stdout.contains("OK \(name)") else {
-            throw HarnessError("scenario \(name) failed: \(result)\n--- chorus ---\n\(server.diagnostics)\n--- backend ---\n\(backend.diagnostics)")
+            throw HarnessError(
+                "scenario \(name) failed: \(result)\n--- chorus ---\n\(server.diagnostics)\n--- backend ---\n\(backend.diagnostics)"
+            )
         }
     }
 
-    @Test("message:send: the backend sees the sender, its stored message reaches every member, 4xx/5xx/invalid answers",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "message:send: the backend sees the sender, its stored message reaches every member, 4xx/5xx/invalid answers",
+        .timeLimit(.minutes(1)))
     func message() async throws {
         try await Self.scenario("message", ["--proxy-message", "{backend}/message"])
     }
@@ -59,14 +66,16 @@ struct ProxyE2ETests {
 
     @Test("a slow backend hits --proxy-timeout: unavailable, nothing broadcast", .timeLimit(.minutes(1)))
     func timeout() async throws {
-        try await Self.scenario("timeout", ["--proxy-message", "{backend}/message", "--proxy-timeout", "1"],
-                                scenarioArguments: ["--timeout", "1"])
+        try await Self.scenario(
+            "timeout", ["--proxy-message", "{backend}/message", "--proxy-timeout", "1"],
+            scenarioArguments: ["--timeout", "1"])
     }
 
     @Test("a backend that is down: unavailable at once, nothing broadcast", .timeLimit(.minutes(1)))
     func down() async throws {
-        try await Self.scenario("down", ["--proxy-message", "{backend}/message"], scenarioArguments: ["--timeout", "3"],
-                                backendDown: true)
+        try await Self.scenario(
+            "down", ["--proxy-message", "{backend}/message"], scenarioArguments: ["--timeout", "3"],
+            backendDown: true)
     }
 
     @Test("--proxy-max-in-flight 2: further calls refused at once as unavailable", .timeLimit(.minutes(1)))
@@ -79,54 +88,64 @@ struct ProxyE2ETests {
         try await Self.scenario("per_socket", ["--proxy-message", "{backend}/message", "--proxy-max-per-socket", "2"])
     }
 
-    @Test("joins decided by the backend: 2xx allowed, 403 forbidden, 500 unavailable; no cache", .timeLimit(.minutes(1)))
+    @Test(
+        "joins decided by the backend: 2xx allowed, 403 forbidden, 500 unavailable; no cache", .timeLimit(.minutes(1)))
     func join() async throws {
         try await Self.scenario("join", ["--proxy-join", "{backend}/join"])
     }
 
-    @Test("joins with --proxy-join-cache: allowed/forbidden reused per user and room, unavailable never",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "joins with --proxy-join-cache: allowed/forbidden reused per user and room, unavailable never",
+        .timeLimit(.minutes(1)))
     func joinCached() async throws {
-        try await Self.scenario("join", ["--proxy-join", "{backend}/join", "--proxy-join-cache", "60"],
-                                scenarioArguments: ["--join-cached"])
+        try await Self.scenario(
+            "join", ["--proxy-join", "{backend}/join", "--proxy-join-cache", "60"],
+            scenarioArguments: ["--join-cached"])
     }
 
-    @Test("--auth none --proxy-connect: the backend names the user; 401/403 are CONNECT_ERROR; --proxy-token-file",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "--auth none --proxy-connect: the backend names the user; 401/403 are CONNECT_ERROR; --proxy-token-file",
+        .timeLimit(.minutes(1)))
     func connect() async throws {
         let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-proxy-token-\(getpid())")
         try Data((Self.proxyToken + "\n").utf8).write(to: tokenFile)
         defer { try? FileManager.default.removeItem(at: tokenFile) }
         try await Self.scenario(
-            "connect", ["--proxy-connect", "{backend}/connect", "--proxy-message", "{backend}/message",
-                        "--proxy-connect-headers", "cookie, authorization"],
+            "connect",
+            [
+                "--proxy-connect", "{backend}/connect", "--proxy-message", "{backend}/message",
+                "--proxy-connect-headers", "cookie, authorization",
+            ],
             auth: ["--auth", "none"], token: ["--proxy-token-file", tokenFile.path])
     }
 
-    @Test("--auth jwt --proxy-connect: the token first (a bad one never reaches the backend), then the backend",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "--auth jwt --proxy-connect: the token first (a bad one never reaches the backend), then the backend",
+        .timeLimit(.minutes(1)))
     func connectAfterJWT() async throws {
         try await Self.scenario("connect_jwt", ["--proxy-connect", "{backend}/connect"])
     }
 
-    @Test("bad proxy flags are refused at start", .timeLimit(.minutes(1)),
-          arguments: [
-              (["--proxy-message", "ftp://x/message"], "--proxy-message must be an http:// or https:// URL"),
-              (["--proxy-connect", "localhost:8080"], "--proxy-connect must be an http:// or https:// URL"),
-              (["--proxy-timeout", "0"], "--proxy-timeout must be positive"),
-              (["--proxy-max-in-flight", "0"], "must be at least 1"),
-              (["--proxy-max-per-socket", "0"], "must be at least 1"),
-              (["--proxy-join-cache=-1"], "--proxy-join-cache must not be negative"),
-              (["--proxy-token", "a", "--proxy-token-file", "/dev/null"], "not both"),
-          ])
+    @Test(
+        "bad proxy flags are refused at start", .timeLimit(.minutes(1)),
+        arguments: [
+            (["--proxy-message", "ftp://x/message"], "--proxy-message must be an http:// or https:// URL"),
+            (["--proxy-connect", "localhost:8080"], "--proxy-connect must be an http:// or https:// URL"),
+            (["--proxy-timeout", "0"], "--proxy-timeout must be positive"),
+            (["--proxy-max-in-flight", "0"], "must be at least 1"),
+            (["--proxy-max-per-socket", "0"], "must be at least 1"),
+            (["--proxy-join-cache=-1"], "--proxy-join-cache must not be negative"),
+            (["--proxy-token", "a", "--proxy-token-file", "/dev/null"], "not both"),
+        ])
     func badFlags(_ flags: [String], _ message: String) async throws {
         try await E2E.expectRefusedAtStart(flags, message)
     }
 
     @Test("a connect proxy that is down: CONNECT_ERROR unavailable", .timeLimit(.minutes(1)))
     func connectDown() async throws {
-        try await Self.scenario("connect_down", ["--proxy-connect", "{backend}/connect"], auth: ["--auth", "none"],
-                                backendDown: true)
+        try await Self.scenario(
+            "connect_down", ["--proxy-connect", "{backend}/connect"], auth: ["--auth", "none"],
+            backendDown: true)
     }
 }
 
@@ -136,8 +155,9 @@ struct ExampleBackendE2ETests {
     @Test("examples/backend.py: connect by session, joins and messages decided by the backend", .timeLimit(.minutes(1)))
     func example() async throws {
         let script = Repository.root.appendingPathComponent("examples/backend.py").path
-        let backend = try PythonClient.start(arguments: [script, "--port", "0", "--token", ProxyE2ETests.proxyToken],
-                                             requiring: "json")
+        let backend = try PythonClient.start(
+            arguments: [script, "--port", "0", "--token", ProxyE2ETests.proxyToken],
+            requiring: "json")
         defer { backend.kill() }
         let line = try await backend.waitForLine(timeout: .seconds(20)) { $0.hasPrefix("backend: listening on ") }
         let backendURL = "http://" + line.dropFirst("backend: listening on ".count)
@@ -148,10 +168,13 @@ struct ExampleBackendE2ETests {
         ])
         defer { server.kill() }
         let result = try await PythonClient.run(
-            "proxy_scenarios.py", args: ["example", "--url", server.url, "--backend", backendURL, "--api-token", E2E.apiToken],
+            "proxy_scenarios.py",
+            args: ["example", "--url", server.url, "--backend", backendURL, "--api-token", E2E.apiToken],
             requiring: PythonClient.socketIO, timeout: .seconds(60))
         guard result.exitCode == 0, result.stdout.contains("OK example") else {
-            throw HarnessError("example failed: \(result)\n--- chorus ---\n\(server.diagnostics)\n--- backend ---\n\(backend.diagnostics)")
+            throw HarnessError(
+                "example failed: \(result)\n--- chorus ---\n\(server.diagnostics)\n--- backend ---\n\(backend.diagnostics)"
+            )
         }
     }
 }

@@ -11,21 +11,21 @@ import _CryptoExtras
 struct PublicKeyE2ETests {
     /// Connects with `token` as `auth.token`; "CONNECTED <sid>" or "ERROR <connect_error data as JSON>".
     static let connectScript = #"""
-import json, sys
-import socketio
-url, tok = sys.argv[1], sys.argv[2]
-err = {}
-sio = socketio.Client(reconnection=False)
-@sio.on("connect_error")
-def connect_error(data=None):
-    err["data"] = data
-try:
-    sio.connect(url, auth={"token": tok}, transports=["websocket"], wait_timeout=5)
-    print("CONNECTED", sio.get_sid())
-    sio.disconnect()
-except socketio.exceptions.ConnectionError:
-    print("ERROR", json.dumps(err.get("data")))
-"""#
+        import json, sys
+        import socketio
+        url, tok = sys.argv[1], sys.argv[2]
+        err = {}
+        sio = socketio.Client(reconnection=False)
+        @sio.on("connect_error")
+        def connect_error(data=None):
+            err["data"] = data
+        try:
+            sio.connect(url, auth={"token": tok}, transports=["websocket"], wait_timeout=5)
+            print("CONNECTED", sio.get_sid())
+            sio.disconnect()
+        except socketio.exceptions.ConnectionError:
+            print("ERROR", json.dumps(err.get("data")))
+        """#
 
     static func connect(_ url: String, token: String) async throws -> String {
         let result = try await PythonClient.run(
@@ -45,7 +45,9 @@ except socketio.exceptions.ConnectionError:
         try await body(path)
     }
 
-    @Test("RS256 with --jwt-public-key-file: valid token in; wrong key, HS256 confusion, alg none out", .timeLimit(.minutes(1)))
+    @Test(
+        "RS256 with --jwt-public-key-file: valid token in; wrong key, HS256 confusion, alg none out",
+        .timeLimit(.minutes(1)))
     func rs256() async throws {
         let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         try await Self.withKeyFile(key.publicKey.pemRepresentation) { path in
@@ -76,7 +78,8 @@ except socketio.exceptions.ConnectionError:
             let sig = try key.signature(for: Array(input.utf8)).rawRepresentation
             let ok = try await Self.connect(server.url, token: input + "." + base64url(sig))
             #expect(ok.hasPrefix("CONNECTED "), "\(ok)")
-            let bad = try await Self.connect(server.url, token: hs256(Self.claims("x"), secret: key.publicKey.pemRepresentation))
+            let bad = try await Self.connect(
+                server.url, token: hs256(Self.claims("x"), secret: key.publicKey.pemRepresentation))
             #expect(bad == #"ERROR {"message": "unauthorized"}"#)
         }
     }

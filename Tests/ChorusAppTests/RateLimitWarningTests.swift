@@ -8,7 +8,9 @@ import Testing
 /// is told, once and then at most once a second, with an `error` event.
 @Suite("Socket.IO: a rate-limited client is warned", .serialized, .timeLimit(.minutes(1)))
 struct RateLimitWarningTests {
-    @Test("events over the limit are dropped; one error event says so at once, a second later another with the count since")
+    @Test(
+        "events over the limit are dropped; one error event says so at once, a second later another with the count since"
+    )
     func warned() async throws {
         var sio = SocketIOConfiguration()
         sio.recovery = nil

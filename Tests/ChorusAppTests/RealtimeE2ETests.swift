@@ -6,12 +6,14 @@ struct RealtimeE2ETests {
     @Test("JWT at connect: auth.token, query, header; bad/expired/missing/alg-none refused", .timeLimit(.minutes(1)))
     func auth() async throws { try await E2E.scenario("auth") }
 
-    @Test("project rooms: policy, acks, emit API, isolation, leave, error event, unknown events", .timeLimit(.minutes(1)))
+    @Test(
+        "project rooms: policy, acks, emit API, isolation, leave, error event, unknown events", .timeLimit(.minutes(1)))
     func rooms() async throws { try await E2E.scenario("rooms") }
 
     @Test("chat: message:send to every member (sender included), validation, leave", .timeLimit(.minutes(1)))
     func chat() async throws {
-        try await E2E.scenario("chat", serverArguments: ["--max-content-length", "500"], scenarioArguments: ["--max-content", "500"])
+        try await E2E.scenario(
+            "chat", serverArguments: ["--max-content-length", "500"], scenarioArguments: ["--max-content", "500"])
     }
 
     @Test("notifications reach every socket of the user and nobody else", .timeLimit(.minutes(1)))
@@ -31,8 +33,11 @@ struct RealtimeE2ETests {
             scenarioArguments: ["--ping-interval", "1000", "--ping-timeout", "1000"])
     }
 
-    @Test("malformed packets (1008 parse error) and oversized messages (1009); others keep working", .timeLimit(.minutes(1)))
+    @Test(
+        "malformed packets (1008 parse error) and oversized messages (1009); others keep working",
+        .timeLimit(.minutes(1)))
     func malformed() async throws {
-        try await E2E.scenario("malformed", serverArguments: ["--max-payload", "20000"], scenarioArguments: ["--max-payload", "20000"])
+        try await E2E.scenario(
+            "malformed", serverArguments: ["--max-payload", "20000"], scenarioArguments: ["--max-payload", "20000"])
     }
 }

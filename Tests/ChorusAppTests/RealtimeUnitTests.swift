@@ -13,7 +13,8 @@ func base64url(_ bytes: some Collection<UInt8>) -> String {
     let b = Array(bytes)
     var i = 0
     while i < b.count {
-        let n = UInt32(b[i]) << 16 | UInt32(i + 1 < b.count ? b[i + 1] : 0) << 8 | UInt32(i + 2 < b.count ? b[i + 2] : 0)
+        let n =
+            UInt32(b[i]) << 16 | UInt32(i + 1 < b.count ? b[i + 1] : 0) << 8 | UInt32(i + 2 < b.count ? b[i + 2] : 0)
         let chars = min(4, (b.count - i) * 4 / 3 + ((b.count - i) % 3 == 0 ? 0 : 1))
         for k in 0..<chars { out.append(table[Int(n >> UInt32(18 - 6 * k) & 63)]) }
         i += 3
@@ -46,11 +47,13 @@ struct JWTTests {
     }
 
     @Test func validHS256() async throws {
-        let claims = try await verifier.verify(hs256(["sub": "u1", "exp": 1_700_000_100, "projects": ["p1"]]), now: now)
+        let claims = try await verifier.verify(
+            hs256(["sub": "u1", "exp": 1_700_000_100, "projects": ["p1"]]), now: now)
         #expect(claims["sub"] == "u1")
         let user = try #require(AuthenticatedUser(claims: claims))
         #expect(user.id == "u1" && user.projects == .ids(["p1"]) && user.conversations == .ids([]))
-        let all = try await verifier.verify(hs256(["sub": 7, "projects": "*", "conversations": ["c1", 2, "*"]]), now: now)
+        let all = try await verifier.verify(
+            hs256(["sub": 7, "projects": "*", "conversations": ["c1", 2, "*"]]), now: now)
         let u = try #require(AuthenticatedUser(claims: all))
         #expect(u.id == "7" && u.projects == .all && u.conversations == .all)
     }
@@ -119,21 +122,25 @@ struct JWTTests {
         await #expect(throws: JWTVerifier.Failure.algorithmMismatch) { try await verifier.verify(confused) }
         // Signed by another key.
         let other = try P256.Signing.PrivateKey().signature(for: Array(input.utf8)).rawRepresentation
-        await #expect(throws: JWTVerifier.Failure.badSignature) { try await verifier.verify(input + "." + base64url(other)) }
+        await #expect(throws: JWTVerifier.Failure.badSignature) {
+            try await verifier.verify(input + "." + base64url(other))
+        }
     }
 
     @Test func rs256() async throws {
         let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         let verifier = try JWTVerifier(key: JWTVerifier.publicKey(pem: key.publicKey.pemRepresentation))
         guard case .rs256 = verifier.key else { Issue.record("not an RSA key: \(verifier.key)"); return }
-        let claims = try await verifier.verify(signRS256(["sub": "r1", "exp": 1_700_000_100, "conversations": ["c9"]], key: key), now: now)
+        let claims = try await verifier.verify(
+            signRS256(["sub": "r1", "exp": 1_700_000_100, "conversations": ["c9"]], key: key), now: now)
         let user = try #require(AuthenticatedUser(claims: claims))
         #expect(user.id == "r1" && user.conversations == .ids(["c9"]))
         #expect(await failure(try signRS256(["sub": "r1", "exp": 1_699_000_000], key: key), verifier) == .expired)
         let stranger = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         #expect(await failure(try signRS256(["sub": "r1"], key: stranger), verifier) == .badSignature)
         // Algorithm confusion: HS256 keyed with the PEM public key; alg none; a PS256 header.
-        #expect(await failure(hs256(["sub": "x"], secret: key.publicKey.pemRepresentation), verifier) == .algorithmMismatch)
+        #expect(
+            await failure(hs256(["sub": "x"], secret: key.publicKey.pemRepresentation), verifier) == .algorithmMismatch)
         #expect(await failure(hs256(["sub": "x"], alg: "none"), verifier) == .algorithmMismatch)
         #expect(await failure(try signRS256(["sub": "r1"], key: key, alg: "PS256"), verifier) == .algorithmMismatch)
         // Garbage is refused at configuration time.
@@ -163,12 +170,18 @@ struct ValidationTests {
     }
 
     @Test func messageSend() throws {
-        let ok = try RealtimeValidation.messageSend([["conversationId": 5, "message": ["content": "hi", "type": "image"]]], maxContentLength: 10)
+        let ok = try RealtimeValidation.messageSend(
+            [["conversationId": 5, "message": ["content": "hi", "type": "image"]]], maxContentLength: 10)
         #expect(ok == MessageSend(conversationId: "5", conversationIdValue: 5, content: "hi", type: "image"))
-        #expect(try RealtimeValidation.messageSend([["conversationId": "c", "message": ["content": "hi"]]], maxContentLength: 10).type == "text")
+        #expect(
+            try RealtimeValidation.messageSend(
+                [["conversationId": "c", "message": ["content": "hi"]]], maxContentLength: 10
+            ).type == "text")
         // counted in Unicode scalars: 10 emoji fit in 10
         #expect(throws: Never.self) {
-            try RealtimeValidation.messageSend([["conversationId": "c", "message": ["content": .string(String(repeating: "👋", count: 10))]]], maxContentLength: 10)
+            try RealtimeValidation.messageSend(
+                [["conversationId": "c", "message": ["content": .string(String(repeating: "👋", count: 10))]]],
+                maxContentLength: 10)
         }
         let cases: [(JSONValue, String)] = [
             (["conversationId": "c"], "message is required"),
@@ -176,12 +189,20 @@ struct ValidationTests {
             (["conversationId": "c", "message": [:]], "message.content is required"),
             (["conversationId": "c", "message": ["content": 1]], "message.content must be a string"),
             (["conversationId": "c", "message": ["content": "  "]], "message.content must not be empty"),
-            (["conversationId": "c", "message": ["content": "12345678901"]], "message.content is longer than 10 characters"),
-            (["conversationId": "c", "message": ["content": "x", "type": 3]], "message.type must be a non-empty string of at most 32 bytes"),
+            (
+                ["conversationId": "c", "message": ["content": "12345678901"]],
+                "message.content is longer than 10 characters"
+            ),
+            (
+                ["conversationId": "c", "message": ["content": "x", "type": 3]],
+                "message.type must be a non-empty string of at most 32 bytes"
+            ),
             (["message": ["content": "x"]], "conversationId is required"),
         ]
         for (payload, message) in cases {
-            #expect(throws: PayloadError(message)) { try RealtimeValidation.messageSend([payload], maxContentLength: 10) }
+            #expect(throws: PayloadError(message)) {
+                try RealtimeValidation.messageSend([payload], maxContentLength: 10)
+            }
         }
     }
 

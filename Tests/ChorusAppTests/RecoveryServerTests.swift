@@ -65,9 +65,9 @@ struct RecoveryServerTests {
         var values: [Bool] { list.withLock { $0 } }
     }
 
-
-    @Test("recovery on: pid in the CONNECT reply; an offset after every replayable event, none on an ack request",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "recovery on: pid in the CONNECT reply; an offset after every replayable event, none on an ack request",
+        .timeLimit(.minutes(1)))
     func offsetsOnTheWire() async throws {
         let f = try Fixture(recovery: RecoveryConfiguration())
         let (c, reply) = try await f.connect()
@@ -107,8 +107,9 @@ struct RecoveryServerTests {
         #expect(f.io.sockets.recoveryCounters == nil)
     }
 
-    @Test("restore: the missed events of its rooms, in order, before the CONNECT reply with the same sid and pid",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "restore: the missed events of its rooms, in order, before the CONNECT reply with the same sid and pid",
+        .timeLimit(.minutes(1)))
     func restore() async throws {
         let f = try Fixture(recovery: RecoveryConfiguration())
         let (a, reply) = try await f.connect()
@@ -152,8 +153,9 @@ struct RecoveryServerTests {
         #expect(cReply["sid"] as? String != sid)
     }
 
-    @Test("bounds: the byte budget drops the oldest events, and a client behind it gets a fresh session; the session cap",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "bounds: the byte budget drops the oldest events, and a client behind it gets a fresh session; the session cap",
+        .timeLimit(.minutes(1)))
     func bounds() async throws {
         let f = try Fixture(recovery: RecoveryConfiguration(maxBufferedBytes: 2_000, maxSessions: 2))
         let (a, reply) = try await f.connect()
@@ -163,7 +165,10 @@ struct RecoveryServerTests {
         a.closeNow()
         #expect(await AsyncMiddlewareTests.eventually { f.counters.persisted == 1 })
         for i in 0..<40 { f.io.sockets.emit("filler", .string(String(repeating: "x", count: 100)), JSONValue(i)) }
-        #expect(await AsyncMiddlewareTests.eventually { f.counters.entries > 0 && f.counters.bytes <= 2_000 && f.counters.entriesEvicted > 0 })
+        #expect(
+            await AsyncMiddlewareTests.eventually {
+                f.counters.entries > 0 && f.counters.bytes <= 2_000 && f.counters.entriesEvicted > 0
+            })
         let (b, bReply) = try await f.connect(auth: #"{"pid":"\#(pid)","offset":"1"}"#)
         b.closeNow()
         #expect(bReply["sid"] as? String != reply["sid"] as? String)

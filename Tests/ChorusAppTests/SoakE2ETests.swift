@@ -11,8 +11,10 @@ struct SoakE2ETests {
     func shortSoak() async throws {
         let script = Repository.root.appendingPathComponent("scripts/soak.py").path
         let child = try PythonClient.start(
-            arguments: [script, "--bin", ChorusProcess.binary.path, "--duration", "20", "--warmup", "5",
-                        "--sample", "5", "--settle", "5", "--rate", "0.5"],
+            arguments: [
+                script, "--bin", ChorusProcess.binary.path, "--duration", "20", "--warmup", "5",
+                "--sample", "5", "--settle", "5", "--rate", "0.5",
+            ],
             requiring: "json")
         let code: Int32
         do {
@@ -30,7 +32,8 @@ struct SoakE2ETests {
             #expect(server["alive"] as? Bool == true, "\(name) died\n\(result)")
             let idle = try #require(server["idle"] as? [String: Any])
             let end = try #require(server["end"] as? [String: Any])
-            let idleFDs = try #require(idle["fds"] as? Int), endFDs = try #require(end["fds"] as? Int)
+            let idleFDs = try #require(idle["fds"] as? Int)
+            let endFDs = try #require(end["fds"] as? Int)
             #expect(endFDs <= idleFDs + 8, "\(name): \(idleFDs) descriptors before, \(endFDs) after")
         }
         // The load really ran: connections came and went, some abruptly, and events were sent.

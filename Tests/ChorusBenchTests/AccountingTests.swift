@@ -1,4 +1,5 @@
 import Testing
+
 @testable import ChorusBenchCore
 
 @Suite struct AccountingTests {
@@ -36,7 +37,7 @@ import Testing
         #expect(t.inFlight(publisher: 1, sent: 4) == 4)
         #expect(!t.delivered(publisher: 1, seq: 0))
         #expect(!t.delivered(publisher: 1, seq: 0))
-        #expect(t.delivered(publisher: 1, seq: 0))          // third receiver completes seq 0
+        #expect(t.delivered(publisher: 1, seq: 0))  // third receiver completes seq 0
         #expect(t.inFlight(publisher: 1, sent: 4) == 3)
         #expect(t.inFlight(publisher: 0, sent: 0) == 0)
         // Out of order across receivers still counts per sequence.
@@ -52,6 +53,6 @@ import Testing
         // A stalled window is abandoned so the publisher can go on.
         t.abandonInFlight(publisher: 1, sent: 5)
         #expect(t.inFlight(publisher: 1, sent: 5) == 0)
-        #expect(!t.delivered(publisher: 7, seq: 0))          // unknown publisher ignored
+        #expect(!t.delivered(publisher: 7, seq: 0))  // unknown publisher ignored
     }
 }

@@ -1,5 +1,6 @@
 import CZlib
 import Testing
+
 @testable import ChorusBenchCore
 
 /// Server-style (unmasked) frame bytes.
@@ -20,7 +21,9 @@ func serverFrame(_ opcode: UInt8, _ payload: [UInt8], fin: Bool = true, rsv1: Bo
 /// Raw deflate of one message with the trailing 00 00 FF FF removed (RFC 7692 §7.2.1).
 func deflateMessage(_ input: [UInt8]) -> [UInt8] {
     var stream = z_stream()
-    deflateInit2_(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+    deflateInit2_(
+        &stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+        Int32(MemoryLayout<z_stream>.size))
     defer { deflateEnd(&stream) }
     var out = [UInt8](repeating: 0, count: input.count + 1024)
     var inCopy = input
@@ -45,7 +48,8 @@ func collect(_ reader: inout MessageReader, _ input: [UInt8], chunk: Int) throws
         try Array(input[i..<end]).withUnsafeBytes { buf in
             try reader.feed(buf) { e in
                 switch e {
-                case .message(let m): events.append((m.opcode == .text ? "text" : "binary", Array(m.payload), m.wireLength))
+                case .message(let m):
+                    events.append((m.opcode == .text ? "text" : "binary", Array(m.payload), m.wireLength))
                 case .ping(let p): events.append(("ping", Array(p), 0))
                 case .pong: events.append(("pong", [], 0))
                 case .close(let code): events.append(("close", [UInt8(code >> 8), UInt8(code & 0xFF)], 0))
@@ -59,7 +63,7 @@ func collect(_ reader: inout MessageReader, _ input: [UInt8], chunk: Int) throws
 
 @Suite struct FrameParserTests {
     let small = Array("hello".utf8)
-    let medium = [UInt8](repeating: 0x61, count: 300)        // 16-bit length
+    let medium = [UInt8](repeating: 0x61, count: 300)  // 16-bit length
     let large = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 % 251) }  // 64-bit length
 
     var stream: [UInt8] {
@@ -88,7 +92,9 @@ func collect(_ reader: inout MessageReader, _ input: [UInt8], chunk: Int) throws
         var reader = MessageReader()
         #expect(throws: FrameError.maskedServerFrame) { _ = try collect(&reader, masked, chunk: 100) }
         var reader2 = MessageReader()
-        #expect(throws: FrameError.reservedBits) { _ = try collect(&reader2, serverFrame(1, small, rsv1: true), chunk: 100) }
+        #expect(throws: FrameError.reservedBits) {
+            _ = try collect(&reader2, serverFrame(1, small, rsv1: true), chunk: 100)
+        }
     }
 
     @Test func clientFramesAreMaskedAndRoundTrip() throws {
@@ -109,7 +115,8 @@ func collect(_ reader: inout MessageReader, _ input: [UInt8], chunk: Int) throws
         let compressed = deflateMessage(text)
         #expect(compressed.count < text.count / 2)
         var reader = MessageReader(inflater: try Inflater(resetPerMessage: true))
-        let wire = serverFrame(1, compressed, rsv1: true) + serverFrame(1, compressed, rsv1: true) + serverFrame(1, small)
+        let wire =
+            serverFrame(1, compressed, rsv1: true) + serverFrame(1, compressed, rsv1: true) + serverFrame(1, small)
         let events = try collect(&reader, wire, chunk: chunk)
         #expect(events.count == 3)
         #expect(events[0].1 == text && events[1].1 == text && events[2].1 == small)
@@ -130,7 +137,10 @@ func collect(_ reader: inout MessageReader, _ input: [UInt8], chunk: Int) throws
         #expect(req.contains("permessage-deflate; client_no_context_takeover; server_no_context_takeover"))
         #expect(req.hasSuffix("\r\n\r\n"))
 
-        let ok = Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n".utf8) + [0x81, 0x00]
+        let ok =
+            Array(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n"
+                    .utf8) + [0x81, 0x00]
         let r = try #require(try ok.withUnsafeBytes { try Handshake.parseResponse($0) })
         #expect(r.deflate && r.serverNoContextTakeover && r.headLength == ok.count - 2)
         #expect(try Array("HTTP/1.1 101 Switching".utf8).withUnsafeBytes { try Handshake.parseResponse($0) } == nil)

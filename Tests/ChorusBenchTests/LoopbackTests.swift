@@ -1,6 +1,8 @@
 import ChorusLoop
 import Testing
+
 @testable import ChorusBenchCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,7 +33,8 @@ final class TinyBroadcastServer: EventLoopDelegate, @unchecked Sendable {
 
     init() throws {
         loop = try EventLoop(index: 0, tickNanoseconds: 100_000_000)
-        listener = try Socket.listen(address: SocketAddress(host: "127.0.0.1", port: 0), backlog: 1024, reusePort: false)
+        listener = try Socket.listen(
+            address: SocketAddress(host: "127.0.0.1", port: 0), backlog: 1024, reusePort: false)
         port = try Socket.localAddress(listener).port
         try loop.epoll.add(listener, events: .readable, token: Self.listenToken)
     }
@@ -58,7 +61,9 @@ final class TinyBroadcastServer: EventLoopDelegate, @unchecked Sendable {
         guard let p = peers[Int32(token)] else { return }
         if events.contains(.writable) { markDirty(p) }
         guard !events.isDisjoint(with: [.readable, .hangup, .error]) else { return }
-        guard case .processed(let n)? = try? Socket.read(p.fd, into: buffer.baseAddress!, count: buffer.count) else { return }
+        guard case .processed(let n)? = try? Socket.read(p.fd, into: buffer.baseAddress!, count: buffer.count) else {
+            return
+        }
         if n == 0 { drop(p); return }
         let bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<n])
         var rest = bytes
@@ -66,7 +71,11 @@ final class TinyBroadcastServer: EventLoopDelegate, @unchecked Sendable {
             p.head.append(contentsOf: bytes)
             guard let end = p.head.withUnsafeBytes({ Handshake.headEnd($0) }) else { return }
             p.upgraded = true
-            p.out.append(SharedBytes.copying(Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: test\r\n\r\n".utf8)))
+            p.out.append(
+                SharedBytes.copying(
+                    Array(
+                        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: test\r\n\r\n"
+                            .utf8)))
             markDirty(p)
             rest = UnsafeRawBufferPointer(rebasing: bytes[(n - (p.head.count - end))...])
             p.head = []
@@ -151,7 +160,8 @@ final class TinyBroadcastServer: EventLoopDelegate, @unchecked Sendable {
     /// unconnected broadcast servers: the publisher (connection 0) is on the first, so the first's
     /// ten receivers get every message and the second's ten (odd ids) none.
     @Test func alsoURLSpreadsConnectionsAndSplitsLatencyPerServer() throws {
-        let first = try TinyBroadcastServer(), second = try TinyBroadcastServer()
+        let first = try TinyBroadcastServer()
+        let second = try TinyBroadcastServer()
         first.start()
         second.start()
         defer { first.stop(); second.stop() }

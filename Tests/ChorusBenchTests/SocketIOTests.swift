@@ -3,7 +3,9 @@ import ChorusServer
 import ChorusSocketIO
 import ChorusWebSocket
 import Testing
+
 @testable import ChorusBenchCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,7 +14,8 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 
 @Suite struct SocketIOClientTests {
     @Test func parsesTheOpenPacket() throws {
-        let open = bytes(#"0{"sid":"aBc-123_x","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#)
+        let open = bytes(
+            #"0{"sid":"aBc-123_x","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#)
         let o = try #require(open.withUnsafeBytes { SocketIOClient.parseOpen($0) })
         #expect(o == SocketIOClient.Open(sid: "aBc-123_x", pingInterval: 25000, pingTimeout: 20000))
         #expect(open.withUnsafeBytes { SocketIOClient.classify($0) } == .open)
@@ -43,28 +46,46 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 
     @Test func buildsTheClientPackets() {
         #expect(SocketIOClient.connectRequest == bytes("40"))
-        #expect(SocketIOClient.joinRequest(conversation: "bench", ackId: 1) == bytes(#"421["join:conversation",{"conversationId":"bench"}]"#))
-        #expect(SocketIOClient.joinRequest(conversation: "c", ackId: nil) == bytes(#"42["join:conversation",{"conversationId":"c"}]"#))
+        #expect(
+            SocketIOClient.joinRequest(conversation: "bench", ackId: 1)
+                == bytes(#"421["join:conversation",{"conversationId":"bench"}]"#))
+        #expect(
+            SocketIOClient.joinRequest(conversation: "c", ackId: nil)
+                == bytes(#"42["join:conversation",{"conversationId":"c"}]"#))
         let (prefix, suffix) = SocketIOClient.sendFraming(conversation: "bench")
-        #expect(String(decoding: prefix + bytes("hi") + suffix, as: UTF8.self)
+        #expect(
+            String(decoding: prefix + bytes("hi") + suffix, as: UTF8.self)
                 == #"42["message:send",{"conversationId":"bench","message":{"content":"hi","type":"text"}}]"#)
         #expect(SocketIOPlan().requestPath(user: 42) == "/socket.io/?EIO=4&transport=websocket&userId=u42")
-        #expect(SocketIOPlan.isPlainID("bench-1:a.b_c") && !SocketIOPlan.isPlainID("a\"b") && !SocketIOPlan.isPlainID(""))
+        #expect(
+            SocketIOPlan.isPlainID("bench-1:a.b_c") && !SocketIOPlan.isPlainID("a\"b") && !SocketIOPlan.isPlainID(""))
     }
 
     @Test func extractsTheContentOfMessageNew() throws {
         let content = ContentPayload.encode(time: 123_456_789_012, seq: 77, publisher: 3, size: 64)
-        let frame = bytes(#"42["message:new",{"id":"0d3c2f5e-8b1a-4c44-9d7e-0123456789ab","conversationId":"bench","senderId":"u0","content":""#)
+        let frame =
+            bytes(
+                #"42["message:new",{"id":"0d3c2f5e-8b1a-4c44-9d7e-0123456789ab","conversationId":"bench","senderId":"u0","content":""#
+            )
             + content + bytes(#"","type":"text","createdAt":"2025-01-01T00:00:00.000Z"}]"#)
         let got = try #require(frame.withUnsafeBytes { b in SocketIOClient.messageNewContent(b).map { Array($0) } })
         #expect(got == content)
         let f = try #require(content.withUnsafeBytes { ContentPayload.decode($0) })
         #expect(f == Payload.Fields(time: 123_456_789_012, seq: 77, publisher: 3))
         // Other events, and a message:new without content, are not deliveries.
-        #expect(bytes(#"42["error",{"event":"message:send","error":"x"}]"#).withUnsafeBytes { SocketIOClient.messageNewContent($0) } == nil)
+        #expect(
+            bytes(#"42["error",{"event":"message:send","error":"x"}]"#).withUnsafeBytes {
+                SocketIOClient.messageNewContent($0)
+            } == nil)
         #expect(bytes(#"42["error",{"event":"message:send"}]"#).withUnsafeBytes { SocketIOClient.isErrorEvent($0) })
-        #expect(bytes(#"42["message:new",{"id":"1","type":"text"}]"#).withUnsafeBytes { SocketIOClient.messageNewContent($0) } == nil)
-        #expect(bytes(#"42["message:new",{"content":"unterminated"#).withUnsafeBytes { SocketIOClient.messageNewContent($0) } == nil)
+        #expect(
+            bytes(#"42["message:new",{"id":"1","type":"text"}]"#).withUnsafeBytes {
+                SocketIOClient.messageNewContent($0)
+            } == nil)
+        #expect(
+            bytes(#"42["message:new",{"content":"unterminated"#).withUnsafeBytes {
+                SocketIOClient.messageNewContent($0)
+            } == nil)
     }
 
     @Test(arguments: [ContentPayload.minimumSupportedSize, 64, 1024, 10_000])

@@ -73,7 +73,8 @@ struct TwoNodes {
 
     /// A raw Engine.IO/Socket.IO client connected to the main namespace of node `index`; returns its socket id.
     func connect(_ index: Int) throws -> (BlockingWebSocketClient, String) {
-        let client = try BlockingWebSocketClient(port: servers[index].port, path: "/socket.io/?EIO=4&transport=websocket")
+        let client = try BlockingWebSocketClient(
+            port: servers[index].port, path: "/socket.io/?EIO=4&transport=websocket")
         _ = try client.receive()  // Engine.IO open
         try client.send(text: "40")
         let connected = try client.receive().text  // 40{"sid":"..."}
@@ -178,7 +179,8 @@ struct RoomSubscriptionTests {
     /// namespace. Redis delivers one publisher's messages in order, so once A has received the
     /// second, the first has reached A already or never will.
     @Test(.timeLimit(.minutes(1)), arguments: [RedisSubscriptionMode.pattern, .rooms])
-    func aBroadcastForARoomHeldOnlyByOneNodeReachesTheOtherOnlyInPatternMode(_ mode: RedisSubscriptionMode) async throws {
+    func aBroadcastForARoomHeldOnlyByOneNodeReachesTheOtherOnlyInPatternMode(_ mode: RedisSubscriptionMode) async throws
+    {
         let nodes = try await TwoNodes.start(subscription: mode)
         defer { nodes.stop() }
         let (clientB, _) = try nodes.connect(1)
@@ -192,7 +194,9 @@ struct RoomSubscriptionTests {
         #expect(try await clientB.text(within: 10) == #"42["all",2]"#)
         var after = before
         // The namespace-wide one is decoded and "delivered" on A (to no socket): it came last.
-        _ = await eventually { after = await nodes.counters(0); return after.broadcastsDelivered > before.broadcastsDelivered }
+        _ = await eventually {
+            after = await nodes.counters(0); return after.broadcastsDelivered > before.broadcastsDelivered
+        }
         switch mode {
         case .pattern:
             #expect(after.broadcastsReceived - before.broadcastsReceived == 2)

@@ -1,8 +1,9 @@
-@testable import ChorusCluster
 import ChorusJSON
 import ChorusMsgPack
 import ChorusSocketIO
 import Testing
+
+@testable import ChorusCluster
 
 /// The Redis Streams adapter's wire forms (socket.io-redis-streams-adapter 0.3.x) and the restore's
 /// choice of what to replay, without Redis. The end-to-end tests check the same forms against a
@@ -13,38 +14,46 @@ struct StreamsWireTests {
 
     static func fields(_ pairs: [[UInt8]]) -> [String: [UInt8]] {
         var out: [String: [UInt8]] = [:]
-        for i in stride(from: 0, to: pairs.count - 1, by: 2) { out[String(decoding: pairs[i], as: UTF8.self)] = pairs[i + 1] }
+        for i in stride(from: 0, to: pairs.count - 1, by: 2) {
+            out[String(decoding: pairs[i], as: UTF8.self)] = pairs[i + 1]
+        }
         return out
     }
 
     @Test("a broadcast entry is the reference's: uid, nsp, type \"3\", data as JSON.stringify writes it")
     func broadcastEntry() throws {
-        let b = StreamBroadcast(event: "project:update", args: [["n": 1]], options: StreamOptions(rooms: ["project:1"], except: ["u1"]))
+        let b = StreamBroadcast(
+            event: "project:update", args: [["n": 1]], options: StreamOptions(rooms: ["project:1"], except: ["u1"]))
         let message = StreamMessage(uid: "0123456789abcdef", nsp: "/", type: .broadcast, data: b.json)
         let f = Self.fields(message.streamFields)
-        #expect(f["uid"] == Array("0123456789abcdef".utf8) && f["nsp"] == Array("/".utf8) && f["type"] == Array("3".utf8))
-        #expect(String(decoding: f["data"]!, as: UTF8.self)
-                == #"{"packet":{"type":2,"data":["project:update",{"n":1}]},"opts":{"rooms":["project:1"],"except":["u1"],"flags":{}}}"#)
+        #expect(
+            f["uid"] == Array("0123456789abcdef".utf8) && f["nsp"] == Array("/".utf8) && f["type"] == Array("3".utf8))
+        #expect(
+            String(decoding: f["data"]!, as: UTF8.self)
+                == #"{"packet":{"type":2,"data":["project:update",{"n":1}]},"opts":{"rooms":["project:1"],"except":["u1"],"flags":{}}}"#
+        )
         let back = try #require(StreamMessage(streamFields: f, decoder: decoder))
         #expect(back == message && StreamBroadcast(json: back.data) == b && b.isReplayable)
     }
 
     @Test("binary data goes as base64 MessagePack and comes back as binary")
     func binaryEntry() throws {
-        let b = StreamBroadcast(event: "blob", args: [.binary([0, 1, 255])], options: StreamOptions(rooms: [], except: []))
+        let b = StreamBroadcast(
+            event: "blob", args: [.binary([0, 1, 255])], options: StreamOptions(rooms: [], except: []))
         let f = Self.fields(StreamMessage(uid: "u", nsp: "/", type: .broadcast, data: b.json).streamFields)
         #expect(f["data"]?.first != UInt8(ascii: "{"))
         let back = try #require(StreamMessage(streamFields: f, decoder: decoder))
         #expect(StreamBroadcast(json: back.data)?.args == [.binary([0, 1, 255])])
     }
 
-    @Test("entries that are not messages or do not decode are refused, not guessed",
-          arguments: [
-              ["uid": "u", "type": "3"],  // no nsp: the reference skips it too
-              ["uid": "u", "nsp": "/", "type": "three"],
-              ["uid": "u", "nsp": "/", "type": "3", "data": "{not json"],
-              ["uid": "u", "nsp": "/", "type": "3", "data": "%%%"],
-          ])
+    @Test(
+        "entries that are not messages or do not decode are refused, not guessed",
+        arguments: [
+            ["uid": "u", "type": "3"],  // no nsp: the reference skips it too
+            ["uid": "u", "nsp": "/", "type": "three"],
+            ["uid": "u", "nsp": "/", "type": "3", "data": "{not json"],
+            ["uid": "u", "nsp": "/", "type": "3", "data": "%%%"],
+        ])
     func malformedEntries(_ raw: [String: String]) {
         #expect(StreamMessage(streamFields: raw.mapValues { Array($0.utf8) }, decoder: decoder) == nil)
     }
@@ -53,7 +62,10 @@ struct StreamsWireTests {
     func replayable() {
         let opts = StreamOptions(rooms: [], except: [])
         #expect(!StreamBroadcast(event: "e", args: [], options: opts, requestId: "r").isReplayable)
-        #expect(!StreamBroadcast(event: "e", args: [], options: StreamOptions(rooms: [], except: [], flags: ["volatile": true])).isReplayable)
+        #expect(
+            !StreamBroadcast(
+                event: "e", args: [], options: StreamOptions(rooms: [], except: [], flags: ["volatile": true])
+            ).isReplayable)
         #expect(StreamBroadcast(json: ["packet": ["type": 3, "data": ["e"]], "opts": opts.json]) == nil)
         #expect(StreamBroadcast(json: ["packet": ["type": 2, "data": [1]], "opts": opts.json]) == nil)
     }
@@ -72,7 +84,9 @@ struct StreamsWireTests {
     @Test("stream ids: exactly digits-digits, ordered as Redis orders them, next is the smallest after")
     func streamIDs() {
         #expect(StreamID("1733-0") == StreamID(milliseconds: 1733, sequence: 0))
-        for bad in ["", "17", "1-", "-1", "1-2-3", "a-1", "1-+2", " 1-2", "18446744073709551616-0"] { #expect(StreamID(bad) == nil) }
+        for bad in ["", "17", "1-", "-1", "1-2-3", "a-1", "1-+2", " 1-2", "18446744073709551616-0"] {
+            #expect(StreamID(bad) == nil)
+        }
         #expect(StreamID("9-5")! < StreamID("10-0")! && StreamID("10-0")! < StreamID("10-1")!)
         #expect(StreamID("10-1")!.next == StreamID("10-2")!)
         #expect(StreamID("10-18446744073709551615")!.next == StreamID("11-0")!)
@@ -80,7 +94,8 @@ struct StreamsWireTests {
 
     @Test("a session is base64 MessagePack {sid, pid, rooms, data}, both ways; garbage is no session")
     func sessions() throws {
-        let s = PersistedSession(sid: "sid1", pid: "pid1", rooms: ["sid1", "project:1"], data: ["userId": "alice", "projects": "*"])
+        let s = PersistedSession(
+            sid: "sid1", pid: "pid1", rooms: ["sid1", "project:1"], data: ["userId": "alice", "projects": "*"])
         let back = try #require(PersistedSession(storedValue: s.storedValue, decoder: decoder))
         #expect(back == s)
         #expect(PersistedSession(storedValue: Array("not base64!".utf8), decoder: decoder) == nil)
@@ -90,7 +105,9 @@ struct StreamsWireTests {
 
     @Test("pub/sub messages are MessagePack {uid, nsp, type, data}")
     func pubSub() throws {
-        let m = StreamMessage(uid: "u", nsp: "/chat", type: .fetchSockets, data: ["requestId": "r", "opts": StreamOptions(rooms: ["a"], except: []).json])
+        let m = StreamMessage(
+            uid: "u", nsp: "/chat", type: .fetchSockets,
+            data: ["requestId": "r", "opts": StreamOptions(rooms: ["a"], except: []).json])
         let payload = m.pubSubPayload
         let back = try #require(payload.withUnsafeBytes { StreamMessage(pubSubPayload: $0, decoder: decoder) })
         #expect(back == m && back.kind == .fetchSockets)

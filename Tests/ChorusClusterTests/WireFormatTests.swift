@@ -1,8 +1,9 @@
 import ChorusJSON
-@testable import ChorusCluster
 import ChorusMsgPack
 import ChorusSocketIO
 import Testing
+
+@testable import ChorusCluster
 
 func hex(_ s: String) -> [UInt8] {
     var out: [UInt8] = []
@@ -14,19 +15,24 @@ func hex(_ s: String) -> [UInt8] {
 
 /// Both directions against a fixture: our encoding is the reference's bytes, and the reference's
 /// bytes decode to our value.
-func expectBroadcast(_ value: ClusterBroadcast, _ fixture: String, emitterOrder: Bool = false,
-                     sourceLocation: SourceLocation = #_sourceLocation) throws {
+func expectBroadcast(
+    _ value: ClusterBroadcast, _ fixture: String, emitterOrder: Bool = false,
+    sourceLocation: SourceLocation = #_sourceLocation
+) throws {
     #expect(value.encode(emitterOrder: emitterOrder) == hex(fixture), sourceLocation: sourceLocation)
     #expect(try ClusterBroadcast.decode(hex(fixture)) == value, sourceLocation: sourceLocation)
 }
 
-func expectRequest(_ value: ClusterRequest, _ fixture: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+func expectRequest(_ value: ClusterRequest, _ fixture: String, sourceLocation: SourceLocation = #_sourceLocation) throws
+{
     #expect(value.encode() == hex(fixture), sourceLocation: sourceLocation)
     #expect(try ClusterRequest.decode(hex(fixture)) == value, sourceLocation: sourceLocation)
 }
 
-func expectResponse(_ value: ClusterResponse, _ fixture: String, kind: ClusterRequestType,
-                    sourceLocation: SourceLocation = #_sourceLocation) throws {
+func expectResponse(
+    _ value: ClusterResponse, _ fixture: String, kind: ClusterRequestType,
+    sourceLocation: SourceLocation = #_sourceLocation
+) throws {
     #expect(value.encode() == hex(fixture), sourceLocation: sourceLocation)
     #expect(try ClusterResponse.decode(hex(fixture), kindOf: { _ in kind }) == value, sourceLocation: sourceLocation)
 }
@@ -60,38 +66,49 @@ struct WireFormatTests {
     // MARK: Broadcasts
 
     @Test func broadcastToOneRoom() throws {
-        try expectBroadcast(ClusterBroadcast(
-            uid: uid, packet: ClusterPacket(data: ["chat", ["text": "hi"]], namespace: "/"),
-            selector: ClusterSelector(rooms: ["room1"])), WireFixtures.broadcastOneRoom)
+        try expectBroadcast(
+            ClusterBroadcast(
+                uid: uid, packet: ClusterPacket(data: ["chat", ["text": "hi"]], namespace: "/"),
+                selector: ClusterSelector(rooms: ["room1"])), WireFixtures.broadcastOneRoom)
     }
 
     @Test func broadcastToRoomsExcept() throws {
-        try expectBroadcast(ClusterBroadcast(
-            uid: uid, packet: ClusterPacket(data: ["update", 1, 2.5, nil, true, -7], namespace: "/projects"),
-            selector: ClusterSelector(rooms: ["a", "b"], except: ["c"])), WireFixtures.broadcastRoomsExcept)
+        try expectBroadcast(
+            ClusterBroadcast(
+                uid: uid, packet: ClusterPacket(data: ["update", 1, 2.5, nil, true, -7], namespace: "/projects"),
+                selector: ClusterSelector(rooms: ["a", "b"], except: ["c"])), WireFixtures.broadcastRoomsExcept)
     }
 
     @Test func broadcastToTheNamespace() throws {
-        try expectBroadcast(ClusterBroadcast(uid: uid, packet: ClusterPacket(data: ["ping"], namespace: "/"), selector: ClusterSelector()),
-                            WireFixtures.broadcastAll)
+        try expectBroadcast(
+            ClusterBroadcast(
+                uid: uid, packet: ClusterPacket(data: ["ping"], namespace: "/"), selector: ClusterSelector()),
+            WireFixtures.broadcastAll)
     }
 
     @Test func broadcastWithBinaryArguments() throws {
-        try expectBroadcast(ClusterBroadcast(
-            uid: uid, packet: ClusterPacket(data: ["file", .binary([0, 1, 2, 255]), ["name": "x", "blob": .binary([0x61, 0x62])]], namespace: "/"),
-            selector: ClusterSelector()), WireFixtures.broadcastBinary)
+        try expectBroadcast(
+            ClusterBroadcast(
+                uid: uid,
+                packet: ClusterPacket(
+                    data: ["file", .binary([0, 1, 2, 255]), ["name": "x", "blob": .binary([0x61, 0x62])]],
+                    namespace: "/"),
+                selector: ClusterSelector()), WireFixtures.broadcastBinary)
     }
 
     @Test func emitterBroadcast() throws {
-        try expectBroadcast(ClusterBroadcast(
-            uid: "emitter", packet: ClusterPacket(data: ["news", "hello"], namespace: "/"), selector: ClusterSelector(rooms: ["r"])),
+        try expectBroadcast(
+            ClusterBroadcast(
+                uid: "emitter", packet: ClusterPacket(data: ["news", "hello"], namespace: "/"),
+                selector: ClusterSelector(rooms: ["r"])),
             WireFixtures.emitterBroadcast, emitterOrder: true)
     }
 
     @Test func emitterBroadcastWithFlags() throws {
         let flags = ClusterFlags(.object(["volatile": true, "compress": false]))
-        let value = ClusterBroadcast(uid: "emitter", packet: ClusterPacket(data: ["news"], namespace: "/"),
-                                     selector: ClusterSelector(except: ["x"]), flags: flags)
+        let value = ClusterBroadcast(
+            uid: "emitter", packet: ClusterPacket(data: ["news"], namespace: "/"),
+            selector: ClusterSelector(except: ["x"]), flags: flags)
         try expectBroadcast(value, WireFixtures.emitterBroadcastFlags, emitterOrder: true)
         #expect(value.flags.isVolatile && !value.flags.isLocal)
     }
@@ -111,8 +128,10 @@ struct WireFormatTests {
 
     @Test func numericRoomsAndMapKeysBecomeText() throws {
         // [uid, {type: 2, data: ["e"], nsp: "/"}, {rooms: [42], except: [], flags: {}}]
-        let bytes = MsgPackEncoder.encode([.string("n1"), .object(["type": 2, "data": ["e"], "nsp": "/"]),
-                                           .object(["rooms": [42], "except": [], "flags": .map([])])])
+        let bytes = MsgPackEncoder.encode([
+            .string("n1"), .object(["type": 2, "data": ["e"], "nsp": "/"]),
+            .object(["rooms": [42], "except": [], "flags": .map([])]),
+        ])
         #expect(try ClusterBroadcast.decode(bytes).selector.rooms == ["42"])
         #expect(MsgPackValue.map([MsgPackPair(7, "seven")]).json == ["7": "seven"])
     }
@@ -135,51 +154,79 @@ struct WireFormatTests {
     }
 
     @Test func requestJoinAndLeave() throws {
-        try expectRequest(.remoteJoin(uid: uid, requestId: nil, .selector(ClusterSelector(rooms: ["a"], except: ["b"]), rooms: ["c", "d"])),
-                          WireFixtures.requestJoinSelector)
-        try expectRequest(.remoteJoin(uid: nil, requestId: nil, .selector(ClusterSelector(), rooms: ["c"])), WireFixtures.requestJoinEmitter)
-        try expectRequest(.remoteJoin(uid: uid, requestId: "req003", .socket(id: "SOCKETID", room: "r")), WireFixtures.requestJoinSocket)
-        try expectRequest(.remoteLeave(uid: uid, requestId: nil, .selector(ClusterSelector(rooms: ["a"]), rooms: ["c"])),
-                          WireFixtures.requestLeaveSelector)
-        try expectRequest(.remoteLeave(uid: nil, requestId: nil, .selector(ClusterSelector(rooms: ["a"], except: ["b"]), rooms: ["c"])),
-                          WireFixtures.requestLeaveEmitter)
+        try expectRequest(
+            .remoteJoin(
+                uid: uid, requestId: nil, .selector(ClusterSelector(rooms: ["a"], except: ["b"]), rooms: ["c", "d"])),
+            WireFixtures.requestJoinSelector)
+        try expectRequest(
+            .remoteJoin(uid: nil, requestId: nil, .selector(ClusterSelector(), rooms: ["c"])),
+            WireFixtures.requestJoinEmitter)
+        try expectRequest(
+            .remoteJoin(uid: uid, requestId: "req003", .socket(id: "SOCKETID", room: "r")),
+            WireFixtures.requestJoinSocket)
+        try expectRequest(
+            .remoteLeave(uid: uid, requestId: nil, .selector(ClusterSelector(rooms: ["a"]), rooms: ["c"])),
+            WireFixtures.requestLeaveSelector)
+        try expectRequest(
+            .remoteLeave(
+                uid: nil, requestId: nil, .selector(ClusterSelector(rooms: ["a"], except: ["b"]), rooms: ["c"])),
+            WireFixtures.requestLeaveEmitter)
     }
 
     @Test func requestDisconnect() throws {
-        try expectRequest(.remoteDisconnect(uid: uid, requestId: nil, .selector(ClusterSelector(rooms: ["a"], except: ["b"]), close: true)),
-                          WireFixtures.requestDisconnectSelector)
-        try expectRequest(.remoteDisconnect(uid: nil, requestId: nil, .selector(ClusterSelector(), close: false)),
-                          WireFixtures.requestDisconnectEmitter)
-        try expectRequest(.remoteDisconnect(uid: uid, requestId: "req004", .socket(id: "SOCKETID", close: false)),
-                          WireFixtures.requestDisconnectSocket)
+        try expectRequest(
+            .remoteDisconnect(
+                uid: uid, requestId: nil, .selector(ClusterSelector(rooms: ["a"], except: ["b"]), close: true)),
+            WireFixtures.requestDisconnectSelector)
+        try expectRequest(
+            .remoteDisconnect(uid: nil, requestId: nil, .selector(ClusterSelector(), close: false)),
+            WireFixtures.requestDisconnectEmitter)
+        try expectRequest(
+            .remoteDisconnect(uid: uid, requestId: "req004", .socket(id: "SOCKETID", close: false)),
+            WireFixtures.requestDisconnectSocket)
     }
 
     @Test func requestFetch() throws {
-        try expectRequest(.remoteFetch(uid: uid, requestId: "req005", ClusterSelector(rooms: ["r"])), WireFixtures.requestFetch)
+        try expectRequest(
+            .remoteFetch(uid: uid, requestId: "req005", ClusterSelector(rooms: ["r"])), WireFixtures.requestFetch)
     }
 
     @Test func requestServerSideEmit() throws {
-        try expectRequest(.serverSideEmit(uid: uid, requestId: nil, data: ["hello", 1, ["a": true]]), WireFixtures.requestServerSideEmit)
-        try expectRequest(.serverSideEmit(uid: uid, requestId: "req006", data: ["hello"]), WireFixtures.requestServerSideEmitAck)
-        try expectRequest(.serverSideEmit(uid: "emitter", requestId: nil, data: ["from-emitter"]), WireFixtures.requestServerSideEmitEmitter)
+        try expectRequest(
+            .serverSideEmit(uid: uid, requestId: nil, data: ["hello", 1, ["a": true]]),
+            WireFixtures.requestServerSideEmit)
+        try expectRequest(
+            .serverSideEmit(uid: uid, requestId: "req006", data: ["hello"]), WireFixtures.requestServerSideEmitAck)
+        try expectRequest(
+            .serverSideEmit(uid: "emitter", requestId: nil, data: ["from-emitter"]),
+            WireFixtures.requestServerSideEmitEmitter)
     }
 
     @Test func requestBroadcastWithAckIsMessagePack() throws {
-        try expectRequest(.broadcast(uid: uid, requestId: "req007", packet: ClusterPacket(data: ["question", 1], namespace: "/"),
-                                     selector: ClusterSelector(rooms: ["r"]), flags: ClusterFlags(.object(["timeout": 5000]))),
-                          WireFixtures.requestBroadcastAck)
+        try expectRequest(
+            .broadcast(
+                uid: uid, requestId: "req007", packet: ClusterPacket(data: ["question", 1], namespace: "/"),
+                selector: ClusterSelector(rooms: ["r"]), flags: ClusterFlags(.object(["timeout": 5000]))),
+            WireFixtures.requestBroadcastAck)
         #expect(hex(WireFixtures.requestBroadcastAck)[0] != UInt8(ascii: "{"))
     }
 
     // MARK: Responses
 
     @Test func responses() throws {
-        try expectResponse(.sockets(requestId: "req001", socketIds: ["s1", "s2"]), WireFixtures.responseSockets, kind: .sockets)
-        try expectResponse(.allRooms(requestId: "req002", rooms: ["r1", "SOCKETID"]), WireFixtures.responseAllRooms, kind: .allRooms)
+        try expectResponse(
+            .sockets(requestId: "req001", socketIds: ["s1", "s2"]), WireFixtures.responseSockets, kind: .sockets)
+        try expectResponse(
+            .allRooms(requestId: "req002", rooms: ["r1", "SOCKETID"]), WireFixtures.responseAllRooms, kind: .allRooms)
         try expectResponse(.done(requestId: "req003"), WireFixtures.responseDone, kind: .remoteJoin)
-        try expectResponse(.serverSideEmit(requestId: "req006", data: "pong"), WireFixtures.responseServerSideEmit, kind: .serverSideEmit)
-        try expectResponse(.broadcastClientCount(requestId: "req007", clientCount: 3), WireFixtures.responseClientCount, kind: .broadcast)
-        try expectResponse(.broadcastAck(requestId: "req007", packet: "yes"), WireFixtures.responseBroadcastAck, kind: .broadcast)
+        try expectResponse(
+            .serverSideEmit(requestId: "req006", data: "pong"), WireFixtures.responseServerSideEmit,
+            kind: .serverSideEmit)
+        try expectResponse(
+            .broadcastClientCount(requestId: "req007", clientCount: 3), WireFixtures.responseClientCount,
+            kind: .broadcast)
+        try expectResponse(
+            .broadcastAck(requestId: "req007", packet: "yes"), WireFixtures.responseBroadcastAck, kind: .broadcast)
     }
 
     @Test func fetchResponseCarriesHandshakeRoomsAndData() throws {
@@ -187,16 +234,22 @@ struct WireFormatTests {
             "headers": ["host": "127.0.0.1:3000"],
             "time": "Thu Dec 03 2026 09:00:00 GMT+0000 (Coordinated Universal Time)",
             "address": "127.0.0.1", "xdomain": false, "secure": false, "issued": 1_764_752_400_000,
-            "url": "/socket.io/?EIO=4&transport=websocket", "query": ["EIO": "4", "transport": "websocket"], "auth": ["token": "t"],
+            "url": "/socket.io/?EIO=4&transport=websocket", "query": ["EIO": "4", "transport": "websocket"],
+            "auth": ["token": "t"],
         ]
-        try expectResponse(.fetch(requestId: "req005", sockets: [
-            ClusterRemoteSocket(id: "SOCKETID", handshake: handshake, rooms: ["SOCKETID", "r"], data: ["user": "u1"]),
-        ]), WireFixtures.responseFetch, kind: .remoteFetch)
+        try expectResponse(
+            .fetch(
+                requestId: "req005",
+                sockets: [
+                    ClusterRemoteSocket(
+                        id: "SOCKETID", handshake: handshake, rooms: ["SOCKETID", "r"], data: ["user": "u1"])
+                ]), WireFixtures.responseFetch, kind: .remoteFetch)
     }
 
     @Test func ackWithoutArgumentsIsNull() throws {
-        #expect(try ClusterResponse.decode(hex(WireFixtures.responseBroadcastAckUndefined), kindOf: { _ in .broadcast })
-            == .broadcastAck(requestId: "req007", packet: nil))
+        #expect(
+            try ClusterResponse.decode(hex(WireFixtures.responseBroadcastAckUndefined), kindOf: { _ in .broadcast })
+                == .broadcastAck(requestId: "req007", packet: nil))
     }
 
     @Test func responseForAnotherNodeIsIgnored() throws {
@@ -206,7 +259,9 @@ struct WireFormatTests {
     // MARK: Malformed input: an error value, never a crash
 
     @Test func malformedMessagesAreErrors() {
-        #expect(throws: ClusterWireError.shape(field: "message")) { try ClusterBroadcast.decode(MsgPackEncoder.encode(["only-uid"])) }
+        #expect(throws: ClusterWireError.shape(field: "message")) {
+            try ClusterBroadcast.decode(MsgPackEncoder.encode(["only-uid"]))
+        }
         #expect(throws: ClusterWireError.msgpack(.truncated(offset: 0))) { try ClusterBroadcast.decode([]) }
         #expect(throws: ClusterWireError.shape(field: "packet.data")) {
             try ClusterBroadcast.decode(MsgPackEncoder.encode(["u", .object(["type": 2, "data": []]), .map([])]))
@@ -215,11 +270,18 @@ struct WireFormatTests {
             try ClusterBroadcast.decode(MsgPackEncoder.encode(["u", .object(["type": 0, "data": ["e"]]), .map([])]))
         }
         #expect(throws: ClusterWireError.shape(field: "opts.rooms")) {
-            try ClusterBroadcast.decode(MsgPackEncoder.encode(["u", .object(["type": 2, "data": ["e"]]), .object(["rooms": [true]])]))
+            try ClusterBroadcast.decode(
+                MsgPackEncoder.encode(["u", .object(["type": 2, "data": ["e"]]), .object(["rooms": [true]])]))
         }
-        #expect(throws: ClusterWireError.unknownRequestType(42)) { try ClusterRequest.decode(Array(#"{"type":42}"#.utf8)) }
-        #expect(throws: ClusterWireError.shape(field: "requestId")) { try ClusterRequest.decode(Array(#"{"uid":"u","type":1}"#.utf8)) }
-        #expect(throws: ClusterWireError.shape(field: "data")) { try ClusterRequest.decode(Array(#"{"uid":"u","type":6}"#.utf8)) }
+        #expect(throws: ClusterWireError.unknownRequestType(42)) {
+            try ClusterRequest.decode(Array(#"{"type":42}"#.utf8))
+        }
+        #expect(throws: ClusterWireError.shape(field: "requestId")) {
+            try ClusterRequest.decode(Array(#"{"uid":"u","type":1}"#.utf8))
+        }
+        #expect(throws: ClusterWireError.shape(field: "data")) {
+            try ClusterRequest.decode(Array(#"{"uid":"u","type":6}"#.utf8))
+        }
         do {
             _ = try ClusterRequest.decode(Array(#"{"type":1"#.utf8))
             Issue.record("truncated JSON decoded")

@@ -1,7 +1,8 @@
-@testable import ChorusLoop
 import Glibc
 import Synchronization
 import Testing
+
+@testable import ChorusLoop
 
 /// A loop running on its own thread with a delegate that records what reaches it.
 private final class RunningLoop: EventLoopDelegate, @unchecked Sendable {
@@ -109,10 +110,14 @@ struct ForeignDescriptorAndTimerTests {
             var regs: [ForeignRegistration] = []
             let box = Mutex<[ForeignRegistration]>([])
             for (index, fd) in [a1, a2].enumerated() {
-                guard let r = try? loop.register(fd: fd, interest: .readable, { _ in
-                    calls.withLock { $0.append(index) }
-                    for other in box.withLock({ $0 }) { loop.unregister(other) }
-                }) else { return false }
+                guard
+                    let r = try? loop.register(
+                        fd: fd, interest: .readable,
+                        { _ in
+                            calls.withLock { $0.append(index) }
+                            for other in box.withLock({ $0 }) { loop.unregister(other) }
+                        })
+                else { return false }
                 regs.append(r)
             }
             box.withLock { $0 = regs }

@@ -23,13 +23,13 @@ struct SocketTests {
         queue.append(SharedBytes.copying(Array("hello".utf8)))
         #expect(try queue.flush(fd: a, iov: iov, iovCapacity: 4))
         #expect(queue.isEmpty && queue.holdsStorage)
-        queue.releaseIdleStorage()             // something was appended since the last check
+        queue.releaseIdleStorage()  // something was appended since the last check
         #expect(queue.holdsStorage)
         queue.append(SharedBytes.copying(Array("again".utf8)))
         #expect(try queue.flush(fd: a, iov: iov, iovCapacity: 4))
-        queue.releaseIdleStorage()             // busy: kept
+        queue.releaseIdleStorage()  // busy: kept
         #expect(queue.holdsStorage)
-        queue.releaseIdleStorage()             // a whole check period with nothing appended
+        queue.releaseIdleStorage()  // a whole check period with nothing appended
         #expect(!queue.holdsStorage)
         // Not while bytes wait.
         queue.append(SharedBytes.copying(Array("pending".utf8)))
@@ -179,7 +179,8 @@ struct SocketTests {
         let big = Self.frame(arena, FrameArena.largestCarvedFrame + 1, 9)
         let small = Self.frame(arena, 10, 1)
         #expect(!big.isSameBuffer(as: small))
-        #expect(big.bufferCapacity >= FrameArena.largestCarvedFrame + 1 && big.bufferCapacity < FrameArena.chunkCapacity)
+        #expect(
+            big.bufferCapacity >= FrameArena.largestCarvedFrame + 1 && big.bufferCapacity < FrameArena.chunkCapacity)
     }
 
     /// Frames keep extending an entry that the socket has only partly taken: the byte stream must

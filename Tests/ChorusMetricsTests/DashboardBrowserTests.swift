@@ -10,16 +10,19 @@ import Testing
     @Test("log in, see connections and deliveries/s move, take screenshots")
     func dashboardInChromium() async throws {
         let token = "dashboard-test-token"
-        let server = try await ChorusProcess.start(app: "broadcast", ["--api-token", token, "--threads", "2", "--log-level", "warning"])
+        let server = try await ChorusProcess.start(
+            app: "broadcast", ["--api-token", token, "--threads", "2", "--log-level", "warning"])
         defer { server.kill() }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-dashboard-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let result = try await PythonClient.run(
             "dashboard_check.py",
-            args: ["--url", server.url, "--token", token,
-                   "--screenshot", directory.appendingPathComponent("dashboard.png").path,
-                   "--phone-screenshot", directory.appendingPathComponent("phone.png").path],
+            args: [
+                "--url", server.url, "--token", token,
+                "--screenshot", directory.appendingPathComponent("dashboard.png").path,
+                "--phone-screenshot", directory.appendingPathComponent("phone.png").path,
+            ],
             requiring: "websocket", timeout: .seconds(120))
         #expect(result.exitCode == 0 && result.stdout.contains("OK dashboard"), "\(result)\n\(server.diagnostics)")
     }

@@ -1,4 +1,3 @@
-@testable import ChorusCluster
 import ChorusLoop
 import ChorusMetrics
 import ChorusServer
@@ -9,8 +8,12 @@ import Logging
 import Synchronization
 import Testing
 
+@testable import ChorusCluster
+
 /// An in-process broadcast server with the operator routes, as `chorus serve` wires them.
-private func startObservedServer(threads: Int = 2, token: String = "secret") throws -> (WebSocketServer, MetricsCollector) {
+private func startObservedServer(threads: Int = 2, token: String = "secret") throws -> (
+    WebSocketServer, MetricsCollector
+) {
     var config = ServerConfiguration()
     config.host = "127.0.0.1"
     config.port = 0
@@ -57,7 +60,10 @@ private func get(_ port: Int, _ path: String, token: String?) throws -> String {
             text = String(decoding: collector.render(), as: UTF8.self)
             // Both loops too: the one without recipients counts the broadcast when its forwarded copy arrives.
             if sample(text, "chorus_deliveries_total") ?? 0 >= 3 && sample(text, "chorus_sent_bytes_total") ?? 0 > 0
-                && sample(text, "chorus_broadcasts_total") ?? 0 >= 2 { break }
+                && sample(text, "chorus_broadcasts_total") ?? 0 >= 2
+            {
+                break
+            }
             try await Task.sleep(for: .milliseconds(20))
         }
         #expect(sample(text, "chorus_connections") == 3)
@@ -99,13 +105,17 @@ private func get(_ port: Int, _ path: String, token: String?) throws -> String {
         let text = String(decoding: collector.render(), as: UTF8.self)
         // Socket.IO, JWT and adapter metrics need their part (tested below and end to end).
         for entry in MetricCatalog.entries
-        where !entry.name.hasPrefix("chorus_socketio") && !entry.name.hasPrefix("chorus_adapter") && entry.name != "chorus_jwt_failures_total" {
+        where !entry.name.hasPrefix("chorus_socketio") && !entry.name.hasPrefix("chorus_adapter")
+            && entry.name != "chorus_jwt_failures_total"
+        {
             #expect(text.contains("# HELP \(entry.name) "), "\(entry.name)")
             #expect(text.contains("# TYPE \(entry.name) \(entry.kind.rawValue)"), "\(entry.name)")
         }
     }
 
-    @Test("the cluster adapter's counters: every chorus_adapter_* metric, the latency histogram, the dashboard's cluster object")
+    @Test(
+        "the cluster adapter's counters: every chorus_adapter_* metric, the latency histogram, the dashboard's cluster object"
+    )
     func adapterCounters() throws {
         var config = ServerConfiguration()
         config.host = "127.0.0.1"
@@ -119,9 +129,9 @@ private func get(_ port: Int, _ path: String, token: String?) throws -> String {
         counters.broadcastsReceived = 9
         counters.reconnects = 2
         counters.publishQueue = 3
-        counters.recordRequest(nanoseconds: 700_000)        // 0.7 ms: the 1 ms bucket
+        counters.recordRequest(nanoseconds: 700_000)  // 0.7 ms: the 1 ms bucket
         counters.recordRequest(nanoseconds: 3_000_000_000)  // 3 s: the 5 s bucket
-        counters.recordRequest(nanoseconds: 60_000_000_000) // 60 s: +Inf
+        counters.recordRequest(nanoseconds: 60_000_000_000)  // 60 s: +Inf
         let published = counters
         let collector = MetricsCollector(server: server, cluster: { published }, factory: ChorusPrometheusFactory())
         let routes = OperatorRoutes(collector: collector, tokens: ["secret"], adapter: "redis")
@@ -146,7 +156,9 @@ private func get(_ port: Int, _ path: String, token: String?) throws -> String {
         #expect(sample(text, "chorus_adapter_request_seconds_count") == 3)
         #expect(sample(text, "chorus_adapter_request_seconds_sum") == 63.0007)
         let data = try get(server.port, "/api/v1/dashboard", token: "secret")
-        #expect(data.contains("\"adapter\":\"redis\"") && data.contains("\"redisConnected\":true") && data.contains("\"reconnects\":2"))
+        #expect(
+            data.contains("\"adapter\":\"redis\"") && data.contains("\"redisConnected\":true")
+                && data.contains("\"reconnects\":2"))
     }
 
     @Test("/metrics on the main port: 401 without the token or with a wrong one, 200 with it")
@@ -173,7 +185,9 @@ private func get(_ port: Int, _ path: String, token: String?) throws -> String {
         defer { server.shutdown() }
         let tcp = try RawTCPConnection(port: UInt16(server.port))
         // An upgrade without Sec-WebSocket-Key: 400.
-        try tcp.send("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        try tcp.send(
+            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
         let answer = String(decoding: try tcp.readToEOF(), as: UTF8.self)
         #expect(answer.hasPrefix("HTTP/1.1 400"))
         var text = ""
@@ -245,7 +259,9 @@ private func get(_ port: Int, _ path: String, token: String?) throws -> String {
     @Test("JSON lines: timestamp, level, label, message, metadata; rate-limited with a suppressed count")
     func jsonLines() throws {
         let lines = Mutex<[String]>([])
-        let json = JSONLogHandler(label: "chorus.test") { bytes in lines.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) } }
+        let json = JSONLogHandler(label: "chorus.test") { bytes in
+            lines.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) }
+        }
         let limiter = LogRateLimiter(burst: 2, intervalSeconds: 3600)
         let logger = Logger(label: "chorus.test") { _ in RateLimitedLogHandler(json, limiter: limiter) }
         for i in 0..<5 { logger.info("token refused", metadata: ["address": "10.0.0.\(i)"]) }
@@ -255,6 +271,8 @@ private func get(_ port: Int, _ path: String, token: String?) throws -> String {
         #expect(first.hasSuffix("}\n") && !first.dropLast().contains("\n"))
         #expect(first.contains(#""level":"info""#) && first.contains(#""label":"chorus.test""#))
         #expect(first.contains(#""message":"token refused""#) && first.contains(#""metadata":{"address":"10.0.0.0"}"#))
-        #expect(first.range(of: #""timestamp":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z""#, options: .regularExpression) != nil)
+        #expect(
+            first.range(of: #""timestamp":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z""#, options: .regularExpression)
+                != nil)
     }
 }

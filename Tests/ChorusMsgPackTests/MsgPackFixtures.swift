@@ -22,10 +22,16 @@ let msgPackFixtures: [MsgPackFixture] = [
     MsgPackFixture(name: "uint16 256", value: .uint(256), hex: "cd0100", count: 3, fnv1a: 0x7269291c28c90f21),
     MsgPackFixture(name: "uint16 65535", value: .uint(65535), hex: "cdffff", count: 3, fnv1a: 0x744c721c2a64436e),
     MsgPackFixture(name: "uint32 65536", value: .uint(65536), hex: "ce00010000", count: 5, fnv1a: 0xab5687b60bb03336),
-    MsgPackFixture(name: "uint32 max", value: .uint(4294967295), hex: "ceffffffff", count: 5, fnv1a: 0xf23a6fbbc174c73d),
-    MsgPackFixture(name: "uint64 2^32", value: .uint(4294967296), hex: "cf0000000100000000", count: 9, fnv1a: 0x63871667fd1ef0c1),
-    MsgPackFixture(name: "uint64 2^53", value: .uint(9007199254740992), hex: "cf0020000000000000", count: 9, fnv1a: 0xac88c1f345552afe),
-    MsgPackFixture(name: "uint64 max", value: .uint(18446744073709551615), hex: "cfffffffffffffffff", count: 9, fnv1a: 0xcf59d36fc0a1d8d6),
+    MsgPackFixture(
+        name: "uint32 max", value: .uint(4294967295), hex: "ceffffffff", count: 5, fnv1a: 0xf23a6fbbc174c73d),
+    MsgPackFixture(
+        name: "uint64 2^32", value: .uint(4294967296), hex: "cf0000000100000000", count: 9, fnv1a: 0x63871667fd1ef0c1),
+    MsgPackFixture(
+        name: "uint64 2^53", value: .uint(9007199254740992), hex: "cf0020000000000000", count: 9,
+        fnv1a: 0xac88c1f345552afe),
+    MsgPackFixture(
+        name: "uint64 max", value: .uint(18446744073709551615), hex: "cfffffffffffffffff", count: 9,
+        fnv1a: 0xcf59d36fc0a1d8d6),
     MsgPackFixture(name: "negative fixint -1", value: .int(-1), hex: "ff", count: 1, fnv1a: 0xaf64724c8602eb6e),
     MsgPackFixture(name: "negative fixint -32", value: .int(-32), hex: "e0", count: 1, fnv1a: 0xaf645d4c8602c7bf),
     MsgPackFixture(name: "int8 -33", value: .int(-33), hex: "d0df", count: 2, fnv1a: 0x0af5a907b7446fb0),
@@ -34,46 +40,157 @@ let msgPackFixtures: [MsgPackFixture] = [
     MsgPackFixture(name: "int16 -32768", value: .int(-32768), hex: "d18000", count: 3, fnv1a: 0xd8a4871c6234877c),
     MsgPackFixture(name: "int32 -32769", value: .int(-32769), hex: "d2ffff7fff", count: 5, fnv1a: 0x324ddf35816afc61),
     MsgPackFixture(name: "int32 min", value: .int(-2147483648), hex: "d280000000", count: 5, fnv1a: 0x4edca488d572e605),
-    MsgPackFixture(name: "int64 below int32", value: .int(-2147483649), hex: "d3ffffffff7fffffff", count: 9, fnv1a: 0x940580357778cc3a),
-    MsgPackFixture(name: "int64 min", value: .int(Int64.min), hex: "d38000000000000000", count: 9, fnv1a: 0xbd37b825eeb81fc2),
-    MsgPackFixture(name: "float64 0.5", value: .double(Double(bitPattern: 0x3fe0000000000000)), hex: "cb3fe0000000000000", count: 9, fnv1a: 0xc43ea6402714a555),
-    MsgPackFixture(name: "float64 -1.5", value: .double(Double(bitPattern: 0xbff8000000000000)), hex: "cbbff8000000000000", count: 9, fnv1a: 0x19ba7cc6598571ad),
-    MsgPackFixture(name: "float64 1e300", value: .double(Double(bitPattern: 0x7e37e43c8800759c)), hex: "cb7e37e43c8800759c", count: 9, fnv1a: 0x84e873587e6bb198),
-    MsgPackFixture(name: "float64 infinity", value: .double(Double(bitPattern: 0x7ff0000000000000)), hex: "cb7ff0000000000000", count: 9, fnv1a: 0xb176d7799e95dd45),
-    MsgPackFixture(name: "float64 -0.0", value: .double(Double(bitPattern: 0x8000000000000000)), hex: "cb8000000000000000", count: 9, fnv1a: 0x21e50d3949e06f2a),
+    MsgPackFixture(
+        name: "int64 below int32", value: .int(-2147483649), hex: "d3ffffffff7fffffff", count: 9,
+        fnv1a: 0x940580357778cc3a),
+    MsgPackFixture(
+        name: "int64 min", value: .int(Int64.min), hex: "d38000000000000000", count: 9, fnv1a: 0xbd37b825eeb81fc2),
+    MsgPackFixture(
+        name: "float64 0.5", value: .double(Double(bitPattern: 0x3fe0000000000000)), hex: "cb3fe0000000000000",
+        count: 9, fnv1a: 0xc43ea6402714a555),
+    MsgPackFixture(
+        name: "float64 -1.5", value: .double(Double(bitPattern: 0xbff8000000000000)), hex: "cbbff8000000000000",
+        count: 9, fnv1a: 0x19ba7cc6598571ad),
+    MsgPackFixture(
+        name: "float64 1e300", value: .double(Double(bitPattern: 0x7e37e43c8800759c)), hex: "cb7e37e43c8800759c",
+        count: 9, fnv1a: 0x84e873587e6bb198),
+    MsgPackFixture(
+        name: "float64 infinity", value: .double(Double(bitPattern: 0x7ff0000000000000)), hex: "cb7ff0000000000000",
+        count: 9, fnv1a: 0xb176d7799e95dd45),
+    MsgPackFixture(
+        name: "float64 -0.0", value: .double(Double(bitPattern: 0x8000000000000000)), hex: "cb8000000000000000",
+        count: 9, fnv1a: 0x21e50d3949e06f2a),
     MsgPackFixture(name: "fixstr empty", value: .string(""), hex: "a0", count: 1, fnv1a: 0xaf641d4c86025aff),
     MsgPackFixture(name: "fixstr a", value: .string("a"), hex: "a161", count: 2, fnv1a: 0x09754307b5fd8777),
-    MsgPackFixture(name: "fixstr 31", value: .string(String(repeating: "x", count: 31)), hex: "bf78787878787878787878787878787878787878787878787878787878787878", count: 32, fnv1a: 0xd0446685e2bd27e2),
-    MsgPackFixture(name: "str8 32", value: .string(String(repeating: "x", count: 32)), hex: "d9207878787878787878787878787878787878787878787878787878787878787878", count: 34, fnv1a: 0x4c802de58fce5afc),
-    MsgPackFixture(name: "str8 255", value: .string(String(repeating: "y", count: 255)), hex: "d9ff797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979", count: 257, fnv1a: 0x188bf239808f8cb2),
-    MsgPackFixture(name: "str16 256", value: .string(String(repeating: "z", count: 256)), hex: "da01007a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a", count: 259, fnv1a: 0xd711d201a85c582c),
-    MsgPackFixture(name: "str16 65535", value: .string(String(repeating: "w", count: 65535)), hex: "daffff77777777777777777777777777", count: 65538, fnv1a: 0x57ccb108bea88cfe),
-    MsgPackFixture(name: "str32 65536", value: .string(String(repeating: "v", count: 65536)), hex: "db000100007676767676767676767676", count: 65541, fnv1a: 0xcea9a8b62c2915e5),
-    MsgPackFixture(name: "fixstr utf8", value: .string("h\u{e9}llo \u{2603} \u{1f600}"), hex: "af68c3a96c6c6f20e2988320f09f9880", count: 16, fnv1a: 0x8214662e7be6e2c5),
-    MsgPackFixture(name: "str8 utf8 over fixstr", value: .string(String(repeating: "\u{e9}", count: 16)), hex: "d920c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9", count: 34, fnv1a: 0xc63a8d70f790b5fc),
+    MsgPackFixture(
+        name: "fixstr 31", value: .string(String(repeating: "x", count: 31)),
+        hex: "bf78787878787878787878787878787878787878787878787878787878787878", count: 32, fnv1a: 0xd0446685e2bd27e2),
+    MsgPackFixture(
+        name: "str8 32", value: .string(String(repeating: "x", count: 32)),
+        hex: "d9207878787878787878787878787878787878787878787878787878787878787878", count: 34,
+        fnv1a: 0x4c802de58fce5afc),
+    MsgPackFixture(
+        name: "str8 255", value: .string(String(repeating: "y", count: 255)),
+        hex:
+            "d9ff797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979",
+        count: 257, fnv1a: 0x188bf239808f8cb2),
+    MsgPackFixture(
+        name: "str16 256", value: .string(String(repeating: "z", count: 256)),
+        hex:
+            "da01007a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a",
+        count: 259, fnv1a: 0xd711d201a85c582c),
+    MsgPackFixture(
+        name: "str16 65535", value: .string(String(repeating: "w", count: 65535)),
+        hex: "daffff77777777777777777777777777", count: 65538, fnv1a: 0x57ccb108bea88cfe),
+    MsgPackFixture(
+        name: "str32 65536", value: .string(String(repeating: "v", count: 65536)),
+        hex: "db000100007676767676767676767676", count: 65541, fnv1a: 0xcea9a8b62c2915e5),
+    MsgPackFixture(
+        name: "fixstr utf8", value: .string("h\u{e9}llo \u{2603} \u{1f600}"), hex: "af68c3a96c6c6f20e2988320f09f9880",
+        count: 16, fnv1a: 0x8214662e7be6e2c5),
+    MsgPackFixture(
+        name: "str8 utf8 over fixstr", value: .string(String(repeating: "\u{e9}", count: 16)),
+        hex: "d920c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9c3a9", count: 34,
+        fnv1a: 0xc63a8d70f790b5fc),
     MsgPackFixture(name: "bin8 empty", value: .binary([]), hex: "c400", count: 2, fnv1a: 0x0ab17007b70a4209),
-    MsgPackFixture(name: "bin8 bytes", value: .binary([0, 1, 2, 255]), hex: "c404000102ff", count: 6, fnv1a: 0x0061670ad77a27a5),
-    MsgPackFixture(name: "bin8 255", value: .binary(Array(repeating: 7, count: 255)), hex: "c4ff070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707", count: 257, fnv1a: 0x12a4e6bd6c975cab),
-    MsgPackFixture(name: "bin16 256", value: .binary(Array(repeating: 8, count: 256)), hex: "c5010008080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808", count: 259, fnv1a: 0xbcba0ee3b9d75dc9),
-    MsgPackFixture(name: "bin32 65536", value: .binary(Array(repeating: 9, count: 65536)), hex: "c6000100000909090909090909090909", count: 65541, fnv1a: 0x9c3fa881bb0be01e),
+    MsgPackFixture(
+        name: "bin8 bytes", value: .binary([0, 1, 2, 255]), hex: "c404000102ff", count: 6, fnv1a: 0x0061670ad77a27a5),
+    MsgPackFixture(
+        name: "bin8 255", value: .binary(Array(repeating: 7, count: 255)),
+        hex:
+            "c4ff070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707",
+        count: 257, fnv1a: 0x12a4e6bd6c975cab),
+    MsgPackFixture(
+        name: "bin16 256", value: .binary(Array(repeating: 8, count: 256)),
+        hex:
+            "c5010008080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808080808",
+        count: 259, fnv1a: 0xbcba0ee3b9d75dc9),
+    MsgPackFixture(
+        name: "bin32 65536", value: .binary(Array(repeating: 9, count: 65536)), hex: "c6000100000909090909090909090909",
+        count: 65541, fnv1a: 0x9c3fa881bb0be01e),
     MsgPackFixture(name: "fixarray empty", value: .array([]), hex: "90", count: 1, fnv1a: 0xaf644d4c8602ac8f),
-    MsgPackFixture(name: "fixarray mixed", value: .array([.uint(1), .string("two"), .nil, .bool(true), .int(-3), .double(Double(bitPattern: 0x4012000000000000))]), hex: "9601a374776fc0c3fdcb4012000000000000", count: 18, fnv1a: 0xa5209d4c03830f26),
-    MsgPackFixture(name: "fixarray 15", value: .array(Array(repeating: .uint(1), count: 15)), hex: "9f010101010101010101010101010101", count: 16, fnv1a: 0x27be91267c51b68b),
-    MsgPackFixture(name: "array16 16", value: .array(Array(repeating: .uint(2), count: 16)), hex: "dc001002020202020202020202020202020202", count: 19, fnv1a: 0x51b83537522cb683),
-    MsgPackFixture(name: "array16 65535", value: .array(Array(repeating: .nil, count: 65535)), hex: "dcffffc0c0c0c0c0c0c0c0c0c0c0c0c0", count: 65538, fnv1a: 0x258d7862299ce353),
-    MsgPackFixture(name: "array32 65536", value: .array(Array(repeating: .uint(0), count: 65536)), hex: "dd000100000000000000000000000000", count: 65541, fnv1a: 0xc73aaa9073d49793),
-    MsgPackFixture(name: "nested arrays", value: .array([.array([.array([.array([])])]), .array([.uint(1), .array([.uint(2), .array([.uint(3)])])])]), hex: "92919190920192029103", count: 10, fnv1a: 0x53381cae959ad6c8),
+    MsgPackFixture(
+        name: "fixarray mixed",
+        value: .array([
+            .uint(1), .string("two"), .nil, .bool(true), .int(-3), .double(Double(bitPattern: 0x4012000000000000)),
+        ]), hex: "9601a374776fc0c3fdcb4012000000000000", count: 18, fnv1a: 0xa5209d4c03830f26),
+    MsgPackFixture(
+        name: "fixarray 15", value: .array(Array(repeating: .uint(1), count: 15)),
+        hex: "9f010101010101010101010101010101", count: 16, fnv1a: 0x27be91267c51b68b),
+    MsgPackFixture(
+        name: "array16 16", value: .array(Array(repeating: .uint(2), count: 16)),
+        hex: "dc001002020202020202020202020202020202", count: 19, fnv1a: 0x51b83537522cb683),
+    MsgPackFixture(
+        name: "array16 65535", value: .array(Array(repeating: .nil, count: 65535)),
+        hex: "dcffffc0c0c0c0c0c0c0c0c0c0c0c0c0", count: 65538, fnv1a: 0x258d7862299ce353),
+    MsgPackFixture(
+        name: "array32 65536", value: .array(Array(repeating: .uint(0), count: 65536)),
+        hex: "dd000100000000000000000000000000", count: 65541, fnv1a: 0xc73aaa9073d49793),
+    MsgPackFixture(
+        name: "nested arrays",
+        value: .array([.array([.array([.array([])])]), .array([.uint(1), .array([.uint(2), .array([.uint(3)])])])]),
+        hex: "92919190920192029103", count: 10, fnv1a: 0x53381cae959ad6c8),
     MsgPackFixture(name: "fixmap empty", value: .map([]), hex: "80", count: 1, fnv1a: 0xaf643d4c8602915f),
-    MsgPackFixture(name: "fixmap one", value: .map([MsgPackPair(.string("a"), .uint(1))]), hex: "81a16101", count: 4, fnv1a: 0x4a80449f5771c199),
-    MsgPackFixture(name: "fixmap ordered", value: .map([MsgPackPair(.string("z"), .uint(1)), MsgPackPair(.string("a"), .uint(2)), MsgPackPair(.string("m"), .map([MsgPackPair(.string("k"), .array([.uint(1), .uint(2)]))]))]), hex: "83a17a01a16102a16d81a16b920102", count: 15, fnv1a: 0x49d653da63c5baca),
-    MsgPackFixture(name: "fixmap 15", value: .map([MsgPackPair(.string("k00"), .uint(0)), MsgPackPair(.string("k01"), .uint(1)), MsgPackPair(.string("k02"), .uint(2)), MsgPackPair(.string("k03"), .uint(3)), MsgPackPair(.string("k04"), .uint(4)), MsgPackPair(.string("k05"), .uint(5)), MsgPackPair(.string("k06"), .uint(6)), MsgPackPair(.string("k07"), .uint(7)), MsgPackPair(.string("k08"), .uint(8)), MsgPackPair(.string("k09"), .uint(9)), MsgPackPair(.string("k10"), .uint(10)), MsgPackPair(.string("k11"), .uint(11)), MsgPackPair(.string("k12"), .uint(12)), MsgPackPair(.string("k13"), .uint(13)), MsgPackPair(.string("k14"), .uint(14))]), hex: "8fa36b303000a36b303101a36b303202a36b303303a36b303404a36b303505a36b303606a36b303707a36b303808a36b303909a36b31300aa36b31310ba36b31320ca36b31330da36b31340e", count: 76, fnv1a: 0x7b9ad34b3282564b),
-    MsgPackFixture(name: "map16 16", value: .map([MsgPackPair(.string("k00"), .uint(0)), MsgPackPair(.string("k01"), .uint(1)), MsgPackPair(.string("k02"), .uint(2)), MsgPackPair(.string("k03"), .uint(3)), MsgPackPair(.string("k04"), .uint(4)), MsgPackPair(.string("k05"), .uint(5)), MsgPackPair(.string("k06"), .uint(6)), MsgPackPair(.string("k07"), .uint(7)), MsgPackPair(.string("k08"), .uint(8)), MsgPackPair(.string("k09"), .uint(9)), MsgPackPair(.string("k10"), .uint(10)), MsgPackPair(.string("k11"), .uint(11)), MsgPackPair(.string("k12"), .uint(12)), MsgPackPair(.string("k13"), .uint(13)), MsgPackPair(.string("k14"), .uint(14)), MsgPackPair(.string("k15"), .uint(15))]), hex: "de0010a36b303000a36b303101a36b303202a36b303303a36b303404a36b303505a36b303606a36b303707a36b303808a36b303909a36b31300aa36b31310ba36b31320ca36b31330da36b31340ea36b31350f", count: 83, fnv1a: 0x1bcc3312d4e77173),
-    MsgPackFixture(name: "map non-string keys", value: .map([MsgPackPair(.uint(1), .string("one")), MsgPackPair(.int(-2), .string("minus two"))]), hex: "8201a36f6e65fea96d696e75732074776f", count: 17, fnv1a: 0x9a250c39ee8b3bb4),
-    MsgPackFixture(name: "fixext1 undefined", value: .ext(type: 0, data: [0]), hex: "d40000", count: 3, fnv1a: 0xc05b161c54ee1ffb),
-    MsgPackFixture(name: "fixext2", value: .ext(type: 5, data: [97, 98]), hex: "d5056162", count: 4, fnv1a: 0x52f1801c11da47f8),
-    MsgPackFixture(name: "fixext4", value: .ext(type: 3, data: [97, 98, 99, 100]), hex: "d60361626364", count: 6, fnv1a: 0xff4dd048364d46da),
-    MsgPackFixture(name: "fixext8", value: .ext(type: 0, data: [0, 0, 1, 139, 207, 229, 104, 0]), hex: "d7000000018bcfe56800", count: 10, fnv1a: 0x11371de89113d772),
-    MsgPackFixture(name: "fixext16", value: .ext(type: 127, data: [48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 97, 98, 99, 100, 101, 102]), hex: "d87f30313233343536373839616263646566", count: 18, fnv1a: 0x5ed45a5a5dbb606c),
-    MsgPackFixture(name: "ext8 3", value: .ext(type: 1, data: [49, 50, 51]), hex: "c70301313233", count: 6, fnv1a: 0x99c18f61553334be),
-    MsgPackFixture(name: "ext8 empty", value: .ext(type: 2, data: []), hex: "c70002", count: 3, fnv1a: 0x3e6cdf1c0b563090),
+    MsgPackFixture(
+        name: "fixmap one", value: .map([MsgPackPair(.string("a"), .uint(1))]), hex: "81a16101", count: 4,
+        fnv1a: 0x4a80449f5771c199),
+    MsgPackFixture(
+        name: "fixmap ordered",
+        value: .map([
+            MsgPackPair(.string("z"), .uint(1)), MsgPackPair(.string("a"), .uint(2)),
+            MsgPackPair(.string("m"), .map([MsgPackPair(.string("k"), .array([.uint(1), .uint(2)]))])),
+        ]), hex: "83a17a01a16102a16d81a16b920102", count: 15, fnv1a: 0x49d653da63c5baca),
+    MsgPackFixture(
+        name: "fixmap 15",
+        value: .map([
+            MsgPackPair(.string("k00"), .uint(0)), MsgPackPair(.string("k01"), .uint(1)),
+            MsgPackPair(.string("k02"), .uint(2)), MsgPackPair(.string("k03"), .uint(3)),
+            MsgPackPair(.string("k04"), .uint(4)), MsgPackPair(.string("k05"), .uint(5)),
+            MsgPackPair(.string("k06"), .uint(6)), MsgPackPair(.string("k07"), .uint(7)),
+            MsgPackPair(.string("k08"), .uint(8)), MsgPackPair(.string("k09"), .uint(9)),
+            MsgPackPair(.string("k10"), .uint(10)), MsgPackPair(.string("k11"), .uint(11)),
+            MsgPackPair(.string("k12"), .uint(12)), MsgPackPair(.string("k13"), .uint(13)),
+            MsgPackPair(.string("k14"), .uint(14)),
+        ]),
+        hex:
+            "8fa36b303000a36b303101a36b303202a36b303303a36b303404a36b303505a36b303606a36b303707a36b303808a36b303909a36b31300aa36b31310ba36b31320ca36b31330da36b31340e",
+        count: 76, fnv1a: 0x7b9ad34b3282564b),
+    MsgPackFixture(
+        name: "map16 16",
+        value: .map([
+            MsgPackPair(.string("k00"), .uint(0)), MsgPackPair(.string("k01"), .uint(1)),
+            MsgPackPair(.string("k02"), .uint(2)), MsgPackPair(.string("k03"), .uint(3)),
+            MsgPackPair(.string("k04"), .uint(4)), MsgPackPair(.string("k05"), .uint(5)),
+            MsgPackPair(.string("k06"), .uint(6)), MsgPackPair(.string("k07"), .uint(7)),
+            MsgPackPair(.string("k08"), .uint(8)), MsgPackPair(.string("k09"), .uint(9)),
+            MsgPackPair(.string("k10"), .uint(10)), MsgPackPair(.string("k11"), .uint(11)),
+            MsgPackPair(.string("k12"), .uint(12)), MsgPackPair(.string("k13"), .uint(13)),
+            MsgPackPair(.string("k14"), .uint(14)), MsgPackPair(.string("k15"), .uint(15)),
+        ]),
+        hex:
+            "de0010a36b303000a36b303101a36b303202a36b303303a36b303404a36b303505a36b303606a36b303707a36b303808a36b303909a36b31300aa36b31310ba36b31320ca36b31330da36b31340ea36b31350f",
+        count: 83, fnv1a: 0x1bcc3312d4e77173),
+    MsgPackFixture(
+        name: "map non-string keys",
+        value: .map([MsgPackPair(.uint(1), .string("one")), MsgPackPair(.int(-2), .string("minus two"))]),
+        hex: "8201a36f6e65fea96d696e75732074776f", count: 17, fnv1a: 0x9a250c39ee8b3bb4),
+    MsgPackFixture(
+        name: "fixext1 undefined", value: .ext(type: 0, data: [0]), hex: "d40000", count: 3, fnv1a: 0xc05b161c54ee1ffb),
+    MsgPackFixture(
+        name: "fixext2", value: .ext(type: 5, data: [97, 98]), hex: "d5056162", count: 4, fnv1a: 0x52f1801c11da47f8),
+    MsgPackFixture(
+        name: "fixext4", value: .ext(type: 3, data: [97, 98, 99, 100]), hex: "d60361626364", count: 6,
+        fnv1a: 0xff4dd048364d46da),
+    MsgPackFixture(
+        name: "fixext8", value: .ext(type: 0, data: [0, 0, 1, 139, 207, 229, 104, 0]), hex: "d7000000018bcfe56800",
+        count: 10, fnv1a: 0x11371de89113d772),
+    MsgPackFixture(
+        name: "fixext16",
+        value: .ext(type: 127, data: [48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 97, 98, 99, 100, 101, 102]),
+        hex: "d87f30313233343536373839616263646566", count: 18, fnv1a: 0x5ed45a5a5dbb606c),
+    MsgPackFixture(
+        name: "ext8 3", value: .ext(type: 1, data: [49, 50, 51]), hex: "c70301313233", count: 6,
+        fnv1a: 0x99c18f61553334be),
+    MsgPackFixture(
+        name: "ext8 empty", value: .ext(type: 2, data: []), hex: "c70002", count: 3, fnv1a: 0x3e6cdf1c0b563090),
 ]

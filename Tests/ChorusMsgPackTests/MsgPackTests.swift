@@ -1,5 +1,6 @@
-@testable import ChorusMsgPack
 import Testing
+
+@testable import ChorusMsgPack
 
 func hexBytes(_ hex: String) -> [UInt8] {
     var out: [UInt8] = []
@@ -86,10 +87,14 @@ struct MsgPackTests {
     @Test func lengthsBeyondTheInputAllocateNothing() {
         // A 4-billion-element array, string, binary, map and extension in a few bytes.
         #expect(throws: MsgPackDecodingError.tooLong(offset: 5)) { try decoder.decode([0xdd, 0xff, 0xff, 0xff, 0xff]) }
-        #expect(throws: MsgPackDecodingError.tooLong(offset: 5)) { try decoder.decode([0xdb, 0xff, 0xff, 0xff, 0xff, 0x41]) }
+        #expect(throws: MsgPackDecodingError.tooLong(offset: 5)) {
+            try decoder.decode([0xdb, 0xff, 0xff, 0xff, 0xff, 0x41])
+        }
         #expect(throws: MsgPackDecodingError.tooLong(offset: 5)) { try decoder.decode([0xc6, 0xff, 0xff, 0xff, 0xff]) }
         #expect(throws: MsgPackDecodingError.tooLong(offset: 5)) { try decoder.decode([0xdf, 0x80, 0, 0, 0, 1, 2]) }
-        #expect(throws: MsgPackDecodingError.tooLong(offset: 6)) { try decoder.decode([0xc9, 0xff, 0xff, 0xff, 0xff, 0x01]) }
+        #expect(throws: MsgPackDecodingError.tooLong(offset: 6)) {
+            try decoder.decode([0xc9, 0xff, 0xff, 0xff, 0xff, 0x01])
+        }
         // A map of one pair needs at least two bytes.
         #expect(throws: MsgPackDecodingError.tooLong(offset: 1)) { try decoder.decode([0x81, 0xc0]) }
     }
@@ -150,9 +155,16 @@ func randomValue(_ rng: inout SplitMix, depth: Int) -> MsgPackValue {
     case 4: return .double(Double(bitPattern: rng.next()))
     case 5: return .string(String(decoding: (0..<rng.below(40)).map { _ in UInt8(32 + rng.below(90)) }, as: UTF8.self))
     case 6: return .binary((0..<rng.below(300)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
-    case 7: return .ext(type: Int8(truncatingIfNeeded: rng.next()), data: (0..<rng.below(20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+    case 7:
+        return .ext(
+            type: Int8(truncatingIfNeeded: rng.next()),
+            data: (0..<rng.below(20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
     case 8: return .array((0..<rng.below(20)).map { _ in randomValue(&rng, depth: depth + 1) })
-    case 9: return .map((0..<rng.below(18)).map { _ in MsgPackPair(randomValue(&rng, depth: depth + 1), randomValue(&rng, depth: depth + 1)) })
+    case 9:
+        return .map(
+            (0..<rng.below(18)).map { _ in
+                MsgPackPair(randomValue(&rng, depth: depth + 1), randomValue(&rng, depth: depth + 1))
+            })
     default: return .float(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())))
     }
 }

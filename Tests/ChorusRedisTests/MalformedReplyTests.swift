@@ -21,7 +21,9 @@ private final class ScriptedRedis: @unchecked Sendable {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard rc == 0, listen(fd, 4) == 0 else { throw HarnessError("cannot listen: errno \(errno)") }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -69,7 +71,9 @@ private final class ScriptedRedis: @unchecked Sendable {
             var chunk = [UInt8](repeating: 0, count: 4096)
             while !contains(bytes) {
                 let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                guard n > 0 else { throw HarnessError("peer: no \(needle.debugDescription) (read \(n), errno \(errno))") }
+                guard n > 0 else {
+                    throw HarnessError("peer: no \(needle.debugDescription) (read \(n), errno \(errno))")
+                }
                 received += chunk[..<n]
             }
             received = []
@@ -77,7 +81,8 @@ private final class ScriptedRedis: @unchecked Sendable {
 
         private func contains(_ needle: [UInt8]) -> Bool {
             guard received.count >= needle.count else { return false }
-            for start in 0...(received.count - needle.count) where received[start..<(start + needle.count)].elementsEqual(needle) {
+            for start in 0...(received.count - needle.count)
+            where received[start..<(start + needle.count)].elementsEqual(needle) {
                 return true
             }
             return false
@@ -105,11 +110,11 @@ struct MalformedReplyTests {
             let first = try accept()
             try first.handshake()
             first.send("*4\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n$1\r\ny\r\n")  // one element too many
-            first.send("*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n:5\r\n")                   // an integer payload
-            first.send("*3\r\n$5\r\nhello\r\n$1\r\nc\r\n$1\r\nz\r\n")                // an unknown kind
-            first.send("*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$3\r\nok!\r\n")            // a good one after them
-            first.send("?this is not RESP\r\n")                                      // a protocol error
-            let second = try accept()                                                // so it reconnects
+            first.send("*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n:5\r\n")  // an integer payload
+            first.send("*3\r\n$5\r\nhello\r\n$1\r\nc\r\n$1\r\nz\r\n")  // an unknown kind
+            first.send("*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$3\r\nok!\r\n")  // a good one after them
+            first.send("?this is not RESP\r\n")  // a protocol error
+            let second = try accept()  // so it reconnects
             try second.handshake()
             second.send("*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$5\r\nagain\r\n")
             // Hold the connection until the test is done reading.
@@ -118,10 +123,12 @@ struct MalformedReplyTests {
         let harness = try TestLoop()
         defer { harness.shutdown() }
         let inbox = Inbox()
-        let configuration = RedisClientConfiguration(initialReconnectDelay: .milliseconds(20), maximumReconnectDelay: .milliseconds(50))
-        let subscriber = RedisSubscriber(url: try RedisURL(parsing: "redis://127.0.0.1:\(server.port)"), loop: harness.loop,
-                                         configuration: configuration, logger: TestLoop.logger,
-                                         onMessage: inbox.receive, onStateChange: inbox.record)
+        let configuration = RedisClientConfiguration(
+            initialReconnectDelay: .milliseconds(20), maximumReconnectDelay: .milliseconds(50))
+        let subscriber = RedisSubscriber(
+            url: try RedisURL(parsing: "redis://127.0.0.1:\(server.port)"), loop: harness.loop,
+            configuration: configuration, logger: TestLoop.logger,
+            onMessage: inbox.receive, onStateChange: inbox.record)
         defer { subscriber.stop() }
         subscriber.subscribe([Array("c".utf8)])
         subscriber.start()
@@ -151,11 +158,15 @@ struct MalformedReplyTests {
         }
         let harness = try TestLoop()
         defer { harness.shutdown() }
-        let client = RedisClient(url: try RedisURL(parsing: "redis://127.0.0.1:\(server.port)"), loop: harness.loop, logger: TestLoop.logger)
+        let client = RedisClient(
+            url: try RedisURL(parsing: "redis://127.0.0.1:\(server.port)"), loop: harness.loop, logger: TestLoop.logger)
         defer { client.stop() }
         client.start()
-        #expect(await client.run(["GET", "k"]) == .failure(.server("WRONGTYPE Operation against a key holding the wrong kind of value")))
-        #expect(await client.run(["GET", "k"]) == .success(.array([.bulk([UInt8(ascii: "a")]), .array([.integer(7)])])))
+        #expect(
+            await client.run(["GET", "k"])
+                == .failure(.server("WRONGTYPE Operation against a key holding the wrong kind of value")))
+        #expect(
+            await client.run(["GET", "k"]) == .success(.array([.bulk([UInt8(ascii: "a")]), .array([.integer(7)])])))
         #expect(await client.snapshot().connects == 1)
         #expect(server.failure.withLock { $0 } == nil)
     }

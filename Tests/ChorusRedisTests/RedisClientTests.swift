@@ -22,9 +22,11 @@ struct RedisClientTests {
         let harness = try TestLoop()
         defer { harness.shutdown() }
         let inbox = Inbox()
-        let subscriber = RedisSubscriber(url: try Self.url(server), loop: harness.loop, configuration: Self.fast,
-                                         logger: TestLoop.logger, onMessage: inbox.receive, onStateChange: inbox.record)
-        let client = RedisClient(url: try Self.url(server), loop: harness.loop, configuration: Self.fast, logger: TestLoop.logger)
+        let subscriber = RedisSubscriber(
+            url: try Self.url(server), loop: harness.loop, configuration: Self.fast,
+            logger: TestLoop.logger, onMessage: inbox.receive, onStateChange: inbox.record)
+        let client = RedisClient(
+            url: try Self.url(server), loop: harness.loop, configuration: Self.fast, logger: TestLoop.logger)
         defer { subscriber.stop(); client.stop() }
         subscriber.start()
         client.start()
@@ -57,7 +59,8 @@ struct RedisClientTests {
         let harness = try TestLoop()
         defer { harness.shutdown() }
         let inbox = Inbox()
-        let subscriber = RedisSubscriber(url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger, onMessage: inbox.receive)
+        let subscriber = RedisSubscriber(
+            url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger, onMessage: inbox.receive)
         let client = RedisClient(url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger)
         defer { subscriber.stop(); client.stop() }
         subscriber.start()
@@ -68,10 +71,15 @@ struct RedisClientTests {
         client.publish(channel: Array("socket.io#/#room-7#".utf8), message: [3])
         #expect(await eventually { inbox.received.count == 2 })
         try await Task.sleep(for: .milliseconds(50))
-        #expect(inbox.received == [
-            .init(channel: Array("socket.io#/#room-42#".utf8), pattern: Array("socket.io#/#room-*#".utf8), payload: [1, 0, 2]),
-            .init(channel: Array("socket.io#/#room-7#".utf8), pattern: Array("socket.io#/#room-*#".utf8), payload: [3]),
-        ])
+        #expect(
+            inbox.received == [
+                .init(
+                    channel: Array("socket.io#/#room-42#".utf8), pattern: Array("socket.io#/#room-*#".utf8),
+                    payload: [1, 0, 2]),
+                .init(
+                    channel: Array("socket.io#/#room-7#".utf8), pattern: Array("socket.io#/#room-*#".utf8), payload: [3]
+                ),
+            ])
     }
 
     @Test func unsubscribeStopsDeliveryOfThatChannelOnly() async throws {
@@ -79,7 +87,8 @@ struct RedisClientTests {
         let harness = try TestLoop()
         defer { harness.shutdown() }
         let inbox = Inbox()
-        let subscriber = RedisSubscriber(url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger, onMessage: inbox.receive)
+        let subscriber = RedisSubscriber(
+            url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger, onMessage: inbox.receive)
         let client = RedisClient(url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger)
         defer { subscriber.stop(); client.stop() }
         subscriber.start()
@@ -88,9 +97,10 @@ struct RedisClientTests {
         subscriber.unsubscribe([Array("a".utf8)])
         // NUMSUB answers after the UNSUBSCRIBE was processed: both went to the same server in order
         // only per connection, so poll.
-        #expect(await eventually {
-            await client.run(["PUBSUB", "NUMSUB", "a"]) == .success(.array([.bulk(Array("a".utf8)), .integer(0)]))
-        })
+        #expect(
+            await eventually {
+                await client.run(["PUBSUB", "NUMSUB", "a"]) == .success(.array([.bulk(Array("a".utf8)), .integer(0)]))
+            })
         client.publish(channel: Array("a".utf8), message: [1])
         client.publish(channel: Array("b".utf8), message: [2])
         #expect(await eventually { inbox.received.count >= 1 })
@@ -103,16 +113,21 @@ struct RedisClientTests {
         let server = try await RedisServerProcess.start()
         let harness = try TestLoop()
         defer { harness.shutdown() }
-        let subscriber = RedisSubscriber(url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger, onMessage: { _ in })
+        let subscriber = RedisSubscriber(
+            url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger, onMessage: { _ in })
         let client = RedisClient(url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger)
         defer { subscriber.stop(); client.stop() }
         subscriber.start()
         client.start()
         await subscriber.subscribeConfirmed(["socket.io-request#/#"])
         let reply = await client.run(["PUBSUB", "NUMSUB", "socket.io-request#/#", "nobody"])
-        #expect(reply == .success(.array([
-            .bulk(Array("socket.io-request#/#".utf8)), .integer(1), .bulk(Array("nobody".utf8)), .integer(0),
-        ])))
+        #expect(
+            reply
+                == .success(
+                    .array([
+                        .bulk(Array("socket.io-request#/#".utf8)), .integer(1), .bulk(Array("nobody".utf8)),
+                        .integer(0),
+                    ])))
         // An error reply is a failure with Redis's message; the connection carries on.
         let wrong = await client.run(["NOSUCHCOMMAND"])
         guard case .failure(.server(let message)) = wrong else {
@@ -129,9 +144,14 @@ struct RedisClientTests {
         let harness = try TestLoop()
         defer { harness.shutdown() }
         let inbox = Inbox()
-        let client = RedisClient(url: try Self.url(server, ":s3cret@"), loop: harness.loop, logger: TestLoop.logger, onStateChange: inbox.record)
-        let withUser = RedisClient(url: try Self.url(server, "default:s3cret@"), loop: harness.loop, logger: TestLoop.logger)
-        let subscriber = RedisSubscriber(url: try Self.url(server, ":s3cret@"), loop: harness.loop, logger: TestLoop.logger, onMessage: inbox.receive)
+        let client = RedisClient(
+            url: try Self.url(server, ":s3cret@"), loop: harness.loop, logger: TestLoop.logger,
+            onStateChange: inbox.record)
+        let withUser = RedisClient(
+            url: try Self.url(server, "default:s3cret@"), loop: harness.loop, logger: TestLoop.logger)
+        let subscriber = RedisSubscriber(
+            url: try Self.url(server, ":s3cret@"), loop: harness.loop, logger: TestLoop.logger, onMessage: inbox.receive
+        )
         defer { client.stop(); withUser.stop(); subscriber.stop() }
         client.start()
         withUser.start()
@@ -148,17 +168,23 @@ struct RedisClientTests {
         let server = try await RedisServerProcess.start(["--requirepass", "s3cret"])
         let harness = try TestLoop()
         defer { harness.shutdown() }
-        let wrongStates = Inbox(), missingStates = Inbox()
-        let wrong = RedisClient(url: try Self.url(server, ":nope@"), loop: harness.loop, configuration: Self.fast,
-                                logger: TestLoop.logger, onStateChange: wrongStates.record)
-        let missing = RedisSubscriber(url: try Self.url(server), loop: harness.loop, configuration: Self.fast,
-                                      logger: TestLoop.logger, onMessage: { _ in }, onStateChange: missingStates.record)
+        let wrongStates = Inbox()
+        let missingStates = Inbox()
+        let wrong = RedisClient(
+            url: try Self.url(server, ":nope@"), loop: harness.loop, configuration: Self.fast,
+            logger: TestLoop.logger, onStateChange: wrongStates.record)
+        let missing = RedisSubscriber(
+            url: try Self.url(server), loop: harness.loop, configuration: Self.fast,
+            logger: TestLoop.logger, onMessage: { _ in }, onStateChange: missingStates.record)
         defer { wrong.stop(); missing.stop() }
         wrong.start()
         missing.start()
-        #expect(await eventually { !wrongStates.disconnectedReasons.isEmpty && !missingStates.disconnectedReasons.isEmpty })
+        #expect(
+            await eventually { !wrongStates.disconnectedReasons.isEmpty && !missingStates.disconnectedReasons.isEmpty })
         let wrongReason = try #require(wrongStates.disconnectedReasons.first)
-        #expect(wrongReason.contains("AUTH failed") && (wrongReason.contains("WRONGPASS") || wrongReason.contains("invalid")))
+        #expect(
+            wrongReason.contains("AUTH failed")
+                && (wrongReason.contains("WRONGPASS") || wrongReason.contains("invalid")))
         let missingReason = try #require(missingStates.disconnectedReasons.first)
         #expect(missingReason.contains("NOAUTH"))
         // It keeps trying (with back-off), tells the state once, and never connects.
@@ -174,7 +200,9 @@ struct RedisClientTests {
         let server = try await RedisServerProcess.start()
         let harness = try TestLoop()
         defer { harness.shutdown() }
-        let db3 = RedisClient(url: try RedisURL(parsing: "redis://127.0.0.1:\(server.port)/3"), loop: harness.loop, logger: TestLoop.logger)
+        let db3 = RedisClient(
+            url: try RedisURL(parsing: "redis://127.0.0.1:\(server.port)/3"), loop: harness.loop,
+            logger: TestLoop.logger)
         let db0 = RedisClient(url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger)
         defer { db3.stop(); db0.stop() }
         db3.start()
@@ -191,8 +219,11 @@ struct RedisClientTests {
         let harness = try TestLoop()
         defer { harness.shutdown() }
         let path = try #require(server.unixSocket)
-        let client = RedisClient(url: try RedisURL(parsing: "unix://\(path)?db=5"), loop: harness.loop, logger: TestLoop.logger)
-        let tcp = RedisClient(url: try RedisURL(parsing: "redis://127.0.0.1:\(server.port)/5"), loop: harness.loop, logger: TestLoop.logger)
+        let client = RedisClient(
+            url: try RedisURL(parsing: "unix://\(path)?db=5"), loop: harness.loop, logger: TestLoop.logger)
+        let tcp = RedisClient(
+            url: try RedisURL(parsing: "redis://127.0.0.1:\(server.port)/5"), loop: harness.loop,
+            logger: TestLoop.logger)
         defer { client.stop(); tcp.stop() }
         client.start()
         tcp.start()
@@ -205,11 +236,14 @@ struct RedisClientTests {
         let url = try RedisURL(parsing: "redis://127.0.0.1:\(port)")
         let harness = try TestLoop()
         defer { harness.shutdown() }
-        let inbox = Inbox(), clientStates = Inbox()
-        let subscriber = RedisSubscriber(url: url, loop: harness.loop, configuration: Self.fast, logger: TestLoop.logger,
-                                         onMessage: inbox.receive, onStateChange: inbox.record)
-        let client = RedisClient(url: url, loop: harness.loop, configuration: Self.fast, logger: TestLoop.logger,
-                                 onStateChange: clientStates.record)
+        let inbox = Inbox()
+        let clientStates = Inbox()
+        let subscriber = RedisSubscriber(
+            url: url, loop: harness.loop, configuration: Self.fast, logger: TestLoop.logger,
+            onMessage: inbox.receive, onStateChange: inbox.record)
+        let client = RedisClient(
+            url: url, loop: harness.loop, configuration: Self.fast, logger: TestLoop.logger,
+            onStateChange: clientStates.record)
         defer { subscriber.stop(); client.stop() }
         subscriber.start()
         client.start()
@@ -239,7 +273,9 @@ struct RedisClientTests {
         let harness = try TestLoop()
         defer { harness.shutdown() }
         let states = Inbox()
-        let client = RedisClient(url: url, loop: harness.loop, configuration: Self.fast, logger: TestLoop.logger, onStateChange: states.record)
+        let client = RedisClient(
+            url: url, loop: harness.loop, configuration: Self.fast, logger: TestLoop.logger,
+            onStateChange: states.record)
         defer { client.stop() }
         client.start()
         try await Task.sleep(for: .milliseconds(1200))
@@ -261,10 +297,12 @@ struct RedisClientTests {
         let harness = try TestLoop()
         defer { harness.shutdown() }
         let states = Inbox()
-        let configuration = RedisClientConfiguration(initialReconnectDelay: .milliseconds(50), maximumReconnectDelay: .milliseconds(100),
-                                                     connectTimeout: .milliseconds(300))
-        let client = RedisClient(url: try Self.url(server), loop: harness.loop, configuration: configuration,
-                                 logger: TestLoop.logger, onStateChange: states.record)
+        let configuration = RedisClientConfiguration(
+            initialReconnectDelay: .milliseconds(50), maximumReconnectDelay: .milliseconds(100),
+            connectTimeout: .milliseconds(300))
+        let client = RedisClient(
+            url: try Self.url(server), loop: harness.loop, configuration: configuration,
+            logger: TestLoop.logger, onStateChange: states.record)
         defer { client.stop() }
         client.start()
         #expect(await eventually { !states.disconnectedReasons.isEmpty })
@@ -293,15 +331,19 @@ struct RedisClientTests {
         let url = try Self.url(server)
         let harness = try TestLoop()
         defer { harness.shutdown() }
-        let inbox = Inbox(), clientStates = Inbox()
-        let subscriber = RedisSubscriber(url: url, loop: harness.loop, configuration: Self.fast, logger: TestLoop.logger,
-                                         onMessage: inbox.receive, onStateChange: inbox.record)
+        let inbox = Inbox()
+        let clientStates = Inbox()
+        let subscriber = RedisSubscriber(
+            url: url, loop: harness.loop, configuration: Self.fast, logger: TestLoop.logger,
+            onMessage: inbox.receive, onStateChange: inbox.record)
         // The publisher retries slowly and the subscriber fast, so that after the restart the
         // subscriber is back (resubscribed) before the queued publishes are flushed.
-        let slow = RedisClientConfiguration(initialReconnectDelay: .milliseconds(1500), maximumReconnectDelay: .milliseconds(1500),
-                                            maxQueuedCommands: 5)
-        let client = RedisClient(url: url, loop: harness.loop, configuration: slow, logger: TestLoop.logger,
-                                 onStateChange: clientStates.record)
+        let slow = RedisClientConfiguration(
+            initialReconnectDelay: .milliseconds(1500), maximumReconnectDelay: .milliseconds(1500),
+            maxQueuedCommands: 5)
+        let client = RedisClient(
+            url: url, loop: harness.loop, configuration: slow, logger: TestLoop.logger,
+            onStateChange: clientStates.record)
         defer { subscriber.stop(); client.stop() }
         subscriber.start()
         client.start()
@@ -320,7 +362,9 @@ struct RedisClientTests {
 
         try await server.restart()
         #expect(await eventually { inbox.stateLog.last == .connected && inbox.connectedCount == 2 })
-        #expect(await client.snapshot().reconnects == 0, "the publisher reconnected before the subscriber; the test's timing assumption failed")
+        #expect(
+            await client.snapshot().reconnects == 0,
+            "the publisher reconnected before the subscriber; the test's timing assumption failed")
         #expect(await eventually { clientStates.lastState == .connected })
         #expect(await eventually { inbox.received.count == 15 })
         try await Task.sleep(for: .milliseconds(50))
@@ -337,13 +381,17 @@ struct RedisClientTests {
         let server = try await RedisServerProcess.start()
         let harness = try TestLoop()
         defer { harness.shutdown() }
-        let inbox = Inbox(), clientStates = Inbox()
-        let subscriber = RedisSubscriber(url: try Self.url(server), loop: harness.loop, configuration: Self.fast,
-                                         logger: TestLoop.logger, onMessage: inbox.receive, onStateChange: inbox.record)
-        let client = RedisClient(url: try Self.url(server), loop: harness.loop,
-                                 configuration: RedisClientConfiguration(initialReconnectDelay: .milliseconds(20),
-                                                                         maximumReconnectDelay: .milliseconds(100), maxQueuedCommands: 200),
-                                 logger: TestLoop.logger, onStateChange: clientStates.record)
+        let inbox = Inbox()
+        let clientStates = Inbox()
+        let subscriber = RedisSubscriber(
+            url: try Self.url(server), loop: harness.loop, configuration: Self.fast,
+            logger: TestLoop.logger, onMessage: inbox.receive, onStateChange: inbox.record)
+        let client = RedisClient(
+            url: try Self.url(server), loop: harness.loop,
+            configuration: RedisClientConfiguration(
+                initialReconnectDelay: .milliseconds(20),
+                maximumReconnectDelay: .milliseconds(100), maxQueuedCommands: 200),
+            logger: TestLoop.logger, onStateChange: clientStates.record)
         defer { subscriber.stop(); client.stop() }
         subscriber.start()
         client.start()
@@ -404,7 +452,8 @@ struct RedisClientTests {
         defer { harness.shutdown() }
         let inbox = Inbox()
         let client = RedisClient(url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger)
-        let subscriber = RedisSubscriber(url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger, onMessage: inbox.receive)
+        let subscriber = RedisSubscriber(
+            url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger, onMessage: inbox.receive)
         client.start()
         subscriber.start()
         await subscriber.subscribeConfirmed(["bye"])
@@ -443,7 +492,8 @@ struct RedisClientTests {
         defer { harness.shutdown() }
         do {
             let client = RedisClient(url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger)
-            let subscriber = RedisSubscriber(url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger, onMessage: { _ in })
+            let subscriber = RedisSubscriber(
+                url: try Self.url(server), loop: harness.loop, logger: TestLoop.logger, onMessage: { _ in })
             client.start()
             subscriber.start()
             await subscriber.subscribeConfirmed(["x"])
@@ -463,8 +513,9 @@ struct RedisClientTests {
         var flags: [Int32] = []
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
             guard let fd = Int32(entry),
-                  let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(entry)"),
-                  target.hasPrefix("socket:["), inodes.contains(String(target.dropFirst(8).dropLast())) else { continue }
+                let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(entry)"),
+                target.hasPrefix("socket:["), inodes.contains(String(target.dropFirst(8).dropLast()))
+            else { continue }
             var value: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &value, &length)
@@ -476,7 +527,9 @@ struct RedisClientTests {
     /// Inodes of the TCP sockets (of any process) whose peer is 127.0.0.1:`port`.
     private static func tcpInodes(toPort port: UInt16) -> [String] {
         let remote = String(format: "0100007F:%04X", port)
-        guard let handle = FileHandle(forReadingAtPath: "/proc/net/tcp"), let data = try? handle.readToEnd() else { return [] }
+        guard let handle = FileHandle(forReadingAtPath: "/proc/net/tcp"), let data = try? handle.readToEnd() else {
+            return []
+        }
         return String(decoding: data, as: UTF8.self).split(separator: "\n").dropFirst().compactMap { line in
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             return fields.count > 9 && fields[2] == remote ? String(fields[9]) : nil
@@ -489,13 +542,16 @@ struct RedisClientTests {
         var ours = Set<String>()
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
             if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(entry)"),
-               target.hasPrefix("socket:[") {
+                target.hasPrefix("socket:[")
+            {
                 ours.insert(String(target.dropFirst(8).dropLast()))
             }
         }
         let remote = String(format: "0100007F:%04X", port)
         // /proc files report size 0: read to EOF rather than by size.
-        guard let handle = FileHandle(forReadingAtPath: "/proc/net/tcp"), let data = try? handle.readToEnd() else { return -1 }
+        guard let handle = FileHandle(forReadingAtPath: "/proc/net/tcp"), let data = try? handle.readToEnd() else {
+            return -1
+        }
         let table = String(decoding: data, as: UTF8.self)
         var count = 0
         for line in table.split(separator: "\n").dropFirst() {

@@ -61,7 +61,9 @@ struct BadInputEndToEndTests {
         #expect(frame == .init(fin: true, opcode: 0x2, payload: payload))
     }
 
-    @Test("--message-timeout: a message trickled in (a byte at a time, or fragments kept alive by pings) is closed with 1008")
+    @Test(
+        "--message-timeout: a message trickled in (a byte at a time, or fragments kept alive by pings) is closed with 1008"
+    )
     func messageTimeout() async throws {
         let server = try await ChorusProcess.start(app: "echo", ["--message-timeout", "1"])
         let payload = [UInt8](repeating: 7, count: 100)

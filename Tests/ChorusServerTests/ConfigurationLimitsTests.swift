@@ -31,7 +31,8 @@ struct ConfigurationLimitsTests {
 
     /// A limit, set just inside (`valid`) or just outside its range.
     enum Edge: String, CaseIterable, Sendable {
-        case readBufferSize, maxHeaderSize, closeTimeout, maxBodySize, idleTimeout, maxLoopQueue, threshold, windowBits, port
+        case readBufferSize, maxHeaderSize, closeTimeout, maxBodySize, idleTimeout, maxLoopQueue, threshold, windowBits,
+            port
 
         func set(_ c: inout ServerConfiguration, valid: Bool) {
             switch self {
@@ -77,7 +78,9 @@ struct ConfigurationLimitsTests {
 
     @Test("a read buffer of 4 KiB still reads frames far larger than it, whole")
     func smallReadBuffer() throws {
-        let server = try startServer(EchoApplication(), threads: 1) { $0.readBufferSize = ServerConfiguration.minReadBufferSize }
+        let server = try startServer(EchoApplication(), threads: 1) {
+            $0.readBufferSize = ServerConfiguration.minReadBufferSize
+        }
         defer { server.shutdown() }
         let client = try BlockingWebSocketClient(port: server.port)
         let big = String(repeating: "0123456789abcdef", count: 4096)  // 64 KiB

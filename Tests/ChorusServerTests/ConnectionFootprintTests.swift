@@ -45,7 +45,7 @@ struct ConnectionFootprintTests {
         #expect(a.memberships.spilled)
         b.join("one")
         b.join("three")
-        a.leave("one")              // b moves to index 0 of "one"
+        a.leave("one")  // b moves to index 0 of "one"
         #expect(a.rooms == ["two", "three"])
         #expect(connections.loop.rooms["one"]?.members.first === b)
         b.leave("one")

@@ -43,7 +43,10 @@ final class RoomCommandApp: ServerApplication {
 }
 
 /// Starts an in-process server on an ephemeral loopback port; shut down on `stop()`.
-func startServer(_ app: any ServerApplication = RoomCommandApp(), threads: Int = 2, configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> WebSocketServer {
+func startServer(
+    _ app: any ServerApplication = RoomCommandApp(), threads: Int = 2,
+    configure: (inout ServerConfiguration) -> Void = { _ in }
+) throws -> WebSocketServer {
     var config = ServerConfiguration()
     config.host = "127.0.0.1"
     config.port = 0
@@ -124,7 +127,7 @@ struct RoomTests {
         #expect(eventually { server.stats.rooms >= 9 })
         try clients[0].send(text: "leave own0")
         #expect(try clients[0].receiveText() == "ok")
-        #expect(eventually { server.stats.rooms == server.stats.rooms }) // settle one iteration
+        #expect(eventually { server.stats.rooms == server.stats.rooms })  // settle one iteration
         clients.removeAll()  // closes every socket abruptly
         #expect(eventually { server.stats.rooms == 0 && server.stats.connections == 0 })
     }
@@ -191,7 +194,9 @@ struct BackpressureTests {
 
     @Test func dropPolicySkipsMessagesForTheSlowClientOnly() throws {
         let app = RoomCommandApp()
-        let server = try startServer(app, threads: 1) { $0.maxBackpressure = 64 * 1024; $0.backpressurePolicy = .drop }
+        let server = try startServer(app, threads: 1) {
+            $0.maxBackpressure = 64 * 1024; $0.backpressurePolicy = .drop
+        }
         defer { server.shutdown() }
         let slow = try slowClient(port: server.port)
         try slow.send(text: "id")
@@ -216,7 +221,9 @@ struct BackpressureTests {
     }
 
     @Test func closePolicyClosesTheSlowClientAndNobodyElse() throws {
-        let server = try startServer(threads: 1) { $0.maxBackpressure = 64 * 1024; $0.backpressurePolicy = .close; $0.closeTimeout = 0.3 }
+        let server = try startServer(threads: 1) {
+            $0.maxBackpressure = 64 * 1024; $0.backpressurePolicy = .close; $0.closeTimeout = 0.3
+        }
         defer { server.shutdown() }
         let slow = try slowClient(port: server.port)
         let fast = try BlockingWebSocketClient(port: server.port)
@@ -244,7 +251,9 @@ struct VanishedPeerTests {
             var gone: BlockingWebSocketClient? = try BlockingWebSocketClient(port: server.port)
             try gone!.send(text: "join room"); #expect(try gone!.receiveText() == "ok")
             gone = nil  // closed with unread data pending: the kernel answers our writes with RST
-            for i in 0..<50 { server.emit(text: "after \(i) " + String(repeating: "z", count: 2048), to: .rooms(["room"])) }
+            for i in 0..<50 {
+                server.emit(text: "after \(i) " + String(repeating: "z", count: 2048), to: .rooms(["room"]))
+            }
             for i in 0..<50 { #expect(try listener.receiveText().hasPrefix("after \(i) ")) }
         }
         #expect(eventually { server.stats.connections == 1 })
@@ -263,16 +272,18 @@ struct HostilePeerTests {
         try flooder.send(text: "id")
         let name = try flooder.receiveText()
         let id = try #require(app.ids.withLock { $0[name] })
-        let ping = WebSocketFrameEncoder.maskedFrame(opcode: .ping, payload: UnsafeRawBufferPointer(start: nil, count: 0), maskKey: 7)
+        let ping = WebSocketFrameEncoder.maskedFrame(
+            opcode: .ping, payload: UnsafeRawBufferPointer(start: nil, count: 0), maskKey: 7)
         var burst: [UInt8] = []
         for _ in 0..<10_000 { burst += ping }
         for _ in 0..<20 { try flooder.sendRaw(burst) }  // 200,000 pings
         let buffered = Atomic<Int>(-1)
-        #expect(eventually {
-            server.withConnection(id) { buffered.store($0.bufferedAmount, ordering: .relaxed) }
-            usleep(20_000)
-            return buffered.load(ordering: .relaxed) >= 0
-        })
+        #expect(
+            eventually {
+                server.withConnection(id) { buffered.store($0.bufferedAmount, ordering: .relaxed) }
+                usleep(20_000)
+                return buffered.load(ordering: .relaxed) >= 0
+            })
         // 64 KiB of cost is at most ~1,000 two-byte pongs: far below 200,000.
         #expect(buffered.load(ordering: .relaxed) <= 64 * 1024)
         let other = try BlockingWebSocketClient(port: server.port)
@@ -294,7 +305,9 @@ struct HostilePeerTests {
         defer { server.shutdown() }
         do {
             let client = try BlockingWebSocketClient(port: server.port)
-            try client.sendRaw(WebSocketFrameEncoder.maskedFrame(opcode: .close, payload: UnsafeRawBufferPointer(start: nil, count: 0), maskKey: 1))
+            try client.sendRaw(
+                WebSocketFrameEncoder.maskedFrame(
+                    opcode: .close, payload: UnsafeRawBufferPointer(start: nil, count: 0), maskKey: 1))
             let frame = try client.receive()
             #expect(frame.opcode == 0x8, "nothing may follow the close handshake")
         }
@@ -307,7 +320,9 @@ struct FrameGroupTests {
     static func group(_ i: Int, _ server: WebSocketServer) -> [OutgoingFrame] {
         ["a", "b", "c"].map { part in
             let text = "\(i)-\(part) " + String(repeating: "y", count: 4096)
-            return text.utf8CString.withUnsafeBytes { server.makeFrame(.text, UnsafeRawBufferPointer(rebasing: $0.dropLast())) }
+            return text.utf8CString.withUnsafeBytes {
+                server.makeFrame(.text, UnsafeRawBufferPointer(rebasing: $0.dropLast()))
+            }
         }
     }
 
@@ -324,7 +339,9 @@ struct FrameGroupTests {
 
     /// Under the drop policy a slow client loses whole groups, never part of one.
     @Test func backpressureDropsWholeGroups() throws {
-        let server = try startServer(threads: 1) { $0.maxBackpressure = 32 * 1024; $0.backpressurePolicy = .drop }
+        let server = try startServer(threads: 1) {
+            $0.maxBackpressure = 32 * 1024; $0.backpressurePolicy = .drop
+        }
         defer { server.shutdown() }
         let slow = try BlockingWebSocketClient(port: server.port, receiveBuffer: 4096, timeoutSeconds: 1)
         try slow.send(text: "join g"); #expect(try slow.receiveText() == "ok")
@@ -352,7 +369,9 @@ struct FrameGroupTests {
 @Suite("Heartbeats and limits", .serialized, .timeLimit(.minutes(1)))
 struct HeartbeatAndLimitTests {
     @Test func silentConnectionsArePinged() throws {
-        let server = try startServer(threads: 1) { $0.pingInterval = 0.2; $0.idleTimeout = 0 }
+        let server = try startServer(threads: 1) {
+            $0.pingInterval = 0.2; $0.idleTimeout = 0
+        }
         defer { server.shutdown() }
         let client = try BlockingWebSocketClient(port: server.port)
         let frame = try client.receive()
@@ -361,7 +380,9 @@ struct HeartbeatAndLimitTests {
 
     @Test func idleConnectionsAreClosedWith1001() throws {
         let app = RoomCommandApp()
-        let server = try startServer(app, threads: 1) { $0.pingInterval = 0; $0.idleTimeout = 0.4 }
+        let server = try startServer(app, threads: 1) {
+            $0.pingInterval = 0; $0.idleTimeout = 0.4
+        }
         defer { server.shutdown() }
         let silent = try BlockingWebSocketClient(port: server.port)
         let chatty = try BlockingWebSocketClient(port: server.port)
@@ -375,11 +396,15 @@ struct HeartbeatAndLimitTests {
         #expect(monotonicNanoseconds() - start < 3_000_000_000)
         try chatty.send(text: "join y")
         #expect(try chatty.receiveText() == "ok", "a connection with traffic stays open")
-        #expect(eventually { app.serverCloseCodes.withLock { $0 } == [1001] }, "the application learns the server closed it, and why")
+        #expect(
+            eventually { app.serverCloseCodes.withLock { $0 } == [1001] },
+            "the application learns the server closed it, and why")
     }
 
     @Test func pongsKeepAConnectionAlive() throws {
-        let server = try startServer(threads: 1) { $0.pingInterval = 0.1; $0.idleTimeout = 0.5 }
+        let server = try startServer(threads: 1) {
+            $0.pingInterval = 0.1; $0.idleTimeout = 0.5
+        }
         defer { server.shutdown() }
         let client = try BlockingWebSocketClient(port: server.port)
         let start = monotonicNanoseconds()
@@ -397,7 +422,9 @@ struct HeartbeatAndLimitTests {
         #expect {
             _ = try BlockingWebSocketClient(port: server.port)
         } throws: { error in
-            if case BlockingWebSocketClient.Failure.handshake(let head) = error { return head.hasPrefix("HTTP/1.1 503") }
+            if case BlockingWebSocketClient.Failure.handshake(let head) = error {
+                return head.hasPrefix("HTTP/1.1 503")
+            }
             return false
         }
         #expect(eventually { server.stats.refused == 1 })

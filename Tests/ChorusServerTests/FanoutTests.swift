@@ -14,8 +14,9 @@ final class SocketlessConnections {
     init() throws {
         let configuration = ServerConfiguration()
         server = WebSocketServer(configuration: configuration, application: EchoApplication())
-        loop = try ServerLoop(server: server, index: 0, configuration: configuration,
-                              application: server.application, logger: server.logger)
+        loop = try ServerLoop(
+            server: server, index: 0, configuration: configuration,
+            application: server.application, logger: server.logger)
     }
 
     /// A connection past its upgrade; `sharedCompression`: it agreed to permessage-deflate with a
@@ -30,8 +31,9 @@ final class SocketlessConnections {
     /// A connection still reading its HTTP request.
     func handshaking() throws -> Connection {
         defer { nextSlot += 1 }
-        return Connection(loop: loop, id: ConnectionID(loop: 0, slot: nextSlot, generation: 1), fd: -1,
-                          remoteAddress: try SocketAddress(host: "127.0.0.1", port: 1), now: 0)
+        return Connection(
+            loop: loop, id: ConnectionID(loop: 0, slot: nextSlot, generation: 1), fd: -1,
+            remoteAddress: try SocketAddress(host: "127.0.0.1", port: 1), now: 0)
     }
 }
 
@@ -71,7 +73,8 @@ struct FanoutTests {
         for member in [a, b, c, d] { rooms.join(member, "r") }
         rooms.join(b, "muted")
         var fanout = Fanout(maxBackpressure: Self.unlimited, policy: .drop)
-        fanout.deliver(frame(5), to: BroadcastTarget.rooms(["r"]).except(["muted"]), rooms: rooms, open: [a, b, c, d], except: c)
+        fanout.deliver(
+            frame(5), to: BroadcastTarget.rooms(["r"]).except(["muted"]), rooms: rooms, open: [a, b, c, d], except: c)
         #expect(!a.outbound.isEmpty && !d.outbound.isEmpty)
         #expect(b.outbound.isEmpty && c.outbound.isEmpty)
         // The marks of one emit do not leak into the next.

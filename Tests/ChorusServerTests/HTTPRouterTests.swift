@@ -13,8 +13,10 @@ final class OneRouteApp: ServerApplication {
         heads.withLock { $0 += 1 }
         return head.path == "/refused" ? .text(403, "no\n") : nil
     }
-    func handleHTTPLater(_ request: HTTPRequest, server: WebSocketServer,
-                         respond: @escaping @Sendable (HTTPResponse) -> Void) -> Bool {
+    func handleHTTPLater(
+        _ request: HTTPRequest, server: WebSocketServer,
+        respond: @escaping @Sendable (HTTPResponse) -> Void
+    ) -> Bool {
         request.head.path == "/later"
     }
     func connection(_ connection: Connection, received message: WebSocketMessage) {}
@@ -37,8 +39,12 @@ struct HTTPRouterTests {
         address = try SocketAddress(host: "127.0.0.1", port: 1)
     }
 
-    func route(_ method: String, _ target: String, _ headers: [(name: String, value: String)] = [], versionMinor: Int = 1) -> HTTPRouter.HeadRoute {
-        router.route(HTTPRequestHead(method: method, target: target, versionMinor: versionMinor, headers: headers), remoteAddress: address, server: server)
+    func route(
+        _ method: String, _ target: String, _ headers: [(name: String, value: String)] = [], versionMinor: Int = 1
+    ) -> HTTPRouter.HeadRoute {
+        router.route(
+            HTTPRequestHead(method: method, target: target, versionMinor: versionMinor, headers: headers),
+            remoteAddress: address, server: server)
     }
 
     /// The status and keep-alive of a `.respond` route (nil for any other route).
@@ -92,7 +98,10 @@ struct HTTPRouterTests {
             Issue.record("body not read"); return
         }
         #expect(framing == .length(10) && !sendContinue)
-        guard case .readBody(let chunked, let continues) = route("POST", "/hello", [("Transfer-Encoding", "chunked"), ("Expect", "100-continue")]) else {
+        guard
+            case .readBody(let chunked, let continues) = route(
+                "POST", "/hello", [("Transfer-Encoding", "chunked"), ("Expect", "100-continue")])
+        else {
             Issue.record("body not read"); return
         }
         #expect(chunked == .chunked && continues)
@@ -100,23 +109,30 @@ struct HTTPRouterTests {
 
     @Test func theApplicationAnswersAWholeRequestOr404() {
         let head = HTTPRequestHead(method: "POST", target: "/hello")
-        guard case .respond(let hello, let keepAlive) = router.answer(
-            HTTPRequest(head: head, body: [1, 2, 3], remoteAddress: address), server: server, respondLater: { _ in }) else {
+        guard
+            case .respond(let hello, let keepAlive) = router.answer(
+                HTTPRequest(head: head, body: [1, 2, 3], remoteAddress: address), server: server, respondLater: { _ in }
+            )
+        else {
             Issue.record("not answered"); return
         }
         #expect(hello.status == 200 && hello.body == Array("hello 3\n".utf8) && keepAlive)
-        guard case .respond(let missing, _) = router.answer(
-            HTTPRequest(head: HTTPRequestHead(method: "GET", target: "/nowhere"), body: [], remoteAddress: address),
-            server: server, respondLater: { _ in }) else {
+        guard
+            case .respond(let missing, _) = router.answer(
+                HTTPRequest(head: HTTPRequestHead(method: "GET", target: "/nowhere"), body: [], remoteAddress: address),
+                server: server, respondLater: { _ in })
+        else {
             Issue.record("not answered"); return
         }
         #expect(missing.status == 404)
     }
 
     @Test func aDeferredAnswerIsLeftToTheApplication() {
-        guard case .later = router.answer(
-            HTTPRequest(head: HTTPRequestHead(method: "GET", target: "/later"), body: [], remoteAddress: address),
-            server: server, respondLater: { _ in }) else {
+        guard
+            case .later = router.answer(
+                HTTPRequest(head: HTTPRequestHead(method: "GET", target: "/later"), body: [], remoteAddress: address),
+                server: server, respondLater: { _ in })
+        else {
             Issue.record("not deferred"); return
         }
     }

@@ -100,8 +100,9 @@ struct KernelSendBufferTests {
             received += try slow.receive().payload.count
         }
         #expect(received > 0)
-        #expect(received <= Self.maxBackpressure + clientBuffer + Self.messageSize,
-                "slow client received \(received) bytes after waking (receive buffer \(clientBuffer))")
+        #expect(
+            received <= Self.maxBackpressure + clientBuffer + Self.messageSize,
+            "slow client received \(received) bytes after waking (receive buffer \(clientBuffer))")
     }
 
     @Test("with --backpressure-policy close the non-reading client is closed; the reader gets everything")

@@ -89,7 +89,9 @@ struct RateLimitEndToEndTests {
 /// all of it, in order, even when nothing more arrives on the socket.
 @Suite("Messages per read", .serialized, .timeLimit(.minutes(1)))
 struct MessagesPerReadTests {
-    @Test("5000 frames in one write with a bound of 7 per read: every one echoed, in order; another client is served meanwhile")
+    @Test(
+        "5000 frames in one write with a bound of 7 per read: every one echoed, in order; another client is served meanwhile"
+    )
     func burstInOneWrite() throws {
         let server = try startServer(EchoApplication(), threads: 1) { $0.maxMessagesPerRead = 7 }
         defer { server.shutdown() }

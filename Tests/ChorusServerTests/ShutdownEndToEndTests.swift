@@ -1,6 +1,7 @@
 import ChorusTestSupport
 import Foundation
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -50,7 +51,8 @@ struct ChildProcessTests {
     func parentDeathSignal() async throws {
         // PR_GET_PDEATHSIG (2) from inside the child, through ctypes.
         let python = URL(fileURLWithPath: ProcessInfo.processInfo.environment["CHORUS_PYTHON"] ?? "/usr/bin/python3")
-        let script = "import ctypes; s = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(s)); print('pdeathsig', s.value)"
+        let script =
+            "import ctypes; s = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(s)); print('pdeathsig', s.value)"
         let child = try ChildProcess(executable: python, arguments: ["-c", script])
         let line = try await child.waitForLine(timeout: .seconds(20)) { $0.hasPrefix("pdeathsig") }
         #expect(line == "pdeathsig \(SIGKILL)")

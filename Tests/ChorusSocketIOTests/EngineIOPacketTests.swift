@@ -8,13 +8,22 @@ struct EngineIOPacketTests {
 
     @Test func openPacketEncodesHandshakeInOrder() {
         let p = EngineIOPacket.open(EngineIOHandshake(sid: "lv_VI97HAXpY6yYWAAAC"))
-        #expect(p.encode() == .text(bytes(
-            #"0{"sid":"lv_VI97HAXpY6yYWAAAC","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#)))
+        #expect(
+            p.encode()
+                == .text(
+                    bytes(
+                        #"0{"sid":"lv_VI97HAXpY6yYWAAAC","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#
+                    )))
     }
 
     @Test func openPacketDecodes() throws {
-        let p = try decode(#"0{"sid":"abc","upgrades":["websocket"],"pingInterval":300,"pingTimeout":200,"maxPayload":5}"#)
-        #expect(p == .open(EngineIOHandshake(sid: "abc", upgrades: ["websocket"], pingInterval: 300, pingTimeout: 200, maxPayload: 5)))
+        let p = try decode(
+            #"0{"sid":"abc","upgrades":["websocket"],"pingInterval":300,"pingTimeout":200,"maxPayload":5}"#)
+        #expect(
+            p
+                == .open(
+                    EngineIOHandshake(
+                        sid: "abc", upgrades: ["websocket"], pingInterval: 300, pingTimeout: 200, maxPayload: 5)))
     }
 
     @Test func openPacketWithBadJSONIsRejected() {

@@ -240,7 +240,9 @@ struct JSONSerializerTests {
     }
 
     @Test func printsDoublesRoundTrippably() throws {
-        for d in [0.1, 2.5, -1e-7, 1e300, Double.leastNonzeroMagnitude, 1.7976931348623157e308, 1e19, 0.30000000000000004] {
+        for d in [
+            0.1, 2.5, -1e-7, 1e300, Double.leastNonzeroMagnitude, 1.7976931348623157e308, 1e19, 0.30000000000000004,
+        ] {
             let s = JSONValue.double(d).serialized
             #expect(try JSONValue.parse(s).doubleValue == d, "\(d)")
         }

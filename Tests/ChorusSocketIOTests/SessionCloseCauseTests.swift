@@ -18,7 +18,8 @@ import Testing
     ]
 
     @Test func eachCauseHasItsReasonAndCode() {
-        #expect(Self.table.map(\.0).sorted { "\($0)" < "\($1)" } == SessionCloseCause.allCases.sorted { "\($0)" < "\($1)" })
+        #expect(
+            Self.table.map(\.0).sorted { "\($0)" < "\($1)" } == SessionCloseCause.allCases.sorted { "\($0)" < "\($1)" })
         for (cause, reason, code) in Self.table {
             #expect(cause.disconnectReason.rawValue == reason, "\(cause)")
             #expect(cause.closeCode.rawValue == code, "\(cause)")

@@ -10,7 +10,9 @@ struct SessionCoreTests {
         var core = SessionCore()
         #expect(core.receive(text: "40") == .connect(namespace: "/", auth: nil))
         #expect(core.receive(text: #"40/admin,{"token":"t"}"#) == .connect(namespace: "/admin", auth: ["token": "t"]))
-        #expect(core.receive(text: #"42["hi",1,{"a":true}]"#) == .event(namespace: "/", name: "hi", args: [1, ["a": true]], ackId: nil))
+        #expect(
+            core.receive(text: #"42["hi",1,{"a":true}]"#)
+                == .event(namespace: "/", name: "hi", args: [1, ["a": true]], ackId: nil))
         #expect(core.receive(text: #"42/admin,7["x"]"#) == .event(namespace: "/admin", name: "x", args: [], ackId: 7))
         #expect(core.receive(text: #"433["ok"]"#) == .ack(namespace: "/", id: 3, args: ["ok"]))
         #expect(core.receive(text: "41/admin,") == .disconnect(namespace: "/admin"))
@@ -30,14 +32,18 @@ struct SessionCoreTests {
         var core = SessionCore()
         #expect(core.receive(text: #"452-["up",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#) == .none)
         #expect(core.receive(binary: [1, 2]) == .none)
-        #expect(core.receive(binary: [3]) == .event(namespace: "/", name: "up", args: [.binary([1, 2]), .binary([3])], ackId: nil))
+        #expect(
+            core.receive(binary: [3])
+                == .event(namespace: "/", name: "up", args: [.binary([1, 2]), .binary([3])], ackId: nil))
         // a binary ack
         #expect(core.receive(text: #"461-5[{"_placeholder":true,"num":0}]"#) == .none)
         #expect(core.receive(binary: [9]) == .ack(namespace: "/", id: 5, args: [.binary([9])]))
     }
 
-    @Test(arguments: ["42garbage", "4", "47", "4[", #"42{"a":1}"#, #"42[1]"#, #"42["connect"]"#, "9", "", #"43["x"]"#,
-                      #"44{"message":"x"}"#, "45-[]", "41234567890123456789[\"x\"]", #"452-["x"]"#])
+    @Test(arguments: [
+        "42garbage", "4", "47", "4[", #"42{"a":1}"#, #"42[1]"#, #"42["connect"]"#, "9", "", #"43["x"]"#,
+        #"44{"message":"x"}"#, "45-[]", "41234567890123456789[\"x\"]", #"452-["x"]"#,
+    ])
     func malformedTextIsInvalid(_ text: String) {
         var core = SessionCore()
         let input = core.receive(text: text)
@@ -46,7 +52,10 @@ struct SessionCoreTests {
             #expect(input == .none)
             // Engine.IO packets may interleave; a Socket.IO packet may not.
             #expect(core.receive(text: "3") == .pong)
-            if case .invalid = core.receive(text: #"42["y"]"#) {} else { Issue.record("text while awaiting attachments") }
+            if case .invalid = core.receive(text: #"42["y"]"#) {
+            } else {
+                Issue.record("text while awaiting attachments")
+            }
             return
         }
         if case .invalid = input {} else { Issue.record("\(text) gave \(input)") }
@@ -96,7 +105,8 @@ struct SessionCoreTests {
         let polling = HTTPRequestHead(method: "GET", target: "/socket.io/?EIO=4&transport=polling")
         #expect(body(SocketIOServer.verify(polling, isUpgrade: false)) == #"{"code":0,"message":"Transport unknown"}"#)
         let v3 = HTTPRequestHead(method: "GET", target: "/socket.io/?EIO=3&transport=websocket")
-        #expect(body(SocketIOServer.verify(v3, isUpgrade: true)) == #"{"code":5,"message":"Unsupported protocol version"}"#)
+        #expect(
+            body(SocketIOServer.verify(v3, isUpgrade: true)) == #"{"code":5,"message":"Unsupported protocol version"}"#)
         let sid = HTTPRequestHead(method: "GET", target: "/socket.io/?EIO=4&transport=websocket&sid=abc")
         #expect(body(SocketIOServer.verify(sid, isUpgrade: true)) == #"{"code":1,"message":"Session ID unknown"}"#)
         let noUpgrade = HTTPRequestHead(method: "GET", target: "/socket.io/?EIO=4&transport=websocket")

@@ -32,8 +32,9 @@ struct SocketIOEncodingTests {
 
     @Test func connectError() {
         #expect(encoded(.connectError(message: "Not authorized")) == #"4{"message":"Not authorized"}"#)
-        #expect(encoded(.connectError(namespace: "/admin", message: "no", data: ["code": 3]))
-            == #"4/admin,{"message":"no","data":{"code":3}}"#)
+        #expect(
+            encoded(.connectError(namespace: "/admin", message: "no", data: ["code": 3]))
+                == #"4/admin,{"message":"no","data":{"code":3}}"#)
     }
 
     @Test func disconnectNamespace() {
@@ -79,7 +80,10 @@ struct SocketIOEncodingTests {
     @Test func multipleAttachmentsAreNumberedDepthFirst() {
         let p = SocketIOPacket.event("up", [["a": .binary([1]), "b": [.binary([2])]], .binary([3])])
         let (t, atts) = p.encode()
-        #expect(text(t) == #"53-["up",{"a":{"_placeholder":true,"num":0},"b":[{"_placeholder":true,"num":1}]},{"_placeholder":true,"num":2}]"#)
+        #expect(
+            text(t)
+                == #"53-["up",{"a":{"_placeholder":true,"num":0},"b":[{"_placeholder":true,"num":1}]},{"_placeholder":true,"num":2}]"#
+        )
         #expect(atts == [[1], [2], [3]])
         #expect(p.attachments == atts)
         #expect(p.data?.binaryCount == 3)
@@ -314,7 +318,9 @@ struct SocketIOValidationTests {
 
     @Test func invalidUTF8NamespaceRejected() {
         var d = SocketIODecoder()
-        #expect(throws: SocketIOProtocolError.invalidUTF8) { try d.decode(text: [UInt8(ascii: "0"), 0x2F, 0xFF, 0x2C]) }
+        #expect(throws: SocketIOProtocolError.invalidUTF8) {
+            try d.decode(text: [UInt8(ascii: "0"), 0x2F, 0xFF, 0x2C])
+        }
     }
 
     @Test func jsonDepthLimitApplies() {
@@ -337,7 +343,8 @@ struct SocketIORoundTripTests {
             let ack: Int? = Bool.random(using: &rng) ? Int.random(in: 0...1_000_000, using: &rng) : nil
             let args = (0..<Int.random(in: 0...4, using: &rng)).map { _ in RandomJSON.value(&rng, binary: true) }
             let isAck = Bool.random(using: &rng)
-            let packet: SocketIOPacket = isAck
+            let packet: SocketIOPacket =
+                isAck
                 ? .ack(namespace: ns, id: ack ?? 1, args)
                 : .event(namespace: ns, "evt", args, ackId: ack)
             let (t, atts) = packet.encode()
@@ -351,7 +358,8 @@ struct SocketIORoundTripTests {
             #expect(back.ackId == packet.ackId)
             #expect(back.data == packet.data)
             #expect(back.attachments == atts)
-            let expectedType: SocketIOPacketType = atts.isEmpty
+            let expectedType: SocketIOPacketType =
+                atts.isEmpty
                 ? packet.type : (packet.type == .event ? .binaryEvent : .binaryAck)
             #expect(back.type == expectedType)
         }

@@ -1,7 +1,6 @@
 import ChorusJSON
 import ChorusSocketIO
 
-
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
 
@@ -38,8 +37,10 @@ enum RandomJSON {
     static func string<R: RandomNumberGenerator>(_ rng: inout R) -> String {
         let len = Int.random(in: 0...12, using: &rng)
         var s = String.UnicodeScalarView()
-        let specials: [Unicode.Scalar] = ["\"", "\\", "/", "\n", "\r", "\t", "\u{08}", "\u{0C}", "\u{00}", "\u{1F}",
-                                          "\u{7F}", "é", "€", "😀", "\u{2028}", "\u{FFFD}", "中"]
+        let specials: [Unicode.Scalar] = [
+            "\"", "\\", "/", "\n", "\r", "\t", "\u{08}", "\u{0C}", "\u{00}", "\u{1F}",
+            "\u{7F}", "é", "€", "😀", "\u{2028}", "\u{FFFD}", "中",
+        ]
         for _ in 0..<len {
             switch Int.random(in: 0..<4, using: &rng) {
             case 0: s.append(specials.randomElement(using: &rng)!)
@@ -71,7 +72,8 @@ enum RandomJSON {
             return .double(d)
         case 4, 5:
             if binary && Int.random(in: 0..<3, using: &rng) == 0 {
-                return .binary((0..<Int.random(in: 0...8, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) })
+                return .binary(
+                    (0..<Int.random(in: 0...8, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) })
             }
             return .string(string(&rng))
         case 6, 7:

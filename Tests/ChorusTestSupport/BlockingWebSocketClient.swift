@@ -10,7 +10,9 @@ public final class BlockingWebSocketClient {
         public var opcode: UInt8
         public var payload: [UInt8]
         public var text: String { String(decoding: payload, as: UTF8.self) }
-        public var closeCode: UInt16? { opcode == 8 && payload.count >= 2 ? UInt16(payload[0]) << 8 | UInt16(payload[1]) : nil }
+        public var closeCode: UInt16? {
+            opcode == 8 && payload.count >= 2 ? UInt16(payload[0]) << 8 | UInt16(payload[1]) : nil
+        }
 
         public init(opcode: UInt8, payload: [UInt8]) {
             self.opcode = opcode
@@ -25,7 +27,10 @@ public final class BlockingWebSocketClient {
     public private(set) var handshakeResponse = ""
 
     /// Connects and upgrades. `receiveBuffer` shrinks SO_RCVBUF to make a slow reader.
-    public init(port: Int, path: String = "/", host: String = "127.0.0.1", bindAddress: String? = nil, receiveBuffer: Int32? = nil, extraHeaders: String = "", timeoutSeconds: Int = 5) throws {
+    public init(
+        port: Int, path: String = "/", host: String = "127.0.0.1", bindAddress: String? = nil,
+        receiveBuffer: Int32? = nil, extraHeaders: String = "", timeoutSeconds: Int = 5
+    ) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         if var size = receiveBuffer {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
@@ -37,7 +42,9 @@ public final class BlockingWebSocketClient {
             local.sin_family = sa_family_t(AF_INET)
             inet_pton(AF_INET, bindAddress, &local.sin_addr)
             _ = withUnsafePointer(to: &local) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
         }
         var addr = sockaddr_in()
@@ -45,14 +52,17 @@ public final class BlockingWebSocketClient {
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         inet_pton(AF_INET, host, &addr.sin_addr)
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard rc == 0 else {
             let err = errno
             close(fd)
             throw Failure.connect(err)
         }
-        let request = "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        let request =
+            "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\(extraHeaders)\r\n"
         try sendRaw(Array(request.utf8))
         handshakeResponse = try readHead()
@@ -116,7 +126,8 @@ public final class BlockingWebSocketClient {
 
     private func findHeadEnd() -> Int? {
         guard buffer.count >= 4 else { return nil }
-        for i in 0...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 {
+        for i in 0...(buffer.count - 4)
+        where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 {
             return i
         }
         return nil

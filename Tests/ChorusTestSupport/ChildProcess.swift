@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -79,7 +80,8 @@ public final class ChildProcess: @unchecked Sendable {
         }
         process.currentDirectoryURL = Repository.root
         if let environment { process.environment = environment }
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
@@ -90,7 +92,8 @@ public final class ChildProcess: @unchecked Sendable {
         // that started the child exits, and the cooperative pool retires idle threads.
         let process = self.process
         let failure: (any Error)? = SpawnerThread.shared.run {
-            var empty = sigset_t(), saved = sigset_t()
+            var empty = sigset_t()
+            var saved = sigset_t()
             sigemptyset(&empty)
             pthread_sigmask(SIG_SETMASK, &empty, &saved)
             defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }

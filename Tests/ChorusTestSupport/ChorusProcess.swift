@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -35,8 +36,8 @@ public final class ChorusProcess: Sendable {
         let child = try ChildProcess(executable: binary, arguments: arguments)
         let line = try await child.waitForLine(timeout: readyTimeout) { $0.hasPrefix("chorus: listening on ") }
         guard let colon = line.lastIndex(of: ":"),
-              let port = UInt16(line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)),
-              port != 0
+            let port = UInt16(line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)),
+            port != 0
         else {
             throw HarnessError("unexpected ready line \(line.debugDescription)\n\(child.diagnostics)")
         }

@@ -38,21 +38,27 @@ public enum NodeClient {
     }
 
     /// Runs `Tests/clients/<script> args...` to completion (killed after `timeout`).
-    public static func run(_ script: String, args: [String], timeout: Duration = .seconds(90)) async throws -> PythonClient.Result {
+    public static func run(_ script: String, args: [String], timeout: Duration = .seconds(90)) async throws
+        -> PythonClient.Result
+    {
         let node = try node()
         guard FileManager.default.fileExists(atPath: bundle.path) else {
-            throw HarnessError("the official socket.io-client bundle is not at \(bundle.path): run scripts/setup.sh (or set CHORUS_SIO_JS)")
+            throw HarnessError(
+                "the official socket.io-client bundle is not at \(bundle.path): run scripts/setup.sh (or set CHORUS_SIO_JS)"
+            )
         }
         let path = PythonClient.scriptURL(script)
         var environment = ProcessInfo.processInfo.environment
         environment["CHORUS_SIO_JS"] = bundle.path
-        let child = try ChildProcess(executable: node, arguments: flags(node) + [path.path] + args, environment: environment)
+        let child = try ChildProcess(
+            executable: node, arguments: flags(node) + [path.path] + args, environment: environment)
         let code: Int32
         do {
             code = try await child.waitForExit(timeout: timeout)
         } catch {
             child.kill()
-            throw HarnessError("\(script) \(args.joined(separator: " ")) timed out after \(timeout)\n\(child.diagnostics)")
+            throw HarnessError(
+                "\(script) \(args.joined(separator: " ")) timed out after \(timeout)\n\(child.diagnostics)")
         }
         return PythonClient.Result(exitCode: code, stdout: child.stdout.text, stderr: child.stderr.text)
     }

@@ -64,8 +64,9 @@ public enum PythonClient {
     private static func check(importing modules: String) -> Swift.Result<URL, HarnessError> {
         let python = interpreter
         guard FileManager.default.isExecutableFile(atPath: python.path) else {
-            return .failure(HarnessError(
-                "Python interpreter not found at \(python.path): run scripts/setup.sh (or set CHORUS_PYTHON)"))
+            return .failure(
+                HarnessError(
+                    "Python interpreter not found at \(python.path): run scripts/setup.sh (or set CHORUS_PYTHON)"))
         }
         let process = Process()
         process.executableURL = python
@@ -94,7 +95,9 @@ public enum PythonClient {
 
     /// Starts `Tests/clients/<script>` and returns at once (for clients a test talks to while
     /// they run, such as shutdown_watch.py).
-    public static func start(_ script: String, args: [String], requiring modules: String = websockets) throws -> ChildProcess {
+    public static func start(_ script: String, args: [String], requiring modules: String = websockets) throws
+        -> ChildProcess
+    {
         let path = scriptURL(script)
         guard FileManager.default.fileExists(atPath: path.path) else {
             throw HarnessError("no such test client: \(path.path)")
@@ -106,16 +109,18 @@ public enum PythonClient {
     public static func run(
         _ script: String, args: [String], requiring modules: String = websockets, timeout: Duration = .seconds(60)
     ) async throws -> Result {
-        try await finish(start(script, args: args, requiring: modules),
-                         what: "\(script) \(args.joined(separator: " "))", timeout: timeout)
+        try await finish(
+            start(script, args: args, requiring: modules),
+            what: "\(script) \(args.joined(separator: " "))", timeout: timeout)
     }
 
     /// Runs `python -c code args...` to completion (killed after `timeout`).
     public static func run(
         code: String, args: [String], requiring modules: String = websockets, timeout: Duration = .seconds(60)
     ) async throws -> Result {
-        try await finish(start(arguments: ["-c", code] + args, requiring: modules),
-                         what: "python -c … \(args.joined(separator: " "))", timeout: timeout)
+        try await finish(
+            start(arguments: ["-c", code] + args, requiring: modules),
+            what: "python -c … \(args.joined(separator: " "))", timeout: timeout)
     }
 
     private static func finish(_ child: ChildProcess, what: String, timeout: Duration) async throws -> Result {

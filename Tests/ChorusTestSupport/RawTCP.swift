@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -178,10 +179,13 @@ public final class RawTCPConnection {
     // MARK: WebSocket
 
     /// Sends an upgrade request and reads the response head (101 on success).
-    public func upgrade(path: String = "/", key: String = "dGhlIHNhbXBsZSBub25jZQ==",
-                 extraHeaders: String = "") throws -> HTTPResponse? {
-        try send("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 + "Sec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\(extraHeaders)\r\n")
+    public func upgrade(
+        path: String = "/", key: String = "dGhlIHNhbXBsZSBub25jZQ==",
+        extraHeaders: String = ""
+    ) throws -> HTTPResponse? {
+        try send(
+            "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\(extraHeaders)\r\n")
         return try readResponseHead()
     }
 
@@ -223,8 +227,10 @@ public final class RawTCPConnection {
     }
 
     /// A client frame: masked with `maskKey` (RFC 6455 §5.3), FIN set unless `fin` is false.
-    public static func clientFrame(opcode: UInt8, payload: [UInt8], fin: Bool = true,
-                            maskKey: [UInt8] = [0x37, 0xfa, 0x21, 0x3d]) -> [UInt8] {
+    public static func clientFrame(
+        opcode: UInt8, payload: [UInt8], fin: Bool = true,
+        maskKey: [UInt8] = [0x37, 0xfa, 0x21, 0x3d]
+    ) -> [UInt8] {
         var frame: [UInt8] = [(fin ? 0x80 : 0) | opcode]
         let n = payload.count
         if n < 126 {

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,7 +26,9 @@ public final class RedisServerProcess: @unchecked Sendable {
 
     /// Starts it and waits until it accepts connections. `arguments` are extra options, e.g.
     /// `["--requirepass", "secret"]`.
-    public static func start(_ arguments: [String] = [], unixSocket: Bool = false, port: UInt16? = nil) async throws -> RedisServerProcess {
+    public static func start(_ arguments: [String] = [], unixSocket: Bool = false, port: UInt16? = nil) async throws
+        -> RedisServerProcess
+    {
         let chosen = try port ?? freeLoopbackPort()
         let socket = unixSocket ? "/tmp/chorus-redis-test-\(getpid())-\(chosen).sock" : nil
         let server = RedisServerProcess(port: chosen, unixSocket: socket, extraArguments: arguments)
@@ -43,7 +46,9 @@ public final class RedisServerProcess: @unchecked Sendable {
         address.sin_port = 0
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0 else { throw HarnessError("bind() failed: \(errno)") }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)

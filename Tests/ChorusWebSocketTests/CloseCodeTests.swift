@@ -1,4 +1,5 @@
 import Testing
+
 @testable import ChorusWebSocket
 
 @Suite struct CloseCodeTests {
@@ -50,6 +51,8 @@ import Testing
 
     @Test func opcodeControlBitIsTheHighBitOfTheNibble() {
         #expect(WebSocketOpcode.close.isControl && WebSocketOpcode.ping.isControl && WebSocketOpcode.pong.isControl)
-        #expect(!WebSocketOpcode.text.isControl && !WebSocketOpcode.binary.isControl && !WebSocketOpcode.continuation.isControl)
+        #expect(
+            !WebSocketOpcode.text.isControl && !WebSocketOpcode.binary.isControl
+                && !WebSocketOpcode.continuation.isControl)
     }
 }

@@ -1,27 +1,36 @@
 import ChorusUTF8
 import Testing
+
 @testable import ChorusWebSocket
 
 @Suite struct FrameEncoderTests {
     let hello = Array("Hello".utf8)
 
     @Test func rfc5_7_singleFrameUnmaskedText() {
-        #expect(WebSocketFrameEncoder.frame(opcode: .text, payload: hello) == [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])
+        #expect(
+            WebSocketFrameEncoder.frame(opcode: .text, payload: hello) == [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])
     }
 
     @Test func rfc5_7_singleFrameMaskedText() {
-        #expect(WebSocketFrameEncoder.maskedFrame(opcode: .text, payload: hello, maskKey: rfcKey)
-            == [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58])
+        #expect(
+            WebSocketFrameEncoder.maskedFrame(opcode: .text, payload: hello, maskKey: rfcKey)
+                == [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58])
     }
 
     @Test func rfc5_7_fragmentedUnmaskedText() {
-        #expect(WebSocketFrameEncoder.frame(opcode: .text, payload: Array("Hel".utf8), fin: false) == [0x01, 0x03, 0x48, 0x65, 0x6c])
-        #expect(WebSocketFrameEncoder.frame(opcode: .continuation, payload: Array("lo".utf8)) == [0x80, 0x02, 0x6c, 0x6f])
+        #expect(
+            WebSocketFrameEncoder.frame(opcode: .text, payload: Array("Hel".utf8), fin: false) == [
+                0x01, 0x03, 0x48, 0x65, 0x6c,
+            ])
+        #expect(
+            WebSocketFrameEncoder.frame(opcode: .continuation, payload: Array("lo".utf8)) == [0x80, 0x02, 0x6c, 0x6f])
     }
 
     @Test func rfc5_7_unmaskedPingAndPong() {
-        #expect(WebSocketFrameEncoder.frame(opcode: .ping, payload: hello) == [0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])
-        #expect(WebSocketFrameEncoder.frame(opcode: .pong, payload: hello) == [0x8a, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])
+        #expect(
+            WebSocketFrameEncoder.frame(opcode: .ping, payload: hello) == [0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])
+        #expect(
+            WebSocketFrameEncoder.frame(opcode: .pong, payload: hello) == [0x8a, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])
     }
 
     @Test func rfc5_7_256ByteBinaryUses16BitLength() {
@@ -50,7 +59,8 @@ import Testing
     @Test func writeHeaderSetsFinRsv1AndOpcodeBits() {
         var buf = [UInt8](repeating: 0xEE, count: 10)
         let n = buf.withUnsafeMutableBytes {
-            WebSocketFrameEncoder.writeHeader(to: $0.baseAddress!, opcode: .binary, fin: false, rsv1: true, payloadLength: 300)
+            WebSocketFrameEncoder.writeHeader(
+                to: $0.baseAddress!, opcode: .binary, fin: false, rsv1: true, payloadLength: 300)
         }
         #expect(n == 4)
         #expect(Array(buf.prefix(4)) == [0x42, 0x7E, 0x01, 0x2C])
@@ -62,7 +72,10 @@ import Testing
     }
 
     @Test func closeFrameCarriesBigEndianCodeAndReason() {
-        #expect(WebSocketFrameEncoder.closeFrame(code: .normalClosure, reason: "bye") == [0x88, 0x05, 0x03, 0xE8, 0x62, 0x79, 0x65])
+        #expect(
+            WebSocketFrameEncoder.closeFrame(code: .normalClosure, reason: "bye") == [
+                0x88, 0x05, 0x03, 0xE8, 0x62, 0x79, 0x65,
+            ])
         #expect(WebSocketFrameEncoder.closeFrame(code: .goingAway, reason: "") == [0x88, 0x02, 0x03, 0xE9])
     }
 

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import ChorusWebSocket
 
 /// RFC 9112 §6 (message body length) and §7.1 (chunked transfer coding), rule by rule.
@@ -7,7 +8,9 @@ import Testing
         HTTPRequestHead(method: "POST", target: "/api/v1/emit", versionMinor: minor, headers: headers)
     }
 
-    static func framing(_ headers: [(String, String)], minor: Int = 1, max: Int = 1000) -> Result<HTTPBodyFraming, HTTPParseError> {
+    static func framing(_ headers: [(String, String)], minor: Int = 1, max: Int = 1000) -> Result<
+        HTTPBodyFraming, HTTPParseError
+    > {
         HTTPBodyFraming.of(head(headers, minor: minor), maxBodySize: max)
     }
 
@@ -29,8 +32,9 @@ import Testing
         #expect(try Self.framing([("Content-Length", "1000")]).get() == .length(1000))
     }
 
-    @Test("§6.3 rule 5: an invalid Content-Length is 400, never read as 0 or a number",
-          arguments: ["abc", "+17", "-1", "", "17 ", "1 7", "0x11", "1e3", "17,", "99999999999999999999999"])
+    @Test(
+        "§6.3 rule 5: an invalid Content-Length is 400, never read as 0 or a number",
+        arguments: ["abc", "+17", "-1", "", "17 ", "1 7", "0x11", "1e3", "17,", "99999999999999999999999"])
     func invalidContentLength(_ value: String) {
         // (The head parser trims OWS around field values, so "17 " reaches here only if crafted.)
         #expect(Self.status([("Content-Length", value)]) == 400)
@@ -124,11 +128,13 @@ import Testing
         #expect(Self.chunked("3 ;ext\r\nabc\r\n0\r\n\r\n").1 == Array("abc".utf8))
     }
 
-    @Test("§7.1: chunk-size is 1*HEXDIG and nothing else", arguments: [
-        "\r\n", " 5\r\nhello\r\n0\r\n\r\n", "+5\r\nhello\r\n", "-5\r\n", "0x5\r\nhello\r\n", "g\r\n",
-        "5 5\r\nhello\r\n", "5\nhello\r\n0\r\n\r\n", "5\r\nhelloXX", "5\r\nhello\n0\r\n\r\n",
-        "0\r\nX: y\n\r\n", "5;a\u{1}b\r\n",
-    ])
+    @Test(
+        "§7.1: chunk-size is 1*HEXDIG and nothing else",
+        arguments: [
+            "\r\n", " 5\r\nhello\r\n0\r\n\r\n", "+5\r\nhello\r\n", "-5\r\n", "0x5\r\nhello\r\n", "g\r\n",
+            "5 5\r\nhello\r\n", "5\nhello\r\n0\r\n\r\n", "5\r\nhelloXX", "5\r\nhello\n0\r\n\r\n",
+            "0\r\nX: y\n\r\n", "5;a\u{1}b\r\n",
+        ])
     func malformedChunks(_ wire: String) {
         #expect(Self.failure(Self.chunked(wire)) == 400, "\(Array(wire.utf8))")
     }
@@ -137,7 +143,9 @@ import Testing
     func chunkedLimit() {
         #expect(Self.chunked("3E8\r\n", max: 1000).0 == .needMoreData)  // exactly 1000
         #expect(Self.failure(Self.chunked("3E9\r\n", max: 1000)) == 413)
-        #expect(Self.failure(Self.chunked("1F4\r\n" + String(repeating: "a", count: 500) + "\r\n1F5\r\n", max: 1000)) == 413)
+        #expect(
+            Self.failure(Self.chunked("1F4\r\n" + String(repeating: "a", count: 500) + "\r\n1F5\r\n", max: 1000)) == 413
+        )
         #expect(Self.failure(Self.chunked("FFFFFFFFFFFFFFFFFFFFFFFF\r\n", max: 1000)) == 413)
         #expect(Self.failure(Self.chunked("000000000000000000000000000000000000001\r\n", max: 1000)) == nil)
     }
@@ -173,10 +181,13 @@ import Testing
 
     @Test("every status line the server writes has its reason phrase; unknown codes an empty one")
     func reasonPhrases() {
-        for (status, phrase) in [(202, "Accepted"), (411, "Length Required"), (408, "Request Timeout"),
-                                 (413, "Content Too Large"), (501, "Not Implemented"), (204, "No Content")] {
+        for (status, phrase) in [
+            (202, "Accepted"), (411, "Length Required"), (408, "Request Timeout"),
+            (413, "Content Too Large"), (501, "Not Implemented"), (204, "No Content"),
+        ] {
             #expect(HTTPResponse.reasonPhrase(status) == phrase)
-            #expect(Array(HTTPResponse(status: status).serialize().prefix(13 + phrase.utf8.count + 2))
+            #expect(
+                Array(HTTPResponse(status: status).serialize().prefix(13 + phrase.utf8.count + 2))
                     == Array("HTTP/1.1 \(status) \(phrase)\r\n".utf8))
         }
         #expect(HTTPResponse.reasonPhrase(299) == "")
@@ -198,7 +209,9 @@ extension Array where Element == UInt8 {
     func sameVerdictWholeAndSplit() {
         let head = Array(("GET /a b c HTTP/1.1\r\nX: " + String(repeating: "y", count: 300) + "\r\n\r\n").utf8)
         var whole = HTTPRequestParser(maxHeaderSize: 256)
-        guard case .failed(let a) = head.withUnsafeBytes({ whole.parse($0) }) else { Issue.record("whole accepted"); return }
+        guard case .failed(let a) = head.withUnsafeBytes({ whole.parse($0) }) else {
+            Issue.record("whole accepted"); return
+        }
         var split = HTTPRequestParser(maxHeaderSize: 256)
         var verdict: HTTPParseError?
         for n in stride(from: 10, through: head.count, by: 10) where verdict == nil {

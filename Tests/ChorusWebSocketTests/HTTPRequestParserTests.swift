@@ -1,4 +1,5 @@
 import Testing
+
 @testable import ChorusWebSocket
 
 func parse(_ s: String, max: Int = 8192) -> HTTPParseResult {
@@ -11,7 +12,8 @@ func parseStatus(_ s: String, max: Int = 8192) -> Int? {
     return nil
 }
 
-let sampleRequest = "GET /chat?room=a%20b&name=x+y&flag HTTP/1.1\r\n"
+let sampleRequest =
+    "GET /chat?room=a%20b&name=x+y&flag HTTP/1.1\r\n"
     + "Host: server.example.com\r\n"
     + "Upgrade: websocket\r\n"
     + "Connection: Upgrade\r\n"
@@ -66,7 +68,9 @@ let sampleRequest = "GET /chat?room=a%20b&name=x+y&flag HTTP/1.1\r\n"
     }
 
     @Test func incompleteHeadNeedsMoreData() {
-        guard case .needMoreData = parse("GET / HTTP/1.1\r\nHost: a\r\n") else { Issue.record("expected needMoreData"); return }
+        guard case .needMoreData = parse("GET / HTTP/1.1\r\nHost: a\r\n") else {
+            Issue.record("expected needMoreData"); return
+        }
     }
 
     @Test func headerTooLargeIs431() {
@@ -82,7 +86,9 @@ let sampleRequest = "GET /chat?room=a%20b&name=x+y&flag HTTP/1.1\r\n"
     }
 
     @Test func bareLFLineEndingsAreAccepted() {
-        guard case .complete(let head, _) = parse("GET / HTTP/1.1\nHost: a\n\n") else { Issue.record("not complete"); return }
+        guard case .complete(let head, _) = parse("GET / HTTP/1.1\nHost: a\n\n") else {
+            Issue.record("not complete"); return
+        }
         #expect(head.value(of: "host") == "a")
     }
 
@@ -115,7 +121,9 @@ let sampleRequest = "GET /chat?room=a%20b&name=x+y&flag HTTP/1.1\r\n"
     }
 
     @Test func http10IsParsedWithVersionMinor0() {
-        guard case .complete(let head, _) = parse("GET / HTTP/1.0\r\n\r\n") else { Issue.record("not complete"); return }
+        guard case .complete(let head, _) = parse("GET / HTTP/1.0\r\n\r\n") else {
+            Issue.record("not complete"); return
+        }
         #expect(head.versionMinor == 0)
     }
 }
@@ -124,7 +132,10 @@ let sampleRequest = "GET /chat?room=a%20b&name=x+y&flag HTTP/1.1\r\n"
     @Test func serializeWritesStatusLineHeadersLengthAndConnectionClose() {
         let r = HTTPResponse.text(404, "nope", headers: [("X-A", "1")])
         let s = String(decoding: r.serialize(), as: UTF8.self)
-        #expect(s == "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nX-A: 1\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope")
+        #expect(
+            s
+                == "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nX-A: 1\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope"
+        )
         let k = String(decoding: HTTPResponse(status: 200).serialize(closeConnection: false), as: UTF8.self)
         #expect(k == "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
     }

@@ -1,8 +1,10 @@
 import Testing
+
 @testable import ChorusWebSocket
 
 func head(method: String = "GET", minor: Int = 1, _ headers: [(String, String)]) -> HTTPRequestHead {
-    HTTPRequestHead(method: method, target: "/chat", versionMinor: minor, headers: headers.map { (name: $0.0, value: $0.1) })
+    HTTPRequestHead(
+        method: method, target: "/chat", versionMinor: minor, headers: headers.map { (name: $0.0, value: $0.1) })
 }
 
 let goodHeaders: [(String, String)] = [
@@ -48,21 +50,29 @@ func rejection(_ h: HTTPRequestHead) -> HandshakeRejection? {
     }
 
     @Test func extensionOffersArePassedThroughJoined() throws {
-        let h = goodHeaders + [("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"),
-                               ("Sec-WebSocket-Extensions", "x-foo")]
+        let h =
+            goodHeaders + [
+                ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"),
+                ("Sec-WebSocket-Extensions", "x-foo"),
+            ]
         let r = try WebSocketHandshake.validate(head(h), subprotocols: []).get()
         #expect(r.extensionOffers == "permessage-deflate; client_max_window_bits, x-foo")
     }
 
     @Test func switchingProtocolsResponseHasTheRequiredHeaders() {
         let req = WebSocketUpgradeRequest(key: "k", acceptValue: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", subprotocol: "chat")
-        let s = String(decoding: WebSocketHandshake.switchingProtocolsResponse(req, extensions: "permessage-deflate"), as: UTF8.self)
-        #expect(s == "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n"
-            + "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
+        let s = String(
+            decoding: WebSocketHandshake.switchingProtocolsResponse(req, extensions: "permessage-deflate"),
+            as: UTF8.self)
+        #expect(
+            s == "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n"
+                + "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
         let plain = WebSocketUpgradeRequest(key: "k", acceptValue: "a")
-        #expect(String(decoding: WebSocketHandshake.switchingProtocolsResponse(plain, extensions: nil), as: UTF8.self)
-            == "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: a\r\n\r\n")
+        #expect(
+            String(decoding: WebSocketHandshake.switchingProtocolsResponse(plain, extensions: nil), as: UTF8.self)
+                == "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: a\r\n\r\n"
+        )
     }
 
     @Test func nonGetMethodIs405() {
@@ -116,7 +126,9 @@ func rejection(_ h: HTTPRequestHead) -> HandshakeRejection? {
     }
 
     @Test func rejectionsAreEqualByStatusAndMessage() {
-        #expect(HandshakeRejection(status: 400, message: "x", headers: [("A", "b")]) == HandshakeRejection(status: 400, message: "x"))
+        #expect(
+            HandshakeRejection(status: 400, message: "x", headers: [("A", "b")])
+                == HandshakeRejection(status: 400, message: "x"))
     }
 
     @Test func parsedSampleRequestValidates() throws {
@@ -131,8 +143,10 @@ func rejection(_ h: HTTPRequestHead) -> HandshakeRejection? {
 
 @Suite struct Base64Tests {
     @Test func rfc4648TestVectors() {
-        let vectors = [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="),
-                       ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")]
+        let vectors = [
+            ("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy"),
+        ]
         for (plain, encoded) in vectors {
             #expect(Base64.encode(Array(plain.utf8)) == encoded)
             #expect(Base64.decode(encoded) == Array(plain.utf8))
@@ -140,7 +154,9 @@ func rejection(_ h: HTTPRequestHead) -> HandshakeRejection? {
     }
 
     @Test func decodeRejectsMalformedInput() {
-        for s in ["Zg", "Zg=", "Z===", "Zg==Zg==", "Zm9v!", "Zm 9v", "Zg=a"] { #expect(Base64.decode(s) == nil, "\(s)") }
+        for s in ["Zg", "Zg=", "Z===", "Zg==Zg==", "Zm9v!", "Zm 9v", "Zg=a"] {
+            #expect(Base64.decode(s) == nil, "\(s)")
+        }
     }
 
     @Test func allByteValuesRoundTrip() {

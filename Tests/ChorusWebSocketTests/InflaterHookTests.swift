@@ -1,4 +1,5 @@
 import Testing
+
 @testable import ChorusWebSocket
 
 /// Stands in for the RFC 7692 inflater: "inflates" by copying, and records its calls.
@@ -22,7 +23,8 @@ final class FakeInflater: WebSocketInflater {
 @Suite struct InflaterHookTests {
     @Test func rsv1MessageIsInflatedFrameByFrameWithIsFinalOnTheLastFragment() throws {
         let inflater = FakeInflater()
-        let stream = cf(.text, "ab", fin: false, rsv1: true) + cf(.ping, "x") + cf(.continuation, "cd", fin: false)
+        let stream =
+            cf(.text, "ab", fin: false, rsv1: true) + cf(.ping, "x") + cf(.continuation, "cd", fin: false)
             + cf(.continuation, "ef")
         #expect(try readAll(stream, inflater: inflater) == [.ping(Array("x".utf8)), .t("abcdef")])
         #expect(inflater.calls.map { String(decoding: $0.input, as: UTF8.self) } == ["ab", "cd", "ef"])
@@ -37,13 +39,17 @@ final class FakeInflater: WebSocketInflater {
 
     @Test func uncompressedMessagesDoNotCallTheInflater() throws {
         let inflater = FakeInflater()
-        #expect(try readAll(cf(.text, "a", fin: false) + cf(.continuation, "b") + cf(.text, "c"), inflater: inflater)
-            == [.t("ab"), .t("c")])
+        #expect(
+            try readAll(cf(.text, "a", fin: false) + cf(.continuation, "b") + cf(.text, "c"), inflater: inflater)
+                == [.t("ab"), .t("c")])
         #expect(inflater.calls.isEmpty)
     }
 
     @Test func rsv1OnAContinuationFrameIs1002() {
-        #expect(failureCode(cf(.text, "a", fin: false, rsv1: true) + cf(.continuation, "b", rsv1: true), inflater: FakeInflater()) == 1002)
+        #expect(
+            failureCode(
+                cf(.text, "a", fin: false, rsv1: true) + cf(.continuation, "b", rsv1: true), inflater: FakeInflater())
+                == 1002)
     }
 
     @Test func rsv1OnAControlFrameIs1002() {
@@ -53,7 +59,10 @@ final class FakeInflater: WebSocketInflater {
     @Test func inflatedMessageOverTheLimitIs1009() {
         let inflater = FakeInflater()
         inflater.expansion = 10
-        #expect(failureCode(cf(.binary, [UInt8](repeating: 0, count: 50), rsv1: true), maxMessageSize: 400, inflater: inflater) == 1009)
+        #expect(
+            failureCode(
+                cf(.binary, [UInt8](repeating: 0, count: 50), rsv1: true), maxMessageSize: 400, inflater: inflater)
+                == 1009)
     }
 
     @Test func corruptCompressedDataIs1007() {

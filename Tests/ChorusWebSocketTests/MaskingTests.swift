@@ -1,10 +1,13 @@
 import Testing
+
 @testable import ChorusWebSocket
 
 @Suite struct MaskingTests {
     static func reference(_ bytes: [UInt8], key: UInt32, phase: Int) -> [UInt8] {
-        let k = [UInt8(truncatingIfNeeded: key), UInt8(truncatingIfNeeded: key >> 8),
-                 UInt8(truncatingIfNeeded: key >> 16), UInt8(truncatingIfNeeded: key >> 24)]
+        let k = [
+            UInt8(truncatingIfNeeded: key), UInt8(truncatingIfNeeded: key >> 8),
+            UInt8(truncatingIfNeeded: key >> 16), UInt8(truncatingIfNeeded: key >> 24),
+        ]
         return bytes.enumerated().map { $0.element ^ k[($0.offset + phase) % 4] }
     }
 
@@ -17,7 +20,8 @@ import Testing
                     let original = (0..<(length + start)).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
                     var buf = original
                     let newPhase = buf.withUnsafeMutableBytes {
-                        WebSocketMasking.unmask(UnsafeMutableRawBufferPointer(rebasing: $0[start...]), key: key, phase: phase)
+                        WebSocketMasking.unmask(
+                            UnsafeMutableRawBufferPointer(rebasing: $0[start...]), key: key, phase: phase)
                     }
                     #expect(newPhase == (phase + length) % 4)
                     #expect(Array(buf[..<start]) == Array(original[..<start]))

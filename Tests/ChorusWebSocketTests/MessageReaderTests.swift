@@ -1,4 +1,5 @@
 import Testing
+
 @testable import ChorusWebSocket
 
 @Suite struct MessageReaderTests {
@@ -13,7 +14,10 @@ import Testing
     }
 
     @Test func rfc5_7_pingAndPongCarryTheirPayload() throws {
-        #expect(try readAll(cf(.ping, "Hello") + cf(.pong, "Hello")) == [.ping(Array("Hello".utf8)), .pong(Array("Hello".utf8))])
+        #expect(
+            try readAll(cf(.ping, "Hello") + cf(.pong, "Hello")) == [
+                .ping(Array("Hello".utf8)), .pong(Array("Hello".utf8)),
+            ])
     }
 
     @Test func rfc5_7_256ByteAnd64KiBBinaryLengths() throws {
@@ -29,7 +33,8 @@ import Testing
     // MARK: fragmentation (§5.4)
 
     @Test func controlFramesMayBeInterleavedWithFragments() throws {
-        let stream = cf(.text, "Hel", fin: false) + cf(.ping, "p1") + cf(.continuation, "l", fin: false)
+        let stream =
+            cf(.text, "Hel", fin: false) + cf(.ping, "p1") + cf(.continuation, "l", fin: false)
             + cf(.pong, "p2") + cf(.continuation, "o")
         #expect(try readAll(stream) == [.ping(Array("p1".utf8)), .pong(Array("p2".utf8)), .t("Hello")])
     }
@@ -49,9 +54,11 @@ import Testing
     }
 
     @Test func partialFramesFedByteByByteProduceIdenticalEvents() throws {
-        let stream = cf(.text, "Hello") + cf(.binary, (0..<300).map { UInt8(truncatingIfNeeded: $0) })
+        let stream =
+            cf(.text, "Hello") + cf(.binary, (0..<300).map { UInt8(truncatingIfNeeded: $0) })
             + cf(.text, "κό", fin: false) + cf(.ping, "x") + cf(.continuation, "σμε")
-            + cf(.binary, [UInt8](repeating: 5, count: 70000)) + cf(.pong, "") + WebSocketFrameEncoder.maskedFrame(
+            + cf(.binary, [UInt8](repeating: 5, count: 70000)) + cf(.pong, "")
+            + WebSocketFrameEncoder.maskedFrame(
                 opcode: .close, payload: [0x03, 0xE8, 0x6F, 0x6B], maskKey: 0x1234_5678)
         let whole = try readAll(stream)
         #expect(whole.count == 7)
@@ -202,7 +209,9 @@ import Testing
         var r = WebSocketMessageReader(maxMessageSize: 1000)
         _ = try readOnce(&r, cf(.text, "κόσμε", fin: false))
         var code: UInt16? = nil
-        do { _ = try readOnce(&r, cf(.continuation, [0xED, 0xA0, 0x80, 0x41], fin: false)) } catch { code = error.closeCode.rawValue }
+        do { _ = try readOnce(&r, cf(.continuation, [0xED, 0xA0, 0x80, 0x41], fin: false)) } catch {
+            code = error.closeCode.rawValue
+        }
         #expect(code == 1007)
     }
 
@@ -227,7 +236,9 @@ import Testing
     }
 
     @Test func closeWithAnyCodeValidOnTheWireIsDelivered() throws {
-        for code: UInt16 in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999] {
+        for code: UInt16 in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999,
+        ] {
             #expect(try readAll(cf(.close, [UInt8(code >> 8), UInt8(code & 0xFF)])) == [.close(code, [])])
         }
     }

@@ -44,8 +44,9 @@ struct PackedRequestHeadTests {
 
     /// A head built in code (not parsed) packs and reads back too.
     @Test func aBuiltHeadReadsBackTheSame() {
-        let head = HTTPRequestHead(method: "GET", target: "/socket.io/?EIO=4",
-                                   headers: [("Host", "h"), ("Authorization", "Bearer abc.def.ghi")])
+        let head = HTTPRequestHead(
+            method: "GET", target: "/socket.io/?EIO=4",
+            headers: [("Host", "h"), ("Authorization", "Bearer abc.def.ghi")])
         expectSame(PackedRequestHead(head).head, head)
     }
 }

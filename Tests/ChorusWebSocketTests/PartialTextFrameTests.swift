@@ -1,6 +1,7 @@
 import ChorusDeflate
 import ChorusUTF8
 import Testing
+
 @testable import ChorusWebSocket
 
 /// Text validated before its frame is complete (§8.1 fail fast; Autobahn 6.4.x): the reader
@@ -45,7 +46,10 @@ import Testing
     @Test func byteByByteTheFailureIsOnTheBadByteNotAtTheEndOfTheFrame() {
         for (payload, badIndex) in [
             (Self.autobahnPayload, Self.autobahnBadByte),
-            (Array(repeating: UInt8(ascii: "a"), count: 300) + [0xC0, 0xAF] + Array(repeating: UInt8(ascii: "b"), count: 50), 300),
+            (
+                Array(repeating: UInt8(ascii: "a"), count: 300) + [0xC0, 0xAF]
+                    + Array(repeating: UInt8(ascii: "b"), count: 50), 300
+            ),
             (Array("ab".utf8) + [0xED, 0xA0, 0x80] + Array("cd".utf8), 3),  // a UTF-16 surrogate
             ([0x80] + Array("x".utf8), 0),  // a stray continuation byte, first in the payload
         ] {
@@ -188,7 +192,8 @@ import Testing
     // MARK: fragmented messages
 
     @Test func fragmentedTextWithControlFramesBetweenFragmentsSplitAtEveryPairOfOffsets() throws {
-        let stream = cf(.text, "κό", fin: false) + cf(.ping, "p") + cf(.continuation, "σμε 🎉", fin: false)
+        let stream =
+            cf(.text, "κό", fin: false) + cf(.ping, "p") + cf(.continuation, "σμε 🎉", fin: false)
             + cf(.pong, "") + cf(.continuation, [0xE2], fin: false) + cf(.continuation, [0x82, 0xAC, 0x21])
         let expected: [Ev] = [.ping(Array("p".utf8)), .pong([]), .t("κόσμε 🎉€!")]
         #expect(try readAll(stream) == expected)
@@ -204,7 +209,9 @@ import Testing
     @Test func fragmentedTextEndingInsideASequenceIsStill1007AtTheEnd() {
         let stream = cf(.text, "κ", fin: false) + cf(.continuation, [0x61, 0xE2, 0x82])
         for cut in 0...stream.count {
-            #expect(code { () throws(WebSocketProtocolError) in _ = try readSplit(stream, at: [cut]) } == 1007, "cut \(cut)")
+            #expect(
+                code { () throws(WebSocketProtocolError) in _ = try readSplit(stream, at: [cut]) } == 1007, "cut \(cut)"
+            )
         }
     }
 
@@ -238,7 +245,8 @@ import Testing
         #expect(!compressed.withUnsafeBytes { UTF8Validator.validate($0) }, "the compressed bytes are not UTF-8")
         let half = compressed.count / 2
         let single = cf(.text, compressed, rsv1: true)
-        let fragmented = cf(.text, Array(compressed[..<half]), fin: false, rsv1: true) + cf(.ping, "p")
+        let fragmented =
+            cf(.text, Array(compressed[..<half]), fin: false, rsv1: true) + cf(.ping, "p")
             + cf(.continuation, Array(compressed[half...]))
         for (stream, expected) in [(single, [Ev.text(text)]), (fragmented, [.ping(Array("p".utf8)), .text(text)])] {
             for cut in 0...stream.count {
@@ -251,9 +259,12 @@ import Testing
     }
 
     @Test func binaryAndControlFramesAreNotUTF8CheckedWhilePartial() throws {
-        let stream = cf(.binary, [0xC0, 0xFF, 0xED, 0xA0, 0x80], fin: false) + cf(.ping, [0xFF, 0xFE])
+        let stream =
+            cf(.binary, [0xC0, 0xFF, 0xED, 0xA0, 0x80], fin: false) + cf(.ping, [0xFF, 0xFE])
             + cf(.continuation, [0xF5, 0x80]) + cf(.pong, [0xC0])
-        let expected: [Ev] = [.ping([0xFF, 0xFE]), .binary([0xC0, 0xFF, 0xED, 0xA0, 0x80, 0xF5, 0x80]), .pong([0xC0])]
+        let expected: [Ev] = [
+            .ping([0xFF, 0xFE]), .binary([0xC0, 0xFF, 0xED, 0xA0, 0x80, 0xF5, 0x80]), .pong([0xC0]),
+        ]
         var r = WebSocketMessageReader(maxMessageSize: 1000)
         #expect(try readIncrementally(&r, stream, chunk: 1).events == expected)
     }

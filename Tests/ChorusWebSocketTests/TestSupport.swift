@@ -31,7 +31,9 @@ enum Ev: Equatable, CustomStringConvertible {
 let rfcKey: UInt32 = 0x3d21_fa37
 
 /// A masked client frame.
-func cf(_ op: WebSocketOpcode, _ payload: [UInt8], fin: Bool = true, rsv1: Bool = false, key: UInt32 = rfcKey) -> [UInt8] {
+func cf(_ op: WebSocketOpcode, _ payload: [UInt8], fin: Bool = true, rsv1: Bool = false, key: UInt32 = rfcKey)
+    -> [UInt8]
+{
     WebSocketFrameEncoder.maskedFrame(opcode: op, payload: payload, maskKey: key, fin: fin, rsv1: rsv1)
 }
 
@@ -120,7 +122,9 @@ func readIncrementally(
 }
 
 /// Feeds `bytes` in pieces cut at `cuts` (ascending offsets), one `read` per piece.
-func readSplit(_ bytes: [UInt8], at cuts: [Int], maxMessageSize: Int = 1 << 20, inflater: (any WebSocketInflater)? = nil)
+func readSplit(
+    _ bytes: [UInt8], at cuts: [Int], maxMessageSize: Int = 1 << 20, inflater: (any WebSocketInflater)? = nil
+)
     throws(WebSocketProtocolError) -> (events: [Ev], leftover: Int)
 {
     var c = ConnectionBuffer(maxMessageSize: maxMessageSize, inflater: inflater)

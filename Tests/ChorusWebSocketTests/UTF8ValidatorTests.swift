@@ -1,6 +1,7 @@
 import ChorusTestSupport
 import ChorusUTF8
 import Testing
+
 @testable import ChorusWebSocket
 
 @Suite struct UTF8ValidatorTests {
@@ -9,14 +10,14 @@ import Testing
     @Test func asciiAndMultiByteCharactersAreValid() {
         #expect(valid([]))
         #expect(valid(Array("Hello, world! 0123456789 abcdefghijklmnop".utf8)))
-        #expect(valid([0xC2, 0x80]))               // U+0080, smallest 2-byte
-        #expect(valid([0xDF, 0xBF]))               // U+07FF
-        #expect(valid([0xE0, 0xA0, 0x80]))         // U+0800, smallest 3-byte
-        #expect(valid([0xED, 0x9F, 0xBF]))         // U+D7FF, just below the surrogates
-        #expect(valid([0xEE, 0x80, 0x80]))         // U+E000, just above them
-        #expect(valid([0xEF, 0xBF, 0xBF]))         // U+FFFF
-        #expect(valid([0xF0, 0x90, 0x80, 0x80]))   // U+10000, smallest 4-byte
-        #expect(valid([0xF4, 0x8F, 0xBF, 0xBF]))   // U+10FFFF, the last code point
+        #expect(valid([0xC2, 0x80]))  // U+0080, smallest 2-byte
+        #expect(valid([0xDF, 0xBF]))  // U+07FF
+        #expect(valid([0xE0, 0xA0, 0x80]))  // U+0800, smallest 3-byte
+        #expect(valid([0xED, 0x9F, 0xBF]))  // U+D7FF, just below the surrogates
+        #expect(valid([0xEE, 0x80, 0x80]))  // U+E000, just above them
+        #expect(valid([0xEF, 0xBF, 0xBF]))  // U+FFFF
+        #expect(valid([0xF0, 0x90, 0x80, 0x80]))  // U+10000, smallest 4-byte
+        #expect(valid([0xF4, 0x8F, 0xBF, 0xBF]))  // U+10FFFF, the last code point
         #expect(valid(Array("κόσμε 日本語 🎉".utf8)))
     }
 
@@ -111,8 +112,10 @@ import Testing
 
     @Test func agreesWithTheStandardLibraryOnRandomInput() {
         var rng = SplitMix64(seed: 42)
-        let interesting: [UInt8] = [0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF,
-                                    0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF]
+        let interesting: [UInt8] = [
+            0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF,
+            0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF,
+        ]
         for _ in 0..<5000 {
             let n = Int(rng.next() % 12)
             let bytes = (0..<n).map { _ in interesting[Int(rng.next() % UInt64(interesting.count))] }
@@ -124,9 +127,13 @@ import Testing
     /// Random text from all sequence lengths, with the code points next to each boundary of
     /// Table 3-7 (overlong limits, surrogates, U+10FFFF) overrepresented.
     func randomValidText(_ rng: inout SplitMix64, maxCharacters: Int) -> [UInt8] {
-        let edges: [UInt32] = [0x00, 0x7F, 0x80, 0x7FF, 0x800, 0xFFF, 0x1000, 0xD7FF, 0xE000, 0xFFFD, 0xFFFF,
-                               0x10000, 0x3FFFF, 0x40000, 0xFFFFF, 0x100000, 0x10FFFF]
-        let ranges: [ClosedRange<UInt32>] = [0x20...0x7E, 0x80...0x7FF, 0x800...0xD7FF, 0xE000...0xFFFF, 0x10000...0x10FFFF]
+        let edges: [UInt32] = [
+            0x00, 0x7F, 0x80, 0x7FF, 0x800, 0xFFF, 0x1000, 0xD7FF, 0xE000, 0xFFFD, 0xFFFF,
+            0x10000, 0x3FFFF, 0x40000, 0xFFFFF, 0x100000, 0x10FFFF,
+        ]
+        let ranges: [ClosedRange<UInt32>] = [
+            0x20...0x7E, 0x80...0x7FF, 0x800...0xD7FF, 0xE000...0xFFFF, 0x10000...0x10FFFF,
+        ]
         var s = String.UnicodeScalarView()
         for _ in 0..<Int(rng.next() % UInt64(maxCharacters + 1)) {
             let pick = rng.next() % 10
@@ -158,8 +165,10 @@ import Testing
 
     @Test func randomInputSplitAtRandomChunkBoundariesAgreesWithOneShotValidation() {
         var rng = SplitMix64(seed: 7)
-        let interesting: [UInt8] = [0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF,
-                                    0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF]
+        let interesting: [UInt8] = [
+            0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF,
+            0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF,
+        ]
         var invalidCount = 0
         for round in 0..<4000 {
             var bytes = randomValidText(&rng, maxCharacters: round % 4 == 0 ? 200 : 24)
@@ -201,4 +210,3 @@ import Testing
         #expect(invalidCount > 1000)
     }
 }
-

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import ChorusWebSocket
 
 /// The one table of close codes and reasons for a peer's protocol errors (WebSocketProtocolError.swift),
@@ -143,7 +144,8 @@ import Testing
 
     @Test(arguments: violations)
     func theReaderFailsWithTheCaseOfTheRuleBroken(_ violation: Violation) {
-        var reader = WebSocketMessageReader(maxMessageSize: violation.maxMessageSize, inflater: violation.inflater?.make())
+        var reader = WebSocketMessageReader(
+            maxMessageSize: violation.maxMessageSize, inflater: violation.inflater?.make())
         var failure: WebSocketProtocolError? = nil
         do throws(WebSocketProtocolError) {
             _ = try readOnce(&reader, violation.bytes)

@@ -10,13 +10,15 @@ let package = Package(
     name: "SamplePackage",
     platforms: [.macOS(.v14)],
     dependencies: [
-        .package(url: "https://github.com/chorus-server/chorus.git", exact: "0.0.0-ci"),
+        .package(url: "https://github.com/chorus-server/chorus.git", exact: "0.0.0-ci")
     ],
     targets: [
-        .executableTarget(name: "Sample", dependencies: [
-            .product(name: "ChorusServer", package: "chorus"),
-            .product(name: "ChorusWebSocket", package: "chorus"),
-        ]),
+        .executableTarget(
+            name: "Sample",
+            dependencies: [
+                .product(name: "ChorusServer", package: "chorus"),
+                .product(name: "ChorusWebSocket", package: "chorus"),
+            ])
     ],
     swiftLanguageModes: [.v6]
 )

@@ -12,6 +12,7 @@
 import Benchmark
 import ChorusLoop
 import ChorusServer
+
 #if canImport(Glibc)
 import Glibc
 #endif

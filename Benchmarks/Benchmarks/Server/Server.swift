@@ -6,6 +6,7 @@
 import Benchmark
 import ChorusServer
 import ChorusWebSocket
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,10 +21,13 @@ func connectClient(port: Int) -> Int32 {
     addr.sin_port = in_port_t(UInt16(port).bigEndian)
     inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
     let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     }
     precondition(rc == 0, "connect failed")
-    let request = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    let request =
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     // Read the 101 response head byte by byte up to the blank line (no frames follow before we send).
@@ -64,7 +68,9 @@ let benchmarks: @Sendable () -> Void = {
         let fd = connectClient(port: server.port)
         defer { close(fd) }
         let payload = [UInt8](repeating: UInt8(ascii: "x"), count: 64)
-        let frame = payload.withUnsafeBytes { WebSocketFrameEncoder.maskedFrame(opcode: .text, payload: $0, maskKey: 0x1234_5678) }
+        let frame = payload.withUnsafeBytes {
+            WebSocketFrameEncoder.maskedFrame(opcode: .text, payload: $0, maskKey: 0x1234_5678)
+        }
         let reply = UnsafeMutableRawPointer.allocate(byteCount: 66, alignment: 8)
         defer { reply.deallocate() }
         func roundTrip() {

@@ -10,7 +10,8 @@ let messageNew: JSONValue = [
     "room": "project-4711",
     "author": ["id": "u_18233", "name": "Ana Lúcia Ferreira", "avatar": "https://cdn.example.com/a/18233.png"],
     "createdAt": "2025-11-25T13:17:42.123Z",
-    "text": "Morning all! The websocket gateway passed the soak test overnight (10k connections, p99 fan-out under 4 ms). Ping me if you see anything odd in the dashboards today.",
+    "text":
+        "Morning all! The websocket gateway passed the soak test overnight (10k connections, p99 fan-out under 4 ms). Ping me if you see anything odd in the dashboards today.",
     "mentions": ["u_1002", "u_20931"],
     "reactions": ["👍": 3, "🎉": 1],
     "edited": false,
@@ -19,10 +20,10 @@ let messageNew: JSONValue = [
 
 /// What a browser sends: Engine.IO "4" + Socket.IO `2["message:send",{...},ack]`... here without ack.
 let messageSendPacket: [UInt8] = Array(
-    (#"42["message:send",{"room":"project-4711","clientId":"c-7f3a9e","text":"Morning all! The websocket "# +
-     #"gateway passed the soak test overnight (10k connections, p99 fan-out under 4 ms). Ping me if you see "# +
-     #"anything odd in the dashboards today. \"quoted\" and caf\u00e9 ☕","mentions":["u_1002","u_20931"],"# +
-     #""replyTo":null,"draft":false}]"#).utf8)
+    (#"42["message:send",{"room":"project-4711","clientId":"c-7f3a9e","text":"Morning all! The websocket "#
+        + #"gateway passed the soak test overnight (10k connections, p99 fan-out under 4 ms). Ping me if you see "#
+        + #"anything odd in the dashboards today. \"quoted\" and caf\u00e9 ☕","mentions":["u_1002","u_20931"],"#
+        + #""replyTo":null,"draft":false}]"#).utf8)
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(

@@ -63,22 +63,15 @@ let chatJSON: [UInt8] = {
     return Array(s.utf8)
 }()
 
-let upgradeRequest: [UInt8] = Array((
-    "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n" +
-    "Host: chat.example.com\r\n" +
-    "Connection: Upgrade\r\n" +
-    "Pragma: no-cache\r\n" +
-    "Cache-Control: no-cache\r\n" +
-    "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n" +
-    "Upgrade: websocket\r\n" +
-    "Origin: https://chat.example.com\r\n" +
-    "Sec-WebSocket-Version: 13\r\n" +
-    "Accept-Encoding: gzip, deflate, br, zstd\r\n" +
-    "Accept-Language: en-US,en;q=0.9,de;q=0.8\r\n" +
-    "Cookie: session=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1XzE4MjMzIn0.c2lnbmF0dXJl; theme=dark\r\n" +
-    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
-    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" +
-    "\r\n").utf8)
+let upgradeRequest: [UInt8] = Array(
+    ("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n" + "Host: chat.example.com\r\n" + "Connection: Upgrade\r\n"
+        + "Pragma: no-cache\r\n" + "Cache-Control: no-cache\r\n"
+        + "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n"
+        + "Upgrade: websocket\r\n" + "Origin: https://chat.example.com\r\n" + "Sec-WebSocket-Version: 13\r\n"
+        + "Accept-Encoding: gzip, deflate, br, zstd\r\n" + "Accept-Language: en-US,en;q=0.9,de;q=0.8\r\n"
+        + "Cookie: session=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1XzE4MjMzIn0.c2lnbmF0dXJl; theme=dark\r\n"
+        + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        + "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" + "\r\n").utf8)
 
 // MARK: - Benchmarks
 
@@ -97,8 +90,9 @@ let benchmarks: @Sendable () -> Void = {
     // state must allocate nothing.
     for (label, size, framesInBuffer) in [("16 B", 16, 1000), ("1 KiB", 1024, 1000), ("64 KiB", 64 * 1024, 8)] {
         // Built once; the buffer and the reader live across iterations.
-        let state = FrameState(buffer: maskedFrames(payload: bytes(count: size), frames: framesInBuffer),
-                               reader: WebSocketMessageReader(maxMessageSize: 1 << 20))
+        let state = FrameState(
+            buffer: maskedFrames(payload: bytes(count: size), frames: framesInBuffer),
+            reader: WebSocketMessageReader(maxMessageSize: 1 << 20))
         Benchmark("Frame parse+unmask binary \(label)") { benchmark in
             let passes = benchmark.configuration.scalingFactor.rawValue / framesInBuffer
             var total = 0
@@ -121,20 +115,23 @@ let benchmarks: @Sendable () -> Void = {
     // Text frames add UTF-8 validation (§8.1); the masked bytes are restored outside the measurement.
     do {
         let pristine = maskedFrames(opcode: .text, payload: asciiText(count: 1024), frames: 1000)
-        textFramesBenchmark("Frame parse+unmask+UTF-8 text 1 KiB", pristine: pristine,
-                            reader: WebSocketMessageReader(maxMessageSize: 1 << 20), expectedTotal: 1000 * 1024)
+        textFramesBenchmark(
+            "Frame parse+unmask+UTF-8 text 1 KiB", pristine: pristine,
+            reader: WebSocketMessageReader(maxMessageSize: 1 << 20), expectedTotal: 1000 * 1024)
     }
 
     // 2. Frame encode. One op = one frame.
     for (label, size) in [("16 B", 16), ("1 KiB", 1024)] {
         Benchmark("Frame encode writeHeader+memcpy \(label)") { benchmark in
             let payload = bytes(count: size)
-            let out = UnsafeMutableRawBufferPointer.allocate(byteCount: WebSocketFrameEncoder.maxHeaderSize + size, alignment: 16)
+            let out = UnsafeMutableRawBufferPointer.allocate(
+                byteCount: WebSocketFrameEncoder.maxHeaderSize + size, alignment: 16)
             defer { out.deallocate() }
             benchmark.startMeasurement()
             payload.withUnsafeBytes { src in
                 for _ in benchmark.scaledIterations {
-                    let h = WebSocketFrameEncoder.writeHeader(to: out.baseAddress!, opcode: .text, payloadLength: src.count)
+                    let h = WebSocketFrameEncoder.writeHeader(
+                        to: out.baseAddress!, opcode: .text, payloadLength: src.count)
                     (out.baseAddress! + h).copyMemory(from: src.baseAddress!, byteCount: src.count)
                     blackHole(out.baseAddress!)
                 }
@@ -177,9 +174,12 @@ let benchmarks: @Sendable () -> Void = {
         upgradeRequest.withUnsafeBytes { raw in
             for _ in benchmark.scaledIterations {
                 guard case .complete(let head, _) = parser.parse(raw) else { fatalError("parse") }
-                guard case .success(let request) = WebSocketHandshake.validate(head, subprotocols: []) else { fatalError("validate") }
-                blackHole(WebSocketHandshake.switchingProtocolsResponse(
-                    request, extensions: "permessage-deflate; server_no_context_takeover"))
+                guard case .success(let request) = WebSocketHandshake.validate(head, subprotocols: []) else {
+                    fatalError("validate")
+                }
+                blackHole(
+                    WebSocketHandshake.switchingProtocolsResponse(
+                        request, extensions: "permessage-deflate; server_no_context_takeover"))
             }
         }
     }
@@ -197,10 +197,14 @@ let benchmarks: @Sendable () -> Void = {
 
     Benchmark("Handshake validate (SHA-1 accept)") { benchmark in
         var parser = HTTPRequestParser(maxHeaderSize: 8192)
-        guard case .complete(let head, _) = upgradeRequest.withUnsafeBytes({ parser.parse($0) }) else { fatalError("parse") }
+        guard case .complete(let head, _) = upgradeRequest.withUnsafeBytes({ parser.parse($0) }) else {
+            fatalError("parse")
+        }
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
-            guard case .success(let request) = WebSocketHandshake.validate(head, subprotocols: []) else { fatalError("validate") }
+            guard case .success(let request) = WebSocketHandshake.validate(head, subprotocols: []) else {
+                fatalError("validate")
+            }
             blackHole(request)
         }
     }
@@ -208,12 +212,13 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("Handshake switchingProtocolsResponse") { benchmark in
         var parser = HTTPRequestParser(maxHeaderSize: 8192)
         guard case .complete(let head, _) = upgradeRequest.withUnsafeBytes({ parser.parse($0) }),
-              case .success(let request) = WebSocketHandshake.validate(head, subprotocols: [])
+            case .success(let request) = WebSocketHandshake.validate(head, subprotocols: [])
         else { fatalError("handshake") }
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
-            blackHole(WebSocketHandshake.switchingProtocolsResponse(
-                request, extensions: "permessage-deflate; server_no_context_takeover"))
+            blackHole(
+                WebSocketHandshake.switchingProtocolsResponse(
+                    request, extensions: "permessage-deflate; server_no_context_takeover"))
         }
     }
 
@@ -254,14 +259,17 @@ let benchmarks: @Sendable () -> Void = {
     // The server's receive path for a compressed message: reader + inflater + assembly buffer
     // (each frame is one whole compressed message, RSV1 set). One op = one message.
     do {
-        let compressed = PerMessageDeflater(windowBits: 15, memLevel: 8, noContextTakeover: true).compressMessage(chatJSON)
+        let compressed = PerMessageDeflater(windowBits: 15, memLevel: 8, noContextTakeover: true).compressMessage(
+            chatJSON)
         var pristine = maskedFrames(opcode: .text, payload: compressed, frames: 1000)
         let frameLength = pristine.count / 1000
         for f in 0..<1000 { pristine[f * frameLength] |= 0x40 }
-        textFramesBenchmark("Frame parse+inflate+UTF-8 compressed text 1 KiB", pristine: pristine,
-                            reader: WebSocketMessageReader(maxMessageSize: 1 << 20,
-                                                           inflater: PerMessageInflater(windowBits: 15, noContextTakeover: true)),
-                            expectedTotal: 1000 * chatJSON.count)
+        textFramesBenchmark(
+            "Frame parse+inflate+UTF-8 compressed text 1 KiB", pristine: pristine,
+            reader: WebSocketMessageReader(
+                maxMessageSize: 1 << 20,
+                inflater: PerMessageInflater(windowBits: 15, noContextTakeover: true)),
+            expectedTotal: 1000 * chatJSON.count)
     }
 }
 

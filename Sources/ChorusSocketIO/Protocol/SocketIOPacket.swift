@@ -181,7 +181,8 @@ public struct SocketIODecoder: Sendable {
         public var maxAckId: Int
         public var json: JSONParseOptions
 
-        public init(maxAttachments: Int = 10, maxAckId: Int = 9_007_199_254_740_991, json: JSONParseOptions = .default) {
+        public init(maxAttachments: Int = 10, maxAckId: Int = 9_007_199_254_740_991, json: JSONParseOptions = .default)
+        {
             self.maxAttachments = maxAttachments
             self.maxAckId = maxAckId
             self.json = json
@@ -254,7 +255,8 @@ public struct SocketIODecoder: Sendable {
         return try Self.reconstruct(p, attachments: atts)
     }
 
-    static func reconstruct(_ p: SocketIOPacket, attachments: [[UInt8]]) throws(SocketIOProtocolError) -> SocketIOPacket {
+    static func reconstruct(_ p: SocketIOPacket, attachments: [[UInt8]]) throws(SocketIOProtocolError) -> SocketIOPacket
+    {
         var p = p
         if let d = p.data { p.data = try d.replacingPlaceholders(with: attachments) }
         return p

@@ -85,17 +85,22 @@ public protocol SocketIOAdapter: AnyObject, Sendable {
     func delSockets(_ selector: SocketSelector, rooms: [String])
     func disconnectSockets(_ selector: SocketSelector, close: Bool)
     /// The other nodes' sockets matching `selector`, appended to `local`.
-    func fetchSockets(_ selector: SocketSelector, local: [SocketDescription],
-                      completion: @escaping @Sendable (Result<[SocketDescription], AdapterError>) -> Void)
+    func fetchSockets(
+        _ selector: SocketSelector, local: [SocketDescription],
+        completion: @escaping @Sendable (Result<[SocketDescription], AdapterError>) -> Void)
     /// Rooms of `namespace` on every node, `local` included.
-    func allRooms(namespace: String, local: Set<String>, completion: @escaping @Sendable (Result<Set<String>, AdapterError>) -> Void)
+    func allRooms(
+        namespace: String, local: Set<String>,
+        completion: @escaping @Sendable (Result<Set<String>, AdapterError>) -> Void)
     /// Server-side emit to the other nodes (`data`: `[event, ...args]`); with `ack`, one answer per node.
-    func serverSideEmit(namespace: String, data: [JSONValue], ack: (@Sendable (Result<[JSONValue], AdapterError>) -> Void)?)
+    func serverSideEmit(
+        namespace: String, data: [JSONValue], ack: (@Sendable (Result<[JSONValue], AdapterError>) -> Void)?)
     /// Publishes a broadcast whose recipients answer: each other node reports `clientCount` once
     /// (the sockets it reached), then `ack` once per answer (the client's first argument), for
     /// `timeout` seconds at most.
-    func broadcastWithAck(_ broadcast: AdapterBroadcast, timeout: Double,
-                          clientCount: @escaping @Sendable (Int) -> Void, ack: @escaping @Sendable (JSONValue) -> Void)
+    func broadcastWithAck(
+        _ broadcast: AdapterBroadcast, timeout: Double,
+        clientCount: @escaping @Sendable (Int) -> Void, ack: @escaping @Sendable (JSONValue) -> Void)
     /// Nodes in the cluster, this one included.
     func serverCount(completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void)
     /// The adapter's counters as JSON (nil: nothing to report).
@@ -148,8 +153,9 @@ public protocol ClusterRecoveryAdapter: SocketIOAdapter {
     /// replayed on the reconnecting socket. Whatever `completion` hands to a loop runs there
     /// after every event this node delivered before and not replayed, and before those it
     /// delivers later, so the socket gets each event once.
-    func restoreSession(pid: String, offset: String, namespace: String,
-                        completion: @escaping @Sendable (Result<RestoredSession, RecoveryRefusal>) -> Void)
+    func restoreSession(
+        pid: String, offset: String, namespace: String,
+        completion: @escaping @Sendable (Result<RestoredSession, RecoveryRefusal>) -> Void)
 }
 
 /// One node: every operation is local and already done.
@@ -161,19 +167,30 @@ public final class InMemoryAdapter: SocketIOAdapter {
     public func addSockets(_ selector: SocketSelector, rooms: [String]) {}
     public func delSockets(_ selector: SocketSelector, rooms: [String]) {}
     public func disconnectSockets(_ selector: SocketSelector, close: Bool) {}
-    public func fetchSockets(_ selector: SocketSelector, local: [SocketDescription],
-                             completion: @escaping @Sendable (Result<[SocketDescription], AdapterError>) -> Void) {
+    public func fetchSockets(
+        _ selector: SocketSelector, local: [SocketDescription],
+        completion: @escaping @Sendable (Result<[SocketDescription], AdapterError>) -> Void
+    ) {
         completion(.success(local))
     }
-    public func allRooms(namespace: String, local: Set<String>, completion: @escaping @Sendable (Result<Set<String>, AdapterError>) -> Void) {
+    public func allRooms(
+        namespace: String, local: Set<String>,
+        completion: @escaping @Sendable (Result<Set<String>, AdapterError>) -> Void
+    ) {
         completion(.success(local))
     }
-    public func serverSideEmit(namespace: String, data: [JSONValue], ack: (@Sendable (Result<[JSONValue], AdapterError>) -> Void)?) {
+    public func serverSideEmit(
+        namespace: String, data: [JSONValue], ack: (@Sendable (Result<[JSONValue], AdapterError>) -> Void)?
+    ) {
         ack?(.success([]))
     }
-    public func serverCount(completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void) { completion(.success(1)) }
-    public func broadcastWithAck(_ broadcast: AdapterBroadcast, timeout: Double,
-                                 clientCount: @escaping @Sendable (Int) -> Void, ack: @escaping @Sendable (JSONValue) -> Void) {}
+    public func serverCount(completion: @escaping @Sendable (Result<Int, AdapterError>) -> Void) {
+        completion(.success(1))
+    }
+    public func broadcastWithAck(
+        _ broadcast: AdapterBroadcast, timeout: Double,
+        clientCount: @escaping @Sendable (Int) -> Void, ack: @escaping @Sendable (JSONValue) -> Void
+    ) {}
     public func stats(_ completion: @escaping @Sendable (JSONValue?) -> Void) { completion(nil) }
 }
 
@@ -190,10 +207,16 @@ final class AckCollector: Sendable {
     private let state = Mutex(State())
     private let completion: @Sendable ([JSONValue], Bool) -> Void
 
-    init(completion: @escaping @Sendable (_ answers: [JSONValue], _ timedOut: Bool) -> Void) { self.completion = completion }
+    init(completion: @escaping @Sendable (_ answers: [JSONValue], _ timedOut: Bool) -> Void) {
+        self.completion = completion
+    }
 
     func nodes(_ count: Int) { update { $0.expectedNodes = max(count, 1) } }
-    func reached(_ clients: Int) { update { $0.reportedNodes += 1; $0.expectedAnswers += clients } }
+    func reached(_ clients: Int) {
+        update {
+            $0.reportedNodes += 1; $0.expectedAnswers += clients
+        }
+    }
     func answer(_ value: JSONValue) { update { $0.answers.append(value) } }
 
     func timeout() {
@@ -209,7 +232,9 @@ final class AckCollector: Sendable {
         let finished: [JSONValue]? = state.withLock { s in
             guard !s.done else { return nil }
             body(&s)
-            guard let nodes = s.expectedNodes, s.reportedNodes >= nodes, s.answers.count >= s.expectedAnswers else { return nil }
+            guard let nodes = s.expectedNodes, s.reportedNodes >= nodes, s.answers.count >= s.expectedAnswers else {
+                return nil
+            }
             s.done = true
             return s.answers
         }

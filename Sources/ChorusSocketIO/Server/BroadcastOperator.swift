@@ -83,8 +83,11 @@ public struct BroadcastOperator: Sendable {
                 return true
             }
             let selector = self.selector
-            cluster.publishReplayable(AdapterBroadcast(namespace: namespace, data: [.string(event)] + args,
-                                                       rooms: selector.rooms, except: selector.except)) { offset in
+            cluster.publishReplayable(
+                AdapterBroadcast(
+                    namespace: namespace, data: [.string(event)] + args,
+                    rooms: selector.rooms, except: selector.except)
+            ) { offset in
                 server.emitInOrder(frames: Self.frames(server, text, attachments, offset: offset), to: target)
             }
             return true
@@ -92,16 +95,19 @@ public struct BroadcastOperator: Sendable {
         if io.configuration.recovery != nil, let recovery = io.namespace(namespace)?.recovery {
             // Numbered and delivered in that order on every loop (see RecoveryLog.append).
             let selector = self.selector
-            recovery.append(rooms: selector.rooms, except: selector.except, now: monotonicNanoseconds(),
-                            build: { offset in Self.frames(server, text, attachments, offset: offset) },
-                            deliver: { server.emitInOrder(frames: $0, to: target) })
+            recovery.append(
+                rooms: selector.rooms, except: selector.except, now: monotonicNanoseconds(),
+                build: { offset in Self.frames(server, text, attachments, offset: offset) },
+                deliver: { server.emitInOrder(frames: $0, to: target) })
         } else {
             sendNow(server, text, attachments, target)
         }
         if !isLocal {
             let selector = self.selector
-            io.adapter.broadcast(AdapterBroadcast(
-                namespace: namespace, data: [.string(event)] + args, rooms: selector.rooms, except: selector.except))
+            io.adapter.broadcast(
+                AdapterBroadcast(
+                    namespace: namespace, data: [.string(event)] + args, rooms: selector.rooms, except: selector.except)
+            )
         }
         return true
     }
@@ -118,7 +124,9 @@ public struct BroadcastOperator: Sendable {
 
     /// An event's frames, with `offset` as its last argument: `42["e",...]` becomes
     /// `42["e",...,"<offset>"]` (the data array's closing bracket is the last byte).
-    static func frames(_ server: WebSocketServer, _ text: [UInt8], _ attachments: [[UInt8]], offset: String?) -> [OutgoingFrame] {
+    static func frames(_ server: WebSocketServer, _ text: [UInt8], _ attachments: [[UInt8]], offset: String?)
+        -> [OutgoingFrame]
+    {
         var text = text
         if let offset, text.last == UInt8(ascii: "]") {
             text.removeLast()
@@ -132,7 +140,9 @@ public struct BroadcastOperator: Sendable {
             + attachments.map { a in server.makeFrame(.binary, a) }
     }
 
-    private func sendNow(_ server: WebSocketServer, _ text: [UInt8], _ attachments: [[UInt8]], _ target: BroadcastTarget) {
+    private func sendNow(
+        _ server: WebSocketServer, _ text: [UInt8], _ attachments: [[UInt8]], _ target: BroadcastTarget
+    ) {
         let frame = server.makeFrame(.text, text)
         if attachments.isEmpty {
             server.emit(frame, to: target)
@@ -149,7 +159,9 @@ public struct BroadcastOperator: Sendable {
     /// `io.timeout(ms).emit(event, ..., (err, responses) => ...)`): the answers (each client's first
     /// argument) once every recipient answered, or those received within `timeout` seconds with
     /// `timedOut` set. Each recipient's packet carries its own ack id, so it is encoded per socket.
-    public func emitWithAck(_ event: String, _ args: [JSONValue] = [], timeout: Double) async -> (answers: [JSONValue], timedOut: Bool) {
+    public func emitWithAck(_ event: String, _ args: [JSONValue] = [], timeout: Double) async -> (
+        answers: [JSONValue], timedOut: Bool
+    ) {
         let selector = self.selector
         let io = self.io
         let local = isLocal
@@ -165,16 +177,20 @@ public struct BroadcastOperator: Sendable {
             } else {
                 io.serverCount { collector.nodes((try? $0.get()) ?? 1) }
                 io.adapter.broadcastWithAck(
-                    AdapterBroadcast(namespace: namespace, data: [.string(event)] + args, rooms: selector.rooms, except: selector.except),
+                    AdapterBroadcast(
+                        namespace: namespace, data: [.string(event)] + args, rooms: selector.rooms,
+                        except: selector.except),
                     timeout: timeout, clientCount: { collector.reached($0) }, ack: { collector.answer($0) })
             }
-            io.withLocalSockets(selector, { socket -> Bool? in
-                // Counted once above, not per recipient.
-                socket.emit(event, args, timeout: timeout, counted: false) { result in
-                    if case .success(let answer) = result { collector.answer(answer.first ?? .null) }
-                }
-                return true
-            }, completion: { reached in collector.reached(reached.count) })
+            io.withLocalSockets(
+                selector,
+                { socket -> Bool? in
+                    // Counted once above, not per recipient.
+                    socket.emit(event, args, timeout: timeout, counted: false) { result in
+                        if case .success(let answer) = result { collector.answer(answer.first ?? .null) }
+                    }
+                    return true
+                }, completion: { reached in collector.reached(reached.count) })
         }
     }
 

@@ -9,6 +9,7 @@ import ChorusLoop
 import ChorusServer
 import ChorusWebSocket
 import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -93,7 +94,8 @@ final class EngineSession {
         }
         // A binary packet is only meaningful whole: never split by the backpressure limit.
         let server = connection.server
-        let frames = [server.makeFrame(.text, text)]
+        let frames =
+            [server.makeFrame(.text, text)]
             + attachments.map { a in server.makeFrame(.binary, a) }
         connection.send(group: frames)
     }
@@ -148,7 +150,8 @@ final class EngineSession {
                 counters.counters.eventsIn[.init(namespace: name, event: event), default: 0] &+= 1
                 handler(socket, args, ack)
             } else {
-                counters.counters.eventsIn[.init(namespace: name, event: SocketIOEventCounters.otherEvent), default: 0] &+= 1
+                counters.counters.eventsIn[
+                    .init(namespace: name, event: SocketIOEventCounters.otherEvent), default: 0] &+= 1
                 socket.namespace.unknownEventHandler?(socket, event, args, ack)
             }
         case .ack(let name, let id, let args):
@@ -168,7 +171,9 @@ final class EngineSession {
     /// reference closes the whole connection ("invalid state"), and so do we. The one extension:
     /// packets for a namespace whose CONNECT is parked on an asynchronous middleware are queued.
     private func invalidState(_ packet: String, _ namespace: String) {
-        io.logger.debug("closing connection", metadata: ["reason": "invalid state", "packet": "\(packet)", "namespace": "\(namespace)"])
+        io.logger.debug(
+            "closing connection",
+            metadata: ["reason": "invalid state", "packet": "\(packet)", "namespace": "\(namespace)"])
         close(.invalidState)
     }
 
@@ -190,16 +195,21 @@ final class EngineSession {
             request: request, address: connection.remoteAddress, auth: auth ?? .object([:]),
             issued: wallClockMilliseconds())
         if let recovery = namespace.recovery {
-            if let pid = auth?["pid"]?.stringValue, let offset = auth?["offset"]?.stringValue, let cluster = io.clusterRecovery {
-                let fresh = Socket(id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self,
-                                   pid: EngineIOSessionID.generate())
+            if let pid = auth?["pid"]?.stringValue, let offset = auth?["offset"]?.stringValue,
+                let cluster = io.clusterRecovery
+            {
+                let fresh = Socket(
+                    id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self,
+                    pid: EngineIOSessionID.generate())
                 restoreFromCluster(fresh, pid: pid, offset: offset, cluster: cluster)
                 return
             }
             // `{"pid":..., "offset":...}` from a client that had a session: restored if still known.
             if let pid = auth?["pid"]?.stringValue, let offset = auth?["offset"]?.stringValue,
-               case .success(let saved) = recovery.check(pid: pid, offset: offset, now: monotonicNanoseconds()) {
-                let socket = Socket(id: saved.sid, namespace: namespace, handshake: handshake, session: self, pid: saved.pid)
+                case .success(let saved) = recovery.check(pid: pid, offset: offset, now: monotonicNanoseconds())
+            {
+                let socket = Socket(
+                    id: saved.sid, namespace: namespace, handshake: handshake, session: self, pid: saved.pid)
                 socket.data = saved.data
                 socket.restoreOffset = offset
                 if recovery.configuration.skipMiddlewares {
@@ -209,8 +219,9 @@ final class EngineSession {
                 }
                 return
             }
-            let socket = Socket(id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self,
-                                pid: EngineIOSessionID.generate())
+            let socket = Socket(
+                id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self,
+                pid: EngineIOSessionID.generate())
             runMiddleware(socket, from: 0, queued: [], queuedBytes: 0)
             return
         }
@@ -240,7 +251,8 @@ final class EngineSession {
                     deadline: timeout > 0 ? now &+ UInt64(timeout * 1e9) : nil)
                 pendingConnects[name] = pending
                 pending.task = io.runAsyncMiddleware(
-                    middleware, handshake: socket.handshake, connection: connection.id, namespace: name, ticket: lastTicket)
+                    middleware, handshake: socket.handshake, connection: connection.id, namespace: name,
+                    ticket: lastTicket)
                 return
             }
             i += 1
@@ -281,7 +293,8 @@ final class EngineSession {
             refuse(name, message: message, data: data)
         case .accept(let data):
             if let data { pending.socket.data = data }
-            runMiddleware(pending.socket, from: pending.resumeAt, queued: pending.queued, queuedBytes: pending.queuedBytes)
+            runMiddleware(
+                pending.socket, from: pending.resumeAt, queued: pending.queued, queuedBytes: pending.queuedBytes)
         }
     }
 
@@ -289,7 +302,8 @@ final class EngineSession {
     private func queue(_ input: SessionInput, size: Int, in pending: PendingConnect) {
         let limits = io.configuration
         guard pending.queued.count < limits.maxPendingPackets, pending.queuedBytes + size <= limits.maxPayload else {
-            io.logger.debug("closing connection", metadata: ["reason": "too many packets before the namespace CONNECT completed"])
+            io.logger.debug(
+                "closing connection", metadata: ["reason": "too many packets before the namespace CONNECT completed"])
             close(.tooManyPendingPackets)
             return
         }
@@ -299,7 +313,9 @@ final class EngineSession {
 
     /// Admits a socket: joins its rooms (`rooms`: a restored socket's), sends the events it missed
     /// (`missed`, a restored socket's), then the CONNECT reply, then runs the connection handlers.
-    private func admit(_ socket: Socket, replaying queued: [SessionInput], rooms: [String] = [], missed: [[OutgoingFrame]] = []) {
+    private func admit(
+        _ socket: Socket, replaying queued: [SessionInput], rooms: [String] = [], missed: [[OutgoingFrame]] = []
+    ) {
         if let restored = socket.restoredFromCluster {
             // Restored from the cluster's store, then through the middleware (skipMiddlewares off).
             socket.restoredFromCluster = nil
@@ -351,13 +367,16 @@ final class EngineSession {
     /// sends meanwhile wait as for a parked CONNECT. If the session is gone by now (taken by another
     /// connection, expired, its events dropped), the client gets a fresh one instead.
     private func restore(_ socket: Socket, replaying queued: [SessionInput]) {
-        guard let recovery = socket.namespace.recovery, let offset = socket.restoreOffset, let pid = socket.pid else { return }
+        guard let recovery = socket.namespace.recovery, let offset = socket.restoreOffset, let pid = socket.pid else {
+            return
+        }
         socket.restoreOffset = nil
         let name = socket.namespace.name
         guard connection.isOpen else { return }
         lastTicket &+= 1
         let ticket = lastTicket
-        pendingConnects[name] = PendingConnect(socket: socket, ticket: ticket, resumeAt: Int.max, queued: queued, queuedBytes: 0, deadline: nil)
+        pendingConnects[name] = PendingConnect(
+            socket: socket, ticket: ticket, resumeAt: Int.max, queued: queued, queuedBytes: 0, deadline: nil)
         let server = connection.server
         let loop = connection.loopIndex
         let session = UncheckedSession(value: self)
@@ -369,8 +388,9 @@ final class EngineSession {
         guard let refusal else { return }
         pendingConnects[name] = nil
         io.logger.debug("session not recovered", metadata: ["reason": "\(refusal)", "namespace": "\(name)"])
-        let fresh = Socket(id: EngineIOSessionID.generate(), namespace: socket.namespace, handshake: socket.handshake, session: self,
-                           pid: EngineIOSessionID.generate())
+        let fresh = Socket(
+            id: EngineIOSessionID.generate(), namespace: socket.namespace, handshake: socket.handshake, session: self,
+            pid: EngineIOSessionID.generate())
         if recovery.configuration.skipMiddlewares {
             runMiddleware(fresh, from: 0, queued: queued, queuedBytes: 0)
         } else {
@@ -401,7 +421,8 @@ final class EngineSession {
         let name = fresh.namespace.name
         lastTicket &+= 1
         let ticket = lastTicket
-        pendingConnects[name] = PendingConnect(socket: fresh, ticket: ticket, resumeAt: Int.max, queued: [], queuedBytes: 0, deadline: nil)
+        pendingConnects[name] = PendingConnect(
+            socket: fresh, ticket: ticket, resumeAt: Int.max, queued: [], queuedBytes: 0, deadline: nil)
         let server = connection.server
         let loop = connection.loopIndex
         let session = UncheckedSession(value: self)
@@ -416,7 +437,9 @@ final class EngineSession {
         guard let pending = pendingConnects[name], pending.ticket == ticket, connection.isOpen else {
             if pendingConnects[name]?.ticket == ticket { pendingConnects[name] = nil }
             // The client left meanwhile: the session goes back to the store, restorable again.
-            if case .success(let restored) = result { io.clusterRecovery?.persistSession(restored.session, namespace: name) }
+            if case .success(let restored) = result {
+                io.clusterRecovery?.persistSession(restored.session, namespace: name)
+            }
             return
         }
         pendingConnects[name] = nil
@@ -434,7 +457,8 @@ final class EngineSession {
         }
         namespace.recovery?.countRestore(.success(restored.missed.count))
         let saved = restored.session
-        let socket = Socket(id: saved.sid, namespace: namespace, handshake: fresh.handshake, session: self, pid: saved.pid)
+        let socket = Socket(
+            id: saved.sid, namespace: namespace, handshake: fresh.handshake, session: self, pid: saved.pid)
         socket.data = io.socketDataDecoder?(saved.data)
         socket.recovered = true
         io.count("connect_recovered")
@@ -442,7 +466,8 @@ final class EngineSession {
         // Each missed event's data already ends with its offset.
         let missed: [[OutgoingFrame]] = restored.missed.compactMap { data in
             guard let event = data.first?.stringValue else { return nil }
-            let (text, attachments) = SocketIOPacket.event(namespace: name, event, Array(data.dropFirst())).encode(engineIOPrefix: true)
+            let (text, attachments) = SocketIOPacket.event(namespace: name, event, Array(data.dropFirst())).encode(
+                engineIOPrefix: true)
             return BroadcastOperator.frames(server, text, attachments, offset: nil)
         }
         let rooms = saved.rooms.filter { $0 != saved.sid }

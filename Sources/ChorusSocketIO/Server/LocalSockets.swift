@@ -11,8 +11,10 @@ import Synchronization
 extension SocketIOServer {
     /// Runs `body` on each loop's thread for every local socket `selector` matches; `completion`
     /// gets the non-nil results once every loop has answered (on the last loop's thread).
-    public func withLocalSockets<T: Sendable>(_ selector: SocketSelector, _ body: @escaping @Sendable (Socket) -> T?,
-                                              completion: @escaping @Sendable ([T]) -> Void) {
+    public func withLocalSockets<T: Sendable>(
+        _ selector: SocketSelector, _ body: @escaping @Sendable (Socket) -> T?,
+        completion: @escaping @Sendable ([T]) -> Void
+    ) {
         guard let server = webSocketServer, server.loopCount > 0 else { return completion([]) }
         let gather = LoopGather<T>(loops: server.loopCount, completion: completion)
         for index in 0..<server.loopCount {
@@ -30,7 +32,9 @@ extension SocketIOServer {
     }
 
     /// The local sockets `selector` matches, described for `fetchSockets`.
-    public func localSocketDescriptions(_ selector: SocketSelector, completion: @escaping @Sendable ([SocketDescription]) -> Void) {
+    public func localSocketDescriptions(
+        _ selector: SocketSelector, completion: @escaping @Sendable ([SocketDescription]) -> Void
+    ) {
         withLocalSockets(selector, { $0.describe() }, completion: completion)
     }
 
@@ -39,24 +43,30 @@ extension SocketIOServer {
 
     /// The local sockets `selector` matches join `rooms` (on their loops; returns at once).
     public func localSocketsJoin(_ selector: SocketSelector, rooms: [String]) {
-        withLocalSockets(selector, { socket -> Bool? in
-            for room in rooms { socket.join(room) }
-            return nil
-        }, completion: { _ in })
+        withLocalSockets(
+            selector,
+            { socket -> Bool? in
+                for room in rooms { socket.join(room) }
+                return nil
+            }, completion: { _ in })
     }
 
     public func localSocketsLeave(_ selector: SocketSelector, rooms: [String]) {
-        withLocalSockets(selector, { socket -> Bool? in
-            for room in rooms { socket.leave(room) }
-            return nil
-        }, completion: { _ in })
+        withLocalSockets(
+            selector,
+            { socket -> Bool? in
+                for room in rooms { socket.leave(room) }
+                return nil
+            }, completion: { _ in })
     }
 
     public func localDisconnectSockets(_ selector: SocketSelector, close: Bool) {
-        withLocalSockets(selector, { socket -> Bool? in
-            socket.disconnect(close: close)
-            return nil
-        }, completion: { _ in })
+        withLocalSockets(
+            selector,
+            { socket -> Bool? in
+                socket.disconnect(close: close)
+                return nil
+            }, completion: { _ in })
     }
 }
 
@@ -139,7 +149,8 @@ enum JavaScriptDate {
         let names = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(names[weekday]) \(months[Int(month) - 1]) \(two(day)) \(year) \(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))"
+        return
+            "\(names[weekday]) \(months[Int(month) - 1]) \(two(day)) \(year) \(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))"
             + " GMT+0000 (Coordinated Universal Time)"
     }
 }

@@ -92,7 +92,9 @@ public final class Namespace: @unchecked Sendable {
 
     public func to(_ rooms: [String]) -> BroadcastOperator { BroadcastOperator(io: io, namespace: name).to(rooms) }
     public func to(_ rooms: String...) -> BroadcastOperator { to(rooms) }
-    public func except(_ rooms: [String]) -> BroadcastOperator { BroadcastOperator(io: io, namespace: name).except(rooms) }
+    public func except(_ rooms: [String]) -> BroadcastOperator {
+        BroadcastOperator(io: io, namespace: name).except(rooms)
+    }
 
     /// To every socket of the namespace.
     @discardableResult
@@ -114,7 +116,9 @@ public final class Namespace: @unchecked Sendable {
 
     public func socketsJoin(_ rooms: String...) { BroadcastOperator(io: io, namespace: name).socketsJoin(rooms) }
     public func socketsLeave(_ rooms: String...) { BroadcastOperator(io: io, namespace: name).socketsLeave(rooms) }
-    public func disconnectSockets(close: Bool = false) { BroadcastOperator(io: io, namespace: name).disconnectSockets(close: close) }
+    public func disconnectSockets(close: Bool = false) {
+        BroadcastOperator(io: io, namespace: name).disconnectSockets(close: close)
+    }
 
     /// Rooms of this namespace with members on any node (socket-id rooms included, as in Node).
     public func allRooms() async throws(AdapterError) -> Set<String> {
@@ -134,8 +138,12 @@ public final class Namespace: @unchecked Sendable {
     }
 
     /// The same, waiting for every other node's acknowledgement (`--redis-request-timeout`).
-    public func serverSideEmitWithAck(_ event: String, _ args: [JSONValue] = []) async throws(AdapterError) -> [JSONValue] {
-        try await withAdapterResult { io.adapter.serverSideEmit(namespace: name, data: [.string(event)] + args, ack: $0) }
+    public func serverSideEmitWithAck(_ event: String, _ args: [JSONValue] = []) async throws(AdapterError)
+        -> [JSONValue]
+    {
+        try await withAdapterResult {
+            io.adapter.serverSideEmit(namespace: name, data: [.string(event)] + args, ack: $0)
+        }
     }
 
     /// Whether `onServerSideEmit` registered a handler for `event`.
@@ -150,4 +158,5 @@ public final class Namespace: @unchecked Sendable {
 
 /// A server-side event handler: the arguments, and the acknowledgement to call once if the
 /// sender waits for one.
-public typealias ServerSideEventHandler = @Sendable (_ args: [JSONValue], _ ack: (@Sendable (JSONValue) -> Void)?) -> Void
+public typealias ServerSideEventHandler =
+    @Sendable (_ args: [JSONValue], _ ack: (@Sendable (JSONValue) -> Void)?) -> Void

@@ -24,7 +24,9 @@ public struct RecoveryConfiguration: Sendable {
     /// Disconnected sessions kept per namespace; the oldest go first.
     public var maxSessions = 100_000
 
-    public init(window: Double = 120, skipMiddlewares: Bool = true, maxBufferedBytes: Int = 64 << 20, maxSessions: Int = 100_000) {
+    public init(
+        window: Double = 120, skipMiddlewares: Bool = true, maxBufferedBytes: Int = 64 << 20, maxSessions: Int = 100_000
+    ) {
         self.window = window
         self.skipMiddlewares = skipMiddlewares
         self.maxBufferedBytes = maxBufferedBytes
@@ -131,14 +133,17 @@ final class RecoveryLog: @unchecked Sendable {
 
     /// Numbers an event and logs it. Under the lock: `build` makes the frames with the offset in
     /// them, and `deliver` hands them on (so that numbering order is delivery order).
-    func append(rooms: [String], except: [String], now: UInt64,
-                build: (_ offset: String) -> [OutgoingFrame], deliver: ([OutgoingFrame]) -> Void) {
+    func append(
+        rooms: [String], except: [String], now: UInt64,
+        build: (_ offset: String) -> [OutgoingFrame], deliver: ([OutgoingFrame]) -> Void
+    ) {
         state.withLock { s in
             let offset = s.nextOffset
             s.nextOffset += 1
             let frames = build(String(offset))
             let bytes = frames.reduce(0) { $0 + $1.plain.count + ($1.compressed?.count ?? 0) }
-            s.entries.append(Entry(offset: offset, emittedAt: now, rooms: rooms, except: except, frames: frames, bytes: bytes))
+            s.entries.append(
+                Entry(offset: offset, emittedAt: now, rooms: rooms, except: except, frames: frames, bytes: bytes))
             s.counters.entries += 1
             s.counters.bytes += bytes
             prune(&s, now: now)
@@ -169,8 +174,10 @@ final class RecoveryLog: @unchecked Sendable {
     /// Takes the session `pid` and the frames of every logged event after `offset` it would have
     /// received, and runs `schedule` with them under the lock: whatever `schedule` enqueues on a
     /// loop runs there before any event logged later is delivered.
-    func restore(pid: String, offset: String, now: UInt64,
-                 schedule: (SavedSession, [[OutgoingFrame]]) -> Void) -> RecoveryRefusal? {
+    func restore(
+        pid: String, offset: String, now: UInt64,
+        schedule: (SavedSession, [[OutgoingFrame]]) -> Void
+    ) -> RecoveryRefusal? {
         state.withLock { s in
             let session: SavedSession
             switch Self.lookup(&s, pid: pid, offset: offset, now: now, window: windowNanoseconds) {
@@ -217,7 +224,9 @@ final class RecoveryLog: @unchecked Sendable {
 
     // MARK: Under the lock
 
-    private static func lookup(_ s: inout State, pid: String, offset: String, now: UInt64, window: UInt64) -> Result<SavedSession, RecoveryRefusal> {
+    private static func lookup(_ s: inout State, pid: String, offset: String, now: UInt64, window: UInt64) -> Result<
+        SavedSession, RecoveryRefusal
+    > {
         guard let session = s.sessions[pid] else { return .failure(.unknownSession) }
         if now &- session.disconnectedAt > window {
             s.sessions[pid] = nil

@@ -76,11 +76,11 @@ public final class RoomDirectory: Sendable {
                 return s.count - (target.exceptConnection.map { s.contains($0) ? 1 : 0 } ?? 0)
             }
             var excluded = Set<ConnectionID>()
-            for key in target.exceptRooms { t[key]?.forEach { excluded.insert($0) } }
+            for key in target.exceptRooms { t[key]?.forEachMember { excluded.insert($0) } }
             var seen = Set<ConnectionID>()
             var n = 0
             for key in target.rooms {
-                t[key]?.forEach { id in
+                t[key]?.forEachMember { id in
                     if !excluded.contains(id) && id != target.exceptConnection && seen.insert(id).inserted { n += 1 }
                 }
             }
@@ -133,7 +133,7 @@ enum RoomMembers {
             self = .many([member, id])
             return true
         case .many(var set):
-            self = .one(id)          // drops the enum's reference, so `set` is mutated in place
+            self = .one(id)  // drops the enum's reference, so `set` is mutated in place
             let inserted = set.insert(id).inserted
             self = .many(set)
             return inserted
@@ -155,7 +155,7 @@ enum RoomMembers {
         }
     }
 
-    func forEach(_ body: (ConnectionID) -> Void) {
+    func forEachMember(_ body: (ConnectionID) -> Void) {
         switch self {
         case .one(let member): body(member)
         case .many(let set): set.forEach(body)

@@ -112,7 +112,9 @@ public struct SessionCore: Sendable {
                 return .invalid("invalid Socket.IO packet: \(error)")
             }
         }
-        do { packet = try EngineIOPacket.decode(text: text) } catch { return .invalid("invalid Engine.IO packet: \(error)") }
+        do { packet = try EngineIOPacket.decode(text: text) } catch {
+            return .invalid("invalid Engine.IO packet: \(error)")
+        }
         switch packet {
         case .pong: return .pong
         case .ping(let d): return .ping(d)

@@ -71,7 +71,8 @@ public final class Socket {
     @exclusivity(unchecked) var disconnectHandlers: [(Socket, DisconnectReason) -> Void] = []
     @exclusivity(unchecked) private(set) public var rooms: Set<String> = []
     @exclusivity(unchecked) var nextAckId = 0
-    @exclusivity(unchecked) var pendingAcks: [Int: (deadline: UInt64, callback: (Result<[JSONValue], AckError>) -> Void)] = [:]
+    @exclusivity(unchecked) var pendingAcks:
+        [Int: (deadline: UInt64, callback: (Result<[JSONValue], AckError>) -> Void)] = [:]
 
     init(id: String, namespace: Namespace, handshake: Handshake, session: EngineSession, pid: String? = nil) {
         self.id = id
@@ -89,7 +90,9 @@ public final class Socket {
 
     public func on(_ event: String, _ handler: @escaping EventHandler) { handlers[event] = handler }
 
-    public func onDisconnect(_ handler: @escaping (Socket, DisconnectReason) -> Void) { disconnectHandlers.append(handler) }
+    public func onDisconnect(_ handler: @escaping (Socket, DisconnectReason) -> Void) {
+        disconnectHandlers.append(handler)
+    }
 
     // MARK: Rooms
 
@@ -116,12 +119,16 @@ public final class Socket {
 
     public func emit(_ event: String, _ args: [JSONValue]) {
         if pid != nil, let cluster = namespace.io.clusterRecovery {
-            if connected { namespace.io.countEmit(namespace: namespace.name, event: event, loopIndex: session.connection.loopIndex) }
+            if connected {
+                namespace.io.countEmit(namespace: namespace.name, event: event, loopIndex: session.connection.loopIndex)
+            }
             emitPublished(event, args, cluster)
             return
         }
         if let recovery = namespace.recovery, pid != nil {
-            if connected { namespace.io.countEmit(namespace: namespace.name, event: event, loopIndex: session.connection.loopIndex) }
+            if connected {
+                namespace.io.countEmit(namespace: namespace.name, event: event, loopIndex: session.connection.loopIndex)
+            }
             emitLogged(event, args, recovery)
             return
         }
@@ -136,16 +143,18 @@ public final class Socket {
     private func emitLogged(_ event: String, _ args: [JSONValue], _ recovery: RecoveryLog) {
         let connection = session.connection
         let server = connection.server
-        let (text, attachments) = SocketIOPacket.event(namespace: namespace.name, event, args).encode(engineIOPrefix: true)
+        let (text, attachments) = SocketIOPacket.event(namespace: namespace.name, event, args).encode(
+            engineIOPrefix: true)
         let live = connected
-        recovery.append(rooms: [id], except: [], now: monotonicNanoseconds(),
-                        build: { offset in BroadcastOperator.frames(server, text, attachments, offset: offset) },
-                        deliver: { frames in
-                            guard live else { return }
-                            server.withConnection(connection.id) { connection in
-                                if frames.count == 1 { connection.send(frames[0]) } else { connection.send(group: frames) }
-                            }
-                        })
+        recovery.append(
+            rooms: [id], except: [], now: monotonicNanoseconds(),
+            build: { offset in BroadcastOperator.frames(server, text, attachments, offset: offset) },
+            deliver: { frames in
+                guard live else { return }
+                server.withConnection(connection.id) { connection in
+                    if frames.count == 1 { connection.send(frames[0]) } else { connection.send(group: frames) }
+                }
+            })
     }
 
     /// The same with a cluster store: published for this socket's room, so that whichever node
@@ -153,10 +162,13 @@ public final class Socket {
     private func emitPublished(_ event: String, _ args: [JSONValue], _ cluster: any ClusterRecoveryAdapter) {
         let connection = session.connection
         let server = connection.server
-        let (text, attachments) = SocketIOPacket.event(namespace: namespace.name, event, args).encode(engineIOPrefix: true)
+        let (text, attachments) = SocketIOPacket.event(namespace: namespace.name, event, args).encode(
+            engineIOPrefix: true)
         let live = connected
         let id = connection.id
-        cluster.publishReplayable(AdapterBroadcast(namespace: namespace.name, data: [.string(event)] + args, rooms: [self.id], except: [])) { offset in
+        cluster.publishReplayable(
+            AdapterBroadcast(namespace: namespace.name, data: [.string(event)] + args, rooms: [self.id], except: [])
+        ) { offset in
             guard live else { return }
             let frames = BroadcastOperator.frames(server, text, attachments, offset: offset)
             server.withConnection(id) { connection in
@@ -167,17 +179,23 @@ public final class Socket {
 
     /// With an ack callback: called once with the client's answer, or `.timeout` after `timeout`
     /// seconds, or `.disconnected`.
-    public func emit(_ event: String, _ args: [JSONValue], timeout: Double,
-                     ack: @escaping (Result<[JSONValue], AckError>) -> Void) {
+    public func emit(
+        _ event: String, _ args: [JSONValue], timeout: Double,
+        ack: @escaping (Result<[JSONValue], AckError>) -> Void
+    ) {
         emit(event, args, timeout: timeout, counted: true, ack: ack)
     }
 
     /// `counted: false` for one recipient of a broadcast with acks whose caller counted the emit
     /// once (`SocketIOServer.countEmit`), so a broadcast is not counted per recipient.
-    public func emit(_ event: String, _ args: [JSONValue], timeout: Double, counted: Bool,
-              ack: @escaping (Result<[JSONValue], AckError>) -> Void) {
+    public func emit(
+        _ event: String, _ args: [JSONValue], timeout: Double, counted: Bool,
+        ack: @escaping (Result<[JSONValue], AckError>) -> Void
+    ) {
         guard connected else { ack(.failure(.disconnected)); return }
-        if counted { namespace.io.countEmit(namespace: namespace.name, event: event, loopIndex: session.connection.loopIndex) }
+        if counted {
+            namespace.io.countEmit(namespace: namespace.name, event: event, loopIndex: session.connection.loopIndex)
+        }
         let id = nextAckId
         nextAckId += 1
         pendingAcks[id] = (session.now &+ UInt64(max(timeout, 0) * 1e9), ack)
@@ -190,7 +208,8 @@ public final class Socket {
 
     /// To every socket of the namespace except this one.
     public var broadcast: BroadcastOperator {
-        BroadcastOperator(io: namespace.io, namespace: namespace.name, exceptConnection: connectionID, exceptSocketID: id)
+        BroadcastOperator(
+            io: namespace.io, namespace: namespace.name, exceptConnection: connectionID, exceptSocketID: id)
     }
 
     // MARK: Leaving
@@ -209,16 +228,23 @@ public final class Socket {
     func didDisconnect(reason: DisconnectReason) {
         guard connected else { return }
         connected = false
-        let keys = [namespace.name, SocketIOServer.roomKey(namespace.name, id)] + rooms.map { SocketIOServer.roomKey(namespace.name, $0) }
+        let keys =
+            [namespace.name, SocketIOServer.roomKey(namespace.name, id)]
+            + rooms.map { SocketIOServer.roomKey(namespace.name, $0) }
         for key in keys { session.connection.leave(key) }
         namespace.io.rooms.leave(keys, connectionID)
-        if let recovery = namespace.recovery, let pid, reason.isRecoverable, let cluster = namespace.io.clusterRecovery {
-            cluster.persistSession(PersistedSession(sid: id, pid: pid, rooms: [id] + rooms.sorted(),
-                                                    data: (data as? SocketDataRepresentable)?.socketDataJSON ?? .null),
-                                   namespace: namespace.name)
+        if let recovery = namespace.recovery, let pid, reason.isRecoverable, let cluster = namespace.io.clusterRecovery
+        {
+            cluster.persistSession(
+                PersistedSession(
+                    sid: id, pid: pid, rooms: [id] + rooms.sorted(),
+                    data: (data as? SocketDataRepresentable)?.socketDataJSON ?? .null),
+                namespace: namespace.name)
             recovery.countPersisted()
         } else if let recovery = namespace.recovery, let pid, reason.isRecoverable {
-            recovery.persist(SavedSession(sid: id, pid: pid, rooms: Array(rooms), data: data, disconnectedAt: monotonicNanoseconds()))
+            recovery.persist(
+                SavedSession(sid: id, pid: pid, rooms: Array(rooms), data: data, disconnectedAt: monotonicNanoseconds())
+            )
         }
         rooms.removeAll()
         let acks = pendingAcks

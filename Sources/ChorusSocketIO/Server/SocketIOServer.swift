@@ -4,6 +4,7 @@ import ChorusServer
 import ChorusWebSocket
 import Logging
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -87,7 +88,8 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     /// Non-Engine.IO HTTP routes (the application's API).
     @exclusivity(unchecked) public var httpHandler: (@Sendable (HTTPRequest, WebSocketServer) -> HTTPResponse?)?
     /// Routes answered later (cluster-wide queries): return true and call the responder once.
-    @exclusivity(unchecked) public var deferredHTTPHandler: (@Sendable (HTTPRequest, @escaping @Sendable (HTTPResponse) -> Void) -> Bool)?
+    @exclusivity(unchecked) public var deferredHTTPHandler:
+        (@Sendable (HTTPRequest, @escaping @Sendable (HTTPResponse) -> Void) -> Bool)?
     /// The application's verdict on a non-Engine.IO request's head, before its body is read
     /// (`ServerApplication.respondBeforeBody`): nil to read the body, or the refusal.
     @exclusivity(unchecked) public var httpHeadHandler: (@Sendable (HTTPRequestHead) -> HTTPResponse?)?
@@ -95,7 +97,10 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     private let asyncMiddlewareRuns = Atomic<Int>(0)
     private let normalizedPath: String
 
-    public init(configuration: SocketIOConfiguration = SocketIOConfiguration(), logger: Logger = Logger(label: "chorus.socketio")) {
+    public init(
+        configuration: SocketIOConfiguration = SocketIOConfiguration(),
+        logger: Logger = Logger(label: "chorus.socketio")
+    ) {
         self.configuration = configuration
         self.logger = logger
         self.loopSessions = (0..<256).map { _ in LoopSessions() }
@@ -191,8 +196,10 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
         return httpHandler?(request, server)
     }
 
-    public func handleHTTPLater(_ request: HTTPRequest, server: WebSocketServer,
-                                respond: @escaping @Sendable (HTTPResponse) -> Void) -> Bool {
+    public func handleHTTPLater(
+        _ request: HTTPRequest, server: WebSocketServer,
+        respond: @escaping @Sendable (HTTPResponse) -> Void
+    ) -> Bool {
         if isEnginePath(request.head.path) { return false }
         return deferredHTTPHandler?(request, respond) ?? false
     }
@@ -215,9 +222,10 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
         if configuration.maxPayloadBeforeConnect > 0 {
             connection.incomingMessageLimit = configuration.maxPayloadBeforeConnect
         }
-        let open = EngineIOPacket.open(EngineIOHandshake(
-            sid: session.sid, upgrades: [], pingInterval: Int(configuration.pingInterval * 1000),
-            pingTimeout: Int(configuration.pingTimeout * 1000), maxPayload: configuration.maxPayload))
+        let open = EngineIOPacket.open(
+            EngineIOHandshake(
+                sid: session.sid, upgrades: [], pingInterval: Int(configuration.pingInterval * 1000),
+                pingTimeout: Int(configuration.pingTimeout * 1000), maxPayload: configuration.maxPayload))
         if case .text(let bytes) = open.encode() { connection.send(.text, bytes) }
     }
 
@@ -256,7 +264,8 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     /// second), so a client learns why its events went unanswered.
     public func connectionRateLimited(_ connection: Connection, dropped: Int) {
         guard let session = connection.userData as? EngineSession else { return }
-        for socket in session.sockets.values.sorted(by: { $0.namespace.name < $1.namespace.name }) where socket.connected {
+        for socket in session.sockets.values.sorted(by: { $0.namespace.name < $1.namespace.name })
+        where socket.connected {
             socket.emit("error", ["error": "rate limit exceeded", "dropped": JSONValue(dropped)])
         }
     }
@@ -298,8 +307,10 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     /// Runs an asynchronous middleware in a task (global executor, off the loop threads); its
     /// result hops back to the connection's loop, if the connection still exists. The task holds
     /// no session or socket: a connection that closes meanwhile is freed as usual.
-    func runAsyncMiddleware(_ middleware: @escaping @Sendable (Handshake) async -> AsyncMiddlewareResult,
-                            handshake: Handshake, connection id: ConnectionID, namespace name: String, ticket: UInt64) -> Task<Void, Never> {
+    func runAsyncMiddleware(
+        _ middleware: @escaping @Sendable (Handshake) async -> AsyncMiddlewareResult,
+        handshake: Handshake, connection id: ConnectionID, namespace name: String, ticket: UInt64
+    ) -> Task<Void, Never> {
         asyncMiddlewareRuns.add(1, ordering: .relaxed)
         return Task { [self] in
             let result = await middleware(handshake)
@@ -322,7 +333,9 @@ func wallClockMilliseconds() -> Int64 {
 }
 
 /// A completion-style adapter call as an async one.
-func withAdapterResult<T: Sendable>(_ body: (@escaping @Sendable (Result<T, AdapterError>) -> Void) -> Void) async throws(AdapterError) -> T {
+func withAdapterResult<T: Sendable>(_ body: (@escaping @Sendable (Result<T, AdapterError>) -> Void) -> Void)
+    async throws(AdapterError) -> T
+{
     let result: Result<T, AdapterError> = await withCheckedContinuation { continuation in
         body { continuation.resume(returning: $0) }
     }

@@ -62,7 +62,9 @@ logger.logLevel = .error
 
 let wsConfig = WebSocketServerConfiguration(
     maxFrameSize: 1 << 20,
-    extensions: deflate ? [.perMessageDeflate(noContextTakeover: true, maxDecompressedFrameSize: 1 << 20, minFrameSizeToCompress: 0)] : [],
+    extensions: deflate
+        ? [.perMessageDeflate(noContextTakeover: true, maxDecompressedFrameSize: 1 << 20, minFrameSizeToCompress: 0)]
+        : [],
     autoPing: .disabled
 )
 
