@@ -77,9 +77,8 @@ public struct OutboundQueue {
     public mutating func releaseIdleStorage() {
         if appendedSinceCheck {
             appendedSinceCheck = false
-        } else if head == entries.count && entries.capacity > 0 {
-            entries = []
-            head = 0
+        } else {
+            releaseStorageIfEmpty()
         }
     }
 

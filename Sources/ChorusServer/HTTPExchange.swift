@@ -6,9 +6,9 @@ import ChorusWebSocket
 /// bytes of every idle connection; BENCHMARKS.md, memory per idle connection).
 final class HTTPExchange {
     var parser: HTTPRequestParser
-    /// The body of the plain request being read (state `httpBody`), and that request's head.
-    var bodyReader: HTTPBodyReader?
-    var bodyHead: HTTPRequestHead?
+    /// The plain request whose body is being read (state `httpBody`): its head, and the body's
+    /// reader (bounded by `maxBodySize`).
+    var pendingBody: (head: HTTPRequestHead, reader: HTTPBodyReader)?
     /// Plain requests answered on this connection with it kept alive: an idle keep-alive
     /// connection is closed quietly at its deadline, a half-sent request gets 408.
     var requestsServed = 0

@@ -17,8 +17,7 @@ extension ServerLoop {
         case .readBody(let framing, let sendContinue):
             if sendContinue { queueRaw(connection, Self.continueResponse) }
             guard let http = connection.http else { return }
-            http.bodyReader = HTTPBodyReader(framing: framing, maxBodySize: configuration.maxBodySize)
-            http.bodyHead = head
+            http.pendingBody = (head, HTTPBodyReader(framing: framing, maxBodySize: configuration.maxBodySize))
             connection.lifecycle.readBody()
         }
     }

@@ -109,8 +109,8 @@ extension ServerLoop {
             case .httpBody:
                 // The body goes straight into its reader (bounded by maxBodySize), not into the
                 // connection's leftovers.
-                guard let http = connection.http, let head = http.bodyHead else { return bytes.count }
-                switch http.bodyReader!.read(UnsafeRawBufferPointer(slice)) {
+                guard let http = connection.http, http.pendingBody != nil else { return bytes.count }
+                switch http.pendingBody!.reader.read(UnsafeRawBufferPointer(slice)) {
                 case .needMoreData:
                     return bytes.count
                 case .failed(let error):
@@ -118,10 +118,10 @@ extension ServerLoop {
                     return bytes.count
                 case .complete(let consumed):
                     offset += consumed
-                    let body = http.bodyReader!.body
-                    http.bodyReader = nil
-                    http.bodyHead = nil
-                    answerHTTP(connection, HTTPRequest(head: head, body: body, remoteAddress: connection.remoteAddress))
+                    let (head, reader) = http.pendingBody!
+                    http.pendingBody = nil
+                    answerHTTP(
+                        connection, HTTPRequest(head: head, body: reader.body, remoteAddress: connection.remoteAddress))
                 }
             case .open, .closing:
                 guard !connection.discardInput, connection.reader != nil else { return bytes.count }
