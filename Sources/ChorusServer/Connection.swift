@@ -184,10 +184,6 @@ public final class Connection {
     /// Bytes waiting in this connection's outbound queue.
     public var bufferedAmount: Int { outbound.byteCount }
 
-    func updateMembershipIndex(room: LocalRoom, to index: Int) {
-        memberships.setIndex(index, in: room)
-    }
-
     func upgraded(subprotocol: String?, agreement: PerMessageDeflateAgreement?) {
         self.subprotocol = subprotocol
         self.http = nil

@@ -82,8 +82,11 @@ struct Fanout {
         _ body: (Connection) -> Void
     ) {
         for name in target.exceptRooms {
-            guard let room = rooms[name] else { continue }
-            for member in room.members { member.emitMark = epoch }
+            switch rooms[name] {
+            case nil: continue
+            case .solo(let member): member.emitMark = epoch
+            case .shared(let room): for member in room.members { member.emitMark = epoch }
+            }
         }
         except?.emitMark = epoch
         if target.rooms.isEmpty {
@@ -94,11 +97,19 @@ struct Fanout {
         }
         let multiRoom = target.rooms.count > 1
         for name in target.rooms {
-            guard let room = rooms[name] else { continue }
-            forEachUnretained(room.members) { member in
-                guard member.emitMark != epoch else { return }
+            switch rooms[name] {
+            case nil:
+                continue
+            case .solo(let member):
+                guard member.emitMark != epoch else { continue }
                 if multiRoom { member.emitMark = epoch }
                 body(member)
+            case .shared(let room):
+                forEachUnretained(room.members) { member in
+                    guard member.emitMark != epoch else { return }
+                    if multiRoom { member.emitMark = epoch }
+                    body(member)
+                }
             }
         }
     }

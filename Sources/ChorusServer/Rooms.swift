@@ -1,6 +1,6 @@
-/// The members of one room on one loop. Membership is an array (iterated without hashing on the
-/// emit path); each connection remembers its index in every room it is in, so leave is an O(1)
-/// swap-remove.
+/// The members of one room of two or more on one loop. Membership is an array (iterated without
+/// hashing on the emit path); each connection remembers its index in every room it is in, so
+/// leave is an O(1) swap-remove.
 final class LocalRoom {
     let name: String
     @exclusivity(unchecked) var members: ContiguousArray<Connection> = []
@@ -8,7 +8,7 @@ final class LocalRoom {
     init(name: String) { self.name = name }
 
     func add(_ connection: Connection) {
-        connection.memberships.append(Membership(room: self, index: members.count))
+        connection.memberships.append(Membership(name: name, index: members.count))
         members.append(connection)
     }
 
@@ -18,14 +18,31 @@ final class LocalRoom {
         if index != last {
             let moved = members[last]
             members[index] = moved
-            moved.updateMembershipIndex(room: self, to: index)
+            moved.memberships.setIndex(index, inRoomNamed: name)
         }
         members.removeLast()
     }
 }
 
+/// A room as a loop holds it. Most rooms have one member (a Socket.IO socket's own room, a user's
+/// room while they have one tab open): that member is kept in the registry's entry itself, because
+/// a `LocalRoom` and its member array are two heap blocks (about 110 bytes) per such room.
+enum LoopRoom {
+    case solo(Connection)
+    case shared(LocalRoom)
+
+    var count: Int {
+        switch self {
+        case .solo: 1
+        case .shared(let room): room.members.count
+        }
+    }
+}
+
+/// Where a connection sits in one of its rooms: the room's name (the registry's key) and its index
+/// in the member array (0 in a solo room).
 struct Membership {
-    unowned(unsafe) let room: LocalRoom
+    let name: String
     var index: Int
 }
 
@@ -42,12 +59,12 @@ struct Memberships {
 
     var roomNames: [String] {
         guard let first else { return [] }
-        return [first.room.name] + others.map(\.room.name)
+        return [first.name] + others.map(\.name)
     }
 
     func contains(roomNamed name: String) -> Bool {
         guard let first else { return false }
-        return first.room.name == name || others.contains { $0.room.name == name }
+        return first.name == name || others.contains { $0.name == name }
     }
 
     mutating func append(_ membership: Membership) {
@@ -57,11 +74,11 @@ struct Memberships {
     /// Takes out the membership of the room called `name`, if any.
     mutating func remove(roomNamed name: String) -> Membership? {
         guard let head = first else { return nil }
-        if head.room.name == name {
+        if head.name == name {
             first = others.isEmpty ? nil : others.removeFirst()
             return head
         }
-        guard let position = others.firstIndex(where: { $0.room.name == name }) else { return nil }
+        guard let position = others.firstIndex(where: { $0.name == name }) else { return nil }
         return others.remove(at: position)
     }
 
@@ -71,51 +88,76 @@ struct Memberships {
         return first
     }
 
-    /// Records that this connection now sits at `index` in `room`'s member array.
-    mutating func setIndex(_ index: Int, in room: LocalRoom) {
-        if first?.room === room {
+    /// Records that this connection now sits at `index` in the member array of the room `name`.
+    mutating func setIndex(_ index: Int, inRoomNamed name: String) {
+        if first?.name == name {
             first!.index = index
             return
         }
-        for i in others.indices where others[i].room === room {
+        for i in others.indices where others[i].name == name {
             others[i].index = index
             return
         }
     }
 }
 
-/// A loop's rooms: created on first join, freed on last leave.
+/// A loop's rooms: created on first join, freed on last leave; a room of one member is held as
+/// `.solo` and becomes a `LocalRoom` when a second joins (and solo again when it is down to one).
 struct RoomRegistry {
-    private(set) var rooms: [String: LocalRoom] = [:]
+    private(set) var rooms: [String: LoopRoom] = [:]
 
     var count: Int { rooms.count }
 
-    subscript(name: String) -> LocalRoom? { rooms[name] }
+    subscript(name: String) -> LoopRoom? { rooms[name] }
+
+    /// The members of `name`, in walk order (tests and diagnostics; the emit path walks the entry).
+    func members(of name: String) -> [Connection] {
+        switch rooms[name] {
+        case nil: []
+        case .solo(let connection): [connection]
+        case .shared(let room): Array(room.members)
+        }
+    }
 
     mutating func join(_ connection: Connection, _ name: String) {
         if connection.memberships.contains(roomNamed: name) { return }
-        let room: LocalRoom
-        if let existing = rooms[name] {
-            room = existing
-        } else {
-            room = LocalRoom(name: name)
-            rooms[name] = room
+        switch rooms[name] {
+        case nil:
+            connection.memberships.append(Membership(name: name, index: 0))
+            rooms[name] = .solo(connection)
+        case .solo(let member):
+            // The solo member's membership already says index 0.
+            let room = LocalRoom(name: name)
+            room.members.append(member)
+            room.add(connection)
+            rooms[name] = .shared(room)
+        case .shared(let room):
+            room.add(connection)
         }
-        room.add(connection)
     }
 
     mutating func leave(_ connection: Connection, _ name: String) {
         guard let membership = connection.memberships.remove(roomNamed: name) else { return }
-        let room = membership.room
-        room.remove(at: membership.index)
-        if room.members.isEmpty { rooms[name] = nil }
+        remove(membership)
     }
 
     mutating func leaveAll(_ connection: Connection) {
-        while let membership = connection.memberships.popLast() {
-            let room = membership.room
+        while let membership = connection.memberships.popLast() { remove(membership) }
+    }
+
+    /// Takes a (removed) membership's connection out of its room.
+    private mutating func remove(_ membership: Membership) {
+        switch rooms[membership.name] {
+        case nil, .solo:
+            rooms[membership.name] = nil
+        case .shared(let room):
             room.remove(at: membership.index)
-            if room.members.isEmpty { rooms[room.name] = nil }
+            // The one left sits at index 0 (a swap-remove from two), as a solo member does.
+            if room.members.count == 1 {
+                rooms[membership.name] = .solo(room.members[0])
+            } else if room.members.isEmpty {
+                rooms[membership.name] = nil
+            }
         }
     }
 }

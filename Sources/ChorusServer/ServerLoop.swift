@@ -234,7 +234,7 @@ final class ServerLoop: EventLoopDelegate, @unchecked Sendable {
 
     /// This loop's largest rooms (name, members), at most `limit` of them (on the loop's thread).
     func roomSizes(limit: Int) -> [(String, Int)] {
-        rooms.rooms.values.map { ($0.name, $0.members.count) }
+        rooms.rooms.map { ($0.key, $0.value.count) }
             .sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }.prefix(limit).map { $0 }
     }
 
