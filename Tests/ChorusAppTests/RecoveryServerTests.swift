@@ -72,7 +72,7 @@ struct RecoveryServerTests {
         let f = try Fixture(recovery: RecoveryConfiguration())
         let (c, reply) = try await f.connect()
         defer { c.closeNow() }
-        #expect((reply["sid"] as? String)?.count == 20 && (reply["pid"] as? String)?.count == 20)
+        #expect((reply["sid"] as? String)?.count == 15 && (reply["pid"] as? String)?.count == 20)
         #expect(reply["sid"] as? String != reply["pid"] as? String)
         try c.send(text: #"420["join","r"]"#)
         #expect(try await c.text() == "430[true]")

@@ -107,11 +107,25 @@ struct EngineIOPacketTests {
         var ids = Set<String>()
         for _ in 0..<200 {
             let id = EngineIOSessionID.generate()
-            #expect(id.utf8.count == 20)
+            #expect(id.utf8.count == 15)
             #expect(id.allSatisfy { alphabet.contains($0) })
             ids.insert(id)
+            let secret = EngineIOSessionID.generateSecret()
+            #expect(secret.utf8.count == 20)
+            #expect(secret.allSatisfy { alphabet.contains($0) })
+            ids.insert(secret)
         }
-        #expect(ids.count == 200)
+        #expect(ids.count == 400)
+    }
+
+    /// An id is a small string: stored inline, its bytes in the String value itself. A String's
+    /// second word has its top nibble 0xE for an ASCII small string (0xF for any small string).
+    @Test func sessionIdIsASmallString() {
+        let id = EngineIOSessionID.generate()
+        let words = unsafeBitCast(id, to: (UInt64, UInt64).self)
+        #expect(words.1 >> 61 == 0b111)
+        let secret = EngineIOSessionID.generateSecret()
+        #expect(unsafeBitCast(secret, to: (UInt64, UInt64).self).1 >> 61 != 0b111)
     }
 
     @Test func sessionIdIsBase64OfRandomBytes() {
@@ -119,8 +133,10 @@ struct EngineIOPacketTests {
         struct Ones: RandomNumberGenerator { mutating func next() -> UInt64 { .max } }
         var z = Zero()
         var o = Ones()
-        #expect(EngineIOSessionID.generate(using: &z) == "AAAAAAAAAAAAAAAAAAAA")
-        #expect(EngineIOSessionID.generate(using: &o) == "____________________")
+        #expect(EngineIOSessionID.generate(using: &z) == "AAAAAAAAAAAAAAA")
+        #expect(EngineIOSessionID.generate(using: &o) == "_______________")
+        #expect(EngineIOSessionID.generateSecret(using: &z) == "AAAAAAAAAAAAAAAAAAAA")
+        #expect(EngineIOSessionID.generateSecret(using: &o) == "____________________")
         var r1 = SplitMix64(seed: 1)
         var r2 = SplitMix64(seed: 1)
         #expect(EngineIOSessionID.generate(using: &r1) == EngineIOSessionID.generate(using: &r2))

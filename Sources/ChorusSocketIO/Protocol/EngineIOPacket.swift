@@ -196,9 +196,39 @@ public enum EngineIOPacket: Sendable, Hashable {
 public enum EngineIOSessionID {
     static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
-    /// 20-character id: 15 random bytes in base64 with "+/" replaced by "-_" (what
-    /// Engine.IO's base64id produces, e.g. "oSO0OpakMV_3jnilAAAA" shape).
+    /// The length of an Engine.IO session id and a Socket.IO socket id.
+    public static let length = 15
+
+    /// A 15-character id of 90 random bits in base64url ("-_" for "+/"), for the Engine.IO session
+    /// and each socket. Engine.IO's base64id makes 20 characters (96 random bits and a counter);
+    /// at 15 an id is a Swift small string, stored inline wherever it is kept: no heap block for
+    /// it, the socket's copies or its room's name (two 64-byte blocks per client otherwise). No
+    /// client reads an id's length; 90 bits keep them unguessable.
     public static func generate<R: RandomNumberGenerator>(using rng: inout R) -> String {
+        var high = rng.next()
+        var low = rng.next()
+        return String(unsafeUninitializedCapacity: length) { out in
+            for i in 0..<10 {
+                out[i] = alphabet[Int(high & 63)]
+                high >>= 6
+            }
+            for i in 10..<length {
+                out[i] = alphabet[Int(low & 63)]
+                low >>= 6
+            }
+            return length
+        }
+    }
+
+    public static func generate() -> String {
+        var g = SystemRandomNumberGenerator()
+        return generate(using: &g)
+    }
+
+    /// A 20-character secret of 120 random bits (what Engine.IO's base64id produces, e.g. the
+    /// "oSO0OpakMV_3jnilAAAA" shape): connection state recovery's private session id, which
+    /// restores a session to whoever presents it, keeps the reference's full length.
+    public static func generateSecret<R: RandomNumberGenerator>(using rng: inout R) -> String {
         var raw = [UInt8](repeating: 0, count: 15)
         for i in stride(from: 0, to: 15, by: 8) {
             var w = rng.next()
@@ -210,9 +240,9 @@ public enum EngineIOSessionID {
         return encode15(raw)
     }
 
-    public static func generate() -> String {
+    public static func generateSecret() -> String {
         var g = SystemRandomNumberGenerator()
-        return generate(using: &g)
+        return generateSecret(using: &g)
     }
 
     /// Base64url (no padding) of exactly 15 bytes → 20 characters.

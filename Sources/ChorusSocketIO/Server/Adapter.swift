@@ -19,7 +19,7 @@ public struct SocketSelector: Sendable, Hashable {
     /// Loop thread of `socket` only.
     func matches(_ socket: Socket) -> Bool {
         guard socket.connected, socket.namespace.name == namespace else { return false }
-        let inRoom = { (room: String) in room == socket.id || socket.rooms.contains(room) }
+        let inRoom = { (room: String) in room == socket.id || socket.isIn(room) }
         if !rooms.isEmpty && !rooms.contains(where: inRoom) { return false }
         return !except.contains(where: inRoom)
     }

@@ -67,7 +67,7 @@ final class EngineSession {
     @exclusivity(unchecked) var core: SessionCore
     @exclusivity(unchecked) var heartbeat: Heartbeat
     @exclusivity(unchecked) var now: UInt64
-    @exclusivity(unchecked) var sockets: [String: Socket] = [:]
+    @exclusivity(unchecked) var sockets = SessionSockets()
     /// CONNECTs awaiting an asynchronous middleware, by namespace.
     @exclusivity(unchecked) var pendingConnects: [String: PendingConnect] = [:]
     @exclusivity(unchecked) private var lastTicket: UInt64 = 0
@@ -200,7 +200,7 @@ final class EngineSession {
             {
                 let fresh = Socket(
                     id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self,
-                    pid: EngineIOSessionID.generate())
+                    pid: EngineIOSessionID.generateSecret())
                 restoreFromCluster(fresh, pid: pid, offset: offset, cluster: cluster)
                 return
             }
@@ -221,7 +221,7 @@ final class EngineSession {
             }
             let socket = Socket(
                 id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self,
-                pid: EngineIOSessionID.generate())
+                pid: EngineIOSessionID.generateSecret())
             runMiddleware(socket, from: 0, queued: [], queuedBytes: 0)
             return
         }
@@ -390,7 +390,7 @@ final class EngineSession {
         io.logger.debug("session not recovered", metadata: ["reason": "\(refusal)", "namespace": "\(name)"])
         let fresh = Socket(
             id: EngineIOSessionID.generate(), namespace: socket.namespace, handshake: socket.handshake, session: self,
-            pid: EngineIOSessionID.generate())
+            pid: EngineIOSessionID.generateSecret())
         if recovery.configuration.skipMiddlewares {
             runMiddleware(fresh, from: 0, queued: queued, queuedBytes: 0)
         } else {
@@ -517,7 +517,7 @@ final class EngineSession {
         if !pendingConnects.isEmpty { expireMiddlewares(now: now) }
         if ackTimersArmed {
             var any = false
-            for socket in Array(sockets.values) {
+            for socket in sockets.values {
                 socket.expireAcks(now: now)
                 any = any || !socket.pendingAcks.isEmpty
             }

@@ -93,7 +93,7 @@ final class LoopGather<T: Sendable>: Sendable {
 extension LoopSessions {
     func forEachSocket(_ body: (Socket) -> Void) {
         forEachSession { session in
-            for socket in session.sockets.values { body(socket) }
+            session.sockets.forEach(body)
         }
     }
 }
@@ -102,7 +102,7 @@ extension Socket {
     /// This socket as `fetchSockets` describes it (loop thread).
     func describe() -> SocketDescription {
         SocketDescription(
-            id: id, handshake: handshake.nodeJSON, rooms: [id] + rooms.sorted(),
+            id: id, handshake: handshake.nodeJSON, rooms: [id] + joined.sorted(),
             data: (data as? SocketDataRepresentable)?.socketDataJSON ?? .null)
     }
 }

@@ -69,7 +69,9 @@ public final class Socket {
 
     @exclusivity(unchecked) var handlers: [String: EventHandler] = [:]
     @exclusivity(unchecked) var disconnectHandlers: [(Socket, DisconnectReason) -> Void] = []
-    @exclusivity(unchecked) private(set) public var rooms: Set<String> = []
+    /// The rooms it joined (its own id's room aside).
+    public var rooms: Set<String> { joined.asSet }
+    @exclusivity(unchecked) private(set) var joined = SocketRooms()
     @exclusivity(unchecked) var nextAckId = 0
     @exclusivity(unchecked) var pendingAcks:
         [Int: (deadline: UInt64, callback: (Result<[JSONValue], AckError>) -> Void)] = [:]
@@ -97,20 +99,20 @@ public final class Socket {
     // MARK: Rooms
 
     public func join(_ room: String) {
-        guard connected, rooms.insert(room).inserted else { return }
+        guard connected, joined.insert(room) else { return }
         let key = SocketIOServer.roomKey(namespace.name, room)
         session.connection.join(key)
         namespace.io.rooms.join(key, connectionID)
     }
 
     public func leave(_ room: String) {
-        guard rooms.remove(room) != nil else { return }
+        guard joined.remove(room) else { return }
         let key = SocketIOServer.roomKey(namespace.name, room)
         session.connection.leave(key)
         namespace.io.rooms.leave(key, connectionID)
     }
 
-    public func isIn(_ room: String) -> Bool { rooms.contains(room) }
+    public func isIn(_ room: String) -> Bool { joined.contains(room) }
 
     // MARK: Emitting
 
@@ -230,23 +232,23 @@ public final class Socket {
         connected = false
         let keys =
             [namespace.name, SocketIOServer.roomKey(namespace.name, id)]
-            + rooms.map { SocketIOServer.roomKey(namespace.name, $0) }
+            + joined.map { SocketIOServer.roomKey(namespace.name, $0) }
         for key in keys { session.connection.leave(key) }
         namespace.io.rooms.leave(keys, connectionID)
         if let recovery = namespace.recovery, let pid, reason.isRecoverable, let cluster = namespace.io.clusterRecovery
         {
             cluster.persistSession(
                 PersistedSession(
-                    sid: id, pid: pid, rooms: [id] + rooms.sorted(),
+                    sid: id, pid: pid, rooms: [id] + joined.sorted(),
                     data: (data as? SocketDataRepresentable)?.socketDataJSON ?? .null),
                 namespace: namespace.name)
             recovery.countPersisted()
         } else if let recovery = namespace.recovery, let pid, reason.isRecoverable {
             recovery.persist(
-                SavedSession(sid: id, pid: pid, rooms: Array(rooms), data: data, disconnectedAt: monotonicNanoseconds())
+                SavedSession(sid: id, pid: pid, rooms: Array(joined), data: data, disconnectedAt: monotonicNanoseconds())
             )
         }
-        rooms.removeAll()
+        joined.removeAll()
         let acks = pendingAcks
         pendingAcks.removeAll()
         for (_, pending) in acks.sorted(by: { $0.key < $1.key }) { pending.callback(.failure(.disconnected)) }
