@@ -245,7 +245,8 @@ public final class Socket {
             recovery.countPersisted()
         } else if let recovery = namespace.recovery, let pid, reason.isRecoverable {
             recovery.persist(
-                SavedSession(sid: id, pid: pid, rooms: Array(joined), data: data, disconnectedAt: monotonicNanoseconds())
+                SavedSession(
+                    sid: id, pid: pid, rooms: Array(joined), data: data, disconnectedAt: monotonicNanoseconds())
             )
         }
         joined.removeAll()
