@@ -193,38 +193,47 @@ public struct SocketIODecoder: Sendable {
         "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
     ]
 
-    public let options: Options
-    private var pending: SocketIOPacket?
-    private var expectedAttachments = 0
-    private var received: [[UInt8]] = []
+    /// Copies share it: a session's decoder is a copy of its server's (one box per server, 8
+    /// bytes per session instead of the options' 32).
+    private let settings: Settings
+    public var options: Options { settings.options }
+    /// A binary packet waiting for its attachment frames: boxed (8 bytes), since almost no session
+    /// has one (the packet and its attachments inline would be 80 bytes in every session).
+    private var partial: Partial?
+
+    private final class Settings: Sendable {
+        let options: Options
+        init(_ options: Options) { self.options = options }
+    }
+
+    private indirect enum Partial {
+        case awaiting(SocketIOPacket, expected: Int, received: [[UInt8]])
+    }
 
     public init(options: Options = Options()) {
-        self.options = options
+        self.settings = Settings(options)
     }
 
     /// True while a binary packet waits for attachment frames.
-    public var isAwaitingAttachments: Bool { pending != nil }
+    public var isAwaitingAttachments: Bool { partial != nil }
 
     public mutating func reset() {
-        pending = nil
-        expectedAttachments = 0
-        received = []
+        partial = nil
     }
 
     /// Feeds a text frame's Socket.IO packet (the Engine.IO "4" already stripped).
     /// Returns the packet when complete, nil when it awaits binary attachments.
     /// On error the decoder resets; the connection should normally be closed.
     public mutating func decode(text: UnsafeRawBufferPointer) throws(SocketIOProtocolError) -> SocketIOPacket? {
-        guard pending == nil else {
+        guard partial == nil else {
             reset()
             throw .unexpectedTextFrame
         }
         let (packet, count) = try Self.parse(text, options: options)
         if packet.type.isBinary && count > 0 {
-            pending = packet
-            expectedAttachments = count
-            received = []
+            var received: [[UInt8]] = []
             received.reserveCapacity(count)
+            partial = .awaiting(packet, expected: count, received: received)
             return nil
         }
         if packet.type.isBinary {
@@ -247,12 +256,14 @@ public struct SocketIODecoder: Sendable {
 
     /// Feeds a binary frame (an attachment). Returns the packet once all attachments arrived.
     public mutating func decode(binary: [UInt8]) throws(SocketIOProtocolError) -> SocketIOPacket? {
-        guard let p = pending else { throw .unexpectedBinaryFrame }
+        guard case .awaiting(let packet, let expected, var received) = partial else { throw .unexpectedBinaryFrame }
+        partial = nil
         received.append(binary)
-        guard received.count == expectedAttachments else { return nil }
-        let atts = received
-        reset()
-        return try Self.reconstruct(p, attachments: atts)
+        guard received.count == expected else {
+            partial = .awaiting(packet, expected: expected, received: received)
+            return nil
+        }
+        return try Self.reconstruct(packet, attachments: received)
     }
 
     static func reconstruct(_ p: SocketIOPacket, attachments: [[UInt8]]) throws(SocketIOProtocolError) -> SocketIOPacket

@@ -81,7 +81,7 @@ final class EngineSession {
         self.request = PackedRequestHead(request)
         self.now = now
         let c = io.configuration
-        core = SessionCore(maxPayload: c.maxPayload, maxAttachments: c.maxAttachments)
+        core = io.sessionCoreTemplate
         heartbeat = Heartbeat(interval: UInt64(c.pingInterval * 1e9), timeout: UInt64(c.pingTimeout * 1e9), now: now)
         connectDeadline = c.connectTimeout > 0 ? now &+ UInt64(c.connectTimeout * 1e9) : nil
     }

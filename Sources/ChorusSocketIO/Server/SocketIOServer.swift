@@ -55,6 +55,8 @@ public struct SocketIOConfiguration: Sendable {
 /// are per loop (`loopSessions[i]`, touched only by loop i's thread).
 public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     public let configuration: SocketIOConfiguration
+    /// What each session's decoding state starts as: sessions copy it, and so share its options.
+    let sessionCoreTemplate: SessionCore
     public let logger: Logger
     /// Process-wide room membership (for recipient counts).
     public let rooms = RoomDirectory()
@@ -102,6 +104,8 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
         logger: Logger = Logger(label: "chorus.socketio")
     ) {
         self.configuration = configuration
+        self.sessionCoreTemplate = SessionCore(
+            maxPayload: configuration.maxPayload, maxAttachments: configuration.maxAttachments)
         self.logger = logger
         self.loopSessions = (0..<256).map { _ in LoopSessions() }
         var path = configuration.path
