@@ -29,13 +29,20 @@ public final class RoomDirectory: Sendable {
         occupancyObserver.withLock { $0 = box }
     }
 
-    func join(_ key: String, _ id: ConnectionID) {
-        let created = table.withLock { t -> Bool in
-            if t[key]?.insert(id) != nil { return false }
+    /// Adds `id` to the room `key`; returns the key the directory keeps for the room (the caller's,
+    /// for a new room), so that the members' copies share one String.
+    @discardableResult
+    func join(_ key: String, _ id: ConnectionID) -> String {
+        let (created, stored) = table.withLock { t -> (Bool, String) in
+            if let index = t.index(forKey: key) {
+                t.values[index].insert(id)
+                return (false, t.keys[index])
+            }
             t[key] = .one(id)
-            return true
+            return (true, key)
         }
         if created { occupancyChanged(key) }
+        return stored
     }
 
     func leave(_ key: String, _ id: ConnectionID) {

@@ -70,7 +70,7 @@ public final class Socket {
     @exclusivity(unchecked) var handlers: [String: EventHandler] = [:]
     @exclusivity(unchecked) var disconnectHandlers: [(Socket, DisconnectReason) -> Void] = []
     /// The rooms it joined (its own id's room aside).
-    public var rooms: Set<String> { joined.asSet }
+    public var rooms: Set<String> { Set(joined.names(namespace: namespace.name)) }
     @exclusivity(unchecked) private(set) var joined = SocketRooms()
     @exclusivity(unchecked) var nextAckId = 0
     @exclusivity(unchecked) var pendingAcks:
@@ -99,20 +99,21 @@ public final class Socket {
     // MARK: Rooms
 
     public func join(_ room: String) {
-        guard connected, joined.insert(room) else { return }
-        let key = SocketIOServer.roomKey(namespace.name, room)
+        guard connected, joined.key(of: room, namespace: namespace.name) == nil else { return }
+        // The directory's own copy of the key, if the room exists: shared, not one per member.
+        let key = namespace.io.rooms.join(SocketIOServer.roomKey(namespace.name, room), connectionID)
+        _ = joined.insert(key)
         session.connection.join(key)
-        namespace.io.rooms.join(key, connectionID)
     }
 
     public func leave(_ room: String) {
-        guard joined.remove(room) else { return }
-        let key = SocketIOServer.roomKey(namespace.name, room)
+        guard let key = joined.key(of: room, namespace: namespace.name) else { return }
+        _ = joined.remove(key)
         session.connection.leave(key)
         namespace.io.rooms.leave(key, connectionID)
     }
 
-    public func isIn(_ room: String) -> Bool { joined.contains(room) }
+    public func isIn(_ room: String) -> Bool { joined.key(of: room, namespace: namespace.name) != nil }
 
     // MARK: Emitting
 
@@ -232,21 +233,22 @@ public final class Socket {
         connected = false
         let keys =
             [namespace.name, SocketIOServer.roomKey(namespace.name, id)]
-            + joined.map { SocketIOServer.roomKey(namespace.name, $0) }
+            + Array(joined)
         for key in keys { session.connection.leave(key) }
         namespace.io.rooms.leave(keys, connectionID)
         if let recovery = namespace.recovery, let pid, reason.isRecoverable, let cluster = namespace.io.clusterRecovery
         {
             cluster.persistSession(
                 PersistedSession(
-                    sid: id, pid: pid, rooms: [id] + joined.sorted(),
+                    sid: id, pid: pid, rooms: [id] + joined.names(namespace: namespace.name).sorted(),
                     data: (data as? SocketDataRepresentable)?.socketDataJSON ?? .null),
                 namespace: namespace.name)
             recovery.countPersisted()
         } else if let recovery = namespace.recovery, let pid, reason.isRecoverable {
             recovery.persist(
                 SavedSession(
-                    sid: id, pid: pid, rooms: Array(joined), data: data, disconnectedAt: monotonicNanoseconds())
+                    sid: id, pid: pid, rooms: joined.names(namespace: namespace.name), data: data,
+                    disconnectedAt: monotonicNanoseconds())
             )
         }
         joined.removeAll()

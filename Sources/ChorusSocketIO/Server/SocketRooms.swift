@@ -1,6 +1,8 @@
-/// The rooms a socket joined (its own id's room aside). A socket is in a few rooms, usually: they
-/// are an array, searched linearly, up to `listLimit` of them, and a set beyond (a one-element
-/// `Set` is a heap block of about 130 bytes per socket, a one-element array 48).
+/// The rooms a socket joined (its own id's room aside), as their namespaced keys (`<nsp>#<room>`),
+/// each the very String the room directory keeps: a room's name is stored once, not once per member
+/// (64 bytes per socket for "conversation:…"). A socket is in a few rooms, usually: they are an
+/// array, searched linearly, up to `listLimit` of them, and a set beyond (a one-element `Set` is a
+/// heap block of about 130 bytes per socket, a one-element array 48).
 struct SocketRooms: Sequence {
     static let listLimit = 16
 
@@ -20,11 +22,37 @@ struct SocketRooms: Sequence {
 
     var isEmpty: Bool { count == 0 }
 
-    func contains(_ room: String) -> Bool {
+    func contains(_ key: String) -> Bool {
         switch storage {
-        case .list(let list): list.contains(room)
-        case .set(let set): set.contains(room)
+        case .list(let list): list.contains(key)
+        case .set(let set): set.contains(key)
         }
+    }
+
+    /// The key of `room` in `namespace`, if the socket is in it; compared in place, without
+    /// building the key (a socket in few rooms, e.g. checked at each message it sends).
+    func key(of room: String, namespace: String) -> String? {
+        switch storage {
+        case .list(let list):
+            list.first { Self.key($0, names: room, in: namespace) }
+        case .set(let set):
+            set.contains(SocketIOServer.roomKey(namespace, room)) ? SocketIOServer.roomKey(namespace, room) : nil
+        }
+    }
+
+    /// Whether `key` is `<namespace>#<room>`.
+    static func key(_ key: String, names room: String, in namespace: String) -> Bool {
+        let k = key.utf8
+        let ns = namespace.utf8
+        guard k.count == ns.count + 1 + room.utf8.count, k.starts(with: ns) else { return false }
+        let rest = k.dropFirst(ns.count)
+        return rest.first == UInt8(ascii: "#") && rest.dropFirst().elementsEqual(room.utf8)
+    }
+
+    /// The room names (keys without their `<namespace>#`).
+    func names(namespace: String) -> [String] {
+        let prefix = namespace.utf8.count + 1
+        return map { String(Substring($0.utf8.dropFirst(prefix))) }
     }
 
     /// True when the socket was not in `room` yet.
@@ -62,13 +90,6 @@ struct SocketRooms: Sequence {
     }
 
     mutating func removeAll() { storage = .list([]) }
-
-    var asSet: Set<String> {
-        switch storage {
-        case .list(let list): Set(list)
-        case .set(let set): set
-        }
-    }
 
     func makeIterator() -> IndexingIterator<[String]> {
         switch storage {
