@@ -211,7 +211,7 @@ final class EngineSession {
                 let socket = Socket(
                     id: saved.sid, namespace: namespace, handshake: handshake, session: self, pid: saved.pid)
                 socket.data = saved.data
-                socket.restoreOffset = offset
+                socket.pendingRestore = .fromOffset(offset)
                 if recovery.configuration.skipMiddlewares {
                     admit(socket, replaying: [])
                 } else {
@@ -316,15 +316,17 @@ final class EngineSession {
     private func admit(
         _ socket: Socket, replaying queued: [SessionInput], rooms: [String] = [], missed: [[OutgoingFrame]] = []
     ) {
-        if let restored = socket.restoredFromCluster {
+        switch socket.pendingRestore {
+        case .fromCluster(let restoredRooms, let restoredMissed):
             // Restored from the cluster's store, then through the middleware (skipMiddlewares off).
-            socket.restoredFromCluster = nil
-            admit(socket, replaying: queued, rooms: restored.rooms, missed: restored.missed)
+            socket.pendingRestore = nil
+            admit(socket, replaying: queued, rooms: restoredRooms, missed: restoredMissed)
             return
-        }
-        if socket.restoreOffset != nil {
+        case .fromOffset:
             restore(socket, replaying: queued)
             return
+        case nil:
+            break
         }
         let name = socket.namespace.name
         let namespace = socket.namespace
@@ -367,10 +369,10 @@ final class EngineSession {
     /// sends meanwhile wait as for a parked CONNECT. If the session is gone by now (taken by another
     /// connection, expired, its events dropped), the client gets a fresh one instead.
     private func restore(_ socket: Socket, replaying queued: [SessionInput]) {
-        guard let recovery = socket.namespace.recovery, let offset = socket.restoreOffset, let pid = socket.pid else {
-            return
-        }
-        socket.restoreOffset = nil
+        guard let recovery = socket.namespace.recovery, case .fromOffset(let offset) = socket.pendingRestore,
+            let pid = socket.pid
+        else { return }
+        socket.pendingRestore = nil
         let name = socket.namespace.name
         guard connection.isOpen else { return }
         lastTicket &+= 1
@@ -474,7 +476,7 @@ final class EngineSession {
         if namespace.recovery?.configuration.skipMiddlewares ?? true {
             admit(socket, replaying: pending.queued, rooms: rooms, missed: missed)
         } else {
-            socket.restoredFromCluster = (rooms, missed)
+            socket.pendingRestore = .fromCluster(rooms: rooms, missed: missed)
             runMiddleware(socket, from: 0, queued: pending.queued, queuedBytes: pending.queuedBytes)
         }
     }

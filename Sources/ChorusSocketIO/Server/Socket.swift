@@ -40,6 +40,16 @@ public struct Ack {
     }
 }
 
+/// What connection state recovery leaves for a socket's admission. Boxed (`indirect`): 8 bytes
+/// in every socket instead of 32, for what a few sockets hold for a moment.
+indirect enum PendingRestore {
+    /// The client's offset: admission restores the session from this node's log.
+    case fromOffset(String)
+    /// Rooms and missed events of a session restored from the cluster's store, kept while the
+    /// middleware runs (admission joins and replays them).
+    case fromCluster(rooms: [String], missed: [[OutgoingFrame]])
+}
+
 public enum AckError: Error, Sendable, Equatable {
     case timeout
     case disconnected
@@ -59,16 +69,17 @@ public final class Socket {
     /// rooms and data; the events it missed were sent before its CONNECT reply).
     @exclusivity(unchecked) public internal(set) var recovered = false
     /// The private session id recovery restores it by (nil: recovery is off). Never shared.
-    let pid: String?
-    /// The client's offset while this socket waits to be restored (admission does it).
-    @exclusivity(unchecked) var restoreOffset: String?
-    /// Rooms and missed events of a session restored from the cluster's store, while the
-    /// middleware runs (admission joins and replays them).
-    @exclusivity(unchecked) var restoredFromCluster: (rooms: [String], missed: [[OutgoingFrame]])?
+    var pid: String? { privateID?.string }
+    private let privateID: PrivateSessionID?
+    /// Connection state recovery's work left for admission (nil for nearly every socket).
+    @exclusivity(unchecked) var pendingRestore: PendingRestore?
     let session: EngineSession
 
     @exclusivity(unchecked) var handlers: [String: EventHandler] = [:]
-    @exclusivity(unchecked) var disconnectHandlers: [(Socket, DisconnectReason) -> Void] = []
+    /// The first disconnect handler inline (nearly every socket has exactly one, the
+    /// application's: an array would be a 48-byte block per socket), any others after it.
+    @exclusivity(unchecked) var disconnectHandler: ((Socket, DisconnectReason) -> Void)?
+    @exclusivity(unchecked) var moreDisconnectHandlers: [(Socket, DisconnectReason) -> Void] = []
     /// The rooms it joined (its own id's room aside).
     public var rooms: Set<String> { Set(joined.names(namespace: namespace.name)) }
     @exclusivity(unchecked) private(set) var joined = SocketRooms()
@@ -81,7 +92,7 @@ public final class Socket {
         self.namespace = namespace
         self.handshake = handshake
         self.session = session
-        self.pid = pid
+        self.privateID = pid.map(PrivateSessionID.init)
     }
 
     public var connectionID: ConnectionID { session.connection.id }
@@ -93,7 +104,11 @@ public final class Socket {
     public func on(_ event: String, _ handler: @escaping EventHandler) { handlers[event] = handler }
 
     public func onDisconnect(_ handler: @escaping (Socket, DisconnectReason) -> Void) {
-        disconnectHandlers.append(handler)
+        if disconnectHandler == nil {
+            disconnectHandler = handler
+        } else {
+            moreDisconnectHandlers.append(handler)
+        }
     }
 
     // MARK: Rooms
@@ -121,14 +136,14 @@ public final class Socket {
     public func emit(_ event: String, _ args: JSONValue...) { emit(event, args) }
 
     public func emit(_ event: String, _ args: [JSONValue]) {
-        if pid != nil, let cluster = namespace.io.clusterRecovery {
+        if privateID != nil, let cluster = namespace.io.clusterRecovery {
             if connected {
                 namespace.io.countEmit(namespace: namespace.name, event: event, loopIndex: session.connection.loopIndex)
             }
             emitPublished(event, args, cluster)
             return
         }
-        if let recovery = namespace.recovery, pid != nil {
+        if let recovery = namespace.recovery, privateID != nil {
             if connected {
                 namespace.io.countEmit(namespace: namespace.name, event: event, loopIndex: session.connection.loopIndex)
             }
@@ -255,7 +270,8 @@ public final class Socket {
         let acks = pendingAcks
         pendingAcks.removeAll()
         for (_, pending) in acks.sorted(by: { $0.key < $1.key }) { pending.callback(.failure(.disconnected)) }
-        for handler in disconnectHandlers { handler(self, reason) }
+        disconnectHandler?(self, reason)
+        for handler in moreDisconnectHandlers { handler(self, reason) }
         namespace.io.recordDisconnect(reason)
     }
 

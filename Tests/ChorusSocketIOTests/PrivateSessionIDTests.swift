@@ -1,0 +1,36 @@
+import ChorusTestSupport
+import Testing
+
+@testable import ChorusSocketIO
+
+/// Recovery's private session id is kept as 15 bytes when it has the base64id shape, as text otherwise.
+@Suite struct PrivateSessionIDTests {
+    @Test func generatedSecretsArePackedAndComeBackUnchanged() {
+        var rng = SplitMix64(seed: 7)
+        for _ in 0..<500 {
+            let secret = EngineIOSessionID.generateSecret(using: &rng)
+            let id = PrivateSessionID(secret)
+            guard case .packed = id else {
+                Issue.record("not packed: \(secret)")
+                return
+            }
+            #expect(id.string == secret)
+        }
+        for edge in ["AAAAAAAAAAAAAAAAAAAA", "____________________", "oSO0OpakMV_3jnilAAAA", "-AAAAAAAAAAAAAAAAAA_"] {
+            #expect(PrivateSessionID(edge) == PrivateSessionID(edge) && PrivateSessionID(edge).string == edge)
+            guard case .packed = PrivateSessionID(edge) else {
+                Issue.record("not packed: \(edge)")
+                return
+            }
+        }
+    }
+
+    @Test(arguments: [
+        "", "short", "AAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAA+AAAAAAAAA", "AAAAAAAAAA/AAAAAAAAA",
+        "AAAAAAAAAA=AAAAAAAAA", "ééééééééééééééééééé", "a node's pid of another shape",
+    ])
+    func anyOtherShapeIsKeptAsText(_ text: String) {
+        #expect(PrivateSessionID(text) == .text(text))
+        #expect(PrivateSessionID(text).string == text)
+    }
+}
