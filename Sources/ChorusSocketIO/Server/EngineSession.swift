@@ -23,6 +23,8 @@ final class LoopSessions: @unchecked Sendable {
     /// Plain counters of this loop's thread; `SocketIOServer.tick` publishes them.
     @exclusivity(unchecked) var counters = SocketIOEventCounters()
 
+    var count: Int { sessions.count }
+
     func add(_ s: EngineSession) {
         guard s.loopSlot < 0 else { return }
         s.loopSlot = sessions.count

@@ -1,0 +1,66 @@
+import ChorusJSON
+import ChorusServer
+import ChorusTestSupport
+import Testing
+
+@testable import ChorusSocketIO
+
+/// A loop's session table (an array with each session's slot) and a session's socket table (the
+/// first namespace inline): sessions leaving from the middle, a namespace left on its own.
+@Suite("Session tables", .serialized, .timeLimit(.minutes(1)))
+struct SessionTableTests {
+    /// Waits until the local sockets of `namespace` number `count`.
+    static func settle(_ f: PacketStateMachineTests.Fixture, _ namespace: String, _ count: Int) async throws -> Bool {
+        for _ in 0..<200 {
+            if try await f.io.of(namespace).local.fetchSockets().count == count { return true }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return false
+    }
+
+    /// Waits until the loop's session table holds `count` sessions (read on the loop's thread).
+    static func settleSessions(_ f: PacketStateMachineTests.Fixture, _ count: Int) async throws -> Bool {
+        let io = f.io
+        for _ in 0..<200 {
+            let n = await withCheckedContinuation { c in
+                f.server.execute(onLoop: 0) { c.resume(returning: io.loopSessions[0].count) }
+            }
+            if n == count { return true }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return false
+    }
+
+    @Test func sessionsLeaveInAnyOrderAndTheOthersStayReachable() async throws {
+        let f = try PacketStateMachineTests.Fixture()
+        var clients: [BlockingWebSocketClient] = []
+        for _ in 0..<5 { clients.append(try await f.connected(to: ["/", "/admin"])) }
+        #expect(try await Self.settle(f, "/", 5))
+        #expect(try await Self.settle(f, "/admin", 5))
+        // Out of the middle of the table, then its end.
+        clients[1].closeNow()
+        clients[3].closeNow()
+        #expect(try await Self.settle(f, "/", 3))
+        #expect(try await Self.settle(f, "/admin", 3))
+        clients[4].closeNow()
+        #expect(try await Self.settle(f, "/", 2))
+        #expect(try await Self.settleSessions(f, 2))
+        // Every session left is still walked: an emit reaches each of them once.
+        f.io.sockets.emit("hello", 1)
+        for i in [0, 2] { #expect(try await clients[i].text() == #"42["hello",1]"#) }
+        // Leaving the second namespace keeps the first namespace's socket, and the other way round.
+        try clients[0].send(text: "41/admin,")
+        try clients[2].send(text: "41")
+        #expect(try await Self.settle(f, "/admin", 1))
+        #expect(try await Self.settle(f, "/", 1))
+        try clients[0].send(text: #"42["echo","main"]"#)
+        try clients[0].send(text: #"421["echo","again"]"#)
+        #expect(try await clients[0].text() == #"431["again"]"#)
+        try clients[2].send(text: #"42/admin,2["echo","admin"]"#)
+        #expect(try await clients[2].text() == #"43/admin,2["admin"]"#)
+        for i in [0, 2] { clients[i].closeNow() }
+        #expect(try await Self.settle(f, "/", 0))
+        #expect(try await Self.settle(f, "/admin", 0))
+        #expect(try await Self.settleSessions(f, 0))
+    }
+}
