@@ -34,9 +34,10 @@ struct SocketRooms: Sequence {
     func key(of room: String, namespace: String) -> String? {
         switch storage {
         case .list(let list):
-            list.first { Self.key($0, names: room, in: namespace) }
+            return list.first { Self.key($0, names: room, in: namespace) }
         case .set(let set):
-            set.contains(SocketIOServer.roomKey(namespace, room)) ? SocketIOServer.roomKey(namespace, room) : nil
+            let key = SocketIOServer.roomKey(namespace, room)
+            return set.contains(key) ? key : nil
         }
     }
 
@@ -55,35 +56,35 @@ struct SocketRooms: Sequence {
         return map { String(Substring($0.utf8.dropFirst(prefix))) }
     }
 
-    /// True when the socket was not in `room` yet.
-    mutating func insert(_ room: String) -> Bool {
+    /// True when the socket was not in the room `key` yet.
+    mutating func insert(_ key: String) -> Bool {
         switch storage {
         case .list(var list):
-            guard !list.contains(room) else { return false }
+            guard !list.contains(key) else { return false }
             storage = .list([])  // drops the enum's reference, so `list` grows in place
-            list.append(room)
+            list.append(key)
             storage = list.count > Self.listLimit ? .set(Set(list)) : .list(list)
             return true
         case .set(var set):
             storage = .list([])
-            let inserted = set.insert(room).inserted
+            let inserted = set.insert(key).inserted
             storage = .set(set)
             return inserted
         }
     }
 
-    /// True when the socket was in `room`.
-    mutating func remove(_ room: String) -> Bool {
+    /// True when the socket was in the room `key`.
+    mutating func remove(_ key: String) -> Bool {
         switch storage {
         case .list(var list):
-            guard let position = list.firstIndex(of: room) else { return false }
+            guard let position = list.firstIndex(of: key) else { return false }
             storage = .list([])
             list.remove(at: position)
             storage = .list(list)
             return true
         case .set(var set):
             storage = .list([])
-            let removed = set.remove(room) != nil
+            let removed = set.remove(key) != nil
             storage = .set(set)
             return removed
         }
