@@ -5,6 +5,8 @@ import Testing
 
 @testable import ChorusSocketIO
 
+@_silgen_name("malloc_usable_size") private func mallocUsableSize(_ pointer: UnsafeMutableRawPointer?) -> Int
+
 /// A loop's session table (an array with each session's slot) and a session's socket table (the
 /// first namespace inline): sessions leaving from the middle, a namespace left on its own.
 @Suite("Session tables", .serialized, .timeLimit(.minutes(1)))
@@ -62,5 +64,29 @@ struct SessionTableTests {
         #expect(try await Self.settle(f, "/", 0))
         #expect(try await Self.settle(f, "/admin", 0))
         #expect(try await Self.settleSessions(f, 0))
+    }
+
+    /// A session and a socket stay in their malloc chunks (BENCHMARKS.md, memory per Socket.IO
+    /// client): a field that pushes one into the next chunk (16 bytes more per client) fails here.
+    @Test func aSessionAndASocketKeepTheirMallocChunks() async throws {
+        let f = try PacketStateMachineTests.Fixture()
+        let c = try await f.connected(to: ["/"])
+        defer { c.closeNow() }
+        let io = f.io
+        let sizes = await withCheckedContinuation { (k: CheckedContinuation<[Int], Never>) in
+            f.server.execute(onLoop: 0) {
+                var sizes: [Int] = []
+                io.loopSessions[0].forEachSession { session in
+                    sizes.append(mallocUsableSize(Unmanaged.passUnretained(session).toOpaque()))
+                    for socket in session.sockets.values {
+                        sizes.append(mallocUsableSize(Unmanaged.passUnretained(socket).toOpaque()))
+                    }
+                }
+                k.resume(returning: sizes)
+            }
+        }
+        #expect(sizes.count == 2)
+        #expect(sizes.first ?? .max <= 168, "EngineSession: \(sizes)")
+        #expect(sizes.last ?? .max <= 216, "Socket: \(sizes)")
     }
 }

@@ -6,9 +6,10 @@
 struct SocketRooms: Sequence {
     static let listLimit = 16
 
+    /// 8 bytes (the set boxed): 9 would cost the socket 8 more with alignment.
     private enum Storage {
         case list([String])
-        case set(Set<String>)
+        indirect case set(Set<String>)
     }
 
     private var storage = Storage.list([])
