@@ -47,8 +47,6 @@ public final class RealtimeApplication: Sendable {
     let proxies: BackendProxies?
     private let unknownEventCount = Atomic<Int>(0)
     private let messageCount = Atomic<Int>(0)
-    /// Connected sockets per user id, all loops (taken at CONNECT and disconnect only).
-    private let connectionsPerUser = Mutex<[String: Int]>([:])
     /// Refused JWTs by reason (`JWTVerifier.Failure` case, or "missing"); a rare path, so a lock.
     private let jwtFailureCounts = Mutex<[String: Int]>([:])
 
@@ -127,31 +125,25 @@ public final class RealtimeApplication: Sendable {
 
     // MARK: Connections per user
 
-    /// Connected sockets of `userId` now (all loops).
+    // A user's connections are the sockets in their user room: admission joins it only while it
+    // has fewer than the limit (one step under the room directory's lock), and a socket leaves it
+    // when it goes. No count of its own to keep, and nothing per socket to release it.
+
+    /// Connected sockets of `userId` now (this node, all loops).
     public func connections(ofUser userId: String) -> Int {
-        connectionsPerUser.withLock { $0[userId] ?? 0 }
+        io.sockets.to(Self.userRoom(userId)).recipientCount
     }
 
+    /// The middleware's early answer (admission's join is the definitive one).
     func hasRoomForConnection(of user: AuthenticatedUser) -> Bool {
         let limit = configuration.maxConnectionsPerUser
         return limit <= 0 || connections(ofUser: user.id) < limit
     }
 
-    func admitConnection(of user: AuthenticatedUser) -> Bool {
+    /// Joins the socket to its user's room if the user has room for it.
+    func admitConnection(_ socket: Socket, of user: AuthenticatedUser) -> Bool {
         let limit = configuration.maxConnectionsPerUser
-        return connectionsPerUser.withLock { counts in
-            let n = counts[user.id] ?? 0
-            if limit > 0 && n >= limit { return false }
-            counts[user.id] = n + 1
-            return true
-        }
-    }
-
-    func releaseConnection(of user: AuthenticatedUser) {
-        connectionsPerUser.withLock { counts in
-            let n = (counts[user.id] ?? 1) - 1
-            counts[user.id] = n > 0 ? n : nil
-        }
+        return socket.join(Self.userRoom(user.id), limit: limit > 0 ? limit : .max)
     }
 
     /// `--auth none`: the `userId` query parameter (or `auth.userId`), trusted.
@@ -229,10 +221,8 @@ public final class RealtimeApplication: Sendable {
         ns.onConnection { [self] socket in
             guard let user = socket.data as? AuthenticatedUser else { socket.disconnect(); return }
             // The middleware's check can race with another CONNECT of the same user (and the connect
-            // proxy does not make it): counted here, on admission, where it is definitive.
-            guard admitConnection(of: user) else { socket.disconnect(); return }
-            socket.onDisconnect { [self] _, _ in releaseConnection(of: user) }
-            socket.join(Self.userRoom(user.id))
+            // proxy does not make it): the join into the user's room, on admission, is definitive.
+            guard admitConnection(socket, of: user) else { socket.disconnect(); return }
             if let endpoint = proxies?.message {
                 // This socket's own handler: it owns the queue that keeps its messages in send order.
                 let queue = LoopBound(value: SenderQueue(limit: configuration.proxies.maxPerSocket))

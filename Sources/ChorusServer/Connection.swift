@@ -171,6 +171,9 @@ public final class Connection {
 
     public var rooms: [String] { memberships.roomNames }
 
+    /// The first of its rooms that `predicate` accepts (in join order), found without building a list.
+    public func firstRoom(where predicate: (String) -> Bool) -> String? { memberships.first(where: predicate) }
+
     public func isMember(of room: String) -> Bool { memberships.contains(roomNamed: room) }
 
     /// The largest message this client may send now, at most the server's `maxMessageSize`

@@ -62,6 +62,13 @@ struct Memberships {
         return [first.name] + others.map(\.name)
     }
 
+    /// The first room name that `predicate` accepts, in join order.
+    func first(where predicate: (String) -> Bool) -> String? {
+        guard let first else { return nil }
+        if predicate(first.name) { return first.name }
+        return others.first { predicate($0.name) }?.name
+    }
+
     func contains(roomNamed name: String) -> Bool {
         guard let first else { return false }
         return first.name == name || others.contains { $0.name == name }

@@ -69,10 +69,13 @@ extension ServerLoop {
         }
         openConnections.removeLast()
         connection.openIndex = -1
-        rooms.leaveAll(connection)
         countClose(connection)
         if connection.compressionAgreed { server.compressionClients.subtract(1, ordering: .relaxed) }
+        // The application first: it may still read the connection's rooms (a Socket.IO socket's
+        // rooms are its connection's, persisted for recovery); the fan-out skips a connection that
+        // is no longer open meanwhile. Then whatever rooms are left are left.
         application.connectionClosed(connection, code: connection.lifecycle.closeCodeForApplication)
+        rooms.leaveAll(connection)
     }
 
     /// An open connection's end: the code the server sent, else the peer's, else 1006 (vanished).

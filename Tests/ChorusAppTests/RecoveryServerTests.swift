@@ -72,7 +72,9 @@ struct RecoveryServerTests {
         let f = try Fixture(recovery: RecoveryConfiguration())
         let (c, reply) = try await f.connect()
         defer { c.closeNow() }
-        #expect((reply["sid"] as? String)?.count == 15 && (reply["pid"] as? String)?.count == 20)
+        #expect(
+            (reply["sid"] as? String)?.count == EngineIOSessionID.socketIDLength
+                && (reply["pid"] as? String)?.count == 20)
         #expect(reply["sid"] as? String != reply["pid"] as? String)
         try c.send(text: #"420["join","r"]"#)
         #expect(try await c.text() == "430[true]")

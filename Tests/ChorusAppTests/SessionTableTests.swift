@@ -66,6 +66,44 @@ struct SessionTableTests {
         #expect(try await Self.settleSessions(f, 0))
     }
 
+    /// A socket's rooms are read from its connection: each namespace sees its own rooms, never its
+    /// own id's room; `isIn`, a leave and leaving one namespace agree with the room directory.
+    @Test func aSocketsRoomsAreItsConnectionsKeysOfItsNamespace() async throws {
+        let f = try PacketStateMachineTests.Fixture()
+        let c = try await f.connected(to: ["/", "/admin"])
+        defer { c.closeNow() }
+        let io = f.io
+        let seen = await withCheckedContinuation { (k: CheckedContinuation<[String], Never>) in
+            f.server.execute(onLoop: 0) {
+                var seen: [String] = []
+                io.loopSessions[0].forEachSession { session in
+                    guard let main = session.sockets["/"], let admin = session.sockets["/admin"] else { return }
+                    main.join("a")
+                    main.join("b")
+                    main.join(main.id)
+                    admin.join("a")
+                    admin.join("c")
+                    main.leave("b")
+                    main.leave("c")
+                    seen.append(main.rooms.sorted().joined(separator: ","))
+                    seen.append(admin.rooms.sorted().joined(separator: ","))
+                    seen.append("\(main.isIn("a")) \(main.isIn("c")) \(admin.isIn("c")) \(main.isIn(main.id))")
+                    seen.append("\(session.connection.rooms.count)")
+                }
+                k.resume(returning: seen)
+            }
+        }
+        #expect(seen == ["a", "a,c", "true false true false", "7"])
+        #expect(io.rooms.members(of: "/#a") == 1 && io.rooms.members(of: "/#b") == 0)
+        #expect(io.rooms.members(of: "/admin#a") == 1 && io.rooms.members(of: "/admin#c") == 1)
+        // Leaving "/admin" leaves its rooms (in the directory and on the connection), not "/"'s.
+        try c.send(text: "41/admin,")
+        #expect(await AsyncMiddlewareTests.eventually { io.rooms.members(of: "/admin#c") == 0 })
+        #expect(io.rooms.members(of: "/admin#a") == 0 && io.rooms.members(of: "/#a") == 1)
+        c.closeNow()
+        #expect(await AsyncMiddlewareTests.eventually { io.rooms.members(of: "/#a") == 0 })
+    }
+
     /// A session and a socket stay in their malloc chunks (BENCHMARKS.md, memory per Socket.IO
     /// client): a field that pushes one into the next chunk (16 bytes more per client) fails here.
     @Test func aSessionAndASocketKeepTheirMallocChunks() async throws {

@@ -102,7 +102,7 @@ struct RedisAdapterTests {
         defer { nodes.stop() }
         let (clientB, sidB) = try nodes.connect(1)
         defer { clientB.closeNow() }
-        #expect(sidB.count == 15)
+        #expect(sidB.count == EngineIOSessionID.socketIDLength)
         // All rooms, asked on A, include B's socket-id room.
         #expect(try await nodes.ios[0].sockets.allRooms().contains(sidB))
         // Fetched from A: B's socket, its rooms with its own id first.

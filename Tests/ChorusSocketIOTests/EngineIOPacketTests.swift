@@ -126,6 +126,11 @@ struct EngineIOPacketTests {
         #expect(words.1 >> 61 == 0b111)
         let secret = EngineIOSessionID.generateSecret()
         #expect(unsafeBitCast(secret, to: (UInt64, UInt64).self).1 >> 61 != 0b111)
+        // A socket id's room key in the main namespace is small too; one in "/chat" is not.
+        let socketID = EngineIOSessionID.generateSocketID()
+        #expect(socketID.utf8.count == 13)
+        #expect(unsafeBitCast("/" + "#" + socketID, to: (UInt64, UInt64).self).1 >> 61 == 0b111)
+        #expect(unsafeBitCast("/chat" + "#" + socketID, to: (UInt64, UInt64).self).1 >> 61 != 0b111)
     }
 
     @Test func sessionIdIsBase64OfRandomBytes() {
@@ -135,6 +140,8 @@ struct EngineIOPacketTests {
         var o = Ones()
         #expect(EngineIOSessionID.generate(using: &z) == "AAAAAAAAAAAAAAA")
         #expect(EngineIOSessionID.generate(using: &o) == "_______________")
+        #expect(EngineIOSessionID.generate(length: 13, using: &o) == "_____________")
+        #expect(EngineIOSessionID.generate(length: 3, using: &z) == "AAA")
         #expect(EngineIOSessionID.generateSecret(using: &z) == "AAAAAAAAAAAAAAAAAAAA")
         #expect(EngineIOSessionID.generateSecret(using: &o) == "____________________")
         var r1 = SplitMix64(seed: 1)

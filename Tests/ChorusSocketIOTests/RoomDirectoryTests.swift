@@ -35,6 +35,37 @@ struct RoomDirectoryTests {
         #expect(changes.withLock { $0 } == ["/#a", "/#b", "/#a", "/#b"])
     }
 
+    /// A limited join at the edge: the place below the limit is taken, the one at it refused, a
+    /// member already in stays in; a limit of 0 creates nothing; a leave frees a place.
+    @Test func limitedJoin() {
+        let directory = RoomDirectory()
+        #expect(directory.join("/#user:u1", id(1), limit: 0) == nil)
+        #expect(directory.members(of: "/#user:u1") == 0)
+        #expect(directory.join("/#user:u1", id(1), limit: 2) == "/#user:u1")
+        #expect(directory.join("/#user:u1", id(2), limit: 2) == "/#user:u1")
+        #expect(directory.join("/#user:u1", id(3), limit: 2) == nil)
+        #expect(directory.join("/#user:u1", id(2), limit: 2) == "/#user:u1")
+        #expect(directory.join("/#user:u1", id(2), limit: 1) == "/#user:u1")
+        #expect(directory.members(of: "/#user:u1") == 2)
+        directory.leave("/#user:u1", id(1))
+        #expect(directory.join("/#user:u1", id(3), limit: 2) == "/#user:u1")
+        #expect(directory.members(of: "/#user:u1") == 2)
+    }
+
+    /// Many threads racing for the places of one room: exactly `limit` get in.
+    @Test func limitedJoinUnderContention() async {
+        let directory = RoomDirectory()
+        let admitted = await withTaskGroup(of: Bool.self) { group in
+            for slot in 0..<64 {
+                let member = ConnectionID(loop: 0, slot: Int32(slot), generation: 1)
+                group.addTask { directory.join("/#user:u1", member, limit: 5) != nil }
+            }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(admitted == 5)
+        #expect(directory.members(of: "/#user:u1") == 5)
+    }
+
     @Test func membersInlineAndInASet() {
         var members = RoomMembers.one(id(1))
         let again = members.insert(id(1))

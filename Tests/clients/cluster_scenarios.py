@@ -292,7 +292,7 @@ def s_foreign_node():
         time.sleep(0.05)
     sockets = [s for a in answers for s in a["sockets"]]
     check(len(sockets) == 1 and "project:9" in sockets[0]["rooms"] and sockets[0]["rooms"][0] == sockets[0]["id"]
-          and len(sockets[0]["id"]) == 15 and sockets[0]["handshake"]["auth"].get("token"), f"fetched {sockets}")
+          and len(sockets[0]["id"]) == 13 and sockets[0]["handshake"]["auth"].get("token"), f"fetched {sockets}")
     # Server-side emit with ack: every Chorus node answers (null without a handler).
     r.publish(node.ch["request"], w.request_server_side_emit(node.uid, "rq-sse", ["ping"]))
     deadline = time.time() + 3
@@ -318,7 +318,7 @@ def s_operations():
     st, body = api(0, "GET", "/api/v1/sockets?room=user:bob")
     check(st == 200 and len(body["sockets"]) == 1, f"fetch bob from A {st} {body}")
     bob_id = body["sockets"][0]["id"]
-    check(len(bob_id) == 15 and body["sockets"][0]["rooms"][0] == bob_id and "user:bob" in body["sockets"][0]["rooms"], f"{body}")
+    check(len(bob_id) == 13 and body["sockets"][0]["rooms"][0] == bob_id and "user:bob" in body["sockets"][0]["rooms"], f"{body}")
     # Join: both users' sockets join "war-room" from node B; an emit to it on node A reaches both.
     st, body = api(1, "POST", "/api/v1/sockets/join", {"rooms": ["user:alice", "user:bob"], "join": ["war-room"]})
     check(st == 202, f"join {st} {body}")
@@ -566,7 +566,7 @@ def s_streams_foreign_node():
         answers = [m for m in node.responses if m["type"] == 8 and m["data"]["requestId"] == "rq-fetch"]
         time.sleep(0.05)
     ids = {s["id"] for m in answers for s in m["data"]["sockets"]}
-    check(len(ids) >= 2 and all(len(i) == 15 for i in ids), f"fetched {answers}")
+    check(len(ids) >= 2 and all(len(i) == 13 for i in ids), f"fetched {answers}")
     # SERVER_SIDE_EMIT with an ack: every node answers (null: no handler for it).
     r.publish(node.public, msgpack.packb({"uid": node.UID, "nsp": "/", "type": 9, "data": {
         "packet": ["ping"], "requestId": "rq-sse"}}, use_bin_type=True))

@@ -196,23 +196,28 @@ public enum EngineIOPacket: Sendable, Hashable {
 public enum EngineIOSessionID {
     static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
-    /// The length of an Engine.IO session id and a Socket.IO socket id.
+    /// The length of an Engine.IO session id.
     public static let length = 15
+    /// The length of a Socket.IO socket id: 13, so that its room's key in the main namespace
+    /// (`/#` and the id) is a small string too (one 64-byte heap block per client otherwise).
+    public static let socketIDLength = 13
 
-    /// A 15-character id of 90 random bits in base64url ("-_" for "+/"), for the Engine.IO session
-    /// and each socket. Engine.IO's base64id makes 20 characters (96 random bits and a counter);
-    /// at 15 an id is a Swift small string, stored inline wherever it is kept: no heap block for
-    /// it, the socket's copies or its room's name (two 64-byte blocks per client otherwise). No
-    /// client reads an id's length; 90 bits keep them unguessable.
-    public static func generate<R: RandomNumberGenerator>(using rng: inout R) -> String {
+    /// An id of `length` characters of 6 random bits each, in base64url ("-_" for "+/"): 15 (90
+    /// bits) for the Engine.IO session, 13 (78 bits) for a socket. Engine.IO's base64id makes 20
+    /// characters (96 random bits and a counter); at 15 or fewer an id is a Swift small string,
+    /// stored inline wherever it is kept: no heap block for it or its copies. No client reads an
+    /// id's length; 78 bits keep ids unguessable and unique across a fleet (a collision among a
+    /// billion live sockets has odds of about 1 in 600,000).
+    public static func generate<R: RandomNumberGenerator>(length: Int = length, using rng: inout R) -> String {
+        precondition(length > 0 && length <= 20)
         var high = rng.next()
         var low = rng.next()
         return String(unsafeUninitializedCapacity: length) { out in
-            for i in 0..<10 {
+            for i in 0..<min(length, 10) {
                 out[i] = alphabet[Int(high & 63)]
                 high >>= 6
             }
-            for i in 10..<length {
+            for i in min(length, 10)..<length {
                 out[i] = alphabet[Int(low & 63)]
                 low >>= 6
             }
@@ -223,6 +228,12 @@ public enum EngineIOSessionID {
     public static func generate() -> String {
         var g = SystemRandomNumberGenerator()
         return generate(using: &g)
+    }
+
+    /// A socket id (`socketIDLength` characters).
+    public static func generateSocketID() -> String {
+        var g = SystemRandomNumberGenerator()
+        return generate(length: socketIDLength, using: &g)
     }
 
     /// A 20-character secret of 120 random bits (what Engine.IO's base64id produces, e.g. the

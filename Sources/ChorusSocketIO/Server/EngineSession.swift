@@ -228,7 +228,7 @@ final class EngineSession {
                 let cluster = io.clusterRecovery
             {
                 let fresh = Socket(
-                    id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self,
+                    id: EngineIOSessionID.generateSocketID(), namespace: namespace, handshake: handshake, session: self,
                     pid: EngineIOSessionID.generateSecret())
                 restoreFromCluster(fresh, pid: pid, offset: offset, cluster: cluster)
                 return
@@ -249,12 +249,13 @@ final class EngineSession {
                 return
             }
             let socket = Socket(
-                id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self,
+                id: EngineIOSessionID.generateSocketID(), namespace: namespace, handshake: handshake, session: self,
                 pid: EngineIOSessionID.generateSecret())
             runMiddleware(socket, from: 0, queued: [], queuedBytes: 0)
             return
         }
-        let socket = Socket(id: EngineIOSessionID.generate(), namespace: namespace, handshake: handshake, session: self)
+        let socket = Socket(
+            id: EngineIOSessionID.generateSocketID(), namespace: namespace, handshake: handshake, session: self)
         runMiddleware(socket, from: 0, queued: [], queuedBytes: 0)
     }
 
@@ -420,7 +421,8 @@ final class EngineSession {
         pendingConnects[name] = nil
         io.logger.debug("session not recovered", metadata: ["reason": "\(refusal)", "namespace": "\(name)"])
         let fresh = Socket(
-            id: EngineIOSessionID.generate(), namespace: socket.namespace, handshake: socket.handshake, session: self,
+            id: EngineIOSessionID.generateSocketID(), namespace: socket.namespace, handshake: socket.handshake,
+            session: self,
             pid: EngineIOSessionID.generateSecret())
         if recovery.configuration.skipMiddlewares {
             runMiddleware(fresh, from: 0, queued: queued, queuedBytes: 0)

@@ -102,7 +102,7 @@ extension Socket {
     /// This socket as `fetchSockets` describes it (loop thread).
     func describe() -> SocketDescription {
         SocketDescription(
-            id: id, handshake: handshake.nodeJSON, rooms: [id] + joined.names(namespace: namespace.name).sorted(),
+            id: id, handshake: handshake.nodeJSON, rooms: [id] + joined.names.sorted(),
             data: (data as? SocketDataRepresentable)?.socketDataJSON ?? .null)
     }
 }

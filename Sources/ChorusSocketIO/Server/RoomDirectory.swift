@@ -33,11 +33,23 @@ public final class RoomDirectory: Sendable {
     /// for a new room), so that the members' copies share one String.
     @discardableResult
     func join(_ key: String, _ id: ConnectionID) -> String {
-        let (created, stored) = table.withLock { t -> (Bool, String) in
+        join(key, id, limit: .max)!
+    }
+
+    /// Adds `id` to the room `key` unless the room has `limit` members already (nil then; a member
+    /// already in it stays, with the key). The count and the insert are one step under the lock:
+    /// two connections racing for a room's last place cannot both take it.
+    func join(_ key: String, _ id: ConnectionID, limit: Int) -> String? {
+        let (created, stored) = table.withLock { t -> (Bool, String?) in
             if let index = t.index(forKey: key) {
-                t.values[index].insert(id)
+                let members = t.values[index]
+                if !members.contains(id) {
+                    guard members.count < limit else { return (false, nil) }
+                    t.values[index].insert(id)
+                }
                 return (false, t.keys[index])
             }
+            guard limit > 0 else { return (false, nil) }
             t[key] = .one(id)
             return (true, key)
         }

@@ -71,8 +71,9 @@ public final class Socket {
     // instead of 240 (SessionTableTests checks it).
     private let privateID: PrivateSessionID?
     /// The rooms it joined (its own id's room aside).
-    public var rooms: Set<String> { Set(joined.names(namespace: namespace.name)) }
-    @exclusivity(unchecked) private(set) var joined = SocketRooms()
+    public var rooms: Set<String> { Set(joined.names) }
+    /// Its rooms, as its connection holds them.
+    var joined: SocketRooms { SocketRooms(connection: session.connection, namespace: namespace.name, ownID: id) }
     @exclusivity(unchecked) public internal(set) var connected = false
     /// Whether this socket is a disconnected one restored by connection state recovery (same id,
     /// rooms and data; the events it missed were sent before its CONNECT reply).
@@ -117,21 +118,34 @@ public final class Socket {
     // MARK: Rooms
 
     public func join(_ room: String) {
-        guard connected, joined.key(of: room, namespace: namespace.name) == nil else { return }
+        // A closing connection takes no room: the directory must not get one it would keep.
+        guard connected, session.connection.isOpen, room != id, joined.key(of: room) == nil else { return }
         // The directory's own copy of the key, if the room exists: shared, not one per member.
         let key = namespace.io.rooms.join(SocketIOServer.roomKey(namespace.name, room), connectionID)
-        _ = joined.insert(key)
         session.connection.join(key)
     }
 
+    /// Joins `room` unless this node's sockets fill it to `limit` already; true when the socket is
+    /// in it (it was, or it joined). Counted and joined in one step under the room directory's lock,
+    /// so that concurrent joins on different loops cannot overshoot (e.g. connections per user,
+    /// counted as the sockets in the user's room).
+    public func join(_ room: String, limit: Int) -> Bool {
+        guard connected, session.connection.isOpen else { return false }
+        if room == id || joined.key(of: room) != nil { return true }
+        guard
+            let key = namespace.io.rooms.join(SocketIOServer.roomKey(namespace.name, room), connectionID, limit: limit)
+        else { return false }
+        session.connection.join(key)
+        return true
+    }
+
     public func leave(_ room: String) {
-        guard let key = joined.key(of: room, namespace: namespace.name) else { return }
-        _ = joined.remove(key)
+        guard let key = joined.key(of: room) else { return }
         session.connection.leave(key)
         namespace.io.rooms.leave(key, connectionID)
     }
 
-    public func isIn(_ room: String) -> Bool { joined.key(of: room, namespace: namespace.name) != nil }
+    public func isIn(_ room: String) -> Bool { joined.key(of: room) != nil }
 
     // MARK: Emitting
 
@@ -249,27 +263,27 @@ public final class Socket {
     func didDisconnect(reason: DisconnectReason) {
         guard connected else { return }
         connected = false
-        let keys =
-            [namespace.name, SocketIOServer.roomKey(namespace.name, id)]
-            + Array(joined)
+        let joinedKeys = joined.keys
+        let keys = [namespace.name, SocketIOServer.roomKey(namespace.name, id)] + joinedKeys
         for key in keys { session.connection.leave(key) }
         namespace.io.rooms.leave(keys, connectionID)
+        let prefix = namespace.name.utf8.count + 1
+        let joinedNames = joinedKeys.map { String(Substring($0.utf8.dropFirst(prefix))) }
         if let recovery = namespace.recovery, let pid, reason.isRecoverable, let cluster = namespace.io.clusterRecovery
         {
             cluster.persistSession(
                 PersistedSession(
-                    sid: id, pid: pid, rooms: [id] + joined.names(namespace: namespace.name).sorted(),
+                    sid: id, pid: pid, rooms: [id] + joinedNames.sorted(),
                     data: (data as? SocketDataRepresentable)?.socketDataJSON ?? .null),
                 namespace: namespace.name)
             recovery.countPersisted()
         } else if let recovery = namespace.recovery, let pid, reason.isRecoverable {
             recovery.persist(
                 SavedSession(
-                    sid: id, pid: pid, rooms: joined.names(namespace: namespace.name), data: data,
+                    sid: id, pid: pid, rooms: joinedNames, data: data,
                     disconnectedAt: monotonicNanoseconds())
             )
         }
-        joined.removeAll()
         let acks = pendingAcks
         pendingAcks.removeAll()
         for (_, pending) in acks.sorted(by: { $0.key < $1.key }) { pending.callback(.failure(.disconnected)) }

@@ -118,8 +118,11 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     /// The main namespace.
     public var sockets: Namespace { of("/") }
 
-    /// The namespace `name` (created on first use; create them before the server starts).
+    /// The namespace `name` (created on first use; create them before the server starts). A name
+    /// holds no '#': a room's key is `<namespace>#<room>`, and a namespace's keys are told from
+    /// another's by what precedes their first '#'.
     public func of(_ name: String) -> Namespace {
+        precondition(!name.utf8.contains(UInt8(ascii: "#")), "a namespace name cannot contain '#': \(name)")
         let key = name.hasPrefix("/") ? name : "/" + name
         return namespaces.withLock { table in
             if let ns = table[key] { return ns }
