@@ -5,8 +5,6 @@ import Testing
 
 @testable import ChorusSocketIO
 
-@_silgen_name("malloc_usable_size") private func mallocUsableSize(_ pointer: UnsafeMutableRawPointer?) -> Int
-
 /// A loop's session table (an array with each session's slot) and a session's socket table (the
 /// first namespace inline): sessions leaving from the middle, a namespace left on its own.
 @Suite("Session tables", .serialized, .timeLimit(.minutes(1)))
@@ -115,16 +113,25 @@ struct SessionTableTests {
             f.server.execute(onLoop: 0) {
                 var sizes: [Int] = []
                 io.loopSessions[0].forEachSession { session in
-                    sizes.append(mallocUsableSize(Unmanaged.passUnretained(session).toOpaque()))
-                    for socket in session.sockets.values {
-                        sizes.append(mallocUsableSize(Unmanaged.passUnretained(socket).toOpaque()))
-                    }
+                    sizes.append(allocatedInstanceSize(of: session))
+                    for socket in session.sockets.values { sizes.append(allocatedInstanceSize(of: socket)) }
                 }
                 k.resume(returning: sizes)
             }
         }
         #expect(sizes.count == 2)
-        #expect(sizes.first ?? .max <= 168, "EngineSession: \(sizes)")
-        #expect(sizes.last ?? .max <= 216, "Socket: \(sizes)")
+        #expect(mallocChunk(forRequest: sizes.first ?? .max) <= 160, "EngineSession: \(sizes)")
+        #expect(mallocChunk(forRequest: sizes.last ?? .max) <= 160, "Socket: \(sizes)")
+    }
+
+    /// The runtime's instance size, checked against classes whose size is known.
+    @Test func instanceSizesAreTheRuntimes() {
+        final class OneWord { var a = 0 }
+        final class ThreeWords { var a = 0, b = 0, c = 0 }
+        #expect(allocatedInstanceSize(of: OneWord()) == 24)
+        #expect(allocatedInstanceSize(of: ThreeWords()) == 40)
+        #expect(
+            mallocChunk(forRequest: 24) == 32 && mallocChunk(forRequest: 152) == 160
+                && mallocChunk(forRequest: 153) == 176)
     }
 }

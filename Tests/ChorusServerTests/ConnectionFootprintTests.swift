@@ -1,23 +1,22 @@
 import ChorusLoop
+import ChorusTestSupport
 import ChorusWebSocket
 import Testing
 
 @testable import ChorusServer
 
-@_silgen_name("malloc_usable_size") private func mallocUsableSize(_ pointer: UnsafeMutableRawPointer?) -> Int
-
 /// What an idle connection holds (BENCHMARKS.md, memory per idle connection): these keep it there.
 @Suite("Connection footprint")
 struct ConnectionFootprintTests {
-    /// The connection object's heap block. 360 usable bytes today (a 368-byte malloc chunk, where
+    /// The connection object's heap block: a 368-byte malloc chunk today (where
     /// it was 712): a field added to `Connection` that pushes it into the next chunk fails here, and
     /// should instead go into `HTTPExchange`, `ConnectionRateLimits`, the application's `userData`,
     /// or the flags.
     @Test func anOpenConnectionFitsItsBlock() throws {
         let connections = try SocketlessConnections()
         let connection = try connections.open()
-        let block = mallocUsableSize(Unmanaged.passUnretained(connection).toOpaque())
-        #expect(block <= 360, "Connection's block is \(block) bytes")
+        let size = allocatedInstanceSize(of: connection)
+        #expect(mallocChunk(forRequest: size) <= 368, "Connection is \(size) bytes")
         #expect(MemoryLayout<SocketAddress>.size <= 32)
     }
 

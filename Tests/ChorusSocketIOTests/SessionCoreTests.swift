@@ -78,25 +78,27 @@ struct SessionCoreTests {
         #expect(core.receive(binary: [UInt8](repeating: 0, count: 11)) == .tooLarge)
     }
 
+    private let timing = Heartbeat.Timing(interval: 100, timeout: 50)
+
     @Test func heartbeatPingThenTimeout() {
-        var hb = Heartbeat(interval: 100, timeout: 50, now: 0)
-        #expect(hb.tick(now: 99) == .none)
-        #expect(hb.tick(now: 100) == .sendPing)
+        var hb = Heartbeat(timing, now: 0)
+        #expect(hb.tick(now: 99, timing) == .none)
+        #expect(hb.tick(now: 100, timing) == .sendPing)
         #expect(hb.awaitingPong)
-        #expect(hb.tick(now: 149) == .none)
-        #expect(hb.tick(now: 150) == .timeout)
+        #expect(hb.tick(now: 149, timing) == .none)
+        #expect(hb.tick(now: 150, timing) == .timeout)
     }
 
     @Test func heartbeatPongReschedules() {
-        var hb = Heartbeat(interval: 100, timeout: 50, now: 0)
-        #expect(hb.tick(now: 100) == .sendPing)
-        hb.pongReceived(now: 120)
+        var hb = Heartbeat(timing, now: 0)
+        #expect(hb.tick(now: 100, timing) == .sendPing)
+        hb.pongReceived(now: 120, timing)
         #expect(!hb.awaitingPong)
-        #expect(hb.tick(now: 219) == .none)
-        #expect(hb.tick(now: 220) == .sendPing)
+        #expect(hb.tick(now: 219, timing) == .none)
+        #expect(hb.tick(now: 220, timing) == .sendPing)
         // an unsolicited pong changes nothing
-        var idle = Heartbeat(interval: 100, timeout: 50, now: 0)
-        idle.pongReceived(now: 10)
+        var idle = Heartbeat(timing, now: 0)
+        idle.pongReceived(now: 10, timing)
         #expect(idle.deadline == 100)
     }
 

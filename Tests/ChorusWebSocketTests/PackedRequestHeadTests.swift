@@ -42,6 +42,54 @@ struct PackedRequestHeadTests {
         #expect(packed.byteCount <= text.utf8.count + 16)
     }
 
+    /// What the benchmark's (and python-socketio's) upgrade sends packs into about half its text:
+    /// the upgrade's usual names and values a byte each, the key its 16 bytes.
+    @Test func anUpgradePacksSmall() throws {
+        let text =
+            "GET /socket.io/?EIO=4&transport=websocket&userId=u12345 HTTP/1.1\r\nHost: 127.0.0.1:3001\r\n"
+            + "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            + "Sec-WebSocket-Version: 13\r\n\r\n"
+        let head = try parse(text)
+        let packed = PackedRequestHead(head)
+        expectSame(packed.head, head)
+        #expect(packed.byteCount <= 100, "\(packed.byteCount) of \(text.utf8.count)")
+    }
+
+    /// Every coding path at its edges: unknown methods and names, names in other cases, values
+    /// of 127 and 128 bytes (one and two length bytes) and 20,000, keys that are not canonical
+    /// base64 of 16 bytes (kept as text), bytes beyond ASCII, HTTP/1.0.
+    @Test func everyCodingReadsBackTheSame() {
+        let long127 = String(repeating: "a", count: 127)
+        let long128 = String(repeating: "b", count: 128)
+        let huge = String(repeating: "c", count: 20_000)
+        let head = HTTPRequestHead(
+            method: "PROPFIND", target: "/x?" + long128, versionMinor: 0,
+            headers: [
+                ("HOST", "h"), ("host", "h2"), ("Host", ""), ("X-" + long127, long127), ("x", long128),
+                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZR=="),
+                ("sec-websocket-key", "AAAAAAAAAAAAAAAAAAAAAA=="), ("X-Key", "////////////////////ww=="),
+                ("X-Not-Key", "dGhlIHNhbXBsZSBub25jZQ="), ("X-Not-Key", "dGhlIHNhbXBsZSBub25j*Q=="),
+                ("Cookie", huge), ("X-Utf8", "héllo ✓"), ("Upgrade", "WebSocket"), ("Upgrade", "websocket "),
+            ])
+        expectSame(PackedRequestHead(head).head, head)
+        for method in PackedRequestHead.methods {
+            expectSame(
+                PackedRequestHead(HTTPRequestHead(method: method, target: "")).head,
+                HTTPRequestHead(method: method, target: ""))
+        }
+    }
+
+    /// Random keys of 16 bytes go to their bytes and back.
+    @Test func webSocketKeysRoundTrip() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            let raw = (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let text = PackedRequestHead.webSocketKeyText(raw[...])
+            #expect(text.utf8.count == 24)
+            #expect(PackedRequestHead.webSocketKey(text) == raw)
+        }
+    }
+
     /// A head built in code (not parsed) packs and reads back too.
     @Test func aBuiltHeadReadsBackTheSame() {
         let head = HTTPRequestHead(

@@ -89,9 +89,9 @@ final class EngineSession {
     /// The upgrade request, packed: every namespace's handshake shares it.
     let request: PackedRequestHead
     @exclusivity(unchecked) var core: SessionCore
-    // The small fields follow the 25-byte `heartbeat`, in its tail, and the 9-byte
-    // `connectDeadline` comes last: a 161-byte object, a 176-byte malloc chunk instead of 192
-    // (SessionTableTests checks it).
+    // The small fields follow the 9-byte `heartbeat` (the timing is the server's), in its tail,
+    // and the 9-byte `connectDeadline` comes last: a 160-byte malloc chunk (SessionTableTests
+    // checks it).
     @exclusivity(unchecked) var heartbeat: Heartbeat
     @exclusivity(unchecked) var ackTimersArmed = false
     @exclusivity(unchecked) var closeReason: DisconnectReason?
@@ -111,7 +111,7 @@ final class EngineSession {
         self.now = now
         let c = io.configuration
         core = io.sessionCoreTemplate
-        heartbeat = Heartbeat(interval: UInt64(c.pingInterval * 1e9), timeout: UInt64(c.pingTimeout * 1e9), now: now)
+        heartbeat = Heartbeat(io.heartbeatTiming, now: now)
         connectDeadline = c.connectTimeout > 0 ? now &+ UInt64(c.connectTimeout * 1e9) : nil
     }
 
@@ -139,7 +139,7 @@ final class EngineSession {
         case .none:
             break
         case .pong:
-            heartbeat.pongReceived(now: now)
+            heartbeat.pongReceived(now: now, io.heartbeatTiming)
         case .ping(let data):
             var out: [UInt8] = []
             EngineIOPacket.pong(data).encodeText(into: &out)
@@ -174,7 +174,7 @@ final class EngineSession {
             let ack = ackId.map { Ack(socket: socket, id: $0) }
             let counters = io.loopSessions[connection.loopIndex]
             if ackId != nil { counters.counters.acksRequested &+= 1 }
-            if let handler = socket.handlers[event] ?? socket.namespace.eventHandlers[event] {
+            if let handler = socket.handler(of: event) ?? socket.namespace.eventHandlers[event] {
                 // Only registered names are counted by name: a client cannot grow the label set.
                 counters.counters.eventsIn[.init(namespace: name, event: event), default: 0] &+= 1
                 handler(socket, args, ack)
@@ -189,9 +189,9 @@ final class EngineSession {
                 return
             }
             // An ack nobody waits for (late, or a made-up id) is ignored, as the reference does.
-            guard let pending = socket.pendingAcks.removeValue(forKey: id) else { return }
+            guard let callback = socket.takePendingAck(id) else { return }
             io.loopSessions[connection.loopIndex].counters.acksReceived &+= 1
-            pending.callback(.success(args))
+            callback(.success(args))
         }
     }
 
@@ -536,7 +536,7 @@ final class EngineSession {
     func tick(now: UInt64) {
         self.now = now
         guard connection.isOpen else { return }
-        switch heartbeat.tick(now: now) {
+        switch heartbeat.tick(now: now, io.heartbeatTiming) {
         case .none: break
         case .sendPing: sendRaw(EngineIOPacket.pingFrame)
         case .timeout:
@@ -552,7 +552,7 @@ final class EngineSession {
             var any = false
             for socket in sockets.values {
                 socket.expireAcks(now: now)
-                any = any || !socket.pendingAcks.isEmpty
+                any = any || socket.hasPendingAcks
             }
             ackTimersArmed = any
         }

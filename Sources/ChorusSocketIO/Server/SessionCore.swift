@@ -62,32 +62,40 @@ public enum HeartbeatAction: Sendable, Equatable {
 }
 
 /// Engine.IO v4 heartbeat (server-driven): ping every `interval`, expect a pong within `timeout`.
+/// The timing is the server's, passed in: a session keeps only its deadline (16 bytes less per client).
 public struct Heartbeat: Sendable, Equatable {
-    public let interval: UInt64
-    public let timeout: UInt64
+    public struct Timing: Sendable, Equatable {
+        public let interval: UInt64
+        public let timeout: UInt64
+
+        /// Nanoseconds.
+        public init(interval: UInt64, timeout: UInt64) {
+            self.interval = interval
+            self.timeout = timeout
+        }
+    }
+
     /// When the next ping is due (if not awaiting a pong) or when the pong is overdue.
     public private(set) var deadline: UInt64
     public private(set) var awaitingPong = false
 
     /// Times in nanoseconds (monotonic).
-    public init(interval: UInt64, timeout: UInt64, now: UInt64) {
-        self.interval = interval
-        self.timeout = timeout
-        self.deadline = now &+ interval
+    public init(_ timing: Timing, now: UInt64) {
+        self.deadline = now &+ timing.interval
     }
 
-    public mutating func tick(now: UInt64) -> HeartbeatAction {
+    public mutating func tick(now: UInt64, _ timing: Timing) -> HeartbeatAction {
         guard now >= deadline else { return .none }
         if awaitingPong { return .timeout }
         awaitingPong = true
-        deadline = now &+ timeout
+        deadline = now &+ timing.timeout
         return .sendPing
     }
 
-    public mutating func pongReceived(now: UInt64) {
+    public mutating func pongReceived(now: UInt64, _ timing: Timing) {
         guard awaitingPong else { return }
         awaitingPong = false
-        deadline = now &+ interval
+        deadline = now &+ timing.interval
     }
 }
 

@@ -61,14 +61,21 @@ public final class Socket {
     /// The Socket.IO socket id (also a room the socket is in).
     public let id: String
     public let namespace: Namespace
-    public let handshake: Handshake
+    /// What the client sent when it connected: its session's upgrade request and address, read
+    /// from the session (one copy per client, not per socket), with this CONNECT's auth and time.
+    public var handshake: Handshake {
+        Handshake(request: session.request, address: session.connection.remoteAddress, auth: auth, issued: issued)
+    }
+    private let auth: JSONValue
+    private let issued: Int64
     /// Whatever middleware attaches (e.g. the authenticated user).
     @exclusivity(unchecked) public var data: AnyObject?
     /// The private session id recovery restores it by (nil: recovery is off). Never shared.
     var pid: String? { privateID?.string }
-    // `privateID` (16 bytes) and `joined` (8) are kept that small, and the two flags share
-    // `pendingRestore`'s alignment gap: the object is a 216-byte request, a 224-byte malloc chunk
-    // instead of 240 (SessionTableTests checks it).
+    // The object fits a 160-byte malloc chunk (SessionTableTests checks it; 224 before): the
+    // handshake's request and address are the session's, its rooms its connection's, what few
+    // sockets use is boxed in `extras`, `privateID` is 16 bytes, and the two flags share
+    // `pendingRestore`'s alignment gap.
     private let privateID: PrivateSessionID?
     /// The rooms it joined (its own id's room aside).
     public var rooms: Set<String> { Set(joined.names) }
@@ -82,19 +89,18 @@ public final class Socket {
     @exclusivity(unchecked) var pendingRestore: PendingRestore?
     let session: EngineSession
 
-    @exclusivity(unchecked) var handlers: [String: EventHandler] = [:]
-    /// The first disconnect handler inline (nearly every socket has exactly one, the
-    /// application's: an array would be a 48-byte block per socket), any others after it.
+    /// The first disconnect handler inline (a socket has one at most, usually), any others in `extras`.
     @exclusivity(unchecked) var disconnectHandler: ((Socket, DisconnectReason) -> Void)?
-    @exclusivity(unchecked) var moreDisconnectHandlers: [(Socket, DisconnectReason) -> Void] = []
-    @exclusivity(unchecked) var nextAckId = 0
-    @exclusivity(unchecked) var pendingAcks:
-        [Int: (deadline: UInt64, callback: (Result<[JSONValue], AckError>) -> Void)] = [:]
+    /// Its own event handlers, more disconnect handlers, the acks it awaits: nil until first used.
+    @exclusivity(unchecked) private var extras: SocketExtras?
 
+    /// `handshake`: this CONNECT's, on `session`'s request and address (the socket keeps its auth
+    /// and time, and reads the rest from the session).
     init(id: String, namespace: Namespace, handshake: Handshake, session: EngineSession, pid: String? = nil) {
         self.id = id
         self.namespace = namespace
-        self.handshake = handshake
+        self.auth = handshake.auth
+        self.issued = handshake.issued
         self.session = session
         self.privateID = pid.map(PrivateSessionID.init)
     }
@@ -105,14 +111,31 @@ public final class Socket {
 
     // MARK: Handlers
 
-    public func on(_ event: String, _ handler: @escaping EventHandler) { handlers[event] = handler }
+    public func on(_ event: String, _ handler: @escaping EventHandler) { withExtras.handlers[event] = handler }
 
     public func onDisconnect(_ handler: @escaping (Socket, DisconnectReason) -> Void) {
         if disconnectHandler == nil {
             disconnectHandler = handler
         } else {
-            moreDisconnectHandlers.append(handler)
+            withExtras.moreDisconnectHandlers.append(handler)
         }
+    }
+
+    /// This socket's own handler of `event`, if it registered one.
+    func handler(of event: String) -> EventHandler? { extras?.handlers[event] }
+
+    var hasPendingAcks: Bool { extras.map { !$0.pendingAcks.isEmpty } ?? false }
+
+    /// The callback awaiting the ack `id`, taken out.
+    func takePendingAck(_ id: Int) -> ((Result<[JSONValue], AckError>) -> Void)? {
+        extras?.pendingAcks.removeValue(forKey: id)?.callback
+    }
+
+    private var withExtras: SocketExtras {
+        if let extras { return extras }
+        let created = SocketExtras()
+        extras = created
+        return created
     }
 
     // MARK: Rooms
@@ -231,9 +254,10 @@ public final class Socket {
         if counted {
             namespace.io.countEmit(namespace: namespace.name, event: event, loopIndex: session.connection.loopIndex)
         }
-        let id = nextAckId
-        nextAckId += 1
-        pendingAcks[id] = (session.now &+ UInt64(max(timeout, 0) * 1e9), ack)
+        let extras = withExtras
+        let id = extras.nextAckId
+        extras.nextAckId += 1
+        extras.pendingAcks[id] = (session.now &+ UInt64(max(timeout, 0) * 1e9), ack)
         session.armAckTimers()
         session.send(SocketIOPacket.event(namespace: namespace.name, event, args, ackId: id))
     }
@@ -284,19 +308,28 @@ public final class Socket {
                     disconnectedAt: monotonicNanoseconds())
             )
         }
-        let acks = pendingAcks
-        pendingAcks.removeAll()
+        let acks = extras?.pendingAcks ?? [:]
+        extras?.pendingAcks.removeAll()
         for (_, pending) in acks.sorted(by: { $0.key < $1.key }) { pending.callback(.failure(.disconnected)) }
         disconnectHandler?(self, reason)
-        for handler in moreDisconnectHandlers { handler(self, reason) }
+        for handler in extras?.moreDisconnectHandlers ?? [] { handler(self, reason) }
         namespace.io.recordDisconnect(reason)
     }
 
     func expireAcks(now: UInt64) {
-        guard !pendingAcks.isEmpty else { return }
-        let expired = pendingAcks.filter { $0.value.deadline <= now }.keys.sorted()
+        guard let extras, !extras.pendingAcks.isEmpty else { return }
+        let expired = extras.pendingAcks.filter { $0.value.deadline <= now }.keys.sorted()
         for id in expired {
-            if let pending = pendingAcks.removeValue(forKey: id) { pending.callback(.failure(.timeout)) }
+            if let pending = extras.pendingAcks.removeValue(forKey: id) { pending.callback(.failure(.timeout)) }
         }
     }
+}
+
+/// What few sockets use, boxed: 8 bytes in every socket instead of 32 (its own event handlers are
+/// an application's choice, acks awaited come and go); the socket allocates it on first use.
+final class SocketExtras {
+    var handlers: [String: EventHandler] = [:]
+    var moreDisconnectHandlers: [(Socket, DisconnectReason) -> Void] = []
+    var nextAckId = 0
+    var pendingAcks: [Int: (deadline: UInt64, callback: (Result<[JSONValue], AckError>) -> Void)] = [:]
 }

@@ -57,6 +57,8 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
     public let configuration: SocketIOConfiguration
     /// What each session's decoding state starts as: sessions copy it, and so share its options.
     let sessionCoreTemplate: SessionCore
+    /// Every session's ping interval and timeout (nanoseconds).
+    let heartbeatTiming: Heartbeat.Timing
     public let logger: Logger
     /// Process-wide room membership (for recipient counts).
     public let rooms = RoomDirectory()
@@ -106,6 +108,8 @@ public final class SocketIOServer: ServerApplication, @unchecked Sendable {
         self.configuration = configuration
         self.sessionCoreTemplate = SessionCore(
             maxPayload: configuration.maxPayload, maxAttachments: configuration.maxAttachments)
+        self.heartbeatTiming = Heartbeat.Timing(
+            interval: UInt64(configuration.pingInterval * 1e9), timeout: UInt64(configuration.pingTimeout * 1e9))
         self.logger = logger
         self.loopSessions = (0..<256).map { _ in LoopSessions() }
         var path = configuration.path
