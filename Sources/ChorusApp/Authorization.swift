@@ -50,13 +50,21 @@ public final class AuthenticatedUser: Sendable {
     public let projects: Grant
     public let conversations: Grant
     /// What the connect proxy's backend attached (`data` of its answer), if any.
-    public let data: JSONValue?
+    public var data: JSONValue? { attached?.value }
+    /// Boxed: 8 bytes in every user instead of 17 (a 64-byte malloc chunk instead of 80), for
+    /// what only a connect proxy's users carry.
+    private let attached: Attached?
+
+    private final class Attached: Sendable {
+        let value: JSONValue
+        init(_ value: JSONValue) { self.value = value }
+    }
 
     public init(id: String, projects: Grant = .ids([]), conversations: Grant = .ids([]), data: JSONValue? = nil) {
         self.id = id
         self.projects = projects
         self.conversations = conversations
-        self.data = data
+        self.attached = data.map(Attached.init)
     }
 
     public convenience init?(claims: JSONObject) {

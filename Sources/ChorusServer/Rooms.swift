@@ -75,8 +75,20 @@ struct Memberships {
     }
 
     mutating func append(_ membership: Membership) {
-        if first == nil { first = membership } else { others.append(membership) }
+        guard first != nil else {
+            first = membership
+            return
+        }
+        // Grown one at a time up to `exactUpTo`: a connection stays in a handful of rooms for long
+        // (a Socket.IO client: namespace, own, user, conversation), and doubling would leave a
+        // quarter of its array empty (BENCHMARKS.md, memory per client); joins are rare.
+        if others.count == others.capacity && others.count < Self.exactUpTo {
+            others.reserveCapacity(others.count + 1)
+        }
+        others.append(membership)
     }
+
+    static let exactUpTo = 8
 
     /// Takes out the membership of the room called `name`, if any.
     mutating func remove(roomNamed name: String) -> Membership? {

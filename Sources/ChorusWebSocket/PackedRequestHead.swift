@@ -10,8 +10,11 @@
 /// one byte each, and a `Sec-WebSocket-Key` as its 16 bytes. A command-line client's upgrade packs
 /// into about half of its text (BENCHMARKS.md), a browser's long values (`User-Agent`, cookies) as
 /// they came.
-public struct PackedRequestHead: Sendable {
-    private let bytes: [UInt8]
+///
+/// Unchecked Sendable: its storage (a `ManagedBuffer`, which is never Sendable) is written once,
+/// when it is made, and only read after.
+public struct PackedRequestHead: @unchecked Sendable {
+    private let storage: Storage
 
     public init(_ head: HTTPRequestHead) {
         var out: [UInt8] = []
@@ -23,7 +26,7 @@ public struct PackedRequestHead: Sendable {
             Self.appendString(head.method, to: &out)
         }
         out.append(UInt8(truncatingIfNeeded: head.versionMinor))
-        Self.appendString(head.target, to: &out)
+        Self.appendTarget(head.target, to: &out)
         for header in head.headers {
             if let code = Self.names.firstIndex(of: header.name) {
                 out.append(UInt8(code))
@@ -41,18 +44,15 @@ public struct PackedRequestHead: Sendable {
                 Self.appendString(header.value, to: &out)
             }
         }
-        // A block of exactly what it holds: an upgrade's head is kept for the connection's life.
-        self.bytes = [UInt8](unsafeUninitializedCapacity: out.count) { buffer, initialized in
-            initialized = buffer.initialize(fromContentsOf: out)
-        }
+        self.storage = Storage.holding(out)
     }
 
     /// The head as it was given (the tests check it reads back the same).
     public var head: HTTPRequestHead {
-        var reader = Reader(bytes: bytes)
+        var reader = Reader(bytes: storage.bytes)
         let method = reader.coded(Self.methods)
         let versionMinor = Int(reader.byte())
-        let target = reader.string()
+        let target = reader.target()
         var headers: [(name: String, value: String)] = []
         while !reader.atEnd {
             let name = reader.coded(Self.names)
@@ -63,7 +63,26 @@ public struct PackedRequestHead: Sendable {
     }
 
     /// Bytes held.
-    public var byteCount: Int { bytes.count }
+    public var byteCount: Int { storage.header }
+
+    /// One heap block of exactly the coded bytes, behind a 24-byte header (an array's is 32 and
+    /// rounds its capacity up): an upgrade's head is kept for the connection's whole life.
+    private final class Storage: ManagedBuffer<Int, UInt8> {
+        static func holding(_ bytes: [UInt8]) -> Storage {
+            let storage = Storage.create(minimumCapacity: bytes.count) { _ in bytes.count }
+            storage.withUnsafeMutablePointerToElements { elements in
+                bytes.withUnsafeBufferPointer { source in
+                    guard let base = source.baseAddress else { return }
+                    elements.initialize(from: base, count: source.count)
+                }
+            }
+            return unsafeDowncast(storage, to: Storage.self)
+        }
+
+        var bytes: [UInt8] {
+            withUnsafeMutablePointerToElements { Array(UnsafeBufferPointer(start: $0, count: header)) }
+        }
+    }
 
     // MARK: The coding
 
@@ -93,13 +112,47 @@ public struct PackedRequestHead: Sendable {
     ]
 
     private static func appendString(_ s: String, to out: inout [UInt8]) {
-        var n = UInt(s.utf8.count)
+        appendLength(s.utf8.count, to: &out)
+        out += s.utf8
+    }
+
+    private static func appendLength(_ count: Int, to out: inout [UInt8]) {
+        var n = UInt(count)
         while n >= 0x80 {
             out.append(UInt8(truncatingIfNeeded: n) | 0x80)
             n >>= 7
         }
         out.append(UInt8(n))
-        out += s.utf8
+    }
+
+    /// What every Engine.IO upgrade's target holds, each written as one byte (1, 2, …): bytes a
+    /// target never holds. A target that holds some anyway is kept as it is (tag 0).
+    static let targetParts: [[UInt8]] = ["/socket.io/", "EIO=4", "transport=websocket", "transport=polling"].map {
+        Array($0.utf8)
+    }
+
+    private static func appendTarget(_ target: String, to out: inout [UInt8]) {
+        let bytes = Array(target.utf8)
+        guard !bytes.contains(where: { $0 <= UInt8(targetParts.count) }) else {
+            out.append(0)
+            appendString(target, to: &out)
+            return
+        }
+        var coded: [UInt8] = []
+        coded.reserveCapacity(bytes.count)
+        var i = 0
+        scan: while i < bytes.count {
+            for (n, part) in targetParts.enumerated() where bytes[i...].starts(with: part) {
+                coded.append(UInt8(n + 1))
+                i += part.count
+                continue scan
+            }
+            coded.append(bytes[i])
+            i += 1
+        }
+        out.append(1)
+        appendLength(coded.count, to: &out)
+        out += coded
     }
 
     private static func capacityBound(_ head: HTTPRequestHead) -> Int {
@@ -163,7 +216,7 @@ public struct PackedRequestHead: Sendable {
             return bytes[position]
         }
 
-        mutating func string() -> String {
+        mutating func length() -> Int {
             var n = 0
             var shift = 0
             while true {
@@ -172,8 +225,29 @@ public struct PackedRequestHead: Sendable {
                 if b < 0x80 { break }
                 shift += 7
             }
+            return n
+        }
+
+        mutating func string() -> String {
+            let n = length()
             defer { position += n }
             return String(decoding: bytes[position..<position + n], as: UTF8.self)
+        }
+
+        mutating func target() -> String {
+            guard byte() == 1 else { return string() }
+            let n = length()
+            defer { position += n }
+            var expanded: [UInt8] = []
+            expanded.reserveCapacity(n + 48)
+            for b in bytes[position..<position + n] {
+                if b >= 1 && Int(b) <= PackedRequestHead.targetParts.count {
+                    expanded += PackedRequestHead.targetParts[Int(b) - 1]
+                } else {
+                    expanded.append(b)
+                }
+            }
+            return String(decoding: expanded, as: UTF8.self)
         }
 
         mutating func coded(_ table: [String]) -> String {

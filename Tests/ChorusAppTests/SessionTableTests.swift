@@ -1,3 +1,4 @@
+import ChorusApp
 import ChorusJSON
 import ChorusServer
 import ChorusTestSupport
@@ -120,8 +121,8 @@ struct SessionTableTests {
             }
         }
         #expect(sizes.count == 2)
-        #expect(mallocChunk(forRequest: sizes.first ?? .max) <= 160, "EngineSession: \(sizes)")
-        #expect(mallocChunk(forRequest: sizes.last ?? .max) <= 160, "Socket: \(sizes)")
+        #expect(mallocChunk(forRequest: sizes.first ?? .max) <= 144, "EngineSession: \(sizes)")
+        #expect(mallocChunk(forRequest: sizes.last ?? .max) <= 144, "Socket: \(sizes)")
     }
 
     /// The runtime's instance size, checked against classes whose size is known.
@@ -130,6 +131,9 @@ struct SessionTableTests {
         final class ThreeWords { var a = 0, b = 0, c = 0 }
         #expect(allocatedInstanceSize(of: OneWord()) == 24)
         #expect(allocatedInstanceSize(of: ThreeWords()) == 40)
+        // The realtime app's user (one per client): its proxy data boxed.
+        #expect(mallocChunk(forRequest: allocatedInstanceSize(of: AuthenticatedUser(id: "u1", projects: .all))) <= 64)
+        #expect(AuthenticatedUser(id: "u1", data: ["team": "a"]).data == ["team": "a"])
         #expect(
             mallocChunk(forRequest: 24) == 32 && mallocChunk(forRequest: 152) == 160
                 && mallocChunk(forRequest: 153) == 176)

@@ -89,9 +89,8 @@ final class EngineSession {
     /// The upgrade request, packed: every namespace's handshake shares it.
     let request: PackedRequestHead
     @exclusivity(unchecked) var core: SessionCore
-    // The small fields follow the 9-byte `heartbeat` (the timing is the server's), in its tail,
-    // and the 9-byte `connectDeadline` comes last: a 160-byte malloc chunk (SessionTableTests
-    // checks it).
+    // The small fields follow the 9-byte `heartbeat` (the timing is the server's), in its tail;
+    // `sockets` is 8 bytes: a 144-byte malloc chunk (SessionTableTests checks it; 192 before).
     @exclusivity(unchecked) var heartbeat: Heartbeat
     @exclusivity(unchecked) var ackTimersArmed = false
     @exclusivity(unchecked) var closeReason: DisconnectReason?
@@ -102,7 +101,8 @@ final class EngineSession {
     /// CONNECTs awaiting an asynchronous middleware, by namespace.
     @exclusivity(unchecked) var pendingConnects: [String: PendingConnect] = [:]
     @exclusivity(unchecked) private var lastTicket: UInt64 = 0
-    @exclusivity(unchecked) var connectDeadline: UInt64?
+    /// When the client must have connected to a namespace (0: no limit, or it has).
+    @exclusivity(unchecked) var connectDeadline: UInt64 = 0
 
     init(io: SocketIOServer, connection: Connection, request: HTTPRequestHead, now: UInt64) {
         self.io = io
@@ -112,7 +112,7 @@ final class EngineSession {
         let c = io.configuration
         core = io.sessionCoreTemplate
         heartbeat = Heartbeat(io.heartbeatTiming, now: now)
-        connectDeadline = c.connectTimeout > 0 ? now &+ UInt64(c.connectTimeout * 1e9) : nil
+        connectDeadline = c.connectTimeout > 0 ? max(now &+ UInt64(c.connectTimeout * 1e9), 1) : 0
     }
 
     func send(_ packet: SocketIOPacket) {
@@ -365,7 +365,7 @@ final class EngineSession {
             // The first namespace joined: the client has passed its middleware, full-size messages.
             connection.incomingMessageLimit = nil
         }
-        connectDeadline = nil
+        connectDeadline = 0
         sockets[name] = socket
         socket.connected = true
         for key in [name, SocketIOServer.roomKey(name, socket.id)] {
@@ -543,7 +543,7 @@ final class EngineSession {
             close(.pingTimeout)
             return
         }
-        if let deadline = connectDeadline, now >= deadline {
+        if connectDeadline != 0, now >= connectDeadline {
             close(.connectTimeout)
             return
         }

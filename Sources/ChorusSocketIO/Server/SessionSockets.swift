@@ -1,47 +1,56 @@
 /// An Engine.IO session's sockets, one per namespace. Nearly every client uses one namespace: its
-/// socket is kept inline, the others in an array (a one-entry dictionary is a heap block of about
-/// 120 bytes per client). Lookups compare namespace names: a client has a handful at most.
+/// socket is held alone, the others in an array (a one-entry dictionary is a heap block of about
+/// 120 bytes per client), in 8 bytes either way. Lookups compare namespace names: a client has a
+/// handful at most.
 struct SessionSockets {
-    private var first: Socket?
-    private var others: [Socket] = []
+    private enum Storage {
+        case none
+        case one(Socket)
+        case many([Socket])
+    }
 
-    var isEmpty: Bool { first == nil }
+    private var storage = Storage.none
+
+    var isEmpty: Bool {
+        if case .none = storage { return true }
+        return false
+    }
 
     subscript(namespace: String) -> Socket? {
         get {
-            if let first, first.namespace.name == namespace { return first }
-            return others.first { $0.namespace.name == namespace }
+            switch storage {
+            case .none: nil
+            case .one(let socket): socket.namespace.name == namespace ? socket : nil
+            case .many(let sockets): sockets.first { $0.namespace.name == namespace }
+            }
         }
         set {
-            remove(namespace: namespace)
-            guard let newValue else { return }
-            if first == nil { first = newValue } else { others.append(newValue) }
+            var sockets = values.filter { $0.namespace.name != namespace }
+            if let newValue { sockets.append(newValue) }
+            switch sockets.count {
+            case 0: storage = .none
+            case 1: storage = .one(sockets[0])
+            default: storage = .many(sockets)
+            }
         }
     }
 
     /// The sockets, in the order they connected (a copy: the caller may change the table meanwhile).
     var values: [Socket] {
-        guard let first else { return [] }
-        return [first] + others
+        switch storage {
+        case .none: []
+        case .one(let socket): [socket]
+        case .many(let sockets): sockets
+        }
     }
 
     func forEach(_ body: (Socket) -> Void) {
-        guard let first else { return }
-        let others = self.others
-        body(first)
-        for socket in others { body(socket) }
-    }
-
-    mutating func removeAll() {
-        first = nil
-        others = []
-    }
-
-    private mutating func remove(namespace: String) {
-        if let head = first, head.namespace.name == namespace {
-            first = others.isEmpty ? nil : others.removeFirst()
-            return
+        switch storage {
+        case .none: break
+        case .one(let socket): body(socket)
+        case .many(let sockets): for socket in sockets { body(socket) }
         }
-        others.removeAll { $0.namespace.name == namespace }
     }
+
+    mutating func removeAll() { storage = .none }
 }

@@ -40,9 +40,9 @@ public struct Ack {
     }
 }
 
-/// What connection state recovery leaves for a socket's admission. Boxed (`indirect`): 8 bytes
-/// in every socket instead of 32, for what a few sockets hold for a moment.
-indirect enum PendingRestore {
+/// What connection state recovery leaves for a socket's admission (in `SocketExtras`: a few
+/// sockets hold it for a moment).
+enum PendingRestore {
     /// The client's offset: admission restores the session from this node's log.
     case fromOffset(String)
     /// Rooms and missed events of a session restored from the cluster's store, kept while the
@@ -72,10 +72,9 @@ public final class Socket {
     @exclusivity(unchecked) public var data: AnyObject?
     /// The private session id recovery restores it by (nil: recovery is off). Never shared.
     var pid: String? { privateID?.string }
-    // The object fits a 160-byte malloc chunk (SessionTableTests checks it; 224 before): the
+    // The object fits a 144-byte malloc chunk (SessionTableTests checks it; 224 before): the
     // handshake's request and address are the session's, its rooms its connection's, what few
-    // sockets use is boxed in `extras`, `privateID` is 16 bytes, and the two flags share
-    // `pendingRestore`'s alignment gap.
+    // sockets use is boxed in `extras`, and `privateID` is 16 bytes.
     private let privateID: PrivateSessionID?
     /// The rooms it joined (its own id's room aside).
     public var rooms: Set<String> { Set(joined.names) }
@@ -85,8 +84,14 @@ public final class Socket {
     /// Whether this socket is a disconnected one restored by connection state recovery (same id,
     /// rooms and data; the events it missed were sent before its CONNECT reply).
     @exclusivity(unchecked) public internal(set) var recovered = false
-    /// Connection state recovery's work left for admission (nil for nearly every socket).
-    @exclusivity(unchecked) var pendingRestore: PendingRestore?
+    /// Connection state recovery's work left for admission (nil for nearly every socket: kept in `extras`).
+    var pendingRestore: PendingRestore? {
+        get { extras?.pendingRestore }
+        set {
+            guard newValue != nil || extras != nil else { return }
+            withExtras.pendingRestore = newValue
+        }
+    }
     let session: EngineSession
 
     /// The first disconnect handler inline (a socket has one at most, usually), any others in `extras`.
@@ -325,11 +330,13 @@ public final class Socket {
     }
 }
 
-/// What few sockets use, boxed: 8 bytes in every socket instead of 32 (its own event handlers are
-/// an application's choice, acks awaited come and go); the socket allocates it on first use.
+/// What few sockets use, boxed: 8 bytes in every socket instead of 40 (its own event handlers are
+/// an application's choice, acks awaited and a restore in progress come and go); the socket
+/// allocates it on first use.
 final class SocketExtras {
     var handlers: [String: EventHandler] = [:]
     var moreDisconnectHandlers: [(Socket, DisconnectReason) -> Void] = []
     var nextAckId = 0
+    var pendingRestore: PendingRestore?
     var pendingAcks: [Int: (deadline: UInt64, callback: (Result<[JSONValue], AckError>) -> Void)] = [:]
 }
