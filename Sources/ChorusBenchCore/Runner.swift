@@ -1,3 +1,7 @@
+// The load generator's two runs (`FanoutRunner`, `ConnectRunner`) and what they share: the fleet
+// of worker loops, progress lines, the result records and their JSON. Over the ~400-line guide
+// by a little: the two runs are short and read best beside the fleet they drive.
+
 import CZlib
 import ChorusLoop
 import Synchronization

@@ -12,6 +12,9 @@
 // hold); or only the channels of the rooms this node holds, kept in step with the server's
 // `RoomDirectory` on the adapter's loop. Publishing is the same in both modes, so nodes of either
 // mode, Node.js nodes and emitters share one Redis.
+//
+// Over the ~400-line guide by a little: the adapter's loop-confined state and its outgoing side;
+// what arrives from Redis is in RedisAdapter+Incoming.swift.
 import ChorusJSON
 import ChorusLoop
 import ChorusMsgPack

@@ -14,6 +14,9 @@
 // replays exactly the events this node had dispatched before it finished (those read by the
 // reader, `lastRead`, and its own answered ones not yet read back, `ownAhead`); later ones reach
 // the socket live because the restore's finish is queued on its loop before them.
+//
+// Over the ~400-line guide by a little: the adapter's state and the order above in one place;
+// requests and recovery are in RedisStreamsAdapter+Requests.swift and +Recovery.swift.
 import ChorusJSON
 import ChorusLoop
 import ChorusMsgPack

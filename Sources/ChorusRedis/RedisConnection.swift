@@ -2,7 +2,9 @@
 // hiredis's event hooks (addRead, delRead, addWrite, delWrite, cleanup) become a foreign descriptor
 // registration on the loop, so hiredis never blocks and never owns a thread. Around the context:
 // the login (AUTH, SELECT, PING), a connect time-out, capped exponential back-off between attempts,
-// and the table of replies awaited (each with an optional time-out).
+// and the table of replies awaited (each with an optional time-out). Over the ~400-line guide:
+// all of it is one lifecycle over one C handle, and the hiredis facts below bind every part of it;
+// split, a reader would need the other files to check any one of them.
 //
 // hiredis 0.14 facts this file relies on (async.c):
 // - the context is freed by hiredis itself when the connection fails or drops, and by

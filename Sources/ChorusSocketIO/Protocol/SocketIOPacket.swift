@@ -1,6 +1,8 @@
 // Socket.IO v5 packets: `<type>[<#attachments>-][<namespace>,][<ack id>][JSON payload]`,
 // carried in Engine.IO message packets ("4" prefix). Binary values are replaced by
 // `{"_placeholder":true,"num":N}` and sent as N following binary frames.
+// Over the ~400-line guide by a little: the packet, its encoder and its decoder stay one file,
+// which scripts/fuzz.sh compiles into its harness with the JSON files alone.
 
 #if canImport(ChorusJSON)
 // scripts/fuzz.sh compiles the protocol files with ChorusJSON's and ChorusUTF8's into one module.
