@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 # A `Mutex.withLock` body: a closure taking the guarded value `inout sending` (or `inout ()`), typed throws.
-LOCKED = re.compile(r"(zYuYTXEfU\d*_|ytz_tYTXEfU\d*_)$")
+LOCKED = re.compile(r"(zYuYTXEfU\d*_|tz_tYTXEfU\d*_)$")
 FRAME = re.compile(r"^\s+#(\d+) (\S+)(?: (\S+))?")
 
 
@@ -36,10 +36,13 @@ def reports(path):
     kind, stacks, current = None, [], None
     with open(path, errors="replace") as f:
         for line in f:
-            if line.startswith("WARNING: ThreadSanitizer:"):
+            # Races are WARNINGs; a crash inside the sanitizer (e.g. "SEGV on unknown address") is
+            # an ERROR line, `==PID==ERROR: ThreadSanitizer: ...`, and ends that process's run.
+            if line.startswith("WARNING: ThreadSanitizer:") or "ERROR: ThreadSanitizer:" in line:
                 if kind:
                     yield kind, stacks
                 kind = re.sub(r"\s*\(pid=\d+\)", "", line.split("ThreadSanitizer:", 1)[1]).strip()
+                kind = re.sub(r" \(pc 0x.*", "", re.sub(r"address 0x[0-9a-f]+", "address", kind))
                 stacks, current = [], None
                 continue
             if kind is None:

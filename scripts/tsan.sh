@@ -60,5 +60,10 @@ echo "    ran in $((SECONDS - run_started)) s, swift test exit status $test_stat
 
 python3 scripts/tsan-summary.py "$reports"
 echo "(the test log is $reports.swift-test.log)"
-if compgen -G "$reports/r.*" >/dev/null && grep -q "WARNING: ThreadSanitizer" "$reports"/r.*; then exit 1; fi
+if compgen -G "$reports/r.*" >/dev/null && grep -qE "(WARNING|ERROR): ThreadSanitizer" "$reports"/r.*; then exit 1; fi
 [[ $test_status -eq 0 ]] || exit 2
+# exitcode=0 hides a test process that died (e.g. the sanitizer crashed): it leaves no summary line.
+grep -qE "Test run with [0-9]+ tests?" "$reports.swift-test.log" || {
+  echo "tsan: the test run ended without its summary line: the test process died" >&2
+  exit 2
+}

@@ -140,10 +140,14 @@ public final class RealtimeApplication: Sendable {
         return limit <= 0 || connections(ofUser: user.id) < limit
     }
 
-    /// Joins the socket to its user's room if the user has room for it.
+    /// Joins the socket to its user's room if the user has room for it. A socket restored by
+    /// connection state recovery is in the room already (its rooms came back with it): it stays
+    /// only if the room, with it, holds no more than the limit.
     func admitConnection(_ socket: Socket, of user: AuthenticatedUser) -> Bool {
         let limit = configuration.maxConnectionsPerUser
-        return socket.join(Self.userRoom(user.id), limit: limit > 0 ? limit : .max)
+        let room = Self.userRoom(user.id)
+        if socket.isIn(room) { return limit <= 0 || connections(ofUser: user.id) <= limit }
+        return socket.join(room, limit: limit > 0 ? limit : .max)
     }
 
     /// `--auth none`: the `userId` query parameter (or `auth.userId`), trusted.

@@ -98,11 +98,11 @@ public final class RedisClient: @unchecked Sendable {
     /// Connects; while Redis is unreachable it keeps trying with capped exponential back-off.
     /// A host name is resolved here, on the calling thread.
     public func start() {
-        connection.resolveHost()
+        let host = connection.resolveHost()
         onLoop { [self] in
             guard !started, !stopped else { return }
             started = true
-            connection.connect()
+            connection.connect(host: host)
         }
     }
 

@@ -111,11 +111,19 @@ final class RedisConnection {
 
     // MARK: Life cycle
 
-    /// Resolves a host name to a numeric address on the calling thread (call it off the loop,
-    /// before `connect`). Redis nodes are addressed by IP in practice; a name is looked up once.
-    func resolveHost() {
-        guard case .tcp(let name, _) = url.endpoint else { return }
-        host = Self.numericAddress(for: name) ?? name
+    /// Resolves the URL's host name to a numeric address on the calling thread (call it off the
+    /// loop, and hand the answer to `connect(host:)` on the loop). Redis nodes are addressed by IP
+    /// in practice; a name is looked up once.
+    func resolveHost() -> String? {
+        guard case .tcp(let name, _) = url.endpoint else { return nil }
+        return Self.numericAddress(for: name) ?? name
+    }
+
+    /// The first connect, with the host `resolveHost` found (kept for reconnects). Set here, on the
+    /// loop, so that the loop is the only thread that touches the connection's state.
+    func connect(host resolved: String?) {
+        if let resolved { host = resolved }
+        connect()
     }
 
     func connect() {

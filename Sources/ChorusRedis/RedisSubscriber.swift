@@ -95,11 +95,11 @@ public final class RedisSubscriber: @unchecked Sendable {
 
     /// Connects; while Redis is unreachable it keeps trying with capped exponential back-off.
     public func start() {
-        connection.resolveHost()
+        let host = connection.resolveHost()
         onLoop { [self] in
             guard !started, !stopped else { return }
             started = true
-            connection.connect()
+            connection.connect(host: host)
         }
     }
 

@@ -23,8 +23,8 @@ struct ConnectionLifecycle {
     enum CloseAction: Equatable {
         case none
         /// Queue a close frame with this code (nil: an empty close, RFC 6455 §5.5.1) and reason. The
-        /// connection has just left `open`: the loop takes it out of its rooms, tells the
-        /// application, and gives the peer `closeTimeout` to answer.
+        /// connection has just left `open`: the loop tells the application, takes it out of its
+        /// rooms, and gives the peer `closeTimeout` to answer.
         case sendClose(WebSocketCloseCode?, reason: String)
         /// Close the socket now.
         case finalize

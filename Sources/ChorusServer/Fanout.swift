@@ -59,7 +59,8 @@ struct Fanout {
         var recipients = 0
         epoch &+= 1
         Self.forEachRecipient(of: target, epoch: epoch, rooms: rooms, open: open, except: except) {
-            recipients &+= 1
+            // A closing connection is still in its rooms while the application hears of its close.
+            if $0.isOpen { recipients &+= 1 }
             enqueueGroup(frames, to: $0)
         }
         countBroadcast(recipients: recipients)

@@ -41,6 +41,8 @@ public protocol ServerApplication: AnyObject, Sendable {
     func connectionOpened(_ connection: Connection, request: HTTPRequestHead)
     func connection(_ connection: Connection, received message: WebSocketMessage)
     /// Called once per opened connection. `code` is the peer's close code, or nil if it vanished.
+    /// The connection is no longer open (nothing reaches it) but still in its rooms, which the
+    /// loop leaves right after.
     func connectionClosed(_ connection: Connection, code: WebSocketCloseCode?)
     /// The loop's periodic timer tick (resolution from `ServerConfiguration.tickNanoseconds`), on loop
     /// `loopIndex`'s thread: the place for the application's own timers (Engine.IO pings, ack timeouts).

@@ -57,7 +57,8 @@ extension ServerLoop {
         }
     }
 
-    /// Takes an open connection out of rooms and the emit list, and tells the application once.
+    /// Takes an open connection out of the emit list, tells the application once, then takes it
+    /// out of its rooms.
     func leaveOpen(_ connection: Connection) {
         guard connection.openIndex >= 0 else { return }
         let index = Int(connection.openIndex)

@@ -19,7 +19,7 @@ public struct PackedRequestHead: @unchecked Sendable {
     public init(_ head: HTTPRequestHead) {
         var out: [UInt8] = []
         out.reserveCapacity(Self.capacityBound(head))
-        if let code = Self.methods.firstIndex(of: head.method) {
+        if let code = Self.code(of: head.method, in: Self.methods) {
             out.append(UInt8(code))
         } else {
             out.append(Self.literal)
@@ -28,13 +28,13 @@ public struct PackedRequestHead: @unchecked Sendable {
         out.append(UInt8(truncatingIfNeeded: head.versionMinor))
         Self.appendTarget(head.target, to: &out)
         for header in head.headers {
-            if let code = Self.names.firstIndex(of: header.name) {
+            if let code = Self.code(of: header.name, in: Self.names) {
                 out.append(UInt8(code))
             } else {
                 out.append(Self.literal)
                 Self.appendString(header.name, to: &out)
             }
-            if let code = Self.values.firstIndex(of: header.value) {
+            if let code = Self.code(of: header.value, in: Self.values) {
                 out.append(UInt8(code))
             } else if let key = Self.webSocketKey(header.value) {
                 out.append(Self.sixteenBytes)
@@ -110,6 +110,12 @@ public struct PackedRequestHead: @unchecked Sendable {
         "gzip, deflate, br", "gzip, deflate, br, zstd", "gzip, deflate", "*/*", "",
         "permessage-deflate; client_max_window_bits", "permessage-deflate", "http", "https", "WebSocket",
     ]
+
+    /// The index of `s` in `table`, compared byte for byte: String's `==` holds canonically
+    /// equivalent text equal ("\u{212A}" and "K"), which would not read back as it came.
+    private static func code(of s: String, in table: [String]) -> Int? {
+        table.firstIndex { $0.utf8.elementsEqual(s.utf8) }
+    }
 
     private static func appendString(_ s: String, to out: inout [UInt8]) {
         appendLength(s.utf8.count, to: &out)

@@ -99,8 +99,39 @@ struct SessionTableTests {
         try c.send(text: "41/admin,")
         #expect(await AsyncMiddlewareTests.eventually { io.rooms.members(of: "/admin#c") == 0 })
         #expect(io.rooms.members(of: "/admin#a") == 0 && io.rooms.members(of: "/#a") == 1)
+        // A new "/admin" socket on the same connection: the old one's view is empty, and it
+        // cannot take the new one out of a room.
+        let old = Held()
+        await withCheckedContinuation { (k: CheckedContinuation<Void, Never>) in
+            f.server.execute(onLoop: 0) {
+                io.loopSessions[0].forEachSession { session in old.socket = session.sockets["/"] }
+                k.resume()
+            }
+        }
+        try c.send(text: "41")
+        try c.send(text: "40")
+        #expect(try await c.text().hasPrefix(#"40{"sid":"#))
+        let after = await withCheckedContinuation { (k: CheckedContinuation<[String], Never>) in
+            f.server.execute(onLoop: 0) {
+                var seen: [String] = []
+                io.loopSessions[0].forEachSession { session in
+                    guard let stale = old.socket, let fresh = session.sockets["/"], fresh !== stale else { return }
+                    fresh.join("a")
+                    stale.leave("a")
+                    seen = ["\(stale.rooms.count) \(stale.isIn("a"))", "\(fresh.rooms.sorted()) \(fresh.isIn("a"))"]
+                }
+                k.resume(returning: seen)
+            }
+        }
+        #expect(after == ["0 false", #"["a"] true"#])
+        #expect(io.rooms.members(of: "/#a") == 1)
         c.closeNow()
         #expect(await AsyncMiddlewareTests.eventually { io.rooms.members(of: "/#a") == 0 })
+    }
+
+    /// A socket kept between two closures on the loop (touched on the loop only).
+    final class Held: @unchecked Sendable {
+        var socket: Socket?
     }
 
     /// A session and a socket stay in their malloc chunks (BENCHMARKS.md, memory per Socket.IO

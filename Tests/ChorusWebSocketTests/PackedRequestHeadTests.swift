@@ -73,6 +73,16 @@ struct PackedRequestHeadTests {
                 ("Cookie", huge), ("X-Utf8", "héllo ✓"), ("Upgrade", "WebSocket"), ("Upgrade", "websocket "),
             ])
         expectSame(PackedRequestHead(head).head, head)
+        // Text that String's `==` holds equal to a table entry (canonical equivalence) keeps its bytes.
+        let lookalikes = HTTPRequestHead(
+            method: "GET", target: "/",
+            headers: [
+                ("\u{212A}eep-Alive", "\u{212A}eep-Alive, Upgrade"),
+                ("X", "permessage-deflate\u{37E} client_max_window_bits"),
+            ])
+        let back = PackedRequestHead(lookalikes).head
+        #expect(back.headers.map { Array($0.name.utf8) } == lookalikes.headers.map { Array($0.name.utf8) })
+        #expect(back.headers.map { Array($0.value.utf8) } == lookalikes.headers.map { Array($0.value.utf8) })
         // A target holding the bytes that stand for its parts is kept as it is.
         for target in ["/socket.io/?EIO=4\u{01}\u{02}", "\u{00}/a", "/\u{04}transport=websocket", "", "EIO=4EIO=4"] {
             let h = HTTPRequestHead(method: "GET", target: target, headers: [("Host", "h")])

@@ -209,51 +209,61 @@ public enum EngineIOSessionID {
     /// id's length; 78 bits keep ids unguessable and unique across a fleet (a collision among a
     /// billion live sockets has odds of about 1 in 600,000).
     public static func generate<R: RandomNumberGenerator>(length: Int = length, using rng: inout R) -> String {
-        precondition(length > 0 && length <= 20)
-        var high = rng.next()
-        var low = rng.next()
-        return String(unsafeUninitializedCapacity: length) { out in
-            for i in 0..<min(length, 10) {
-                out[i] = alphabet[Int(high & 63)]
-                high >>= 6
-            }
-            for i in min(length, 10)..<length {
-                out[i] = alphabet[Int(low & 63)]
-                low >>= 6
-            }
-            return length
-        }
+        let high = rng.next()
+        return encode(length: length, high, rng.next())
     }
 
     public static func generate() -> String {
-        var g = SystemRandomNumberGenerator()
-        return generate(using: &g)
+        let (high, low) = systemRandomWords()
+        return encode(length: length, high, low)
     }
 
     /// A socket id (`socketIDLength` characters).
     public static func generateSocketID() -> String {
+        let (high, low) = systemRandomWords()
+        return encode(length: socketIDLength, high, low)
+    }
+
+    /// Two words from the system's generator, called directly rather than through the generic
+    /// `using:` (ThreadSanitizer's instrumentation of that `inout` argument, the generator being an
+    /// empty struct, crashed the sanitizer on a loop thread: no race, but no TSan run either).
+    static func systemRandomWords() -> (UInt64, UInt64) {
         var g = SystemRandomNumberGenerator()
-        return generate(length: socketIDLength, using: &g)
+        let high = g.next()
+        return (high, g.next())
+    }
+
+    /// The first `length` (at most 20) 6-bit groups of `high` then `low`, in base64url.
+    static func encode(length: Int, _ high: UInt64, _ low: UInt64) -> String {
+        precondition(length > 0 && length <= 20)
+        return String(unsafeUninitializedCapacity: length) { out in
+            for i in 0..<length {
+                let word = i < 10 ? high >> UInt64(6 * i) : low >> UInt64(6 * (i - 10))
+                out[i] = alphabet[Int(word & 63)]
+            }
+            return length
+        }
     }
 
     /// A 20-character secret of 120 random bits (what Engine.IO's base64id produces, e.g. the
     /// "oSO0OpakMV_3jnilAAAA" shape): connection state recovery's private session id, which
     /// restores a session to whoever presents it, keeps the reference's full length.
     public static func generateSecret<R: RandomNumberGenerator>(using rng: inout R) -> String {
-        var raw = [UInt8](repeating: 0, count: 15)
-        for i in stride(from: 0, to: 15, by: 8) {
-            var w = rng.next()
-            for j in i..<min(i + 8, 15) {
-                raw[j] = UInt8(truncatingIfNeeded: w)
-                w >>= 8
-            }
-        }
-        return encode15(raw)
+        let high = rng.next()
+        return secret(high, rng.next())
     }
 
     public static func generateSecret() -> String {
-        var g = SystemRandomNumberGenerator()
-        return generateSecret(using: &g)
+        let (high, low) = systemRandomWords()
+        return secret(high, low)
+    }
+
+    /// The 15 bytes of `high` then `low` (its first 7), as 20 characters.
+    static func secret(_ high: UInt64, _ low: UInt64) -> String {
+        var raw = [UInt8](repeating: 0, count: 15)
+        for j in 0..<8 { raw[j] = UInt8(truncatingIfNeeded: high >> UInt64(8 * j)) }
+        for j in 8..<15 { raw[j] = UInt8(truncatingIfNeeded: low >> UInt64(8 * (j - 8))) }
+        return encode15(raw)
     }
 
     /// Base64url (no padding) of exactly 15 bytes → 20 characters.

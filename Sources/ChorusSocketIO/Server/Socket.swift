@@ -76,8 +76,9 @@ public final class Socket {
     // handshake's request and address are the session's, its rooms its connection's, what few
     // sockets use is boxed in `extras`, and `privateID` is 16 bytes.
     private let privateID: PrivateSessionID?
-    /// The rooms it joined (its own id's room aside).
-    public var rooms: Set<String> { Set(joined.names) }
+    /// The rooms it joined (its own id's room aside); none once it is disconnected (its connection
+    /// may hold a later socket of the same namespace by then).
+    public var rooms: Set<String> { connected ? Set(joined.names) : [] }
     /// Its rooms, as its connection holds them.
     var joined: SocketRooms { SocketRooms(connection: session.connection, namespace: namespace.name, ownID: id) }
     @exclusivity(unchecked) public internal(set) var connected = false
@@ -153,8 +154,8 @@ public final class Socket {
         session.connection.join(key)
     }
 
-    /// Joins `room` unless this node's sockets fill it to `limit` already; true when the socket is
-    /// in it (it was, or it joined). Counted and joined in one step under the room directory's lock,
+    /// Joins `room` unless this node's sockets fill it to `limit` already (0 or less: nobody may
+    /// join); true when the socket is in it (it was, or it joined). Counted and joined in one step under the room directory's lock,
     /// so that concurrent joins on different loops cannot overshoot (e.g. connections per user,
     /// counted as the sockets in the user's room).
     public func join(_ room: String, limit: Int) -> Bool {
@@ -168,12 +169,12 @@ public final class Socket {
     }
 
     public func leave(_ room: String) {
-        guard let key = joined.key(of: room) else { return }
+        guard connected, let key = joined.key(of: room) else { return }
         session.connection.leave(key)
         namespace.io.rooms.leave(key, connectionID)
     }
 
-    public func isIn(_ room: String) -> Bool { joined.key(of: room) != nil }
+    public func isIn(_ room: String) -> Bool { connected && joined.key(of: room) != nil }
 
     // MARK: Emitting
 
