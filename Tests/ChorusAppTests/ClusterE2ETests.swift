@@ -79,7 +79,9 @@ struct ClusterE2ETests {
         "--redis-subscription rooms: cross-node delivery, the emitter and a foreign node work as with the pattern",
         .timeLimit(.minutes(4)), arguments: ["cross_node", "emitter", "foreign_node"])
     func roomSubscriptions(_ scenario: String) async throws {
-        try await ClusterE2E.scenario(scenario, extraServerArguments: ["--redis-subscription", "rooms"])
+        try await ClusterE2E.scenario(
+            scenario, extraServerArguments: ["--redis-subscription", "rooms"],
+            scenarioArguments: ["--subscription", "rooms"])
     }
 
     @Test("--redis-key: an emitter on another key prefix reaches the nodes using it", .timeLimit(.minutes(2)))

@@ -63,6 +63,22 @@ def wait_for_nodes(r, count, timeout=10):
     fail(f"only {n} subscribers on {channels}, wanted {count}, or a stream reader not ready")
 
 
+def wait_room_held(room, nodes):
+    """With --redis-subscription rooms, a node SUBSCRIBEs to a room's channel when the room gets its
+    first local member: a Redis round trip after the join was acknowledged, during which a broadcast
+    into the room from elsewhere does not reach it (README, "Subscriptions"). Waits until `nodes`
+    nodes hold the channel; with the pattern subscription there is nothing to wait for."""
+    if ARGS.subscription != "rooms":
+        return
+    channel = w.broadcast_channel(ARGS.key, "/", [room])
+    r = redis_client()
+    deadline = time.time() + 5
+    while r.pubsub_numsub(channel)[0][1] < nodes:
+        if time.time() > deadline:
+            fail(f"{channel}: {r.pubsub_numsub(channel)[0][1]} subscribers, wanted {nodes}")
+        time.sleep(0.02)
+
+
 def reader_ready(node):
     cluster = api(node, "GET", "/api/v1/stats")[1].get("cluster") or {}
     return cluster.get("readerReady", True)
@@ -93,6 +109,7 @@ def s_cross_node():
     carol_b = at(1, token("carol", projects=["*"], conversations=["*"]))
     for c in (alice_a, bob_b, carol_b):
         check(c.call("join:project", {"projectId": "1"})["ok"], "join project")
+    wait_room_held("project:1", 2)
     # A room with except, from node A's emit API: bob on B gets it, carol (excluded) does not.
     st, body = api(0, "POST", "/api/v1/emit",
                    {"rooms": ["project:1"], "except": ["user:carol"], "event": "custom", "data": {"k": 1}})
@@ -107,6 +124,7 @@ def s_cross_node():
     for c in (alice_a, alice_b, bob_b, carol_b):
         check(c.wait_event("everyone")[0] == 2, "everyone")
     # A user's notification reaches both of their sockets, one per node.
+    wait_room_held("user:alice", 2)
     st, body = api(1, "POST", "/api/v1/users/alice/notifications", {"title": "hi"})
     check(st == 202 and body["recipients"] == 1, f"notify {st} {body}")
     # Matched by payload: a node that started while Redis was down flushes the broadcasts it queued
@@ -117,6 +135,7 @@ def s_cross_node():
     # A chat message sent on node A reaches the conversation's members on node B.
     for c in (alice_a, bob_b):
         check(c.call("join:conversation", {"conversationId": "c1"})["ok"], "join conversation")
+    wait_room_held("conversation:c1", 2)
     reply = alice_a.call("message:send", {"conversationId": "c1", "message": {"content": "hello", "type": "text"}})
     check(reply["ok"], f"send {reply}")
     check(bob_b.wait_event("message:new")[0]["content"] == "hello", "message on B")
@@ -150,6 +169,7 @@ def s_emitter():
     bob = at(1, token("bob", projects=["*"]))
     for c in (alice, bob):
         check(c.call("join:project", {"projectId": "7"})["ok"], "join")
+    wait_room_held("project:7", 2)
     # One room: its own channel.
     r.publish(w.broadcast_channel(key, "/", ["project:7"]),
               w.emitter_broadcast("/", ["project:update", {"projectId": "7", "n": 1}], rooms=["project:7"]))
@@ -257,6 +277,7 @@ def s_foreign_node():
     alice = at(0, token("alice", projects=["*"]))
     bob = at(1, token("bob", projects=["*"]))
     check(alice.call("join:project", {"projectId": "9"})["ok"], "join")
+    wait_room_held("project:9", 1)
     # Its broadcast (adapter form, its own uid) reaches Chorus clients.
     r.publish(w.broadcast_channel(ARGS.key, "/", ["project:9"]),
               w.broadcast(node.uid, "/", ["from-node", 1], rooms=["project:9"]))
@@ -608,6 +629,8 @@ def main():
     p.add_argument("--api-token", default="test-api-token")
     p.add_argument("--timeout-ms", type=int, default=5000)
     p.add_argument("--publish-queue", type=int, default=10000)
+    p.add_argument("--subscription", choices=["pattern", "rooms"], default="pattern",
+                   help="the nodes' --redis-subscription (rooms: wait for a room's channel before publishing into it)")
     ARGS = p.parse_args()
     sio.ARGS = argparse.Namespace(url=ARGS.url[0], secret=ARGS.secret, api_token=ARGS.api_token, scenario=ARGS.scenario)
     SCENARIOS[ARGS.scenario]()
