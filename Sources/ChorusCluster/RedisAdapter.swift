@@ -179,6 +179,15 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
         loop?.runOrExecute(body)
     }
 
+    /// Queued on the adapter's loop behind every task already there, even from that loop: what
+    /// is published keeps the order in which it was emitted across loops. Run inline on the
+    /// adapter's loop, an emit there overtook one another loop had queued a moment before (an
+    /// HTTP API emit answered 202 on loop 1, then the client's next one on loop 0: the second
+    /// got the lower stream id; StreamsRecoveryE2ETests caught it).
+    func onLoopInOrder(_ body: @escaping @Sendable () -> Void) {
+        loop?.execute(body)
+    }
+
     func publisherState(_ state: RedisConnectionState) {
         switch state {
         case .connected:
@@ -210,7 +219,7 @@ public final class RedisAdapter: SocketIOAdapter, @unchecked Sendable {
         // Encoded on the caller's thread; one hop to the Redis loop publishes and counts it.
         let channel = channels.broadcastChannel(rooms: broadcast.rooms)
         let bytes = message.encode()
-        onLoop { [self] in
+        onLoopInOrder { [self] in
             publish(channel, bytes)
             counters.broadcastsPublished += 1
         }

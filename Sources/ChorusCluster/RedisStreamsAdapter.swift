@@ -167,6 +167,15 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
         loop?.runOrExecute(body)
     }
 
+    /// Queued on the adapter's loop behind every task already there, even from that loop: what
+    /// is published keeps the order in which it was emitted across loops. Run inline on the
+    /// adapter's loop, an emit there overtook one another loop had queued a moment before (an
+    /// HTTP API emit answered 202 on loop 1, then the client's next one on loop 0: the second
+    /// got the lower stream id; StreamsRecoveryE2ETests caught it).
+    func onLoopInOrder(_ body: @escaping @Sendable () -> Void) {
+        loop?.execute(body)
+    }
+
     func clientState(_ state: RedisConnectionState) {
         switch state {
         case .connected:
@@ -248,7 +257,7 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
     public func broadcast(_ broadcast: AdapterBroadcast) {
         let message = StreamMessage(
             uid: uid, nsp: broadcast.namespace, type: .broadcast, data: Self.broadcastData(broadcast))
-        onLoop { [self] in
+        onLoopInOrder { [self] in
             counters.broadcastsPublished += 1
             xadd(message)
         }
@@ -257,7 +266,7 @@ public final class RedisStreamsAdapter: ClusterRecoveryAdapter, ClusterCountersS
     public func publishReplayable(_ broadcast: AdapterBroadcast, deliver: @escaping @Sendable (String?) -> Void) {
         let message = StreamMessage(
             uid: uid, nsp: broadcast.namespace, type: .broadcast, data: Self.broadcastData(broadcast))
-        onLoop { [self] in
+        onLoopInOrder { [self] in
             counters.broadcastsPublished += 1
             guard let client, client.isConnectedOnLoop else {
                 // Redis unreachable: waiting for it would hold every emit here. Delivered now

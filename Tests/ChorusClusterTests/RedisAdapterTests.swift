@@ -86,6 +86,35 @@ struct TwoNodes {
 
 @Suite("RedisAdapter: the Swift API across two nodes on a real Redis", .serialized)
 struct RedisAdapterTests {
+    /// An emit queued for the adapter's loop by another loop is published before one made on the
+    /// adapter's loop after it: loop 1 emits "a" while loop 0 (the adapter's) is busy, then loop 0
+    /// emits "b". Run inline on loop 0, "b" overtook "a" (fails with `onLoopInOrder` calling
+    /// `runOrExecute`).
+    @Test(.timeLimit(.minutes(1)))
+    func emitsArePublishedInTheOrderTheyWereMadeAcrossLoops() async throws {
+        let nodes = try await TwoNodes.start()
+        defer { nodes.stop() }
+        let (client, _) = try nodes.connect(1)
+        defer { client.closeNow() }
+        try client.send(text: #"421["join","r"]"#)
+        #expect(try client.receive().text == "431[true]")
+        let io = nodes.ios[0]
+        let server = nodes.servers[0]
+        for round in 0..<3 {
+            server.execute(onLoop: 0) {
+                let queued = DispatchSemaphore(value: 0)
+                server.execute(onLoop: 1) {
+                    io.to("r").emit("a", .int(Int64(round)))
+                    queued.signal()
+                }
+                queued.wait()
+                io.to("r").emit("b", .int(Int64(round)))
+            }
+            #expect(try client.receive().text == #"42["a",\#(round)]"#)
+            #expect(try client.receive().text == #"42["b",\#(round)]"#)
+        }
+    }
+
     @Test(.timeLimit(.minutes(1)))
     func serverSideEmitWithAckCollectsTheOtherNodesAnswers() async throws {
         let nodes = try await TwoNodes.start()
