@@ -15,14 +15,15 @@ struct ConnectionsPerUserTests {
         return c
     }
 
-    @Test(
-        "up to the limit a user connects; one more gets CONNECT_ERROR; a disconnect frees a place; other users are unaffected"
-    )
-    func limit() async throws {
+    /// The realtime app (`--auth none`, open authorization) with `limit` connections per user, started.
+    static func started(limit: Int, recovery: RecoveryConfiguration? = nil) throws -> (
+        RealtimeApplication, WebSocketServer
+    ) {
         var rc = RealtimeConfiguration()
         rc.auth = .none
         rc.authorization = .open
-        rc.maxConnectionsPerUser = 2
+        rc.maxConnectionsPerUser = limit
+        rc.socketIO.recovery = recovery
         var config = ServerConfiguration()
         config.host = "127.0.0.1"
         config.port = 0
@@ -32,6 +33,14 @@ struct ConnectionsPerUserTests {
         let app = RealtimeApplication(configuration: rc)
         let server = WebSocketServer(configuration: config, application: app.serverApplication)
         try server.start()
+        return (app, server)
+    }
+
+    @Test(
+        "up to the limit a user connects; one more gets CONNECT_ERROR; a disconnect frees a place; other users are unaffected"
+    )
+    func limit() async throws {
+        let (app, server) = try Self.started(limit: 2)
         defer { server.shutdown() }
 
         let first = try await Self.client(server, user: "u1")
@@ -57,20 +66,7 @@ struct ConnectionsPerUserTests {
     /// admitted only if the room, with it, is within the limit (else CONNECT, then DISCONNECT).
     @Test("a recovered session over the user's limit is disconnected; within it, it stays")
     func recoveredSessionsCount() async throws {
-        var rc = RealtimeConfiguration()
-        rc.auth = .none
-        rc.authorization = .open
-        rc.maxConnectionsPerUser = 1
-        rc.socketIO.recovery = RecoveryConfiguration()
-        var config = ServerConfiguration()
-        config.host = "127.0.0.1"
-        config.port = 0
-        config.threads = 2
-        config.maxMessageSize = rc.socketIO.webSocketMessageLimit
-        config.applicationTimeouts = rc.socketIO.timeouts
-        let app = RealtimeApplication(configuration: rc)
-        let server = WebSocketServer(configuration: config, application: app.serverApplication)
-        try server.start()
+        let (app, server) = try Self.started(limit: 1, recovery: RecoveryConfiguration())
         defer { server.shutdown() }
 
         /// Connects as u1, gets an offset, drops the transport; returns the CONNECT's auth to restore it.
