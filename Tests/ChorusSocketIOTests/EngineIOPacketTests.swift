@@ -134,8 +134,22 @@ struct EngineIOPacketTests {
     }
 
     @Test func sessionIdIsBase64OfRandomBytes() {
-        struct Zero: RandomNumberGenerator { mutating func next() -> UInt64 { 0 } }
-        struct Ones: RandomNumberGenerator { mutating func next() -> UInt64 { .max } }
+        // Not empty: ThreadSanitizer crashes on an empty generator passed `inout` to unspecialized
+        // generic code (its address is no real one), as the ids' own generator once did.
+        struct Zero: RandomNumberGenerator {
+            var calls = 0
+            mutating func next() -> UInt64 {
+                calls += 1
+                return 0
+            }
+        }
+        struct Ones: RandomNumberGenerator {
+            var calls = 0
+            mutating func next() -> UInt64 {
+                calls += 1
+                return .max
+            }
+        }
         var z = Zero()
         var o = Ones()
         #expect(EngineIOSessionID.generate(using: &z) == "AAAAAAAAAAAAAAA")
