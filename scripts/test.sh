@@ -172,6 +172,7 @@ run_autobahn() {
 
   step "autobahn (profile ${AUTOBAHN_PROFILE:-quick})"
   local out=$work/server.out err=$work/server.err port= i
+  : >"$out"  # exists before the server's own redirection does: the port poll below reads it at once
   "$bin" serve --app echo --host 127.0.0.1 --port 0 \
     --max-message-size 67108864 --deflate shared >"$out" 2>"$err" &
   server_pid=$!
