@@ -19,13 +19,18 @@ struct SessionTableTests {
         return false
     }
 
+    /// `body`'s answer, run on loop 0 (where the session tables live).
+    static func onLoop0<T: Sendable>(_ f: PacketStateMachineTests.Fixture, _ body: @escaping @Sendable () -> T) async
+        -> T
+    {
+        await withCheckedContinuation { k in f.server.execute(onLoop: 0) { k.resume(returning: body()) } }
+    }
+
     /// Waits until the loop's session table holds `count` sessions (read on the loop's thread).
     static func settleSessions(_ f: PacketStateMachineTests.Fixture, _ count: Int) async throws -> Bool {
         let io = f.io
         for _ in 0..<200 {
-            let n = await withCheckedContinuation { c in
-                f.server.execute(onLoop: 0) { c.resume(returning: io.loopSessions[0].count) }
-            }
+            let n = await Self.onLoop0(f) { io.loopSessions[0].count }
             if n == count { return true }
             try await Task.sleep(for: .milliseconds(10))
         }
@@ -72,25 +77,23 @@ struct SessionTableTests {
         let c = try await f.connected(to: ["/", "/admin"])
         defer { c.closeNow() }
         let io = f.io
-        let seen = await withCheckedContinuation { (k: CheckedContinuation<[String], Never>) in
-            f.server.execute(onLoop: 0) {
-                var seen: [String] = []
-                io.loopSessions[0].forEachSession { session in
-                    guard let main = session.sockets["/"], let admin = session.sockets["/admin"] else { return }
-                    main.join("a")
-                    main.join("b")
-                    main.join(main.id)
-                    admin.join("a")
-                    admin.join("c")
-                    main.leave("b")
-                    main.leave("c")
-                    seen.append(main.rooms.sorted().joined(separator: ","))
-                    seen.append(admin.rooms.sorted().joined(separator: ","))
-                    seen.append("\(main.isIn("a")) \(main.isIn("c")) \(admin.isIn("c")) \(main.isIn(main.id))")
-                    seen.append("\(session.connection.rooms.count)")
-                }
-                k.resume(returning: seen)
+        let seen = await Self.onLoop0(f) {
+            var seen: [String] = []
+            io.loopSessions[0].forEachSession { session in
+                guard let main = session.sockets["/"], let admin = session.sockets["/admin"] else { return }
+                main.join("a")
+                main.join("b")
+                main.join(main.id)
+                admin.join("a")
+                admin.join("c")
+                main.leave("b")
+                main.leave("c")
+                seen.append(main.rooms.sorted().joined(separator: ","))
+                seen.append(admin.rooms.sorted().joined(separator: ","))
+                seen.append("\(main.isIn("a")) \(main.isIn("c")) \(admin.isIn("c")) \(main.isIn(main.id))")
+                seen.append("\(session.connection.rooms.count)")
             }
+            return seen
         }
         #expect(seen == ["a", "a,c", "true false true false", "7"])
         #expect(io.rooms.members(of: "/#a") == 1 && io.rooms.members(of: "/#b") == 0)
@@ -102,26 +105,21 @@ struct SessionTableTests {
         // A new "/admin" socket on the same connection: the old one's view is empty, and it
         // cannot take the new one out of a room.
         let old = Held()
-        await withCheckedContinuation { (k: CheckedContinuation<Void, Never>) in
-            f.server.execute(onLoop: 0) {
-                io.loopSessions[0].forEachSession { session in old.socket = session.sockets["/"] }
-                k.resume()
-            }
+        await Self.onLoop0(f) {
+            io.loopSessions[0].forEachSession { session in old.socket = session.sockets["/"] }
         }
         try c.send(text: "41")
         try c.send(text: "40")
         #expect(try await c.text().hasPrefix(#"40{"sid":"#))
-        let after = await withCheckedContinuation { (k: CheckedContinuation<[String], Never>) in
-            f.server.execute(onLoop: 0) {
-                var seen: [String] = []
-                io.loopSessions[0].forEachSession { session in
-                    guard let stale = old.socket, let fresh = session.sockets["/"], fresh !== stale else { return }
-                    fresh.join("a")
-                    stale.leave("a")
-                    seen = ["\(stale.rooms.count) \(stale.isIn("a"))", "\(fresh.rooms.sorted()) \(fresh.isIn("a"))"]
-                }
-                k.resume(returning: seen)
+        let after = await Self.onLoop0(f) {
+            var seen: [String] = []
+            io.loopSessions[0].forEachSession { session in
+                guard let stale = old.socket, let fresh = session.sockets["/"], fresh !== stale else { return }
+                fresh.join("a")
+                stale.leave("a")
+                seen = ["\(stale.rooms.count) \(stale.isIn("a"))", "\(fresh.rooms.sorted()) \(fresh.isIn("a"))"]
             }
+            return seen
         }
         #expect(after == ["0 false", #"["a"] true"#])
         #expect(io.rooms.members(of: "/#a") == 1)
@@ -141,15 +139,13 @@ struct SessionTableTests {
         let c = try await f.connected(to: ["/"])
         defer { c.closeNow() }
         let io = f.io
-        let sizes = await withCheckedContinuation { (k: CheckedContinuation<[Int], Never>) in
-            f.server.execute(onLoop: 0) {
-                var sizes: [Int] = []
-                io.loopSessions[0].forEachSession { session in
-                    sizes.append(allocatedInstanceSize(of: session))
-                    for socket in session.sockets.values { sizes.append(allocatedInstanceSize(of: socket)) }
-                }
-                k.resume(returning: sizes)
+        let sizes = await Self.onLoop0(f) {
+            var sizes: [Int] = []
+            io.loopSessions[0].forEachSession { session in
+                sizes.append(allocatedInstanceSize(of: session))
+                for socket in session.sockets.values { sizes.append(allocatedInstanceSize(of: socket)) }
             }
+            return sizes
         }
         #expect(sizes.count == 2)
         #expect(mallocChunk(forRequest: sizes.first ?? .max) <= 144, "EngineSession: \(sizes)")

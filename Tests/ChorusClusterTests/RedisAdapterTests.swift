@@ -71,6 +71,12 @@ struct TwoNodes {
         return await withCheckedContinuation { continuation in adapter.counters { continuation.resume(returning: $0) } }
     }
 
+    /// `client` joins `room` through the nodes' "join" handler, and its ack is awaited.
+    func join(_ client: BlockingWebSocketClient, _ room: String) throws {
+        try client.send(text: #"420["join","\#(room)"]"#)
+        #expect(try client.receive().text == "430[true]")
+    }
+
     /// A raw Engine.IO/Socket.IO client connected to the main namespace of node `index`; returns its socket id.
     func connect(_ index: Int) throws -> (BlockingWebSocketClient, String) {
         let client = try BlockingWebSocketClient(
@@ -96,8 +102,7 @@ struct RedisAdapterTests {
         defer { nodes.stop() }
         let (client, _) = try nodes.connect(1)
         defer { client.closeNow() }
-        try client.send(text: #"421["join","r"]"#)
-        #expect(try client.receive().text == "431[true]")
+        try nodes.join(client, "r")
         let io = nodes.ios[0]
         let server = nodes.servers[0]
         for round in 0..<3 {
@@ -157,8 +162,7 @@ struct RedisAdapterTests {
         defer { nodes.stop() }
         let (clientB, _) = try nodes.connect(1)
         defer { clientB.closeNow() }
-        try clientB.send(text: #"420["join","r"]"#)
-        #expect(try clientB.receive().text == "430[true]")
+        try nodes.join(clientB, "r")
         nodes.ios[0].sockets.to("r").emit("news", ["n": 1], .binary([1, 2]))
         // The binary event arrives as one text frame and its attachment, as from a local emit.
         #expect(try clientB.receive().text == #"451-["news",{"n":1},{"_placeholder":true,"num":0}]"#)
@@ -182,10 +186,7 @@ struct RedisAdapterTests {
         let (clientA, _) = try nodes.connect(0)
         let (clientB, _) = try nodes.connect(1)
         defer { clientA.closeNow(); clientB.closeNow() }
-        for client in [clientA, clientB] {
-            try client.send(text: #"420["join","r"]"#)
-            #expect(try client.receive().text == "430[true]")
-        }
+        for client in [clientA, clientB] { try nodes.join(client, "r") }
         let all = Task { await nodes.ios[0].to("r").emitWithAck("q", [1], timeout: 5) }
         try await Self.answer(clientA, #""from-a""#)
         try await Self.answer(clientB, #""from-b""#)

@@ -146,21 +146,17 @@ public final class Socket {
 
     // MARK: Rooms
 
-    public func join(_ room: String) {
-        // A closing connection takes no room: the directory must not get one it would keep.
-        guard connected, session.connection.isOpen, room != id, joined.key(of: room) == nil else { return }
-        // The directory's own copy of the key, if the room exists: shared, not one per member.
-        let key = namespace.io.rooms.join(SocketIOServer.roomKey(namespace.name, room), connectionID)
-        session.connection.join(key)
-    }
+    public func join(_ room: String) { _ = join(room, limit: .max) }
 
     /// Joins `room` unless this node's sockets fill it to `limit` already (0 or less: nobody may
     /// join); true when the socket is in it (it was, or it joined). Counted and joined in one step under the room directory's lock,
     /// so that concurrent joins on different loops cannot overshoot (e.g. connections per user,
     /// counted as the sockets in the user's room).
     public func join(_ room: String, limit: Int) -> Bool {
+        // A closing connection takes no room: the directory must not get one it would keep.
         guard connected, session.connection.isOpen else { return false }
         if room == id || joined.key(of: room) != nil { return true }
+        // The directory's own copy of the key, if the room exists: shared, not one per member.
         guard
             let key = namespace.io.rooms.join(SocketIOServer.roomKey(namespace.name, room), connectionID, limit: limit)
         else { return false }
@@ -297,8 +293,7 @@ public final class Socket {
         let keys = [namespace.name, SocketIOServer.roomKey(namespace.name, id)] + joinedKeys
         for key in keys { session.connection.leave(key) }
         namespace.io.rooms.leave(keys, connectionID)
-        let prefix = namespace.name.utf8.count + 1
-        let joinedNames = joinedKeys.map { String(Substring($0.utf8.dropFirst(prefix))) }
+        let joinedNames = joined.names(of: joinedKeys)
         if let recovery = namespace.recovery, let pid, reason.isRecoverable, let cluster = namespace.io.clusterRecovery
         {
             cluster.persistSession(

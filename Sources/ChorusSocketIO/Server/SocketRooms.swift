@@ -25,7 +25,10 @@ struct SocketRooms {
     }
 
     /// Its rooms' names (keys without their `<namespace>#`), in join order.
-    var names: [String] {
+    var names: [String] { names(of: keys) }
+
+    /// The names of `keys`, keys of this namespace (e.g. taken before the socket left them).
+    func names(of keys: [String]) -> [String] {
         let prefix = namespace.utf8.count + 1
         return keys.map { String(Substring($0.utf8.dropFirst(prefix))) }
     }
